@@ -1,0 +1,19 @@
+import type { CommandContext } from '../core/command.js';
+import type { StepOutcome } from '../core/runner.js';
+import type { UpSettings } from '../steps/settings.js';
+
+/** The end of `up`: what ran, and the URLs the user came for. */
+export async function summarize(ctx: CommandContext<UpSettings>, outcomes: StepOutcome[]): Promise<void> {
+  const count = (s: StepOutcome['status']) => outcomes.filter((o) => o.status === s).length;
+  const urls: Record<string, string> = {};
+  if (!ctx.dryRun) {
+    const { collectUrls } = await import('../steps/urls.js');
+    Object.assign(urls, await collectUrls(ctx));
+  }
+  const head = ctx.dryRun
+    ? `dry run: ${count('planned')} step(s) would run, ${count('skipped')} already done`
+    : `done: ${count('done')} step(s) ran, ${count('skipped')} already done`;
+  ctx.ui.print(head);
+  for (const [name, url] of Object.entries(urls)) ctx.ui.print(`  ${name.padEnd(10)} ${url}`);
+  ctx.ui.result(true, { steps: outcomes, urls });
+}

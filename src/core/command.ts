@@ -1,0 +1,93 @@
+import type { Command } from 'commander';
+import { ExitCode, InterruptedError, MeshdemoError, exitCodeOf, oneLine } from './errors.js';
+import { createContext } from './context.js';
+import { defaultCacheDir, parseDuration, validateNamespace, type GlobalOptions } from './options.js';
+import { createPrompter } from './prompt.js';
+import type { Context } from './step.js';
+import { createRenderer, outputMode, type Renderer } from '../ui/renderer.js';
+
+export type CommandContext<S> = Context<S> & { ui: Renderer };
+
+/**
+ * Wraps every command's action the same way: global options → Context → handler, with SIGINT/SIGTERM
+ * turned into cancellation, and every error turned into one line and its exit code (src/core/errors.ts).
+ */
+export function action<S>(
+  buildSettings: (opts: Record<string, any>, args: string[], global: GlobalOptions) => S | Promise<S>,
+  handler: (ctx: CommandContext<S>) => Promise<void>,
+  extra: { dryRun?: (opts: Record<string, any>) => boolean } = {},
+) {
+  return async (...received: unknown[]): Promise<void> => {
+    const command = received[received.length - 1] as Command;
+    const opts = command.optsWithGlobals();
+    const secrets = new Set<string>(secretsFromEnv(process.env));
+    const json = Boolean(opts.json);
+    const verbose = Boolean(opts.verbose);
+    const ui = await createRenderer(outputMode({ json, isTTY: Boolean(process.stdout.isTTY && process.stderr.isTTY) }), { verbose, secrets });
+    const controller = new AbortController();
+    let interrupted = false;
+    const onSignal = () => {
+      if (interrupted) process.exit(ExitCode.interrupted);
+      interrupted = true;
+      controller.abort(new InterruptedError());
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let ctx: ReturnType<typeof createContext<S>> | undefined;
+    try {
+      const global = globalOptions(opts);
+      const settings = await buildSettings(opts, command.args, global);
+      ctx = createContext({
+        options: global,
+        settings,
+        events: ui,
+        signal: controller.signal,
+        prompt: createPrompter({ json, isTTY: Boolean(process.stdin.isTTY && process.stdout.isTTY) }),
+        secrets,
+        dryRun: extra.dryRun?.(opts) ?? false,
+      });
+      await handler({ ...ctx, ui });
+      process.exitCode = ExitCode.ok;
+    } catch (err) {
+      const failure = interrupted && !(err instanceof MeshdemoError) ? new InterruptedError() : err;
+      const code = exitCodeOf(failure);
+      ui.close();
+      const lines = [`error: ${oneLine(failure)}`];
+      if (failure instanceof MeshdemoError) lines.push(...failure.details.map((d) => `  ${d}`));
+      if (verbose && failure instanceof Error && failure.stack) lines.push(failure.stack);
+      if (json) {
+        ui.result(false, { exitCode: code, error: oneLine(failure), details: failure instanceof MeshdemoError ? failure.details : [] });
+        for (const l of lines) ui.print(l);
+      } else {
+        const redact = (s: string) => [...secrets].reduce((t, sec) => (sec.length >= 4 ? t.split(sec).join('***') : t), s);
+        for (const l of lines) process.stderr.write(redact(l) + '\n');
+      }
+      process.exitCode = code;
+    } finally {
+      ui.close();
+      ctx?.dispose();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  };
+}
+
+export function globalOptions(opts: Record<string, any>): GlobalOptions {
+  return {
+    kubeconfig: opts.kubeconfig || undefined,
+    context: opts.context || undefined,
+    namespace: validateNamespace(opts.namespace ?? 'default'),
+    yes: Boolean(opts.yes),
+    json: Boolean(opts.json),
+    verbose: Boolean(opts.verbose),
+    cacheDir: opts.cacheDir || defaultCacheDir(),
+    timeoutMs: parseDuration(opts.timeout ?? '10m'),
+  };
+}
+
+/** Registry passwords and tokens passed by environment are masked wherever they might be echoed. */
+function secretsFromEnv(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env)
+    .filter(([k, v]) => v && /^MESHDEMO_.*(PASSWORD|TOKEN|SECRET)$/.test(k))
+    .map(([, v]) => v as string);
+}

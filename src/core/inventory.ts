@@ -1,0 +1,136 @@
+import type { KubeClient, KubeObject, ObjectRef } from '../kube/client.js';
+import { KubeApiError } from '../kube/client.js';
+
+export const INVENTORY_NAME = 'meshdemo-inventory';
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshdemo' } as const;
+
+export interface CreatedEntry extends ObjectRef {
+  uid?: string;
+  step: string;
+}
+
+export interface ChangedEntry {
+  ref: ObjectRef;
+  step: string;
+  /** What the changed fields held before meshdemo touched them (the first value seen is kept). */
+  previous: Record<string, unknown>;
+}
+
+export interface InventoryData {
+  version: 1;
+  namespace: string;
+  createdNamespaces: string[];
+  created: CreatedEntry[];
+  changed: ChangedEntry[];
+  images: string[];
+  steps: Record<string, { completedAt: string; inputs?: Record<string, unknown> }>;
+}
+
+/**
+ * The record `down` reads: a ConfigMap `meshdemo-inventory` in the app namespace, written through on every
+ * change so a run killed at any point leaves a true record.
+ */
+export class Inventory {
+  private constructor(
+    private readonly kube: KubeClient,
+    readonly data: InventoryData,
+    private exists: boolean,
+  ) {}
+
+  static async load(kube: KubeClient, namespace: string): Promise<Inventory> {
+    const cm = await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name: INVENTORY_NAME });
+    const empty: InventoryData = { version: 1, namespace, createdNamespaces: [], created: [], changed: [], images: [], steps: {} };
+    if (!cm) return new Inventory(kube, empty, false);
+    const parsed = JSON.parse(cm.data?.['inventory.json'] ?? '{}');
+    return new Inventory(kube, { ...empty, ...parsed }, true);
+  }
+
+  get recorded(): boolean {
+    return this.exists;
+  }
+
+  isCreated(ref: ObjectRef): boolean {
+    return this.data.created.some((c) => sameRef(c, ref));
+  }
+
+  async recordCreated(step: string, obj: KubeObject | ObjectRef): Promise<void> {
+    const ref: ObjectRef = 'metadata' in obj ? { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace } : obj;
+    if (this.isCreated(ref)) return;
+    const uid = 'metadata' in obj ? obj.metadata.uid : undefined;
+    this.data.created.push({ ...ref, uid, step });
+    await this.flush();
+  }
+
+  async recordCreatedNamespace(name: string): Promise<void> {
+    if (this.data.createdNamespaces.includes(name)) return;
+    this.data.createdNamespaces.push(name);
+    await this.flush();
+  }
+
+  /** Keeps the first previous value of each field, so re-runs never overwrite what was there before meshdemo. */
+  async recordChanged(step: string, ref: ObjectRef, previous: Record<string, unknown>): Promise<void> {
+    let entry = this.data.changed.find((c) => sameRef(c.ref, ref));
+    if (!entry) {
+      entry = { ref, step, previous: {} };
+      this.data.changed.push(entry);
+    }
+    let changed = false;
+    for (const [key, value] of Object.entries(previous)) {
+      if (!(key in entry.previous)) {
+        entry.previous[key] = value ?? null;
+        changed = true;
+      }
+    }
+    if (changed || this.data.changed.length === 1) await this.flush();
+  }
+
+  previousOf(ref: ObjectRef): Record<string, unknown> | undefined {
+    return this.data.changed.find((c) => sameRef(c.ref, ref))?.previous;
+  }
+
+  async recordImages(images: string[]): Promise<void> {
+    const fresh = images.filter((i) => !this.data.images.includes(i));
+    if (!fresh.length) return;
+    this.data.images.push(...fresh);
+    await this.flush();
+  }
+
+  async completeStep(id: string, inputs?: Record<string, unknown>): Promise<void> {
+    this.data.steps[id] = { completedAt: new Date().toISOString(), inputs };
+    await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const ns = this.data.namespace;
+    if (!this.exists) {
+      const existing = await this.kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ns });
+      if (!existing) {
+        await this.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...MANAGED_BY } } });
+        if (!this.data.createdNamespaces.includes(ns)) this.data.createdNamespaces.push(ns);
+      }
+    }
+    const body = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: INVENTORY_NAME, namespace: ns, labels: { ...MANAGED_BY } },
+      data: { 'inventory.json': JSON.stringify(this.data, null, 1) },
+    };
+    await this.kube.apply(body);
+    this.exists = true;
+  }
+
+  /** Removes the record itself (the last thing `down` does). */
+  async remove(): Promise<void> {
+    try {
+      await this.kube.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.data.namespace, name: INVENTORY_NAME });
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+    }
+    this.exists = false;
+  }
+}
+
+export function sameRef(a: ObjectRef, b: ObjectRef): boolean {
+  const group = (v: string) => (v.includes('/') ? v.split('/')[0] : '');
+  return group(a.apiVersion) === group(b.apiVersion) && a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '');
+}

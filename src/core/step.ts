@@ -1,0 +1,40 @@
+import type { EventSink, StepLog } from './events.js';
+import type { GlobalOptions } from './options.js';
+import type { Prompter } from './prompt.js';
+import type { KubeClient } from '../kube/client.js';
+import type { Inventory } from './inventory.js';
+
+/** What every step may use. Steps reach the cluster, the network and processes only through this. */
+export interface Context<S = unknown> {
+  options: GlobalOptions;
+  /** The command's own resolved settings (e.g. UpSettings). */
+  settings: S;
+  events: EventSink;
+  /** The current step's log; the runner rebinds it for each step. */
+  log: StepLog;
+  signal: AbortSignal;
+  dryRun: boolean;
+  prompt: Prompter;
+  /** Lazily connects, so commands that never touch the cluster never load @kubernetes/client-node. */
+  kube(): Promise<KubeClient>;
+  inventory(): Promise<Inventory>;
+  /** Values that must never be printed (tokens, passwords); the renderer masks them. */
+  secrets: Set<string>;
+}
+
+export interface CheckResult {
+  satisfied: boolean;
+  /** Why it is (not) satisfied; shown by `plan` and as the skip message. */
+  detail?: string;
+}
+
+export interface Step<S = unknown> {
+  id: string;
+  title: string;
+  /** True for steps that change the cluster: the runner asks for confirmation before the first of them. */
+  changesCluster?: boolean;
+  /** Read-only: is the work already done? */
+  check(ctx: Context<S>): Promise<CheckResult>;
+  /** Do the work; the returned text is the step's done message. */
+  run(ctx: Context<S>): Promise<string | void>;
+}

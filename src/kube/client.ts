@@ -1,0 +1,313 @@
+import http from 'node:http';
+import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InterruptedError, MeshdemoError, ExitCode, PreflightError } from '../core/errors.js';
+import type { ResolvedKubeconfig } from './config.js';
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; uid?: string; resourceVersion?: string; [k: string]: unknown };
+  [key: string]: any;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/** A refused API call that is not about reachability or credentials (404, 409, 422 …). */
+export class KubeApiError extends MeshdemoError {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly reason: string | undefined,
+    info: { hint?: string } = {},
+  ) {
+    super(message, ExitCode.unexpected, info);
+  }
+}
+
+/** 403: names the verb and resource the server refused. */
+export class KubeForbiddenError extends PreflightError {}
+
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|EPROTO|SSL/;
+
+export interface RequestOptions {
+  body?: unknown;
+  contentType?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** How long transient failures (connection refused/reset, 5xx, 429) are retried. */
+  retryMs?: number;
+  signal?: AbortSignal;
+}
+
+interface Resource {
+  plural: string;
+  namespaced: boolean;
+}
+
+/**
+ * The only code that talks to the API server. A small JSON REST client on top of the kubeconfig's
+ * TLS and credentials: no generated models, so objects (CRD schemas with x-kubernetes-* keys) reach
+ * the server exactly as written.
+ */
+export class KubeClient {
+  readonly server: string;
+  readonly contextName: string;
+  requestCount = 0;
+  private discovery = new Map<string, Promise<Map<string, Resource>>>();
+  private agent: http.Agent;
+
+  constructor(
+    private readonly config: ResolvedKubeconfig,
+    private readonly defaults: { retryMs: number; signal?: AbortSignal } = { retryMs: 20_000 },
+  ) {
+    this.server = config.server.replace(/\/+$/, '');
+    this.contextName = config.contextName;
+    this.agent = this.server.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  async request<T = any>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const retryMs = opts.retryMs ?? this.defaults.retryMs;
+    const signal = opts.signal ?? this.defaults.signal;
+    const deadline = Date.now() + retryMs;
+    for (let attempt = 0; ; attempt++) {
+      if (signal?.aborted) throw new InterruptedError();
+      try {
+        return await this.once<T>(method, path, opts);
+      } catch (err) {
+        const transient = isTransient(err);
+        if (!transient || Date.now() >= deadline) throw this.translate(err, method, path);
+        await sleep(Math.min(200 * 2 ** attempt, 2000), undefined, { signal }).catch(() => {
+          throw new InterruptedError();
+        });
+      }
+    }
+  }
+
+  private async once<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const reqOpts: https.RequestOptions = { method, headers: { Accept: 'application/json' }, agent: this.agent };
+    await this.config.kc.applyToHTTPSOptions(reqOpts);
+    let payload: string | undefined;
+    if (opts.body !== undefined) {
+      payload = JSON.stringify(opts.body);
+      (reqOpts.headers as Record<string, string>)['Content-Type'] = opts.contentType ?? 'application/json';
+    }
+    this.requestCount++;
+    const lib = url.protocol === 'https:' ? https : http;
+    return new Promise<T>((resolve, reject) => {
+      const req = lib.request(url, reqOpts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          let body: any = text;
+          try {
+            body = text ? JSON.parse(text) : undefined;
+          } catch {
+            /* non-JSON body (e.g. a proxy's error page) stays text */
+          }
+          if (status >= 200 && status < 300) resolve(body as T);
+          else reject(new HttpStatusError(status, body));
+        });
+      });
+      req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  private translate(err: unknown, method: string, path: string): Error {
+    if (err instanceof MeshdemoError) return err;
+    if (err instanceof HttpStatusError) {
+      const message = typeof err.body === 'object' && err.body?.message ? err.body.message : String(err.body ?? '').slice(0, 200);
+      if (err.status === 401) {
+        return new PreflightError(`the API server at ${this.server} rejected the credentials of context "${this.contextName}" (401 Unauthorized)`, {
+          hint: 'refresh the token or client certificate in the kubeconfig, or choose another --context',
+        });
+      }
+      if (err.status === 403) {
+        return new KubeForbiddenError(`forbidden: ${message}`, {
+          hint: `ask a cluster admin to grant that permission to the identity of context "${this.contextName}"`,
+        });
+      }
+      return new KubeApiError(`${method} ${path}: ${err.status} ${message}`, err.status, err.body?.reason);
+    }
+    const code = (err as NodeJS.ErrnoException)?.code ?? '';
+    const msg = (err as Error)?.message ?? String(err);
+    if (TLS_CODES.test(code) || /certificate|self.signed|SSL/i.test(msg)) {
+      return new PreflightError(`TLS verification of the API server ${this.server} failed (${code || msg})`, {
+        hint: 'check certificate-authority(-data) for this cluster in the kubeconfig',
+      });
+    }
+    if (code === 'ENOTFOUND' || TRANSIENT_CODES.has(code) || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+      return new PreflightError(`cannot reach the API server at ${this.server} (${code})`, {
+        hint: `check that the cluster is running and that context "${this.contextName}" points at it`,
+      });
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  // ---------- discovery and object paths ----------
+
+  private groupVersionPath(apiVersion: string): string {
+    return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  }
+
+  private async resources(apiVersion: string, refresh = false): Promise<Map<string, Resource>> {
+    if (refresh) this.discovery.delete(apiVersion);
+    let entry = this.discovery.get(apiVersion);
+    if (!entry) {
+      entry = this.request<{ resources: Array<{ name: string; kind: string; namespaced: boolean }> }>('GET', this.groupVersionPath(apiVersion))
+        .then((list) => {
+          const map = new Map<string, Resource>();
+          for (const r of list.resources) if (!r.name.includes('/')) map.set(r.kind, { plural: r.name, namespaced: r.namespaced });
+          return map;
+        })
+        .catch((err) => {
+          this.discovery.delete(apiVersion);
+          if (err instanceof KubeApiError && err.status === 404) return new Map<string, Resource>();
+          throw err;
+        });
+      this.discovery.set(apiVersion, entry);
+    }
+    return entry;
+  }
+
+  /** Whether the server serves this kind (false for a CRD not yet established). */
+  async serves(apiVersion: string, kind: string, refresh = false): Promise<boolean> {
+    return (await this.resources(apiVersion, refresh)).has(kind);
+  }
+
+  async resourceFor(apiVersion: string, kind: string): Promise<Resource> {
+    let r = (await this.resources(apiVersion)).get(kind);
+    if (!r) r = (await this.resources(apiVersion, true)).get(kind);
+    if (!r) {
+      throw new KubeApiError(`the cluster does not serve ${kind} in ${apiVersion}`, 404, 'NoKindMatch', {
+        hint: 'its CustomResourceDefinition may be missing or not yet established',
+      });
+    }
+    return r;
+  }
+
+  async pathFor(ref: ObjectRef | { apiVersion: string; kind: string; namespace?: string; name?: string }): Promise<string> {
+    const r = await this.resourceFor(ref.apiVersion, ref.kind);
+    const ns = r.namespaced ? `/namespaces/${ref.namespace ?? 'default'}` : '';
+    return `${this.groupVersionPath(ref.apiVersion)}${ns}/${r.plural}${ref.name ? `/${ref.name}` : ''}`;
+  }
+
+  // ---------- verbs ----------
+
+  async get<T extends KubeObject = KubeObject>(ref: ObjectRef): Promise<T | undefined> {
+    try {
+      return await this.request<T>('GET', await this.pathFor(ref));
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
+  ): Promise<T[]> {
+    const r = await this.resourceFor(apiVersion, kind);
+    const ns = r.namespaced && opts.namespace ? `/namespaces/${opts.namespace}` : '';
+    const list = await this.request<{ items: T[] }>('GET', `${this.groupVersionPath(apiVersion)}${ns}/${r.plural}`, {
+      query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector },
+    });
+    return list.items.map((item) => ({ ...item, apiVersion, kind }));
+  }
+
+  /** Server-side apply with field manager "meshdemo" (conflicts forced, as a single owner of these fields). */
+  async apply<T extends KubeObject = KubeObject>(obj: KubeObject, opts: { fieldManager?: string; dryRun?: boolean } = {}): Promise<T> {
+    const path = await this.pathFor({ ...obj, name: obj.metadata.name, namespace: obj.metadata.namespace });
+    return this.request<T>('PATCH', path, {
+      body: obj,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: opts.fieldManager ?? 'meshdemo', force: true, dryRun: opts.dryRun ? 'All' : undefined },
+    });
+  }
+
+  async create<T extends KubeObject = KubeObject>(obj: KubeObject): Promise<T> {
+    const path = await this.pathFor({ ...obj, name: undefined, namespace: obj.metadata.namespace });
+    return this.request<T>('POST', path, { body: obj });
+  }
+
+  async mergePatch<T extends KubeObject = KubeObject>(ref: ObjectRef, patch: unknown, subresource?: string): Promise<T> {
+    const path = (await this.pathFor(ref)) + (subresource ? `/${subresource}` : '');
+    return this.request<T>('PATCH', path, { body: patch, contentType: 'application/merge-patch+json' });
+  }
+
+  async jsonPatch<T extends KubeObject = KubeObject>(ref: ObjectRef, ops: unknown[]): Promise<T> {
+    return this.request<T>('PATCH', await this.pathFor(ref), { body: ops, contentType: 'application/json-patch+json' });
+  }
+
+  /** Deletes; returns false when it was already gone. */
+  async delete(ref: ObjectRef, opts: { propagationPolicy?: 'Background' | 'Foreground' } = {}): Promise<boolean> {
+    try {
+      await this.request('DELETE', await this.pathFor(ref), {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: opts.propagationPolicy ?? 'Background' },
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  async version(opts: { retryMs?: number } = {}): Promise<{ major: string; minor: string; gitVersion: string }> {
+    return this.request('GET', '/version', { retryMs: opts.retryMs });
+  }
+
+  async canI(attrs: { verb: string; group?: string; resource: string; namespace?: string; subresource?: string }): Promise<boolean> {
+    const review = await this.request<{ status?: { allowed?: boolean } }>('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: { ...attrs, group: attrs.group ?? '' } },
+      },
+    });
+    return review.status?.allowed === true;
+  }
+}
+
+class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: any,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+function isTransient(err: unknown): boolean {
+  if (err instanceof HttpStatusError) return err.status === 429 || err.status === 502 || err.status === 503 || err.status === 504;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return (!!code && TRANSIENT_CODES.has(code)) || /socket hang up/.test((err as Error)?.message ?? '');
+}
+
+export async function connect(config: ResolvedKubeconfig, opts: { signal?: AbortSignal; retryMs?: number } = {}): Promise<KubeClient> {
+  return new KubeClient(config, { retryMs: opts.retryMs ?? 20_000, signal: opts.signal });
+}
+
+export function refOf(obj: KubeObject): ObjectRef {
+  return { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace };
+}
+
+export function describeRef(ref: ObjectRef): string {
+  return `${ref.kind}/${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
+}

@@ -1,0 +1,71 @@
+import type { KubeClient, KubeObject } from './client.js';
+
+export interface DeploymentState {
+  name: string;
+  namespace: string;
+  present: boolean;
+  ready: boolean;
+  desired: number;
+  available: number;
+}
+
+export async function deploymentState(kube: KubeClient, namespace: string, name: string): Promise<DeploymentState> {
+  const d = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
+  return toState(namespace, name, d);
+}
+
+export function toState(namespace: string, name: string, d: KubeObject | undefined): DeploymentState {
+  if (!d) return { name, namespace, present: false, ready: false, desired: 0, available: 0 };
+  const desired = d.spec?.replicas ?? 1;
+  const status = d.status ?? {};
+  const available = status.availableReplicas ?? 0;
+  const upToDate = status.updatedReplicas ?? 0;
+  const observed = (status.observedGeneration ?? 0) >= (d.metadata.generation ?? 0);
+  return { name, namespace, present: true, desired, available, ready: observed && available >= desired && upToDate >= desired };
+}
+
+/** Why a Deployment is not ready: its pods' waiting reasons, scheduling failures and the last warning events. */
+export async function diagnoseDeployment(kube: KubeClient, namespace: string, name: string): Promise<string[]> {
+  const lines: string[] = [];
+  const d = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
+  if (!d) return [`Deployment ${namespace}/${name} does not exist`];
+  const state = toState(namespace, name, d);
+  lines.push(`Deployment ${namespace}/${name}: ${state.available}/${state.desired} available`);
+  for (const c of d.status?.conditions ?? []) {
+    if (c.status !== 'True' && c.message) lines.push(`  ${c.type}: ${c.message}`);
+  }
+  const selector = Object.entries(d.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const pods = selector ? await kube.list('v1', 'Pod', { namespace, labelSelector: selector }) : [];
+  const rsFailures = (d.status?.conditions ?? []).find((c: any) => c.reason === 'FailedCreate' || c.type === 'ReplicaFailure');
+  if (!pods.length) {
+    lines.push('  no pods were created');
+    const events = await kube.list('v1', 'Event', { namespace });
+    const rsEvents = events
+      .filter((e) => e.type === 'Warning' && e.involvedObject?.kind === 'ReplicaSet' && String(e.involvedObject?.name).startsWith(`${name}-`))
+      .slice(-3);
+    for (const e of rsEvents) lines.push(`  ${e.reason}: ${e.message}`);
+    if (!rsEvents.length && rsFailures?.message) lines.push(`  ${rsFailures.message}`);
+  }
+  for (const pod of pods.slice(0, 5)) {
+    const phase = pod.status?.phase ?? 'Unknown';
+    const reasons: string[] = [];
+    for (const c of pod.status?.conditions ?? []) {
+      if (c.type === 'PodScheduled' && c.status === 'False') reasons.push(`unschedulable: ${c.message ?? c.reason}`);
+    }
+    for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+      const waiting = cs.state?.waiting;
+      if (waiting) reasons.push(`container ${cs.name}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`);
+      else if (!cs.ready && cs.state?.terminated) reasons.push(`container ${cs.name}: terminated ${cs.state.terminated.reason ?? ''}`);
+      else if (!cs.ready) reasons.push(`container ${cs.name}: not ready`);
+    }
+    lines.push(`  pod ${pod.metadata.name}: ${phase}${reasons.length ? ` — ${reasons.join('; ')}` : ''}`);
+  }
+  if (pods.length) {
+    const events = await kube.list('v1', 'Event', { namespace });
+    const podNames = new Set(pods.map((p) => p.metadata.name));
+    for (const e of events.filter((e) => e.type === 'Warning' && podNames.has(e.involvedObject?.name)).slice(-3)) {
+      lines.push(`  event ${e.reason}: ${e.message}`);
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,51 @@
+import type { KubeClient, KubeObject } from '../kube/client.js';
+import { DASHBOARDS } from './settings.js';
+
+/** Read-only facts about the cluster, shared by steps' checks and `status`. */
+
+export const ISTIO_NAMESPACE = 'istio-system';
+export const INSTALLED_STATE = { apiVersion: 'install.istio.io/v1alpha1', kind: 'IstioOperator', namespace: ISTIO_NAMESPACE, name: 'installed-state' };
+
+export async function istioInstallation(kube: KubeClient): Promise<{ version?: string; profile?: string } | undefined> {
+  if (!(await kube.serves(INSTALLED_STATE.apiVersion, INSTALLED_STATE.kind))) return undefined;
+  const iop = await kube.get(INSTALLED_STATE);
+  if (!iop) return undefined;
+  return { version: iop.spec?.tag ?? iop.metadata.labels?.['operator.istio.io/version'], profile: iop.spec?.profile };
+}
+
+export async function injectionLabel(kube: KubeClient, namespace: string): Promise<string | undefined> {
+  const ns = await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: namespace });
+  return ns?.metadata.labels?.['istio-injection'];
+}
+
+/** The address users reach NodePorts on: --node-address, else the first node's ExternalIP, else InternalIP. */
+export async function nodeAddress(kube: KubeClient, override?: string): Promise<string | undefined> {
+  if (override) return override;
+  const nodes = await kube.list('v1', 'Node');
+  const addresses: Array<{ type: string; address: string }> = nodes[0]?.status?.addresses ?? [];
+  return addresses.find((a) => a.type === 'ExternalIP')?.address ?? addresses.find((a) => a.type === 'InternalIP')?.address;
+}
+
+export function servicePort(svc: KubeObject, portName?: string): any | undefined {
+  const ports: any[] = svc.spec?.ports ?? [];
+  return (portName && ports.find((p) => p.name === portName)) || ports[0];
+}
+
+export async function dashboardUrl(kube: KubeClient, name: string, address: string | undefined): Promise<string | undefined> {
+  const d = DASHBOARDS[name];
+  const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: d.service });
+  if (!svc || (svc.spec?.type !== 'NodePort' && svc.spec?.type !== 'LoadBalancer') || !address) return undefined;
+  const port = servicePort(svc, d.portName)?.nodePort;
+  return port ? `http://${address}:${port}${d.path}` : undefined;
+}
+
+/** The tutorial's INGRESS_HOST:INGRESS_PORT: a LoadBalancer ingress, else the http2 nodePort on the node address. */
+export async function gatewayUrl(kube: KubeClient, address: string | undefined): Promise<string | undefined> {
+  const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: 'istio-ingressgateway' });
+  if (!svc) return undefined;
+  const ingress = svc.status?.loadBalancer?.ingress?.[0];
+  if (ingress?.ip || ingress?.hostname) return `http://${ingress.ip ?? ingress.hostname}:80`;
+  const nodePort = (svc.spec?.ports ?? []).find((p: any) => p.name === 'http2')?.nodePort;
+  if (!nodePort || !address) return undefined;
+  return `http://${address}:${nodePort}`;
+}

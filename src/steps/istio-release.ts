@@ -1,0 +1,30 @@
+import path from 'node:path';
+import { UsageError } from '../core/errors.js';
+
+/** Where a release lives in the cache: <cache>/istio/<v>/istio-<v>/bin/istioctl. */
+export function releaseDir(cacheDir: string, version: string): string {
+  return path.join(cacheDir, 'istio', version, `istio-${version}`);
+}
+
+export function istioctlPath(cacheDir: string, version: string): string {
+  return path.join(releaseDir(cacheDir, version), 'bin', process.platform === 'win32' ? 'istioctl.exe' : 'istioctl');
+}
+
+/** The release asset for this platform, as published on the Istio releases page. */
+export function assetName(version: string, platform: NodeJS.Platform = process.platform, arch: string = process.arch): { name: string; note?: string } {
+  if (platform === 'linux') {
+    const suffix = ({ x64: 'amd64', arm64: 'arm64', arm: 'armv7' } as Record<string, string>)[arch];
+    if (!suffix) throw new UsageError(`Istio ${version} has no release for linux/${arch}`, { hint: 'use --istio-archive with a release built for this machine' });
+    return { name: `istio-${version}-linux-${suffix}.tar.gz` };
+  }
+  if (platform === 'darwin') {
+    return {
+      name: `istio-${version}-osx.tar.gz`,
+      note: arch === 'arm64' ? `Istio ${version} ships only an amd64 macOS build; it runs under Rosetta` : undefined,
+    };
+  }
+  if (platform === 'win32') {
+    throw new UsageError(`the Windows release (istio-${version}-win.zip) is not supported yet`, { hint: 'run meshdemo from WSL2 or a Linux/macOS machine' });
+  }
+  throw new UsageError(`Istio has no release for ${platform}`, { hint: 'use Linux or macOS' });
+}

@@ -1,0 +1,105 @@
+import { PreflightError } from '../core/errors.js';
+import type { Context, Step } from '../core/step.js';
+import type { KubeClient } from '../kube/client.js';
+
+export interface VersionVerdict {
+  version: string;
+  verdict: 'supported' | 'untested' | 'refused';
+  message: string;
+}
+
+/** Istio 1.8 supports Kubernetes 1.16–1.19; 1.20–1.21 still serve every API it uses; 1.22 removed some. */
+export function versionVerdict(v: { major: string; minor: string; gitVersion: string }): VersionVerdict {
+  const major = Number.parseInt(v.major, 10);
+  const minor = Number.parseInt(v.minor, 10);
+  const version = v.gitVersion || `v${v.major}.${v.minor}`;
+  const fix = 'use a Kubernetes 1.16–1.21 cluster, for example `kind create cluster --image kindest/node:v1.19.16`';
+  if (major !== 1 || Number.isNaN(minor)) {
+    return { version, verdict: 'refused', message: `cannot tell the Kubernetes version from "${version}"; ${fix}` };
+  }
+  if (minor < 16) {
+    return { version, verdict: 'refused', message: `Kubernetes ${version} is older than 1.16, the oldest Istio 1.8.4 supports; ${fix}` };
+  }
+  if (minor <= 19) return { version, verdict: 'supported', message: `Kubernetes ${version} is supported by Istio 1.8.4` };
+  if (minor <= 21) {
+    return {
+      version,
+      verdict: 'untested',
+      message: `Kubernetes ${version} is untested with Istio 1.8.4 (supported: 1.16–1.19), but still serves every API it needs`,
+    };
+  }
+  return {
+    version,
+    verdict: 'refused',
+    message: `Kubernetes ${version} is not supported: Istio 1.8.4 uses APIs removed in Kubernetes 1.22 (e.g. apiextensions.k8s.io/v1beta1, admissionregistration.k8s.io/v1beta1); ${fix}`,
+  };
+}
+
+export interface Permission {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace?: string;
+}
+
+/** What `up` does to the cluster, as SelfSubjectAccessReview attributes. */
+export function requiredPermissions(appNamespace: string): Permission[] {
+  const cluster: Array<[string, string, string]> = [
+    ['create', '', 'namespaces'],
+    ['patch', '', 'namespaces'],
+    ['create', 'apiextensions.k8s.io', 'customresourcedefinitions'],
+    ['create', 'rbac.authorization.k8s.io', 'clusterroles'],
+    ['create', 'rbac.authorization.k8s.io', 'clusterrolebindings'],
+    ['create', 'admissionregistration.k8s.io', 'mutatingwebhookconfigurations'],
+    ['create', 'admissionregistration.k8s.io', 'validatingwebhookconfigurations'],
+  ];
+  const namespaced: Array<[string, string, string, string]> = [
+    ['create', '', 'services', 'istio-system'],
+    ['patch', '', 'services', 'istio-system'],
+    ['create', 'apps', 'deployments', 'istio-system'],
+    ['create', '', 'configmaps', 'istio-system'],
+    ['create', '', 'services', appNamespace],
+    ['create', 'apps', 'deployments', appNamespace],
+    ['create', '', 'configmaps', appNamespace],
+  ];
+  return [
+    ...cluster.map(([verb, group, resource]) => ({ verb, group, resource })),
+    ...namespaced.map(([verb, group, resource, namespace]) => ({ verb, group, resource, namespace })),
+  ];
+}
+
+export function describePermission(p: Permission): string {
+  return `${p.verb} ${p.group ? `${p.resource}.${p.group}` : p.resource}${p.namespace ? ` in namespace ${p.namespace}` : ' (cluster-wide)'}`;
+}
+
+export async function missingPermissions(kube: KubeClient, appNamespace: string): Promise<Permission[]> {
+  const wanted = requiredPermissions(appNamespace);
+  const allowed = await Promise.all(wanted.map((p) => kube.canI(p)));
+  return wanted.filter((_, i) => !allowed[i]);
+}
+
+export async function clusterVersion(kube: KubeClient): Promise<VersionVerdict> {
+  return versionVerdict(await kube.version({ retryMs: 1500 }));
+}
+
+export const preflight: Step = {
+  id: 'preflight',
+  title: 'Preflight: cluster, version and permissions',
+  async check() {
+    return { satisfied: false, detail: 'always runs (read-only)' };
+  },
+  async run(ctx: Context) {
+    const kube = await ctx.kube();
+    ctx.log.info(`cluster ${kube.server} (context "${kube.contextName}")`);
+    const verdict = await clusterVersion(kube);
+    if (verdict.verdict === 'refused') throw new PreflightError(verdict.message);
+    if (verdict.verdict === 'untested') ctx.log.warn(verdict.message);
+    const missing = await missingPermissions(kube, ctx.options.namespace);
+    if (missing.length) {
+      throw new PreflightError(`context "${kube.contextName}" lacks ${missing.length} permission(s) that up needs: ${missing.map(describePermission).join('; ')}`, {
+        hint: 'ask a cluster admin for them (cluster-admin covers all) or use another --context',
+      });
+    }
+    return `${verdict.version} at ${kube.server}, context "${kube.contextName}"`;
+  },
+};

@@ -1,0 +1,182 @@
+import fs from 'node:fs';
+import { UsageError } from '../core/errors.js';
+
+export const DEFAULT_ISTIO_VERSION = '1.8.4';
+export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';
+export const DEFAULT_ADDONS = ['prometheus', 'grafana', 'jaeger', 'kiali'] as const;
+export const KNOWN_ADDONS = ['prometheus', 'grafana', 'jaeger', 'kiali', 'zipkin', 'prometheus-operator'] as const;
+
+export interface Dashboard {
+  name: string;
+  service: string;
+  /** The Service port that gets the node port: by name, else the first port. */
+  portName?: string;
+  path: string;
+  defaultNodePort: number;
+  addon: string;
+}
+
+/** kiali 31001 as in the tutorial; the others follow it. */
+export const DASHBOARDS: Record<string, Dashboard> = {
+  kiali: { name: 'kiali', service: 'kiali', portName: 'http', path: '/kiali', defaultNodePort: 31001, addon: 'kiali' },
+  grafana: { name: 'grafana', service: 'grafana', path: '/', defaultNodePort: 31002, addon: 'grafana' },
+  prometheus: { name: 'prometheus', service: 'prometheus', portName: 'http', path: '/', defaultNodePort: 31003, addon: 'prometheus' },
+  tracing: { name: 'tracing', service: 'tracing', portName: 'http-query', path: '/', defaultNodePort: 31004, addon: 'jaeger' },
+  zipkin: { name: 'zipkin', service: 'zipkin', portName: 'http-query', path: '/zipkin/', defaultNodePort: 31005, addon: 'zipkin' },
+};
+export const DEFAULT_DASHBOARDS = ['kiali', 'grafana', 'prometheus', 'tracing'];
+
+export const SERVICES = ['micro-api', 'micro-order', 'micro-pay'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface UpSettings {
+  istioVersion: string;
+  istioMirror: string;
+  istioSha256?: string;
+  istioArchive?: string;
+  istioSet: string[];
+  reinstall: boolean;
+  app: boolean;
+  addons: string[];
+  nodePorts: Record<string, number>;
+  nodeAddress?: string;
+  registry?: string;
+  baseImage: string;
+  skipBuild: boolean;
+  images: Partial<Record<ServiceName, string>>;
+  render?: string | true;
+  verify: boolean;
+}
+
+export function parseIstioVersion(v: string): string {
+  if (!/^1\.8\.\d+$/.test(v)) {
+    throw new UsageError(`--istio-version ${v} is not supported`, { hint: 'meshdemo installs Istio 1.8.x (default 1.8.4)' });
+  }
+  return v;
+}
+
+export function parseSha256(v: string): string {
+  if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new UsageError(`--istio-sha256 "${v}" is not 64 hex digits`, { hint: 'pass the sha256 from the release page' });
+  return v.toLowerCase();
+}
+
+export function parseMirror(v: string): string {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new UsageError(`--istio-mirror "${v}" is not a URL`, { hint: `use e.g. ${DEFAULT_ISTIO_MIRROR}` });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--istio-mirror must be an http(s) URL, not ${url.protocol}`, { hint: `use e.g. ${DEFAULT_ISTIO_MIRROR}` });
+  }
+  return v.replace(/\/+$/, '');
+}
+
+export function parseAddons(v: string): string[] {
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const a of list) {
+    if (!(KNOWN_ADDONS as readonly string[]).includes(a)) {
+      throw new UsageError(`--addons: unknown addon "${a}"`, { hint: `choose from ${KNOWN_ADDONS.join(', ')}` });
+    }
+  }
+  if (list.includes('zipkin') && list.includes('jaeger')) {
+    throw new UsageError('--addons: jaeger and zipkin both define the Services tracing and zipkin', { hint: 'choose one of them' });
+  }
+  if (!list.length) throw new UsageError('--addons is empty', { hint: `e.g. --addons ${DEFAULT_ADDONS.join(',')}` });
+  return list;
+}
+
+export function parseNodePort(v: string | number, what = '--node-port'): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    throw new UsageError(`${what} "${v}" is not a port number`, { hint: 'use a port in the cluster NodePort range, by default 30000-32767' });
+  }
+  return n;
+}
+
+/** "kiali=31001,grafana=31002" (also repeatable). */
+export function parseNodePorts(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z]+)=(.+)$/.exec(item);
+    if (!m) throw new UsageError(`--node-port "${item}" is not NAME=PORT`, { hint: 'e.g. --node-port kiali=31001,grafana=31002' });
+    parseDashboardName(m[1]);
+    out[m[1]] = parseNodePort(m[2], `--node-port ${m[1]}`);
+  }
+  const taken = new Map<number, string>();
+  for (const [name, port] of Object.entries(out)) {
+    if (taken.has(port)) throw new UsageError(`--node-port gives ${port} to both ${taken.get(port)} and ${name}`, { hint: 'give each dashboard its own port' });
+    taken.set(port, name);
+  }
+  return out;
+}
+
+export function parseDashboardName(v: string): string {
+  if (!DASHBOARDS[v]) throw new UsageError(`unknown dashboard "${v}"`, { hint: `choose one of ${Object.keys(DASHBOARDS).join(', ')}, or all` });
+  return v;
+}
+
+const REGISTRY = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/;
+
+export function parseRegistry(v: string): string {
+  const trimmed = v.replace(/\/+$/, '');
+  if (/^[a-z]+:\/\//i.test(trimmed) || !REGISTRY.test(trimmed)) {
+    throw new UsageError(`--registry "${v}" is not a registry reference`, { hint: 'use host[:port][/path] without a scheme, e.g. 127.0.0.1:5000/micro-service' });
+  }
+  return trimmed;
+}
+
+const IMAGE_REF = /^[a-z0-9]+([._\-/:@][a-zA-Z0-9_.-]+)*$/;
+
+export function parseImages(values: string[]): Partial<Record<ServiceName, string>> {
+  const out: Partial<Record<ServiceName, string>> = {};
+  for (const item of values) {
+    const m = /^([a-z-]+)=(.+)$/.exec(item);
+    if (!m || !(SERVICES as readonly string[]).includes(m[1]) || !IMAGE_REF.test(m[2])) {
+      throw new UsageError(`--image "${item}" is not SERVICE=IMAGE`, { hint: `SERVICE is one of ${SERVICES.join(', ')}, e.g. --image micro-api=registry.example/micro-api:1` });
+    }
+    out[m[1] as ServiceName] = m[2];
+  }
+  return out;
+}
+
+export function parseUpSettings(o: Record<string, any>): UpSettings {
+  if (o.istioArchive && !fs.existsSync(o.istioArchive)) {
+    throw new UsageError(`--istio-archive ${o.istioArchive} does not exist`, { hint: 'pass the path of a downloaded istio-<version>-<platform>.tar.gz' });
+  }
+  const images = parseImages(o.image ?? []);
+  const skipBuild = Boolean(o.skipBuild);
+  if (skipBuild) {
+    const missing = SERVICES.filter((s) => !images[s]);
+    if (missing.length) throw new UsageError(`--skip-build needs an --image for ${missing.join(', ')}`, { hint: 'pass --image SERVICE=IMAGE for each service' });
+  }
+  if (o.app === false && (Object.keys(images).length || o.registry || skipBuild)) {
+    throw new UsageError('--no-app conflicts with --registry, --image and --skip-build', { hint: 'drop --no-app to deploy the demo app' });
+  }
+  for (const s of o.istioSet ?? []) {
+    if (!/^[^=\s]+=.*$/.test(s)) throw new UsageError(`--istio-set "${s}" is not key=value`, { hint: 'e.g. --istio-set values.global.proxy.privileged=true' });
+  }
+  return {
+    istioVersion: parseIstioVersion(o.istioVersion ?? DEFAULT_ISTIO_VERSION),
+    istioMirror: parseMirror(o.istioMirror ?? DEFAULT_ISTIO_MIRROR),
+    istioSha256: o.istioSha256 ? parseSha256(o.istioSha256) : undefined,
+    istioArchive: o.istioArchive,
+    istioSet: o.istioSet ?? [],
+    reinstall: Boolean(o.reinstall),
+    app: o.app !== false,
+    addons: o.addons ? parseAddons(o.addons) : [...DEFAULT_ADDONS],
+    nodePorts: parseNodePorts(o.nodePort ?? []),
+    nodeAddress: o.nodeAddress,
+    registry: o.registry ? parseRegistry(o.registry) : undefined,
+    baseImage: o.baseImage ?? 'node:22-alpine',
+    skipBuild,
+    images,
+    render: o.render,
+    verify: Boolean(o.verify),
+  };
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,66 @@
+import fs from 'node:fs';
+import type { Context } from '../core/step.js';
+import { deploymentState } from '../kube/readiness.js';
+import { clusterVersion, type VersionVerdict } from './preflight.js';
+import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodeAddress } from './facts.js';
+import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
+import { istioctlPath } from './istio-release.js';
+
+export interface Status {
+  context: string;
+  server: string;
+  cluster: VersionVerdict;
+  istio: { installed: boolean; version?: string; profile?: string; istioctl?: string };
+  namespace: { name: string; injection: string | null };
+  addons: Array<{ name: string; present: boolean; ready: boolean }>;
+  dashboards: Array<{ name: string; url: string }>;
+  app: { deployed: boolean; services: Array<{ name: string; present: boolean; ready: boolean }> };
+  gatewayUrl: string | null;
+}
+
+const ADDON_DEPLOYMENTS = ['prometheus', 'grafana', 'jaeger', 'kiali', 'zipkin'];
+
+export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Promise<Status> {
+  const kube = await ctx.kube();
+  const cluster = await clusterVersion(kube);
+  const installation = await istioInstallation(kube);
+  const namespace = ctx.options.namespace;
+  const address = await nodeAddress(kube, ctx.settings.nodeAddress);
+  const addons = await Promise.all(ADDON_DEPLOYMENTS.map((n) => deploymentState(kube, ISTIO_NAMESPACE, n)));
+  const dashboards = [];
+  for (const name of Object.keys(DASHBOARDS)) {
+    const url = await dashboardUrl(kube, name, address);
+    if (url) dashboards.push({ name, url });
+  }
+  const app = await Promise.all(SERVICES.map((n) => deploymentState(kube, namespace, n)));
+  const gateway = await gatewayUrl(kube, address);
+  const binary = istioctlPath(ctx.options.cacheDir, installation?.version ?? DEFAULT_ISTIO_VERSION);
+  return {
+    context: kube.contextName,
+    server: kube.server,
+    cluster,
+    istio: { installed: Boolean(installation), ...installation, istioctl: fs.existsSync(binary) ? binary : undefined },
+    namespace: { name: namespace, injection: (await injectionLabel(kube, namespace)) ?? null },
+    addons: addons.filter((a) => a.present || a.name !== 'zipkin').map(({ name, present, ready }) => ({ name, present, ready })),
+    dashboards,
+    app: { deployed: app.every((a) => a.present), services: app.map(({ name, present, ready }) => ({ name, present, ready })) },
+    gatewayUrl: gateway ? `${gateway}/api/order/create` : null,
+  };
+}
+
+export function formatStatus(s: Status): string {
+  const yes = (b: boolean) => (b ? 'yes' : 'no');
+  const lines = [
+    `context     ${s.context} (${s.server})`,
+    `cluster     ${s.cluster.version}: ${s.cluster.verdict} — ${s.cluster.message}`,
+    `istio       ${s.istio.installed ? `installed ${s.istio.version ?? '?'} (profile ${s.istio.profile ?? '?'})` : 'not installed'}`,
+    `istioctl    ${s.istio.istioctl ?? 'not downloaded'}`,
+    `namespace   ${s.namespace.name}: istio-injection=${s.namespace.injection ?? '(unset)'}`,
+    `addons      ${s.addons.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')}`,
+    `dashboards  ${s.dashboards.length ? s.dashboards.map((d) => `${d.name} ${d.url}`).join(', ') : 'none exposed'}`,
+    `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (${s.app.services.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
+    `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}`,
+  ];
+  void yes;
+  return lines.join('\n');
+}

@@ -1,0 +1,130 @@
+import type { EventSink, MeshEvent } from '../core/events.js';
+
+export type OutputMode = 'tty' | 'plain' | 'json';
+
+export interface Renderer extends EventSink {
+  mode: OutputMode;
+  /** Human-readable result text (URLs, tables): stdout normally, stderr with --json. */
+  print(text: string): void;
+  /** Machine-readable final object: the `result` event with --json; nothing otherwise. */
+  result(ok: boolean, data: Record<string, unknown>): void;
+  close(): void;
+}
+
+export function outputMode(opts: { json: boolean; isTTY: boolean; env?: NodeJS.ProcessEnv }): OutputMode {
+  if (opts.json) return 'json';
+  const env = opts.env ?? process.env;
+  if (!opts.isTTY || env.CI) return 'plain';
+  return 'tty';
+}
+
+/** Masks every registered secret (tokens, passwords) in anything printed. */
+export function makeRedactor(secrets: Set<string>): (text: string) => string {
+  return (text) => {
+    let out = text;
+    for (const secret of secrets) {
+      if (secret.length >= 4) out = out.split(secret).join('***');
+    }
+    return out;
+  };
+}
+
+interface Streams {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+const SYMBOL = { done: '✔', skipped: '↷', failed: '✖' } as const;
+
+export async function createRenderer(
+  mode: OutputMode,
+  opts: { verbose: boolean; secrets: Set<string>; streams?: Streams },
+): Promise<Renderer> {
+  const { stdout, stderr } = opts.streams ?? { stdout: process.stdout, stderr: process.stderr };
+  const redact = makeRedactor(opts.secrets);
+  const out = (s: NodeJS.WritableStream, line: string) => s.write(redact(line) + '\n');
+
+  if (mode === 'json') {
+    return {
+      mode,
+      emit(event) {
+        if (event.type === 'log' && event.level === 'debug' && !opts.verbose) return;
+        out(stdout, JSON.stringify(event));
+      },
+      print: (text) => out(stderr, text),
+      result: (ok, data) => out(stdout, JSON.stringify({ type: 'result', ok, ...data })),
+      close() {},
+    };
+  }
+
+  const stepLine = (e: Extract<MeshEvent, { type: 'step' }>) => {
+    const took = e.durationMs !== undefined && e.durationMs >= 1000 ? ` (${(e.durationMs / 1000).toFixed(1)}s)` : '';
+    return `${SYMBOL[e.status as keyof typeof SYMBOL]} ${e.title}${e.message ? ` — ${e.message}` : ''}${took}`;
+  };
+  const logLine = (e: Extract<MeshEvent, { type: 'log' }>) =>
+    `  ${e.level === 'warn' ? 'warning: ' : e.level === 'note' ? 'note: ' : ''}${e.message}`;
+
+  if (mode === 'plain') {
+    let lastProgress = 0;
+    return {
+      mode,
+      emit(e) {
+        if (e.type === 'step') {
+          out(stderr, e.status === 'start' ? `… ${e.title}` : stepLine(e));
+        } else if (e.type === 'log') {
+          if (e.level === 'debug' && !opts.verbose) return;
+          out(stderr, logLine(e));
+        } else if (e.type === 'progress') {
+          if (Date.now() - lastProgress < 5000) return;
+          lastProgress = Date.now();
+          out(stderr, `  ${formatProgress(e.received, e.total, e.rate)}`);
+        }
+      },
+      print: (text) => out(stdout, text),
+      result() {},
+      close() {},
+    };
+  }
+
+  const { default: ora } = await import('ora');
+  let spinner: ReturnType<typeof ora> | undefined;
+  let currentTitle = '';
+  return {
+    mode,
+    emit(e) {
+      if (e.type === 'step') {
+        if (e.status === 'start') {
+          currentTitle = e.title;
+          spinner = ora({ text: redact(e.title), stream: stderr }).start();
+          return;
+        }
+        const line = redact(stepLine(e).slice(2));
+        if (!spinner) spinner = ora({ stream: stderr });
+        if (e.status === 'done') spinner.succeed(line);
+        else if (e.status === 'failed') spinner.fail(line);
+        else spinner.stopAndPersist({ symbol: SYMBOL.skipped, text: line });
+        spinner = undefined;
+      } else if (e.type === 'log') {
+        if (e.level === 'debug' && !opts.verbose) return;
+        const running = spinner?.isSpinning;
+        if (running) spinner!.clear();
+        out(stderr, logLine(e));
+        if (running) spinner!.render();
+      } else if (e.type === 'progress' && spinner) {
+        spinner.text = redact(`${currentTitle} ${formatProgress(e.received, e.total, e.rate)}`);
+      }
+    },
+    print: (text) => out(stdout, text),
+    result() {},
+    close() {
+      spinner?.stop();
+    },
+  };
+}
+
+export function formatProgress(received: number, total?: number, rate?: number): string {
+  const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
+  const width = 20;
+  const bar = total ? `[${'#'.repeat(Math.round((received / total) * width)).padEnd(width, '.')}] ` : '';
+  return `${bar}${mb(received)}${total ? ` / ${mb(total)}` : ''}${rate ? ` at ${mb(rate)}/s` : ''}`;
+}
