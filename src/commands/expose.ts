@@ -1,10 +1,74 @@
 import type { Command } from 'commander';
 import { action } from '../core/command.js';
-import { NotImplementedError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
+import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../steps/settings.js';
+
+interface ExposeSettings {
+  dashboards: string[];
+  nodePort?: number;
+  nodeAddress?: string;
+  portForward: boolean;
+  localPort?: number;
+}
+
+function parseExpose(opts: Record<string, any>, args: string[]): ExposeSettings {
+  const target = args[0];
+  const dashboards = target === 'all' ? DEFAULT_DASHBOARDS : [parseDashboardName(target)];
+  const nodePort = opts.nodePort !== undefined ? parseNodePort(opts.nodePort) : undefined;
+  if (target === 'all' && nodePort !== undefined) {
+    throw new UsageError('--node-port names one port, but "all" exposes several dashboards', { hint: 'expose them one by one, or use meshdemo up --node-port kiali=31001,…' });
+  }
+  if (opts.portForward && nodePort !== undefined) throw new UsageError('--port-forward and --node-port exclude each other', { hint: 'choose one way to reach the dashboard' });
+  if (opts.portForward && dashboards.length > 1) throw new UsageError('--port-forward forwards one dashboard', { hint: 'name it, e.g. meshdemo expose kiali --port-forward' });
+  if (!opts.portForward && opts.localPort !== undefined) throw new UsageError('--local-port goes with --port-forward', { hint: 'add --port-forward' });
+  const localPort = opts.localPort !== undefined ? parseNodePort(opts.localPort, '--local-port') : undefined;
+  return { dashboards, nodePort, nodeAddress: opts.nodeAddress, portForward: Boolean(opts.portForward), localPort };
+}
 
 export function register(program: Command): void {
   program
-    .command('expose <dashboard>')
-    .description('make a dashboard (kiali, grafana, prometheus, tracing, zipkin, all) reachable from outside the cluster')
-    .action(action(() => ({}), async () => { throw new NotImplementedError('meshdemo expose'); }));
+    .command('expose')
+    .argument('<dashboard>', `one of ${Object.keys(DASHBOARDS).join(', ')}, or all`)
+    .description('make a dashboard reachable from outside the cluster (a NodePort, or a local port-forward)')
+    .option('--node-port <port>', 'node port to use (default: kiali 31001, grafana 31002, prometheus 31003, tracing 31004, zipkin 31005)')
+    .option('--node-address <addr>', 'address printed in the URL (default: first node ExternalIP, else InternalIP)')
+    .option('--port-forward', 'forward a local port through the API server instead; runs until Ctrl-C')
+    .option('--local-port <port>', 'local port for --port-forward (default: the dashboard port)')
+    .addHelpText('after', '\nExamples:\n  meshdemo expose kiali                 http://<node>:31001/kiali\n  meshdemo expose grafana --node-port 32000\n  meshdemo expose all\n  meshdemo expose tracing --port-forward --local-port 16686')
+    .action(
+      action<ExposeSettings>((opts, args) => parseExpose(opts, args), async (ctx) => {
+        const kube = await ctx.kube();
+        const { ISTIO_NAMESPACE, dashboardUrl, nodeAddress } = await import('../steps/facts.js');
+        if (ctx.settings.portForward) {
+          const { forwardServicePort } = await import('../kube/port-forward.js');
+          const d = DASHBOARDS[ctx.settings.dashboards[0]];
+          const defaultLocal = { kiali: 20001, grafana: 3000, prometheus: 9090, tracing: 16686, zipkin: 9411 }[d.name] ?? 0;
+          const fwd = await forwardServicePort(kube, {
+            namespace: ISTIO_NAMESPACE,
+            service: d.service,
+            portName: d.portName,
+            localPort: ctx.settings.localPort ?? defaultLocal,
+            signal: ctx.signal,
+            onError: (m) => ctx.log.warn(m),
+          });
+          const url = `http://127.0.0.1:${fwd.port}${d.path}`;
+          ctx.ui.print(`${d.name} ${url}  (Ctrl-C to stop)`);
+          ctx.ui.result(true, { dashboards: { [d.name]: url }, portForward: true });
+          await fwd.closed;
+          return;
+        }
+        const { exposeDashboard } = await import('../steps/dashboards.js');
+        const inventory = await ctx.inventory();
+        const address = await nodeAddress(kube, ctx.settings.nodeAddress);
+        const urls: Record<string, string> = {};
+        for (const name of ctx.settings.dashboards) {
+          const port = ctx.settings.nodePort ?? DASHBOARDS[name].defaultNodePort;
+          const change = await exposeDashboard(kube, inventory, name, port);
+          const url = (await dashboardUrl(kube, name, address)) ?? `(node port ${port}; no node address known — pass --node-address)`;
+          urls[name] = url;
+          ctx.ui.print(`${name.padEnd(10)} ${url}${change === 'unchanged' ? '  (already exposed)' : ''}`);
+        }
+        ctx.ui.result(true, { dashboards: urls });
+      }),
+    );
 }

@@ -1,12 +1,40 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
 import { action } from '../core/command.js';
-import { NotImplementedError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
+import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../steps/settings.js';
 
 export function register(program: Command): void {
   program
     .command('istioctl')
-    .description('run the cached istioctl with the same --kubeconfig/--context')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(action(() => ({}), async () => { throw new NotImplementedError('meshdemo istioctl'); }));
+    .description('run the cached istioctl with the same --kubeconfig/--context; its exit code is passed through')
+    .argument('[args...]', 'arguments for istioctl (put them after --)')
+    .option('--print-path', 'print the directory holding istioctl (for export PATH=…)')
+    .option('--istio-version <v>', 'which cached release', DEFAULT_ISTIO_VERSION)
+    .passThroughOptions()
+    .addHelpText('after', '\nExamples:\n  meshdemo istioctl -- analyze -n default\n  meshdemo istioctl -- proxy-status\n  export PATH="$(meshdemo istioctl --print-path):$PATH"')
+    .action(
+      action(
+        (opts, args) => ({ args: (args ?? []) as string[], printPath: Boolean(opts.printPath), version: parseIstioVersion(opts.istioVersion) }),
+        async (ctx) => {
+          const { istioctlPath } = await import('../steps/istio-release.js');
+          const binary = istioctlPath(ctx.options.cacheDir, ctx.settings.version);
+          if (!fs.existsSync(binary)) {
+            throw new UsageError(`istioctl ${ctx.settings.version} is not in the cache (${binary})`, { hint: 'run meshdemo up (or meshdemo up --no-app) first' });
+          }
+          if (ctx.settings.printPath) {
+            const path = await import('node:path');
+            ctx.ui.print(path.dirname(binary));
+            return;
+          }
+          const { istioctlKubeArgs } = await import('../steps/istio-install.js');
+          const kubeArgs = ctx.settings.args.some((a) => a === '--context' || a.startsWith('--context=')) ? [] : await istioctlKubeArgs(ctx);
+          const { execa } = await import('execa');
+          const child = await execa(binary, [...ctx.settings.args, ...kubeArgs], { stdio: 'inherit', reject: false, cancelSignal: ctx.signal });
+          // istioctl has printed its own messages; its exit code is passed through unchanged
+          process.exitCode = child.exitCode ?? 1;
+        },
+      ),
+    );
 }
+

@@ -47,7 +47,7 @@ export function action<S>(
         dryRun: extra.dryRun?.(opts) ?? false,
       });
       await handler({ ...ctx, ui });
-      process.exitCode = ExitCode.ok;
+      process.exitCode ??= ExitCode.ok;
     } catch (err) {
       const failure = interrupted && !(err instanceof MeshdemoError) ? new InterruptedError() : err;
       const code = exitCodeOf(failure);

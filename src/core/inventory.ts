@@ -100,7 +100,16 @@ export class Inventory {
     await this.flush();
   }
 
-  async flush(): Promise<void> {
+  private writes: Promise<void> = Promise.resolve();
+
+  /** Writes are serialized, and each writes the data as it is when its turn comes. */
+  flush(): Promise<void> {
+    const next = this.writes.then(() => this.write());
+    this.writes = next.catch(() => {});
+    return next;
+  }
+
+  private async write(): Promise<void> {
     const ns = this.data.namespace;
     if (!this.exists) {
       const existing = await this.kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ns });

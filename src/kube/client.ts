@@ -75,6 +75,11 @@ export class KubeClient {
     this.agent.destroy();
   }
 
+  /** For the few client-node features meshdemo uses directly (port-forward). */
+  get kubeConfig(): ResolvedKubeconfig['kc'] {
+    return this.config.kc;
+  }
+
   async request<T = any>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const retryMs = opts.retryMs ?? this.defaults.retryMs;
     const signal = opts.signal ?? this.defaults.signal;
@@ -247,9 +252,13 @@ export class KubeClient {
     return this.request<T>('POST', path, { body: obj });
   }
 
-  async mergePatch<T extends KubeObject = KubeObject>(ref: ObjectRef, patch: unknown, subresource?: string): Promise<T> {
-    const path = (await this.pathFor(ref)) + (subresource ? `/${subresource}` : '');
-    return this.request<T>('PATCH', path, { body: patch, contentType: 'application/merge-patch+json' });
+  async mergePatch<T extends KubeObject = KubeObject>(ref: ObjectRef, patch: unknown, opts: { subresource?: string; dryRun?: boolean } = {}): Promise<T> {
+    const path = (await this.pathFor(ref)) + (opts.subresource ? `/${opts.subresource}` : '');
+    return this.request<T>('PATCH', path, {
+      body: patch,
+      contentType: 'application/merge-patch+json',
+      query: { dryRun: opts.dryRun ? 'All' : undefined },
+    });
   }
 
   async jsonPatch<T extends KubeObject = KubeObject>(ref: ObjectRef, ops: unknown[]): Promise<T> {

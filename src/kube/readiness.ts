@@ -69,3 +69,34 @@ export async function diagnoseDeployment(kube: KubeClient, namespace: string, na
   }
   return lines;
 }
+
+/** Polls until every Deployment is ready; on the deadline, a ReadinessTimeoutError whose details say why. */
+export async function waitForDeployments(
+  kube: KubeClient,
+  deployments: Array<{ namespace: string; name: string }>,
+  opts: { deadline: number; signal?: AbortSignal; onWaiting?: (notReady: DeploymentState[]) => void },
+): Promise<void> {
+  const { setTimeout: sleep } = await import('node:timers/promises');
+  const { InterruptedError, ReadinessTimeoutError } = await import('../core/errors.js');
+  let lastReport = 0;
+  for (;;) {
+    const states = await Promise.all(deployments.map((d) => deploymentState(kube, d.namespace, d.name)));
+    const notReady = states.filter((s) => !s.ready);
+    if (!notReady.length) return;
+    if (Date.now() >= opts.deadline) {
+      const details: string[] = [];
+      for (const s of notReady) details.push(...(await diagnoseDeployment(kube, s.namespace, s.name)));
+      throw new ReadinessTimeoutError(`${notReady.map((s) => `${s.namespace}/${s.name}`).join(', ')} not ready before the deadline`, {
+        hint: 'see the diagnosis below; fix the cause or raise --timeout, then re-run',
+        details,
+      });
+    }
+    if (Date.now() - lastReport > 10_000) {
+      lastReport = Date.now();
+      opts.onWaiting?.(notReady);
+    }
+    await sleep(1000, undefined, { signal: opts.signal }).catch(() => {
+      throw new InterruptedError();
+    });
+  }
+}

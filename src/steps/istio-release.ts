@@ -1,9 +1,18 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 
-/** Where a release lives in the cache: <cache>/istio/<v>/istio-<v>/bin/istioctl. */
+/** <cache>/istio/<v>/: the archive, and the tree it unpacks to (extracted atomically, so present means complete). */
+export function versionCacheDir(cacheDir: string, version: string): string {
+  return path.join(cacheDir, 'istio', version);
+}
+
+export function extractDir(cacheDir: string, version: string): string {
+  return path.join(versionCacheDir(cacheDir, version), 'tree');
+}
+
+/** Where a release lives in the cache: <cache>/istio/<v>/tree/istio-<v>/bin/istioctl. */
 export function releaseDir(cacheDir: string, version: string): string {
-  return path.join(cacheDir, 'istio', version, `istio-${version}`);
+  return path.join(extractDir(cacheDir, version), `istio-${version}`);
 }
 
 export function istioctlPath(cacheDir: string, version: string): string {

@@ -1,6 +1,19 @@
 import type { Context } from '../core/step.js';
+import { dashboardUrl, gatewayUrl, nodeAddress } from './facts.js';
+import { DASHBOARDS } from './settings.js';
 
-/** Gateway and dashboard URLs, where they can be computed (filled in by the dashboards and gateway steps). */
-export async function collectUrls(_ctx: Context<any>): Promise<Record<string, string>> {
-  return {};
+/** The URLs `up` ends with: the gateway's order endpoint and every exposed dashboard. */
+export async function collectUrls(ctx: Context<{ nodeAddress?: string; app?: boolean }>): Promise<Record<string, string>> {
+  const kube = await ctx.kube();
+  const address = await nodeAddress(kube, ctx.settings.nodeAddress);
+  const urls: Record<string, string> = {};
+  if (ctx.settings.app !== false) {
+    const gateway = await gatewayUrl(kube, address);
+    if (gateway) urls.gateway = `${gateway}/api/order/create`;
+  }
+  for (const name of Object.keys(DASHBOARDS)) {
+    const url = await dashboardUrl(kube, name, address);
+    if (url) urls[name] = url;
+  }
+  return urls;
 }

@@ -1,0 +1,81 @@
+import { ExternalCommandError, InterruptedError, PreflightError } from '../core/errors.js';
+
+export interface RunOptions {
+  /** Each line of stdout/stderr as it arrives (streamed into the step's log). */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  signal?: AbortSignal;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Kill the process after this long; reported as ExternalCommandError unless onTimeout is given. */
+  timeoutMs?: number;
+  input?: string;
+  /** How many of the last output lines an error carries. */
+  tailLines?: number;
+  /** Exit codes that are not failures. */
+  okExitCodes?: number[];
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** The last lines of combined output. */
+  tail: string[];
+}
+
+/**
+ * The only place meshdemo starts processes (istioctl, docker, kind, minikube): argument arrays, no shell,
+ * children killed on cancellation, and failures turned into ExternalCommandError with the last lines of output.
+ */
+export async function runCommand(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const { execa } = await import('execa');
+  const tail: string[] = [];
+  const keep = opts.tailLines ?? 15;
+  const remember = (line: string, stream: 'stdout' | 'stderr') => {
+    tail.push(line);
+    if (tail.length > keep) tail.shift();
+    opts.onLine?.(line, stream);
+  };
+  const child = execa(file, args, {
+    reject: false,
+    cancelSignal: opts.signal,
+    forceKillAfterDelay: 3000,
+    env: opts.env,
+    cwd: opts.cwd,
+    timeout: opts.timeoutMs,
+    input: opts.input,
+    stdin: opts.input === undefined ? 'ignore' : undefined,
+    lines: false,
+  });
+  const pump = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr') => {
+    if (!stream) return;
+    let buffered = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let i;
+      while ((i = buffered.indexOf('\n')) >= 0) {
+        remember(buffered.slice(0, i).replace(/\r$/, ''), name);
+        buffered = buffered.slice(i + 1);
+      }
+    });
+    stream.on('end', () => {
+      if (buffered) remember(buffered, name);
+    });
+  };
+  pump(child.stdout, 'stdout');
+  pump(child.stderr, 'stderr');
+  const result = await child;
+  const name = `${file.split('/').pop()} ${args.slice(0, 3).join(' ')}`.trim();
+  if (result.isCanceled || opts.signal?.aborted) throw new InterruptedError(`interrupted while running ${name}`);
+  if ((result as any).code === 'ENOENT' || /ENOENT/.test(String((result as any).originalMessage ?? ''))) {
+    throw new PreflightError(`${file} is not installed or not on PATH`, { hint: `install ${file.split('/').pop()} or put it on PATH` });
+  }
+  if (result.timedOut) {
+    throw new ExternalCommandError(`${name} did not finish within ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`, { details: tail, hint: 'see its last output above' });
+  }
+  const exitCode = result.exitCode ?? 1;
+  if (exitCode !== 0 && !(opts.okExitCodes ?? []).includes(exitCode)) {
+    throw new ExternalCommandError(`${name} failed with exit code ${exitCode}`, { details: tail, hint: 'its last output is shown below; --verbose streams all of it' });
+  }
+  return { exitCode, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), tail };
+}

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import { MANAGED_BY } from '../core/inventory.js';
+import type { Context, Step } from '../core/step.js';
+import { applyAll } from '../kube/apply.js';
+import type { KubeClient, KubeObject } from '../kube/client.js';
+import { readManifests } from '../kube/manifests.js';
+import { waitForDeployments } from '../kube/readiness.js';
+import { deploymentState } from '../kube/readiness.js';
+import { ISTIO_NAMESPACE } from './facts.js';
+import { releaseDir } from './istio-release.js';
+import type { UpSettings } from './settings.js';
+
+type Settings = Pick<UpSettings, 'istioVersion' | 'addons'>;
+
+const ADDON_FILES: Record<string, string> = {
+  prometheus: 'prometheus.yaml',
+  grafana: 'grafana.yaml',
+  jaeger: 'jaeger.yaml',
+  kiali: 'kiali.yaml',
+  zipkin: 'extras/zipkin.yaml',
+  'prometheus-operator': 'extras/prometheus-operator.yaml',
+};
+
+export function addonObjects(cacheDir: string, settings: Settings): KubeObject[] {
+  const dir = path.join(releaseDir(cacheDir, settings.istioVersion), 'samples', 'addons');
+  return settings.addons.flatMap((a) => readManifests(path.join(dir, ADDON_FILES[a])));
+}
+
+function addonDeployments(objects: KubeObject[]): Array<{ namespace: string; name: string }> {
+  return objects.filter((o) => o.kind === 'Deployment').map((o) => ({ namespace: o.metadata.namespace ?? ISTIO_NAMESPACE, name: o.metadata.name }));
+}
+
+/** Objects of the set that are missing on the cluster; one list call per kind and namespace. */
+async function missingObjects(kube: KubeClient, objects: KubeObject[]): Promise<KubeObject[]> {
+  const groups = new Map<string, KubeObject[]>();
+  for (const o of objects) {
+    const key = `${o.apiVersion}|${o.kind}|${o.metadata.namespace ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), o]);
+  }
+  const missing: KubeObject[] = [];
+  await Promise.all(
+    [...groups.values()].map(async (group) => {
+      const { apiVersion, kind } = group[0];
+      if (!(await kube.serves(apiVersion, kind))) return void missing.push(...group);
+      const { namespaced } = await kube.resourceFor(apiVersion, kind);
+      const live = await kube.list(apiVersion, kind, { namespace: namespaced ? group[0].metadata.namespace ?? ISTIO_NAMESPACE : undefined });
+      const names = new Set(live.map((o) => o.metadata.name));
+      missing.push(...group.filter((o) => !names.has(o.metadata.name)));
+    }),
+  );
+  return missing;
+}
+
+export const addons: Step<Settings> = {
+  id: 'addons',
+  title: 'Apply addons (Prometheus, Grafana, Jaeger, Kiali)',
+  changesCluster: true,
+  async check(ctx) {
+    const kube = await ctx.kube();
+    let objects: KubeObject[];
+    try {
+      objects = addonObjects(ctx.options.cacheDir, ctx.settings);
+    } catch {
+      return { satisfied: false, detail: `apply ${ctx.settings.addons.join(', ')} (release not downloaded yet)` };
+    }
+    const missing = await missingObjects(kube, objects);
+    if (missing.length) return { satisfied: false, detail: `${missing.length} of ${objects.length} addon objects missing` };
+    const states = await Promise.all(addonDeployments(objects).map((d) => deploymentState(kube, d.namespace, d.name)));
+    const notReady = states.filter((s) => !s.ready);
+    if (notReady.length) return { satisfied: false, detail: `waiting for ${notReady.map((s) => s.name).join(', ')}` };
+    return { satisfied: true, detail: `${ctx.settings.addons.join(', ')} applied and ready` };
+  },
+  async run(ctx: Context<Settings>) {
+    const kube = await ctx.kube();
+    const inventory = await ctx.inventory();
+    const objects = addonObjects(ctx.options.cacheDir, ctx.settings);
+    const deadline = Date.now() + ctx.options.timeoutMs;
+    const outcomes = await applyAll(kube, objects, {
+      defaultNamespace: ISTIO_NAMESPACE,
+      signal: ctx.signal,
+      deadline,
+      labels: MANAGED_BY,
+      onApplied: async ({ object, created }) => {
+        if (created) await inventory.recordCreated('addons', object);
+      },
+    });
+    const created = outcomes.filter((o) => o.created).length;
+    ctx.log.info(`applied ${outcomes.length} objects (${created} created); waiting for the addon Deployments`);
+    await waitForDeployments(kube, addonDeployments(objects), {
+      deadline,
+      signal: ctx.signal,
+      onWaiting: (notReady) => ctx.log.info(`waiting for ${notReady.map((s) => `${s.name} ${s.available}/${s.desired}`).join(', ')}`),
+    });
+    await inventory.completeStep('addons', { addons: ctx.settings.addons });
+    return `${ctx.settings.addons.join(', ')}: ${outcomes.length} objects applied, ${created} created`;
+  },
+};

@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DownloadError, ExternalCommandError } from '../core/errors.js';
+import type { Context, Step } from '../core/step.js';
+import { runCommand } from '../exec/run.js';
+import { assetName, extractDir, istioctlPath, versionCacheDir } from './istio-release.js';
+import type { UpSettings } from './settings.js';
+
+type Settings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;
+
+export const istioDownload: Step<Settings> = {
+  id: 'istio-download',
+  title: 'Download Istio release',
+  async check(ctx) {
+    const binary = istioctlPath(ctx.options.cacheDir, ctx.settings.istioVersion);
+    return isExecutable(binary)
+      ? { satisfied: true, detail: `istioctl ${ctx.settings.istioVersion} cached at ${binary}` }
+      : { satisfied: false, detail: `download istio-${ctx.settings.istioVersion} into ${versionCacheDir(ctx.options.cacheDir, ctx.settings.istioVersion)}` };
+  },
+  async run(ctx) {
+    const { istioVersion: version } = ctx.settings;
+    const { downloadVerified, fetchText, parseSha256File, sha256File } = await import('../download/download.js');
+    const { extractArchiveSafely } = await import('../download/extract.js');
+    let archive: string;
+    let how: string;
+    if (ctx.settings.istioArchive) {
+      archive = path.resolve(ctx.settings.istioArchive);
+      const companion = `${archive}.sha256`;
+      const expected = ctx.settings.istioSha256 ?? (fs.existsSync(companion) ? parseSha256File(fs.readFileSync(companion, 'utf8')) : undefined);
+      if (expected) {
+        const actual = await sha256File(archive);
+        if (actual !== expected) {
+          throw new DownloadError(`${archive} has sha256 ${actual}, expected ${expected}`, { hint: 'the archive is corrupt or not the release you meant; download it again' });
+        }
+        how = `verified local archive ${archive}`;
+      } else {
+        ctx.log.warn(`no checksum for ${archive}: pass --istio-sha256 or put ${path.basename(companion)} beside it to verify it`);
+        how = `unverified local archive ${archive}`;
+      }
+    } else {
+      const asset = assetName(version);
+      if (asset.note) ctx.log.note(asset.note);
+      const url = `${ctx.settings.istioMirror}/${version}/${asset.name}`;
+      const expected = ctx.settings.istioSha256 ?? parseSha256File(await fetchText(`${url}.sha256`, { signal: ctx.signal }), asset.name);
+      archive = path.join(versionCacheDir(ctx.options.cacheDir, version), asset.name);
+      fs.mkdirSync(path.dirname(archive), { recursive: true });
+      const result = await downloadVerified({
+        url,
+        dest: archive,
+        expectedSha256: expected,
+        signal: ctx.signal,
+        onProgress: (p) => ctx.log.progress(p.received, p.total),
+        onRetry: (r) => ctx.log.warn(`download attempt ${r.attempt} failed (${r.reason}); retrying in ${Math.round(r.delayMs)}ms`),
+      });
+      how = result.fromCache ? `cached ${asset.name}` : `${asset.name} (${(result.bytes / 1048576).toFixed(1)} MB${result.resumed ? ', resumed' : ''}) from ${url}`;
+    }
+    await extractArchiveSafely(archive, extractDir(ctx.options.cacheDir, version), { signal: ctx.signal });
+    const binary = istioctlPath(ctx.options.cacheDir, version);
+    if (!isExecutable(binary)) {
+      throw new DownloadError(`the archive has no executable istio-${version}/bin/istioctl`, { hint: 'it is not an Istio release archive; check --istio-archive or --istio-mirror' });
+    }
+    const out = await runCommand(binary, ['version', '--remote=false'], { signal: ctx.signal, timeoutMs: 30_000 });
+    if (!out.stdout.includes(version)) {
+      throw new ExternalCommandError(`istioctl reports version "${out.stdout.trim().split('\n')[0]}", expected ${version}`, { hint: 'the archive holds another release; check --istio-version' });
+    }
+    return how;
+  },
+};
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export type { Context };

@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { Agent } from 'undici';
+import { DownloadError, InterruptedError } from '../../src/core/errors.js';
+import { downloadVerified, fetchText, parseSha256File, sha256File, type DownloadOptions } from '../../src/download/download.js';
+import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+
+const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
+const data = randomBytes(300 * 1024);
+const digest = createHash('sha256').update(data).digest('hex');
+
+describe('downloadVerified', () => {
+  let server: ReleaseServer;
+  let dir: string;
+  // An explicit agent, so a proxy configured in the environment cannot capture loopback traffic.
+  const dispatcher = new Agent();
+
+  before(async () => {
+    server = await startReleaseServer({ [ASSET]: data, 'small.txt': Buffer.from('hello\n') });
+  });
+  after(async () => {
+    await server.close();
+    await dispatcher.close();
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshdemo-dl-'));
+    server.requests.length = 0;
+    server.setMode({ redirect: false, dropAfterBytes: undefined, dropOnce: false, ignoreRange: false, wrongChecksum: false, status500Times: 0, stallAfterBytes: undefined });
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const opts = (o: Partial<DownloadOptions> = {}): DownloadOptions => ({
+    url: `${server.url}/${ASSET}`,
+    dest: join(dir, 'istio.tar.gz'),
+    expectedSha256: digest,
+    dispatcher,
+    retryBaseDelayMs: 10,
+    ...o,
+  });
+
+  it('downloads, verifies and renames into place', async () => {
+    const progress: number[] = [];
+    const res = await downloadVerified(opts({ expectedSha256: digest.toUpperCase(), onProgress: (p) => progress.push(p.received) }));
+    assert.deepEqual(res, { path: join(dir, 'istio.tar.gz'), sha256: digest, bytes: data.length, resumed: false, fromCache: false });
+    assert.deepEqual(await readFile(res.path), data);
+    assert.equal(existsSync(`${res.path}.part`), false);
+    assert.equal(progress.at(-1), data.length);
+  });
+
+  it('answers from the cache without a request', async () => {
+    await writeFile(join(dir, 'istio.tar.gz'), data);
+    const res = await downloadVerified(opts());
+    assert.equal(res.fromCache, true);
+    assert.equal(res.sha256, digest);
+    const noChecksum = await downloadVerified(opts({ expectedSha256: undefined }));
+    assert.equal(noChecksum.fromCache, true);
+    assert.equal(server.requests.length, 0);
+  });
+
+  it('replaces a cached file whose checksum does not match', async () => {
+    await writeFile(join(dir, 'istio.tar.gz'), 'stale');
+    const res = await downloadVerified(opts());
+    assert.equal(res.fromCache, false);
+    assert.equal(await sha256File(res.path), digest);
+  });
+
+  it('follows a redirect', async () => {
+    server.setMode({ redirect: true });
+    const res = await downloadVerified(opts({ url: `${server.url}/releases/download/${ASSET}` }));
+    assert.equal(res.sha256, digest);
+    assert.deepEqual(server.requests.map((r) => r.path), [`/releases/download/${ASSET}`, `/files/${ASSET}`]);
+  });
+
+  it('resumes with a Range request after the connection drops mid-body', async () => {
+    server.setMode({ dropAfterBytes: 100 * 1024, dropOnce: true });
+    const retries: string[] = [];
+    const res = await downloadVerified(opts({ onRetry: (i) => retries.push(i.reason) }));
+    assert.equal(res.sha256, digest);
+    assert.equal(res.resumed, true);
+    assert.equal(retries.length, 1);
+    assert.equal(server.requests.length, 2);
+    assert.match(server.requests[1].range ?? '', /^bytes=\d+-$/);
+    assert.ok(Number(/\d+/.exec(server.requests[1].range!)![0]) > 0);
+    assert.deepEqual(await readFile(res.path), data);
+  });
+
+  it('resumes after a redirect too', async () => {
+    server.setMode({ redirect: true, dropAfterBytes: 50 * 1024, dropOnce: true });
+    const res = await downloadVerified(opts({ url: `${server.url}/releases/download/${ASSET}` }));
+    assert.equal(res.sha256, digest);
+    assert.ok(server.requests.some((r) => r.path.startsWith('/files/') && r.range !== undefined));
+  });
+
+  it('restarts from zero when the server ignores Range', async () => {
+    server.setMode({ dropAfterBytes: 100 * 1024, dropOnce: true, ignoreRange: true });
+    const res = await downloadVerified(opts());
+    assert.equal(res.sha256, digest);
+    assert.equal(res.resumed, false);
+    assert.equal(res.bytes, data.length);
+    assert.ok(server.requests[1].range);
+  });
+
+  it('restarts from zero on 416', async () => {
+    await writeFile(join(dir, 'istio.tar.gz.part'), Buffer.concat([data, Buffer.from('extra')]));
+    const res = await downloadVerified(opts());
+    assert.equal(res.sha256, digest);
+    assert.deepEqual(server.requests.map((r) => r.range), [`bytes=${data.length + 5}-`, undefined]);
+  });
+
+  it('retries on 500 and then succeeds', async () => {
+    server.setMode({ status500Times: 2 });
+    const retries: Array<{ attempt: number; reason: string; delayMs: number }> = [];
+    const res = await downloadVerified(opts({ onRetry: (i) => retries.push(i) }));
+    assert.equal(res.sha256, digest);
+    assert.deepEqual(retries, [
+      { attempt: 1, reason: 'HTTP 500', delayMs: 10 },
+      { attempt: 2, reason: 'HTTP 500', delayMs: 20 },
+    ]);
+  });
+
+  it('fails at once on 404', async () => {
+    let retried = false;
+    const started = Date.now();
+    const err = await downloadVerified(opts({ url: `${server.url}/nope.tar.gz`, retryBaseDelayMs: 5000, onRetry: () => (retried = true) })).then(
+      () => assert.fail('should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof DownloadError);
+    assert.equal(err.exitCode, 5);
+    assert.match(err.message, /\/nope\.tar\.gz answered HTTP 404/);
+    assert.equal(retried, false);
+    assert.equal(server.requests.length, 1);
+    assert.ok(Date.now() - started < 2000);
+  });
+
+  it('rejects a wrong checksum and leaves nothing behind', async () => {
+    server.setMode({ wrongChecksum: true });
+    const url = `${server.url}/${ASSET}`;
+    const expected = parseSha256File(await fetchText(`${url}.sha256`, { dispatcher }), ASSET);
+    const err = await downloadVerified(opts({ expectedSha256: expected })).then(
+      () => assert.fail('should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof DownloadError);
+    assert.equal(err.exitCode, 5);
+    assert.ok(err.message.includes(url), err.message);
+    assert.ok(err.message.includes(digest) && err.message.includes(expected), err.message);
+    assert.equal(existsSync(join(dir, 'istio.tar.gz')), false);
+    assert.equal(existsSync(join(dir, 'istio.tar.gz.part')), false);
+  });
+
+  it('retries a stalled body and then fails within the idle timeout budget', async () => {
+    server.setMode({ stallAfterBytes: 1000 });
+    const retries: string[] = [];
+    const started = Date.now();
+    const err = await downloadVerified(opts({ idleTimeoutMs: 200, retries: 1, onRetry: (i) => retries.push(i.reason) })).then(
+      () => assert.fail('should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof DownloadError, String(err));
+    assert.equal(err.exitCode, 5);
+    assert.match(err.message, /after 2 attempts: stalled: no data for 200 ms/);
+    assert.equal(retries.length, 1);
+    // Each retry continued from the bytes already on disk.
+    assert.deepEqual(server.requests.map((r) => r.range), [undefined, 'bytes=1000-']);
+    // undici's body timer ticks at ~0.5 s resolution, hence the generous bound.
+    assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+  });
+
+  it('stops on abort with InterruptedError and keeps the .part', async () => {
+    server.setMode({ stallAfterBytes: 1000 });
+    const ac = new AbortController();
+    const pending = downloadVerified(opts({ signal: ac.signal, onProgress: () => setTimeout(() => ac.abort(), 100) }));
+    const err = await pending.then(
+      () => assert.fail('should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof InterruptedError, String(err));
+    assert.equal(err.exitCode, 130);
+    assert.ok(existsSync(join(dir, 'istio.tar.gz.part')));
+    assert.equal(existsSync(join(dir, 'istio.tar.gz')), false);
+
+    // A later run resumes from what was kept.
+    server.setMode({ stallAfterBytes: undefined });
+    server.requests.length = 0;
+    assert.equal((await stat(join(dir, 'istio.tar.gz.part'))).size, 1000);
+    const res = await downloadVerified(opts());
+    assert.equal(res.sha256, digest);
+    assert.equal(res.resumed, true);
+    assert.deepEqual(server.requests.map((r) => r.range), ['bytes=1000-']);
+  });
+
+  it('fails with DownloadError after retries when the connection is refused', async () => {
+    const closed = await startReleaseServer({});
+    const url = `${closed.url}/x`;
+    await closed.close();
+    const err = await downloadVerified(opts({ url, retries: 1 })).then(
+      () => assert.fail('should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof DownloadError);
+    assert.match(err.message, /after 2 attempts: .*ECONNREFUSED/);
+  });
+
+  it('fetchText retries 5xx and returns the body', async () => {
+    server.setMode({ status500Times: 1 });
+    assert.equal(await fetchText(`${server.url}/small.txt`, { dispatcher, retryBaseDelayMs: 5 }), 'hello\n');
+  });
+});
+
+describe('parseSha256File', () => {
+  const h = 'a'.repeat(64);
+  it('reads "<hex>  <name>" and "<hex> *<name>"', () => {
+    assert.equal(parseSha256File(`${h}  istio.tar.gz\n`, 'istio.tar.gz'), h);
+    assert.equal(parseSha256File(`${h} *istio.tar.gz`, 'istio.tar.gz'), h);
+    assert.equal(parseSha256File(`${h.toUpperCase()} istio.tar.gz\r\n`), h);
+  });
+  it('accepts a bare digest', () => {
+    assert.equal(parseSha256File(`${h}\n`, 'anything.tar.gz'), h);
+  });
+  it('picks the asset from a multi-line file, by basename', () => {
+    const b = 'b'.repeat(64);
+    const text = `${h}  istio-1.8.4-osx.tar.gz\n${b}  ./istio-1.8.4-linux-amd64.tar.gz\n`;
+    assert.equal(parseSha256File(text, '1.8.4/istio-1.8.4-linux-amd64.tar.gz'), b);
+    assert.throws(() => parseSha256File(text), DownloadError);
+    assert.throws(() => parseSha256File(text, 'other.tar.gz'), /no entry for other\.tar\.gz/);
+  });
+  it('throws DownloadError when malformed', () => {
+    for (const bad of ['', '\n', 'abc  file', `${h.slice(1)}  file`, `${h}x  file`, '<html>Not Found</html>']) {
+      assert.throws(() => parseSha256File(bad), (e: unknown) => e instanceof DownloadError && e.exitCode === 5, JSON.stringify(bad));
+    }
+  });
+});

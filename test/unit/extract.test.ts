@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { create, Header, list, type HeaderData } from 'tar';
+import { DownloadError, InterruptedError, UsageError } from '../../src/core/errors.js';
+import { extractArchiveSafely } from '../../src/download/extract.js';
+
+/** Raw tar entries, written header by header so that nothing sanitises the bad ones. */
+type RawEntry = HeaderData & { body?: string | Buffer };
+function rawTar(entries: RawEntry[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const { body = '', ...h } of entries) {
+    const data = Buffer.from(body);
+    const block = Buffer.alloc(512);
+    new Header({ mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: data.length, ...h }).encode(block, 0);
+    blocks.push(block, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+const rawTarGz = (entries: RawEntry[]) => gzipSync(rawTar(entries));
+
+async function entriesOf(archive: string): Promise<Array<{ path: string; type: string; linkpath?: string }>> {
+  const out: Array<{ path: string; type: string; linkpath?: string }> = [];
+  await list({ file: archive, onReadEntry: (e) => out.push({ path: e.path, type: e.type, ...(e.linkpath ? { linkpath: e.linkpath } : {}) }) });
+  return out;
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    out.push(p);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+  }
+  return out.sort();
+}
+
+describe('extractArchiveSafely', () => {
+  // sandbox/archive.tar.gz, sandbox/a/b/target: a `..` escape from target or its temp sibling stays in the sandbox.
+  let sandbox: string;
+  let archive: string;
+  let target: string;
+  beforeEach(async () => {
+    sandbox = await mkdtemp(join(tmpdir(), 'meshdemo-x-'));
+    archive = join(sandbox, 'archive.tar.gz');
+    target = join(sandbox, 'a', 'b', 'target');
+  });
+  afterEach(async () => {
+    await rm(sandbox, { recursive: true, force: true });
+  });
+
+  it('extracts a normal tree, keeping modes', async () => {
+    const src = join(sandbox, 'src');
+    await mkdir(join(src, 'istio-1.8.4', 'bin'), { recursive: true });
+    await mkdir(join(src, 'istio-1.8.4', 'samples', 'bookinfo'), { recursive: true });
+    await writeFile(join(src, 'istio-1.8.4', 'bin', 'istioctl'), '#!/bin/sh\necho istioctl\n');
+    await chmod(join(src, 'istio-1.8.4', 'bin', 'istioctl'), 0o755);
+    await writeFile(join(src, 'istio-1.8.4', 'samples', 'bookinfo', 'app.yaml'), 'kind: Service\n');
+    await create({ gzip: true, file: archive, cwd: src }, ['istio-1.8.4']);
+
+    const res = await extractArchiveSafely(archive, target);
+    assert.equal(res.entries, 6);
+    const istioctl = join(target, 'istio-1.8.4', 'bin', 'istioctl');
+    assert.equal((await lstat(istioctl)).mode & 0o777, 0o755);
+    assert.equal(await readFile(join(target, 'istio-1.8.4', 'samples', 'bookinfo', 'app.yaml'), 'utf8'), 'kind: Service\n');
+    assert.deepEqual(await readdir(join(sandbox, 'a', 'b')), ['target']);
+  });
+
+  it('keeps symlinks and hardlinks that stay inside', async () => {
+    await writeFile(
+      archive,
+      rawTarGz([
+        { path: 'pkg/', type: 'Directory', mode: 0o755 },
+        { path: 'pkg/tool', body: 'bin', mode: 0o755 },
+        { path: 'pkg/bin/', type: 'Directory', mode: 0o755 },
+        { path: 'pkg/bin/tool', type: 'SymbolicLink', linkpath: '../tool' },
+        { path: 'pkg/tool-copy', type: 'Link', linkpath: 'pkg/tool' },
+      ]),
+    );
+    await extractArchiveSafely(archive, target);
+    assert.equal(await readlink(join(target, 'pkg', 'bin', 'tool')), '../tool');
+    assert.equal(await readFile(join(target, 'pkg', 'tool-copy'), 'utf8'), 'bin');
+  });
+
+  it('replaces an existing targetDir', async () => {
+    await mkdir(target, { recursive: true });
+    await writeFile(join(target, 'old.txt'), 'old');
+    await writeFile(archive, rawTarGz([{ path: 'new.txt', body: 'new' }]));
+    await extractArchiveSafely(archive, target);
+    assert.deepEqual(await readdir(target), ['new.txt']);
+    assert.deepEqual(await readdir(join(sandbox, 'a', 'b')), ['target']);
+  });
+
+  const malicious: Array<{ name: string; entries: RawEntry[]; bad: string; message: RegExp }> = [
+    { name: '../ path', entries: [{ path: 'ok.txt', body: 'ok' }, { path: '../evil', body: 'evil' }], bad: '../evil', message: /"\.\.\/evil" contains a '\.\.'/ },
+    { name: 'nested ..', entries: [{ path: 'x/../../../evil', body: 'evil' }], bad: 'x/../../../evil', message: /'\.\.'/ },
+    { name: 'absolute path', entries: [{ path: '/abs/evil', body: 'evil' }], bad: '/abs/evil', message: /"\/abs\/evil" has an absolute path/ },
+    {
+      name: 'symlink to /etc, then a file through it',
+      entries: [
+        { path: 'etc', type: 'SymbolicLink', linkpath: '/etc' },
+        { path: 'etc/meshdemo-evil', body: 'evil' },
+      ],
+      bad: 'etc',
+      message: /symbolic link "etc" points outside/,
+    },
+    {
+      name: 'relative symlink escaping',
+      entries: [
+        { path: 'up', type: 'SymbolicLink', linkpath: '../../..' },
+        { path: 'up/evil', body: 'evil' },
+      ],
+      bad: 'up',
+      message: /symbolic link "up" points outside/,
+    },
+    {
+      // Lexically x/x/x/../../.. is inside, but with x -> . it is three levels above the root.
+      name: 'symlink chain that only escapes through another symlink',
+      entries: [
+        { path: 'x', type: 'SymbolicLink', linkpath: '.' },
+        { path: 'esc', type: 'SymbolicLink', linkpath: 'x/x/x/../../..' },
+      ],
+      bad: 'esc',
+      message: /symbolic link "esc" points outside/,
+    },
+    {
+      name: 'file written through an in-archive symlink',
+      entries: [
+        { path: 'sub/', type: 'Directory', mode: 0o755 },
+        { path: 'link', type: 'SymbolicLink', linkpath: 'sub' },
+        { path: 'LINK/file', body: 'x' },
+      ],
+      bad: 'LINK/file',
+      message: /"LINK\/file" would be written through a symbolic link/,
+    },
+    { name: 'hardlink to an absolute path', entries: [{ path: 'passwd', type: 'Link', linkpath: '/etc/passwd' }], bad: 'passwd', message: /hard link "passwd" points outside/ },
+    { name: 'hardlink climbing out', entries: [{ path: 'h', type: 'Link', linkpath: 'a/../../outside' }], bad: 'h', message: /hard link "h" points outside/ },
+    { name: 'character device', entries: [{ path: 'null', type: 'CharacterDevice', devmaj: 1, devmin: 3 }], bad: 'null', message: /"null" is a CharacterDevice/ },
+    { name: 'fifo', entries: [{ path: 'pipe', type: 'FIFO' }], bad: 'pipe', message: /"pipe" is a FIFO/ },
+  ];
+
+  for (const c of malicious) {
+    it(`refuses ${c.name} and writes nothing`, async () => {
+      await writeFile(archive, rawTarGz(c.entries));
+      assert.ok((await entriesOf(archive)).some((e) => e.path === c.bad), 'the archive really holds the bad entry');
+
+      const err = await extractArchiveSafely(archive, target).then(
+        () => assert.fail('should refuse'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof DownloadError, String(err));
+      assert.equal(err.exitCode, 5);
+      assert.match(err.message, c.message);
+      assert.deepEqual(await walk(sandbox), [archive]);
+      assert.equal(existsSync('/abs/evil'), false);
+      assert.equal(existsSync('/etc/meshdemo-evil'), false);
+    });
+  }
+
+  it('leaves an existing targetDir alone when refusing', async () => {
+    await mkdir(target, { recursive: true });
+    await writeFile(join(target, 'old.txt'), 'old');
+    await writeFile(archive, rawTarGz([{ path: '../evil', body: 'evil' }]));
+    await assert.rejects(extractArchiveSafely(archive, target), DownloadError);
+    assert.deepEqual(await walk(join(sandbox, 'a')), [join(sandbox, 'a', 'b'), target, join(target, 'old.txt')]);
+  });
+
+  it('reports a corrupt archive as DownloadError', async () => {
+    await writeFile(archive, gzipSync(randomBytes(2048)));
+    await assert.rejects(extractArchiveSafely(archive, target), DownloadError);
+    assert.equal(existsSync(target), false);
+  });
+
+  it('refuses zip archives with UsageError', async () => {
+    await assert.rejects(extractArchiveSafely(join(sandbox, 'istio-1.8.4-win.zip'), target), (e: unknown) => e instanceof UsageError && /zip archives/.test(e.message));
+  });
+
+  it('leaves no targetDir and no temp dir when interrupted', async () => {
+    // Enough files that extraction is still running when the abort arrives.
+    const entries: RawEntry[] = Array.from({ length: 3000 }, (_, i) => ({ path: `pkg/${i % 30}/file-${i}`, body: `file ${i}\n` }));
+    await writeFile(archive, rawTarGz(entries));
+    const parent = join(sandbox, 'a', 'b');
+    const ac = new AbortController();
+    const pending = extractArchiveSafely(archive, target, { signal: ac.signal });
+    // Abort as soon as the temporary sibling appears, i.e. mid-extraction.
+    while (!(existsSync(parent) && (await readdir(parent)).some((n) => n.startsWith('target.tmp-')))) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    ac.abort();
+    await assert.rejects(pending, InterruptedError);
+    assert.deepEqual(await readdir(parent), []);
+    // Writes already in flight when the abort arrived must not resurrect the temp dir.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await readdir(parent), []);
+  });
+
+  it('refuses to start when already aborted', async () => {
+    await writeFile(archive, rawTarGz([{ path: 'f', body: 'x' }]));
+    await assert.rejects(extractArchiveSafely(archive, target, { signal: AbortSignal.abort() }), InterruptedError);
+    assert.equal(existsSync(target), false);
+  });
+});
