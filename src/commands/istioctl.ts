@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .argument('[args...]', 'arguments for istioctl (put them after --)')
     .option('--print-path', 'print the directory holding istioctl (for export PATH=…)')
     .option('--istio-version <v>', 'which cached release', DEFAULT_ISTIO_VERSION)
-    .passThroughOptions()
+    .allowUnknownOption()
     .addHelpText('after', '\nExamples:\n  meshdemo istioctl -- analyze -n default\n  meshdemo istioctl -- proxy-status\n  export PATH="$(meshdemo istioctl --print-path):$PATH"')
     .action(
       action(

@@ -11,7 +11,7 @@ export interface StepOutcome {
 }
 
 export interface RunOptions {
-  /** Called once, before the first step that would change the cluster. */
+  /** Called once, before the first step that is not read-only and has work to do. */
   beforeFirstChange?: () => Promise<void>;
 }
 
@@ -35,13 +35,13 @@ export async function runSteps<S>(steps: Step<S>[], ctx: Context<S>, opts: RunOp
         ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'skipped', durationMs: outcome.durationMs, message: outcome.message });
         continue;
       }
-      if (ctx.dryRun) {
+      if (ctx.dryRun && !step.readOnly) {
         const outcome = finish(step, 'planned', started, `would run: ${check.detail ?? step.title}`);
         outcomes.push(outcome);
         ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'skipped', durationMs: outcome.durationMs, message: outcome.message });
         continue;
       }
-      if (step.changesCluster && !confirmed) {
+      if (!step.readOnly && !confirmed) {
         confirmed = true;
         await opts.beforeFirstChange?.();
       }

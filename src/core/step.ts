@@ -31,8 +31,11 @@ export interface CheckResult {
 export interface Step<S = unknown> {
   id: string;
   title: string;
-  /** True for steps that change the cluster: the runner asks for confirmation before the first of them. */
-  changesCluster?: boolean;
+  /**
+   * Read-only steps (preflight) run even in a dry run, and need no confirmation; before the first other
+   * step that has work to do, the runner asks once.
+   */
+  readOnly?: boolean;
   /** Read-only: is the work already done? */
   check(ctx: Context<S>): Promise<CheckResult>;
   /** Do the work; the returned text is the step's done message. */

@@ -54,7 +54,6 @@ async function missingObjects(kube: KubeClient, objects: KubeObject[]): Promise<
 export const addons: Step<Settings> = {
   id: 'addons',
   title: 'Apply addons (Prometheus, Grafana, Jaeger, Kiali)',
-  changesCluster: true,
   async check(ctx) {
     const kube = await ctx.kube();
     let objects: KubeObject[];

@@ -70,7 +70,6 @@ async function explainNodePortError(kube: KubeClient, err: unknown, name: string
 export const dashboards: Step<Settings> = {
   id: 'dashboards',
   title: 'Expose dashboards on NodePorts',
-  changesCluster: true,
   async check(ctx) {
     const kube = await ctx.kube();
     const wanted = dashboardsFor(ctx.settings);

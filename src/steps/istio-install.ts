@@ -19,7 +19,6 @@ export async function istioctlKubeArgs(ctx: Context<any>): Promise<string[]> {
 export const istioInstall: Step<Settings> = {
   id: 'istio-install',
   title: 'istioctl install --set profile=demo',
-  changesCluster: true,
   async check(ctx) {
     const installed = await istioInstallation(await ctx.kube());
     const { istioVersion, reinstall } = ctx.settings;

@@ -7,7 +7,6 @@ export const INJECTION_LABEL = 'istio-injection';
 export const namespaceLabel: Step = {
   id: 'namespace-label',
   title: 'Label namespace for sidecar injection',
-  changesCluster: true,
   async check(ctx) {
     const ns = ctx.options.namespace;
     const value = await injectionLabel(await ctx.kube(), ns);

@@ -6,7 +6,6 @@ export function notImplemented(id: string, title: string): Step<any> {
   return {
     id,
     title,
-    changesCluster: true,
     async check() {
       return { satisfied: false, detail: 'not implemented yet' };
     },

@@ -85,6 +85,7 @@ export async function clusterVersion(kube: KubeClient): Promise<VersionVerdict> 
 export const preflight: Step = {
   id: 'preflight',
   title: 'Preflight: cluster, version and permissions',
+  readOnly: true,
   async check() {
     return { satisfied: false, detail: 'always runs (read-only)' };
   },

@@ -1,0 +1,156 @@
+import { ExternalCommandError, PreflightError } from '../core/errors.js';
+import { runCommand, type RunOptions, type RunResult } from './run.js';
+
+/**
+ * The Docker CLI (and the kind / minikube image loaders) as meshdemo uses them. Everything goes through
+ * runCommand: argument arrays, no shell, cancellation, and ExternalCommandError with docker's last lines.
+ * The daemon is whatever the user's docker CLI talks to (DOCKER_HOST, docker context); credentials stay
+ * with the CLI's own config (`docker login` is the user's job) and are never read or printed here.
+ */
+export interface DockerCallOptions {
+  signal?: AbortSignal;
+  /** Each line of the tool's output (meshdemo streams it to the step's debug log). */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+}
+
+/** How often each mutating command was started in this process (tests assert that unchanged images cost nothing). */
+export const dockerCounters = { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 };
+
+export function resetDockerCounters(): void {
+  for (const key of Object.keys(dockerCounters) as Array<keyof typeof dockerCounters>) dockerCounters[key] = 0;
+}
+
+const DOCKER = 'docker';
+
+function run(file: string, args: string[], opts: DockerCallOptions, extra: Partial<RunOptions> = {}): Promise<RunResult> {
+  return runCommand(file, args, { signal: opts.signal, onLine: opts.onLine, env: opts.env, timeoutMs: opts.timeoutMs, tailLines: 20, ...extra });
+}
+
+export interface DockerVersion {
+  client: string;
+  server: string;
+}
+
+/**
+ * `docker version`: the client is installed and its daemon answers. Anything else is a PreflightError
+ * (exit 3) that says which of the two is missing.
+ */
+export async function dockerVersion(opts: DockerCallOptions = {}): Promise<DockerVersion> {
+  let result: RunResult;
+  try {
+    result = await run(DOCKER, ['version', '--format', '{{.Client.Version}}|{{.Server.Version}}'], opts, { timeoutMs: opts.timeoutMs ?? 20_000 });
+  } catch (err) {
+    if (err instanceof PreflightError) {
+      throw new PreflightError('docker is not installed or not on PATH; meshdemo builds the demo images with the Docker CLI', {
+        hint: 'install Docker (or pass --skip-build with --image for each service)',
+        cause: err,
+      });
+    }
+    if (err instanceof ExternalCommandError) {
+      const where = process.env.DOCKER_HOST ? ` at DOCKER_HOST=${process.env.DOCKER_HOST}` : '';
+      throw new PreflightError(`the Docker daemon${where} is not reachable`, {
+        hint: 'start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST / `docker context`, or pass --skip-build with --image for each service',
+        details: err.details,
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  const [client = '', server = ''] = result.stdout.trim().split('|');
+  if (!server) {
+    throw new PreflightError('the Docker daemon did not report its version', { hint: 'check that `docker version` works', details: result.tail });
+  }
+  return { client, server };
+}
+
+/** Is this image (name:tag or id) in the daemon's local image store? Read-only. */
+export async function imageExists(ref: string, opts: DockerCallOptions = {}): Promise<boolean> {
+  return (await imageId(ref, opts)) !== undefined;
+}
+
+/** The local image id of `ref`, or undefined when the daemon does not have it. */
+export async function imageId(ref: string, opts: DockerCallOptions = {}): Promise<string | undefined> {
+  const result = await run(DOCKER, ['image', 'inspect', '--format', '{{.Id}}', ref], { ...opts, onLine: undefined }, {
+    okExitCodes: [1],
+    timeoutMs: opts.timeoutMs ?? 30_000,
+  });
+  if (result.exitCode !== 0) {
+    // exit 1 is "No such image"; anything else on stderr (daemon gone) is a real failure
+    if (/no such (image|object)/i.test(result.stderr)) return undefined;
+    throw new ExternalCommandError(`docker image inspect ${ref} failed`, { details: result.tail, hint: 'is the Docker daemon running?' });
+  }
+  return result.stdout.trim() || undefined;
+}
+
+export interface BuildOptions {
+  contextDir: string;
+  /** One or more names for the result (`-t` each). */
+  tags: string[];
+  buildArgs?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+/**
+ * `docker build` of a prepared context. `--pull=false`: a base image that is present locally is used as is,
+ * nothing is pulled unless the daemon lacks it.
+ */
+export async function build(b: BuildOptions, opts: DockerCallOptions = {}): Promise<void> {
+  const args = ['build', '--pull=false'];
+  for (const t of b.tags) args.push('-t', t);
+  for (const [k, v] of Object.entries(b.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries(b.labels ?? {})) args.push('--label', `${k}=${v}`);
+  args.push(b.contextDir);
+  dockerCounters.build++;
+  await run(DOCKER, args, opts);
+}
+
+export async function tag(source: string, target: string, opts: DockerCallOptions = {}): Promise<void> {
+  dockerCounters.tag++;
+  await run(DOCKER, ['tag', source, target], opts, { timeoutMs: opts.timeoutMs ?? 60_000 });
+}
+
+/** `docker push`; authentication is whatever `docker login` left in the CLI's config. */
+export async function push(ref: string, opts: DockerCallOptions = {}): Promise<void> {
+  dockerCounters.push++;
+  await run(DOCKER, ['push', ref], opts);
+}
+
+/** `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). */
+export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions = {}): Promise<void> {
+  dockerCounters.kindLoad++;
+  await run('kind', ['load', 'docker-image', ref, '--name', cluster], opts);
+}
+
+/** `minikube image load <ref>` into the current minikube profile. */
+export async function minikubeLoad(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<void> {
+  dockerCounters.minikubeLoad++;
+  const args = ['image', 'load', ref];
+  if (opts.profile) args.push('--profile', opts.profile);
+  await run('minikube', args, opts);
+}
+
+/** Does minikube's runtime already hold `ref`? (`minikube image ls`; a failure to list means "no".) */
+export async function minikubeHasImage(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<boolean> {
+  const args = ['image', 'ls'];
+  if (opts.profile) args.push('--profile', opts.profile);
+  try {
+    const r = await run('minikube', args, { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 60_000 });
+    return r.stdout.split('\n').some((l) => l.trim() === ref || l.trim() === `docker.io/${ref}`);
+  } catch (err) {
+    if (err instanceof PreflightError || err instanceof ExternalCommandError) return false;
+    throw err;
+  }
+}
+
+/** Is `tool` runnable (`<tool> version` exits 0)? For preflight checks of kind / minikube. */
+export async function toolAnswers(tool: 'kind' | 'minikube', opts: DockerCallOptions = {}): Promise<boolean> {
+  try {
+    await run(tool, ['version'], opts, { timeoutMs: opts.timeoutMs ?? 20_000 });
+    return true;
+  } catch (err) {
+    if (err instanceof PreflightError || err instanceof ExternalCommandError) return false;
+    throw err;
+  }
+}

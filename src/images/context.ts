@@ -1,0 +1,304 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PreflightError } from '../core/errors.js';
+import type { ServiceName } from '../steps/settings.js';
+
+/**
+ * Build contexts for the demo services, prepared by meshdemo so that `docker build` needs nothing from the
+ * network but the base image. Layout of one context (the image's /app after `COPY . .`):
+ *
+ *   Dockerfile, package.json, server.mjs, …   everything in templates/services/<service>/ (minus node_modules, dot files)
+ *   common/…                                  templates/services/common/ (shared runtime), when present
+ *   paycore.proto (any templates/services/*.proto)  for services that depend on @grpc/proto-loader
+ *   node_modules/…                            the production dependency closure of the service's package.json,
+ *                                             copied from meshdemo's own installed node_modules
+ *
+ * The tag is the first 12 hex digits of a sha256 over the sorted relative paths, each file's mode class and
+ * bytes, and the base image name: unchanged sources give the same tag, so nothing is rebuilt or re-pushed.
+ */
+
+/** dist/src/images/context.js → the project root (the folder holding package.json, templates/, node_modules/). */
+export const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface SourceDirs {
+  /** templates/services: one folder per service, plus common/ and *.proto. */
+  servicesDir: string;
+  /** Where dependencies are resolved from (Node's algorithm: <dir>/node_modules, then the parents'). */
+  projectRoot: string;
+}
+
+const defaults: SourceDirs = {
+  servicesDir: path.join(PROJECT_ROOT, 'templates', 'services'),
+  projectRoot: PROJECT_ROOT,
+};
+let current: SourceDirs = { ...defaults };
+
+/** Where service sources come from. Tests point this at a copy of the templates; returns a restore function. */
+export function configureSources(dirs: Partial<SourceDirs>): () => void {
+  const previous = current;
+  current = { ...current, ...dirs };
+  return () => {
+    current = previous;
+  };
+}
+
+export function sourceDirs(): SourceDirs {
+  return { ...current };
+}
+
+/** Bump when the layout changes, so old tags are not mistaken for new contents. */
+const LAYOUT_VERSION = 'meshdemo-context-v1';
+
+export interface ContextEntry {
+  /** Path inside the context, '/'-separated. */
+  rel: string;
+  /** The file it is copied from. */
+  src: string;
+  executable: boolean;
+  size: number;
+}
+
+export interface ContextPlan {
+  service: ServiceName;
+  baseImage: string;
+  /** Sorted by rel. */
+  entries: ContextEntry[];
+  /** Packages in node_modules, as "<rel dir>@<version>". */
+  packages: string[];
+  hash: string;
+  /** hash.slice(0, 12) */
+  tag: string;
+  bytes: number;
+}
+
+interface PackageJson {
+  name?: string;
+  version?: string;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+}
+
+async function readJson(file: string): Promise<PackageJson> {
+  return JSON.parse(await fsp.readFile(file, 'utf8')) as PackageJson;
+}
+
+/** Node's lookup: <from>/node_modules/<name>, then each parent's node_modules. Returns the real package dir. */
+function resolvePackage(name: string, fromDir: string): string | undefined {
+  let dir = fromDir;
+  for (;;) {
+    if (path.basename(dir) !== 'node_modules') {
+      const candidate = path.join(dir, 'node_modules', ...name.split('/'));
+      if (fs.existsSync(path.join(candidate, 'package.json'))) return fs.realpathSync(candidate);
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** Logical (in-context) dirs Node searches for `name` from a package at `logical` ('' = /app), nearest first. */
+function lookupChain(logical: string, name: string): string[] {
+  const chain: string[] = [];
+  let at = logical;
+  for (;;) {
+    chain.push(at ? `${at}/node_modules/${name}` : `node_modules/${name}`);
+    if (!at) return chain;
+    // strip the trailing "node_modules/<pkg>" or "node_modules/@scope/<pkg>"
+    const parts = at.split('/');
+    const i = parts.lastIndexOf('node_modules');
+    at = parts.slice(0, Math.max(0, i)).join('/');
+  }
+}
+
+function depNames(pkg: PackageJson): Array<{ name: string; optional: boolean }> {
+  const out = new Map<string, boolean>();
+  for (const n of Object.keys(pkg.dependencies ?? {})) out.set(n, false);
+  for (const n of Object.keys(pkg.optionalDependencies ?? {})) out.set(n, true);
+  for (const n of Object.keys(pkg.peerDependencies ?? {})) {
+    if (!out.has(n)) out.set(n, true); // peers: taken along when installed, never required here
+  }
+  return [...out].map(([name, optional]) => ({ name, optional })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * Places the dependency closure in a node_modules tree that resolves exactly like the installed one:
+ * a package goes to the top level when that slot is free (nothing can be shadowed there), else next to
+ * the package that needs it; a package already visible from where it is needed is reused.
+ * Each package's direct dependencies are all placed before any of them is descended into.
+ */
+async function placeDependencies(service: ServiceName, pkg: PackageJson, projectRoot: string): Promise<Map<string, string>> {
+  const placed = new Map<string, string>(); // logical dir -> real dir
+
+  const placeChildren = async (parentPkg: PackageJson, parentReal: string, parentLogical: string, who: string) => {
+    const toVisit: Array<{ real: string; logical: string; pkg: PackageJson; name: string }> = [];
+    for (const { name, optional } of depNames(parentPkg)) {
+      const real = resolvePackage(name, parentReal);
+      if (!real) {
+        if (optional) continue;
+        throw new PreflightError(`cannot build the ${service} image: ${name}, a dependency of ${who}, is not installed with meshdemo`, {
+          hint: `reinstall meshdemo's dependencies (npm ci in ${projectRoot})`,
+        });
+      }
+      const chain = lookupChain(parentLogical, name);
+      let visible = false;
+      let blocked = false;
+      for (const loc of chain) {
+        const there = placed.get(loc);
+        if (there === undefined) continue;
+        if (there === real) visible = true;
+        else blocked = true;
+        break;
+      }
+      if (visible) continue;
+      const top = chain[chain.length - 1];
+      const logical = !blocked && !placed.has(top) ? top : chain[0];
+      if (placed.has(logical)) {
+        throw new PreflightError(`cannot lay out node_modules for ${service}: two versions of ${name} are needed at ${logical}`, {
+          hint: 'reinstall meshdemo (npm ci) so its dependencies are deduplicated',
+        });
+      }
+      placed.set(logical, real);
+      toVisit.push({ real, logical, name, pkg: await readJson(path.join(real, 'package.json')) });
+    }
+    for (const child of toVisit) await placeChildren(child.pkg, child.real, child.logical, child.name);
+  };
+
+  await placeChildren(pkg, projectRoot, '', `templates/services/${service}/package.json`);
+  return placed;
+}
+
+/** Regular files under `dir` (following symlinks, skipping nested node_modules when asked). */
+async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: boolean; skipDotFiles: boolean }, out: ContextEntry[], seen = new Set<string>()): Promise<void> {
+  const realDir = await fsp.realpath(dir);
+  if (seen.has(realDir)) return;
+  seen.add(realDir);
+  const names = (await fsp.readdir(dir)).sort();
+  for (const name of names) {
+    if (opts.skipNodeModules && name === 'node_modules') continue;
+    if (opts.skipDotFiles && name.startsWith('.')) continue;
+    const abs = path.join(dir, name);
+    const rel = relBase ? `${relBase}/${name}` : name;
+    let st: fs.Stats;
+    try {
+      st = await fsp.stat(abs);
+    } catch {
+      continue; // dangling symlink
+    }
+    if (st.isDirectory()) await listFiles(abs, rel, opts, out, seen);
+    else if (st.isFile()) out.push({ rel, src: abs, executable: (st.mode & 0o111) !== 0, size: st.size });
+  }
+}
+
+function isServiceDir(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'Dockerfile')) && fs.existsSync(path.join(dir, 'package.json'));
+}
+
+/** Everything that goes into the service's context, and its content hash (reads every file; copies nothing). */
+export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = current): Promise<ContextPlan> {
+  const serviceDir = path.join(dirs.servicesDir, service);
+  if (!isServiceDir(serviceDir)) {
+    throw new PreflightError(`the sources of ${service} are missing: no Dockerfile and package.json in ${serviceDir}`, {
+      hint: 'reinstall meshdemo; its package ships templates/services',
+    });
+  }
+  const entries: ContextEntry[] = [];
+  await listFiles(serviceDir, '', { skipNodeModules: true, skipDotFiles: true }, entries);
+
+  const commonDir = path.join(dirs.servicesDir, 'common');
+  if (fs.existsSync(commonDir)) await listFiles(commonDir, 'common', { skipNodeModules: true, skipDotFiles: true }, entries);
+
+  const pkg = await readJson(path.join(serviceDir, 'package.json'));
+  const deps = depNames(pkg).map((d) => d.name);
+  if (deps.includes('@grpc/proto-loader')) {
+    for (const name of (await fsp.readdir(dirs.servicesDir)).sort()) {
+      if (!name.endsWith('.proto')) continue;
+      const abs = path.join(dirs.servicesDir, name);
+      const st = await fsp.stat(abs);
+      if (st.isFile()) entries.push({ rel: name, src: abs, executable: false, size: st.size });
+    }
+  }
+
+  const placed = await placeDependencies(service, pkg, dirs.projectRoot);
+  const packages: string[] = [];
+  for (const [logical, real] of placed) {
+    const version = (await readJson(path.join(real, 'package.json'))).version ?? '?';
+    packages.push(`${logical}@${version}`);
+    await listFiles(real, logical, { skipNodeModules: true, skipDotFiles: false }, entries);
+  }
+
+  const byRel = new Map<string, ContextEntry>();
+  for (const e of entries) if (!byRel.has(e.rel)) byRel.set(e.rel, e); // the service's own files win over common/
+  const sorted = [...byRel.values()].sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+
+  const hash = createHash('sha256');
+  hash.update(`${LAYOUT_VERSION}\0`);
+  let bytes = 0;
+  for (const e of sorted) {
+    const data = await fsp.readFile(e.src);
+    e.size = data.length;
+    bytes += data.length;
+    hash.update(`${e.rel}\0${e.executable ? 'x' : '-'}\0${data.length}\0`);
+    hash.update(data);
+    hash.update('\0');
+  }
+  hash.update(`base-image\0${baseImage}`);
+  const hex = hash.digest('hex');
+  return { service, baseImage, entries: sorted, packages: packages.sort(), hash: hex, tag: hex.slice(0, 12), bytes };
+}
+
+/** The tag alone (same as planContext(...).tag). */
+export async function contextTag(service: ServiceName, baseImage: string, dirs?: SourceDirs): Promise<string> {
+  return (await planContext(service, baseImage, dirs)).tag;
+}
+
+export interface PreparedContext {
+  plan: ContextPlan;
+  dir: string;
+  /** Removes the temp dir. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Copies a planned context into a fresh temp dir (files 0644 or 0755, dirs 0755, so any image user can read
+ * them). The copy is checked against the plan's hash, so what is built is exactly what the tag names.
+ */
+export async function prepareContext(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; tmpRoot?: string } = {}): Promise<PreparedContext> {
+  const plan = await planContext(service, baseImage, opts.dirs);
+  const dir = await fsp.mkdtemp(path.join(opts.tmpRoot ?? os.tmpdir(), `meshdemo-${service}-`));
+  const cleanup = () => fsp.rm(dir, { recursive: true, force: true });
+  try {
+    const verify = createHash('sha256');
+    verify.update(`${LAYOUT_VERSION}\0`);
+    const made = new Set<string>();
+    for (const e of plan.entries) {
+      const target = path.join(dir, ...e.rel.split('/'));
+      const parent = path.dirname(target);
+      if (!made.has(parent)) {
+        await fsp.mkdir(parent, { recursive: true, mode: 0o755 });
+        for (let d = parent; d !== dir && !made.has(d); d = path.dirname(d)) made.add(d);
+      }
+      const data = await fsp.readFile(e.src);
+      await fsp.writeFile(target, data, { mode: e.executable ? 0o755 : 0o644 });
+      await fsp.chmod(target, e.executable ? 0o755 : 0o644); // writeFile's mode is masked by the umask
+      verify.update(`${e.rel}\0${e.executable ? 'x' : '-'}\0${data.length}\0`);
+      verify.update(data);
+      verify.update('\0');
+    }
+    for (const d of made) await fsp.chmod(d, 0o755);
+    await fsp.chmod(dir, 0o755);
+    verify.update(`base-image\0${baseImage}`);
+    if (verify.digest('hex') !== plan.hash) {
+      throw new PreflightError(`the sources of ${service} changed while its build context was being prepared`, { hint: 'run the command again' });
+    }
+    return { plan, dir, cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
