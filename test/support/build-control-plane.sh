@@ -5,7 +5,16 @@ set -euo pipefail
 VERSION=1.20.2
 CACHE=${MESHDEMO_TESTENV_CACHE:-$HOME/.cache/meshdemo-testenv}
 BIN=$CACHE/v$VERSION
-if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then
+cached() { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; }
+if cached; then
+  echo "control plane binaries cached in $BIN"
+  exit 0
+fi
+# one build at a time: a second caller waits for the first and then finds the cache warm
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.build.lock"
+flock 9
+if cached; then
   echo "control plane binaries cached in $BIN"
   exit 0
 fi
@@ -33,9 +42,8 @@ rm -rf $V && mkdir $V
 cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go /usr/share/gocode/src/github.com/modern-go/reflect2/*.s $V/
 mkdir -p .go/src/k8s.io && ln -sfn ../../.. .go/src/k8s.io/kubernetes
 env GOPATH=$PWD/.go HOME=$WORK/home CGO_ENABLED=0 GOFLAGS= make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
-mkdir -p "$BIN"
-cp _output/local/bin/linux/*/kube-apiserver _output/local/bin/linux/*/kube-controller-manager "$BIN.tmp" 2>/dev/null || {
-  mkdir -p "$BIN.tmp"; cp _output/local/bin/linux/*/kube-apiserver _output/local/bin/linux/*/kube-controller-manager "$BIN.tmp/"; }
+rm -rf "$BIN.tmp" && mkdir -p "$BIN.tmp"
+cp _output/local/bin/linux/*/kube-apiserver _output/local/bin/linux/*/kube-controller-manager "$BIN.tmp/"
 rm -rf "$BIN" && mv "$BIN.tmp" "$BIN"
 cd "$CACHE" && rm -rf "$WORK"
 echo "control plane binaries built into $BIN"

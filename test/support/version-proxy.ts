@@ -1,0 +1,149 @@
+// A tiny HTTPS reverse proxy on 127.0.0.1 in front of a test control plane that reports another
+// Kubernetes version on GET /version (everything else, upgrades included, is forwarded unchanged).
+import { spawn } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import type * as http from 'node:http';
+import * as https from 'node:https';
+import type * as net from 'node:net';
+import * as path from 'node:path';
+import * as tls from 'node:tls';
+import type { ControlPlane } from './control-plane.js';
+
+export interface VersionProxy {
+  /** https://127.0.0.1:<port> */
+  server: string;
+  /** The proxy's self-signed certificate (the kubeconfig trusts it as CA). */
+  caFile: string;
+  /** Kubeconfig like the control plane's (contexts "admin" current, "viewer"), pointing at the proxy. */
+  kubeconfigPath: string;
+  close(): Promise<void>;
+}
+
+function openssl(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`openssl ${args[0]} failed: ${err.trim()}`))));
+  });
+}
+
+export async function startVersionProxy(target: ControlPlane, gitVersion: string): Promise<VersionProxy> {
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(gitVersion);
+  if (!m) throw new Error(`not a Kubernetes version: ${gitVersion}`);
+  const major = m[1];
+  const minor = m[2];
+  const gv = gitVersion.startsWith('v') ? gitVersion : `v${gitVersion}`;
+
+  const dir = await fsp.mkdtemp(path.join(target.dir, 'version-proxy-'));
+  const keyFile = path.join(dir, 'proxy.key');
+  const certFile = path.join(dir, 'proxy.crt');
+  await openssl([
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ]);
+  const [key, cert, targetCa] = await Promise.all([fsp.readFile(keyFile), fsp.readFile(certFile), fsp.readFile(target.caFile)]);
+  const upstream = new URL(target.server);
+  const agent = new https.Agent({ keepAlive: true, ca: targetCa });
+
+  const sockets = new Set<net.Socket>();
+  const server = https.createServer({ key, cert }, (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://x');
+    const isVersion = req.method === 'GET' && (url.pathname === '/version' || url.pathname === '/version/');
+    const headers = { ...req.headers, host: upstream.host };
+    const up = https.request(
+      { protocol: 'https:', hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent },
+      (upRes) => {
+        if (!isVersion || upRes.statusCode !== 200) {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          upRes.pipe(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => chunks.push(c));
+        upRes.on('end', () => {
+          let info: Record<string, unknown> = {};
+          try {
+            info = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            /* synthesize below */
+          }
+          info = { ...info, major, minor, gitVersion: gv };
+          const body = JSON.stringify(info, null, 2);
+          const h: http.OutgoingHttpHeaders = { ...upRes.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+          delete h['transfer-encoding'];
+          delete h['content-encoding'];
+          res.writeHead(200, h);
+          res.end(body);
+        });
+        upRes.on('error', () => res.destroy());
+      },
+    );
+    up.on('error', (e) => {
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `version proxy: ${e.message}`, code: 502 }));
+      } else {
+        res.destroy();
+      }
+    });
+    req.pipe(up);
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
+  });
+
+  // Upgrades (exec/attach/port-forward over SPDY or websockets): raw pipe after re-sending the request head.
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    const up = tls.connect({ host: upstream.hostname, port: Number(upstream.port), ca: targetCa, servername: undefined }, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        const name = req.rawHeaders[i];
+        lines.push(`${name}: ${name.toLowerCase() === 'host' ? upstream.host : req.rawHeaders[i + 1]}`);
+      }
+      up.write(lines.join('\r\n') + '\r\n\r\n');
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    sockets.add(up);
+    up.on('close', () => {
+      sockets.delete(up);
+      socket.destroy();
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const proxyUrl = `https://127.0.0.1:${port}`;
+  const kubeconfigPath = path.join(dir, 'kubeconfig');
+  await target.writeKubeconfig(kubeconfigPath, { server: proxyUrl, caFile: certFile });
+
+  let closing: Promise<void> | undefined;
+  return {
+    server: proxyUrl,
+    caFile: certFile,
+    kubeconfigPath,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        for (const s of sockets) s.destroy();
+        agent.destroy();
+      }).then(() => fsp.rm(dir, { recursive: true, force: true }));
+      return closing;
+    },
+  };
+}
