@@ -60,6 +60,8 @@ export interface ContextEntry {
   src: string;
   executable: boolean;
   size: number;
+  /** Installed packages do not change under a running meshdemo: their digests are cached by path, size and mtime. */
+  cacheKey?: string;
 }
 
 export interface ContextPlan {
@@ -134,6 +136,7 @@ function depNames(pkg: PackageJson): Array<{ name: string; optional: boolean }> 
  */
 async function placeDependencies(service: ServiceName, pkg: PackageJson, projectRoot: string): Promise<Map<string, string>> {
   const placed = new Map<string, string>(); // logical dir -> real dir
+  const identity = new Map<string, string>(); // logical dir -> name@version
 
   const placeChildren = async (parentPkg: PackageJson, parentReal: string, parentLogical: string, who: string) => {
     const toVisit: Array<{ real: string; logical: string; pkg: PackageJson; name: string }> = [];
@@ -145,13 +148,16 @@ async function placeDependencies(service: ServiceName, pkg: PackageJson, project
           hint: `reinstall meshdemo's dependencies (npm ci in ${projectRoot})`,
         });
       }
+      const childPkg = await readJson(path.join(real, 'package.json'));
+      const id = `${name}@${childPkg.version ?? real}`;
       const chain = lookupChain(parentLogical, name);
       let visible = false;
       let blocked = false;
       for (const loc of chain) {
         const there = placed.get(loc);
         if (there === undefined) continue;
-        if (there === real) visible = true;
+        // the same name@version installed twice (npm does that across nesting levels) is one package here
+        if (there === real || identity.get(loc) === id) visible = true;
         else blocked = true;
         break;
       }
@@ -164,7 +170,8 @@ async function placeDependencies(service: ServiceName, pkg: PackageJson, project
         });
       }
       placed.set(logical, real);
-      toVisit.push({ real, logical, name, pkg: await readJson(path.join(real, 'package.json')) });
+      identity.set(logical, id);
+      toVisit.push({ real, logical, name, pkg: childPkg });
     }
     for (const child of toVisit) await placeChildren(child.pkg, child.real, child.logical, child.name);
   };
@@ -174,7 +181,7 @@ async function placeDependencies(service: ServiceName, pkg: PackageJson, project
 }
 
 /** Regular files under `dir` (following symlinks, skipping nested node_modules when asked). */
-async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: boolean; skipDotFiles: boolean }, out: ContextEntry[], seen = new Set<string>()): Promise<void> {
+async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: boolean; skipDotFiles: boolean; cacheable?: boolean }, out: ContextEntry[], seen = new Set<string>()): Promise<void> {
   const realDir = await fsp.realpath(dir);
   if (seen.has(realDir)) return;
   seen.add(realDir);
@@ -191,8 +198,22 @@ async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: 
       continue; // dangling symlink
     }
     if (st.isDirectory()) await listFiles(abs, rel, opts, out, seen);
-    else if (st.isFile()) out.push({ rel, src: abs, executable: (st.mode & 0o111) !== 0, size: st.size });
+    else if (st.isFile()) {
+      const cacheKey = opts.cacheable ? `${abs}\0${st.size}\0${st.mtimeMs}\0${st.ino}` : undefined;
+      out.push({ rel, src: abs, executable: (st.mode & 0o111) !== 0, size: st.size, cacheKey });
+    }
   }
+}
+
+const digestCache = new Map<string, string>();
+
+function fileDigest(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** One file's share of the context hash: path, executable bit, size and a digest of its bytes. */
+function entryLine(e: ContextEntry, digest: string): string {
+  return `${e.rel}\0${e.executable ? 'x' : '-'}\0${e.size}\0${digest}\n`;
 }
 
 function isServiceDir(dir: string): boolean {
@@ -229,7 +250,7 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   for (const [logical, real] of placed) {
     const version = (await readJson(path.join(real, 'package.json'))).version ?? '?';
     packages.push(`${logical}@${version}`);
-    await listFiles(real, logical, { skipNodeModules: true, skipDotFiles: false }, entries);
+    await listFiles(real, logical, { skipNodeModules: true, skipDotFiles: false, cacheable: true }, entries);
   }
 
   const byRel = new Map<string, ContextEntry>();
@@ -240,12 +261,15 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   hash.update(`${LAYOUT_VERSION}\0`);
   let bytes = 0;
   for (const e of sorted) {
-    const data = await fsp.readFile(e.src);
-    e.size = data.length;
-    bytes += data.length;
-    hash.update(`${e.rel}\0${e.executable ? 'x' : '-'}\0${data.length}\0`);
-    hash.update(data);
-    hash.update('\0');
+    let digest = e.cacheKey ? digestCache.get(e.cacheKey) : undefined;
+    if (!digest) {
+      const data = await fsp.readFile(e.src);
+      e.size = data.length;
+      digest = fileDigest(data);
+      if (e.cacheKey) digestCache.set(e.cacheKey, digest);
+    }
+    bytes += e.size;
+    hash.update(entryLine(e, digest));
   }
   hash.update(`base-image\0${baseImage}`);
   const hex = hash.digest('hex');
@@ -286,9 +310,7 @@ export async function prepareContext(service: ServiceName, baseImage: string, op
       const data = await fsp.readFile(e.src);
       await fsp.writeFile(target, data, { mode: e.executable ? 0o755 : 0o644 });
       await fsp.chmod(target, e.executable ? 0o755 : 0o644); // writeFile's mode is masked by the umask
-      verify.update(`${e.rel}\0${e.executable ? 'x' : '-'}\0${data.length}\0`);
-      verify.update(data);
-      verify.update('\0');
+      verify.update(entryLine({ ...e, size: data.length }, fileDigest(data)));
     }
     for (const d of made) await fsp.chmod(d, 0o755);
     await fsp.chmod(dir, 0o755);

@@ -6,17 +6,31 @@ import { istioInstall } from './istio-install.js';
 import { namespaceLabel } from './namespace-label.js';
 import { addons } from './addons.js';
 import { dashboards } from './dashboards.js';
-import { notImplemented } from './not-implemented.js';
+import { dockerPreflight, images } from './images.js';
+import { appDeploy } from './app-deploy.js';
+import { gatewayUrlStep } from './gateway-url.js';
+import { renderStep } from './render.js';
+
+/** Docker (and kind/minikube) must answer before the first cluster change. */
+const toolsPreflight: Step<UpSettings> = {
+  id: 'tools-preflight',
+  title: 'Preflight: docker for the demo images',
+  readOnly: true,
+  async check() {
+    return { satisfied: false, detail: 'always runs (read-only)' };
+  },
+  async run(ctx) {
+    const version = await dockerPreflight(ctx);
+    return version ? `docker ${version.server}` : 'not needed';
+  },
+};
 
 /** The steps of `meshdemo up`, in order. */
 export async function upSteps(settings: UpSettings): Promise<Step<UpSettings>[]> {
-  const steps: Step<any>[] = [preflight, istioDownload, istioInstall, namespaceLabel, addons, dashboards];
-  if (settings.app) {
-    steps.push(
-      notImplemented('images', 'Build and publish the demo images'),
-      notImplemented('app-deploy', 'Deploy micro-api, micro-order, micro-pay and the gateway'),
-      notImplemented('gateway-url', 'Work out the gateway URL'),
-    );
-  }
+  if (settings.render) return [renderStep];
+  const steps: Step<any>[] = [preflight];
+  if (settings.app && !settings.skipBuild) steps.push(toolsPreflight);
+  steps.push(istioDownload, istioInstall, namespaceLabel, addons, dashboards);
+  if (settings.app) steps.push(images, appDeploy, gatewayUrlStep);
   return steps;
 }

@@ -170,7 +170,7 @@ describe('foundation on a real API server', { skip }, () => {
     const { steps } = r.events().at(-1);
     assert.deepEqual(
       steps.map((s: any) => s.id),
-      ['preflight', 'istio-download', 'istio-install', 'namespace-label', 'addons', 'dashboards', 'images', 'app-deploy', 'gateway-url'],
+      ['preflight', 'tools-preflight', 'istio-download', 'istio-install', 'namespace-label', 'addons', 'dashboards', 'images', 'app-deploy', 'gateway-url'],
     );
     assert.ok(steps.every((s: any) => typeof s.satisfied === 'boolean'));
     assert.equal(steps.find((s: any) => s.id === 'istio-install').satisfied, false);

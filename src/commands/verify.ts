@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { action } from '../core/command.js';
+import { UsageError } from '../core/errors.js';
+
+export function register(program: Command): void {
+  program
+    .command('verify')
+    .description('send sample orders through the gateway: success, latency, which micro-order pods answered')
+    .option('--url <url>', 'order endpoint (default: worked out from istio-ingressgateway)')
+    .option('--node-address <addr>', 'node address for the gateway URL')
+    .option('--count <n>', 'how many orders', '6')
+    .addHelpText('after', '\nExamples:\n  meshdemo verify\n  meshdemo verify --url http://192.168.49.2:31380/api/order/create --count 20')
+    .action(
+      action(
+        (opts) => {
+          const count = Number(opts.count);
+          if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError(`--count "${opts.count}" is not a number from 1 to 1000`);
+          if (opts.url && !/^https?:\/\//.test(opts.url)) throw new UsageError(`--url "${opts.url}" is not an http(s) URL`);
+          return { url: opts.url as string | undefined, nodeAddress: opts.nodeAddress as string | undefined, count };
+        },
+        async (ctx) => {
+          let url = ctx.settings.url;
+          if (!url) {
+            const kube = await ctx.kube();
+            const { gatewayUrl, nodeAddress } = await import('../steps/facts.js');
+            const base = await gatewayUrl(kube, await nodeAddress(kube, ctx.settings.nodeAddress));
+            if (!base) throw new UsageError('cannot work out the gateway URL', { hint: 'pass --url or --node-address' });
+            url = `${base}/api/order/create`;
+          }
+          const { verifyOrders } = await import('../steps/verify.js');
+          const report = await verifyOrders(url, { count: ctx.settings.count, signal: ctx.signal });
+          for (const line of report.lines) ctx.ui.print(line);
+          ctx.ui.print(report.summary);
+          ctx.ui.result(true, { url, ok: report.ok, failed: report.failed, servedBy: report.servedBy });
+        },
+      ),
+    );
+}

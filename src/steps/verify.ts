@@ -1,0 +1,49 @@
+import { ExternalCommandError } from '../core/errors.js';
+
+export interface VerifyReport {
+  ok: number;
+  failed: number;
+  lines: string[];
+  summary: string;
+  servedBy: Record<string, number>;
+}
+
+/** POSTs sample orders to the gateway: success, latency, and which micro-order pods answered. */
+export async function verifyOrders(url: string, opts: { count?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<VerifyReport> {
+  const count = opts.count ?? 6;
+  const { request } = await import('undici');
+  const lines: string[] = [];
+  const servedBy: Record<string, number> = {};
+  const latencies: number[] = [];
+  let ok = 0;
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    try {
+      const res = await request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-b3-sampled': '1' },
+        body: JSON.stringify({ businessId: `meshdemo-verify-${i}`, amount: 100, channel: 1 }),
+        signal: opts.signal,
+        headersTimeout: opts.timeoutMs ?? 5000,
+        bodyTimeout: opts.timeoutMs ?? 5000,
+      });
+      const ms = performance.now() - started;
+      const body: any = await res.body.json().catch(() => undefined);
+      const order = String(res.headers['x-order-served-by'] ?? '?');
+      if (res.statusCode === 200 && body?.code === 0) {
+        ok++;
+        latencies.push(ms);
+        servedBy[order] = (servedBy[order] ?? 0) + 1;
+        lines.push(`order ${i + 1}: ${res.statusCode} in ${ms.toFixed(0)}ms, orderId ${body.data?.orderId}, micro-order ${order}`);
+      } else {
+        lines.push(`order ${i + 1}: HTTP ${res.statusCode} ${JSON.stringify(body ?? '').slice(0, 120)}`);
+      }
+    } catch (err) {
+      lines.push(`order ${i + 1}: ${(err as Error).message}`);
+    }
+  }
+  const median = latencies.sort((a, b) => a - b)[Math.floor(latencies.length / 2)];
+  const summary = `${ok}/${count} orders succeeded${ok ? `, median ${median.toFixed(0)}ms, answered by ${Object.keys(servedBy).length} micro-order pod(s): ${Object.entries(servedBy).map(([k, v]) => `${k}×${v}`).join(', ')}` : ''}`;
+  if (ok === 0) throw new ExternalCommandError(`no order succeeded through ${url}`, { details: lines, hint: 'check meshdemo status and the ingress gateway' });
+  return { ok, failed: count - ok, lines, summary, servedBy };
+}
