@@ -30,8 +30,9 @@ export async function applyAll(kube: KubeClient, objects: KubeObject[], opts: Ap
   const applyOne = async (obj: KubeObject) => {
     if (opts.signal?.aborted) throw new InterruptedError();
     const placed = await place(kube, obj, opts);
-    const existed = Boolean(await kube.get(refOf(placed)));
-    const object = await kube.apply(placed);
+    const live = await kube.get(refOf(placed));
+    const object = await applyOrReplace(kube, placed, live);
+    const existed = Boolean(live);
     const outcome = { object, created: !existed };
     outcomes.push(outcome);
     await opts.onApplied?.(outcome);
@@ -40,6 +41,21 @@ export async function applyAll(kube: KubeClient, objects: KubeObject[], opts: Ap
   await Promise.all(crds.map((crd) => waitForCrd(kube, crd, opts)));
   await mapLimit(rest, opts.concurrency ?? 8, applyOne);
   return outcomes;
+}
+
+/**
+ * Server-side apply, except for objects it cannot merge: lists with duplicate keys (grafana.yaml in Istio
+ * 1.8.4 declares containerPort 3000 twice, under two names) make the server answer 500 "duplicate entries for
+ * key". Those are created, or replaced as a whole, like kubectl's client-side apply does.
+ */
+export async function applyOrReplace(kube: KubeClient, obj: KubeObject, live: KubeObject | undefined): Promise<KubeObject> {
+  try {
+    return await kube.apply(obj);
+  } catch (err) {
+    if (!(err instanceof KubeApiError && /duplicate entries for key/.test(err.message))) throw err;
+    if (!live) return kube.create(obj);
+    return kube.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: live.metadata.resourceVersion } });
+  }
 }
 
 export function isCrd(o: KubeObject): boolean {

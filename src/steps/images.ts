@@ -310,7 +310,7 @@ async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: str
   const started = Date.now();
   const prepared = await prepareContext(service, ctx.settings.baseImage);
   try {
-    ctx.log.debug(`${service}: build context ${prepared.dir}: ${prepared.plan.entries.length} files, ${(prepared.plan.bytes / 1e6).toFixed(1)} MB; packages ${prepared.plan.packages.join(' ')}`);
+    ctx.log.debug(`${service}: build context ${prepared.dir}: ${prepared.plan.entries.length} files, ${(prepared.plan.bytes / 1e6).toFixed(1)} MB; ${prepared.plan.packages.length ? `packages ${prepared.plan.packages.join(' ')}` : 'no npm packages'}`);
     const tags = ref === local ? [ref] : [local, ref];
     await wrap(
       `building the ${service} image ${ref} failed`,
@@ -337,7 +337,10 @@ async function wrap<T>(message: string, hint: string, fn: () => Promise<T>): Pro
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ExternalCommandError) throw new ExternalCommandError(`${message}: ${err.message}`, { details: err.details, hint, cause: err });
+    if (err instanceof ExternalCommandError) {
+      const code = /exit code (\d+)/.exec(err.message)?.[1];
+      throw new ExternalCommandError(code ? `${message} (exit code ${code})` : `${message}: ${err.message}`, { details: err.details, hint, cause: err });
+    }
     throw err;
   }
 }

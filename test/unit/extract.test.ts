@@ -9,21 +9,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { create, Header, list, type HeaderData } from 'tar';
 import { DownloadError, InterruptedError, UsageError } from '../../src/core/errors.js';
 import { extractArchiveSafely } from '../../src/download/extract.js';
+import { rawTar, rawTarGz, type RawEntry } from '../support/raw-tar.js';
 
-/** Raw tar entries, written header by header so that nothing sanitises the bad ones. */
-type RawEntry = HeaderData & { body?: string | Buffer };
-function rawTar(entries: RawEntry[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const { body = '', ...h } of entries) {
-    const data = Buffer.from(body);
-    const block = Buffer.alloc(512);
-    new Header({ mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: data.length, ...h }).encode(block, 0);
-    blocks.push(block, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
-const rawTarGz = (entries: RawEntry[]) => gzipSync(rawTar(entries));
 
 async function entriesOf(archive: string): Promise<Array<{ path: string; type: string; linkpath?: string }>> {
   const out: Array<{ path: string; type: string; linkpath?: string }> = [];

@@ -1,0 +1,333 @@
+// The `images` step against REAL software, on loopback only: a private dockerd (its own socket and data root),
+// a real registry (Debian's docker-registry on 127.0.0.1), and a real Node base image imported from this
+// machine's node binary. Real `docker build` / `docker push` / `docker run`; nothing is pulled from any
+// remote registry. Skipped (with the reason) only when docker, dockerd or docker-registry is not installed.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createContext } from '../../src/core/context.js';
+import { ExitCode, ExternalCommandError, PreflightError, UsageError } from '../../src/core/errors.js';
+import type { EventSink, MeshEvent } from '../../src/core/events.js';
+import type { Inventory } from '../../src/core/inventory.js';
+import type { GlobalOptions } from '../../src/core/options.js';
+import { createPrompter, type Prompter } from '../../src/core/prompt.js';
+import type { Context } from '../../src/core/step.js';
+import { dockerCounters, resetDockerCounters } from '../../src/exec/docker.js';
+import { configureSources, sourceDirs } from '../../src/images/context.js';
+import type { KubeClient } from '../../src/kube/client.js';
+import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
+import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/steps/settings.js';
+import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+
+const reason = dockerUnavailableReason();
+const skip = reason ? `real docker environment unavailable: ${reason}` : false;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Harness {
+  ctx: Context<UpSettings>;
+  events: MeshEvent[];
+  /** What recordImages received (the in-memory stand-in for the cluster inventory). */
+  recorded: string[];
+}
+
+/**
+ * A Context for the step alone. No cluster is involved in these tests, so kube() and inventory() are stubs:
+ * kube() only names the current context, and the inventory is a tiny in-memory object with recordImages.
+ */
+function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter } = {}): Harness {
+  const events: MeshEvent[] = [];
+  const sink: EventSink = { emit: (e) => events.push(e) };
+  const options: GlobalOptions = {
+    namespace: 'default',
+    yes: true,
+    json: false,
+    verbose: true,
+    cacheDir: path.join(os.tmpdir(), 'meshdemo-images-test-cache'),
+    timeoutMs: 600_000,
+  };
+  const ctx = createContext<UpSettings>({
+    options,
+    settings: parseUpSettings(opts),
+    events: sink,
+    signal: new AbortController().signal,
+    prompt: extra.prompt ?? createPrompter({ json: false, isTTY: false }),
+    secrets: new Set(),
+  });
+  const recorded: string[] = [];
+  const inventory = {
+    async recordImages(list: string[]) {
+      for (const i of list) if (!recorded.includes(i)) recorded.push(i);
+    },
+  };
+  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1' }) as unknown as KubeClient;
+  ctx.inventory = async () => inventory as unknown as Inventory;
+  return { ctx, events, recorded };
+}
+
+function infoLines(events: MeshEvent[]): string[] {
+  return events.filter((e): e is Extract<MeshEvent, { type: 'log' }> => e.type === 'log' && e.level === 'info').map((e) => e.message);
+}
+
+async function registryTags(registry: string, repo: string): Promise<string[]> {
+  const res = await fetch(`http://${registry}/v2/${repo}/tags/list`);
+  if (res.status === 404) return [];
+  assert.equal(res.status, 200, `tags/list of ${repo}`);
+  return ((await res.json()) as { tags: string[] | null }).tags ?? [];
+}
+
+const tagOf = (ref: string) => ref.slice(ref.lastIndexOf(':') + 1);
+
+describe('images step with a real dockerd and registry', { skip, timeout: 900_000 }, () => {
+  let env: DockerEnv;
+  let registry: string;
+  let restoreSources: () => void = () => {};
+  let servicesCopy: string;
+  const savedDockerHost = process.env.DOCKER_HOST;
+  const savedPath = process.env.PATH;
+  let firstRefs: Record<ServiceName, string>;
+
+  const settings = (more: Record<string, unknown> = {}) => ({ registry, baseImage: env.baseImage, ...more });
+
+  before(async () => {
+    env = await startDockerEnv();
+    process.env.DOCKER_HOST = env.dockerHost; // what a user's environment would say; runCommand passes it on
+    registry = `${env.registry}/meshdemo`;
+    console.log(
+      `dockerd up in ${(env.timings.dockerdMs / 1000).toFixed(1)} s, registry in ${(env.timings.registryMs / 1000).toFixed(1)} s, ` +
+        `base image ${env.baseImage} imported in ${(env.timings.baseImageMs / 1000).toFixed(1)} s`,
+    );
+    // the tests edit service sources: work on a copy of templates/services, never on the real one
+    servicesCopy = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-services-'));
+    fs.cpSync(sourceDirs().servicesDir, servicesCopy, { recursive: true });
+    restoreSources = configureSources({ servicesDir: servicesCopy });
+  });
+
+  after(async () => {
+    restoreSources();
+    if (savedDockerHost === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = savedDockerHost;
+    process.env.PATH = savedPath;
+    await env?.stop();
+    if (servicesCopy) fs.rmSync(servicesCopy, { recursive: true, force: true });
+  });
+
+  it('dockerPreflight passes against the running daemon and is a PreflightError (exit 3) without one', async () => {
+    const { ctx } = harness(settings());
+    const version = await dockerPreflight(ctx);
+    assert.ok(version?.server, 'daemon version');
+    const saved = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = `unix://${path.join(env.dir, 'no-such.sock')}`;
+    try {
+      await assert.rejects(dockerPreflight(ctx), (err: unknown) => {
+        assert.ok(err instanceof PreflightError, String(err));
+        assert.equal(err.exitCode, ExitCode.preflight);
+        assert.match(err.message, /Docker daemon/);
+        return true;
+      });
+    } finally {
+      process.env.DOCKER_HOST = saved;
+    }
+    // nothing to check when no image is built
+    assert.equal(await dockerPreflight(harness({ skipBuild: true, image: SERVICES.map((s) => `${s}=example.org/${s}:1`) }).ctx), undefined);
+  });
+
+  it('first run builds and pushes three images; the registry has the tags', async () => {
+    const { ctx, events, recorded } = harness(settings());
+    const before = await images.check(ctx);
+    assert.equal(before.satisfied, false);
+    resetDockerCounters();
+    const t0 = Date.now();
+    const message = await images.run(ctx);
+    console.log(`first run (3 builds + 3 pushes) took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.equal(message, '3 built, 0 unchanged');
+    assert.equal(dockerCounters.build, 3);
+    assert.equal(dockerCounters.push, 3);
+
+    firstRefs = await resolveImages(ctx);
+    for (const service of SERVICES) {
+      const ref = firstRefs[service];
+      assert.match(ref, new RegExp(`^${registry.replace(/[.]/g, '\\.')}/${service}:[0-9a-f]{12}$`));
+      assert.deepEqual(await registryTags(env.registry, `meshdemo/${service}`), [tagOf(ref)], `${service} in the registry`);
+      assert.ok(infoLines(events).some((l) => l.includes(service) && l.includes('built and pushed')), `summary line for ${service}`);
+    }
+    assert.deepEqual([...recorded].sort(), Object.values(firstRefs).sort());
+    // docker's own output went to the debug log (--verbose)
+    assert.ok(events.some((e) => e.type === 'log' && e.level === 'debug' && /Successfully (built|tagged)|naming to/.test(e.message)));
+  });
+
+  it('check() is then satisfied, and a second run builds and pushes nothing', async () => {
+    const { ctx } = harness(settings());
+    const check = await images.check(ctx);
+    assert.equal(check.satisfied, true, check.detail);
+    resetDockerCounters();
+    assert.equal(await images.run(ctx), '0 built, 3 unchanged');
+    assert.deepEqual({ ...dockerCounters }, { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 });
+  });
+
+  it('changing one service source changes only that tag (and the base image changes all)', async () => {
+    const file = path.join(servicesCopy, 'micro-order', 'server.mjs');
+    const original = fs.readFileSync(file, 'utf8');
+    try {
+      fs.appendFileSync(file, '\n// a change\n');
+      const { ctx } = harness(settings());
+      const refs = await resolveImages(ctx);
+      assert.notEqual(refs['micro-order'], firstRefs['micro-order']);
+      assert.equal(refs['micro-api'], firstRefs['micro-api']);
+      assert.equal(refs['micro-pay'], firstRefs['micro-pay']);
+      assert.equal((await images.check(ctx)).satisfied, false);
+      resetDockerCounters();
+      assert.equal(await images.run(ctx), '1 built, 2 unchanged');
+      assert.equal(dockerCounters.build, 1);
+      assert.equal(dockerCounters.push, 1);
+      assert.deepEqual((await registryTags(env.registry, 'meshdemo/micro-order')).sort(), [tagOf(firstRefs['micro-order']), tagOf(refs['micro-order'])].sort());
+
+      const other = await resolveImages(harness(settings({ baseImage: `${env.baseImage}-other` })).ctx);
+      for (const s of SERVICES) assert.notEqual(tagOf(other[s]), tagOf(refs[s]), `${s} tag depends on the base image`);
+    } finally {
+      fs.writeFileSync(file, original);
+    }
+    assert.deepEqual(await resolveImages(harness(settings()).ctx), firstRefs, 'restoring the source restores the tag');
+  });
+
+  it('the pushed images run with --network host and answer the chain end to end', async () => {
+    // pull back from the registry what was pushed (drop the registry name locally first)
+    for (const s of SERVICES) {
+      await env.docker(['rmi', firstRefs[s]]);
+      await env.docker(['pull', firstRefs[s]]);
+    }
+    const [payGrpc, payHttp, orderPort, apiPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const run = async (name: string, ref: string, vars: Record<string, string | number>) => {
+      const args = ['run', '-d', '--name', name, '--network', 'host', '-e', 'HOST=127.0.0.1', '-e', 'SHUTDOWN_DELAY_MS=0'];
+      for (const [k, v] of Object.entries(vars)) args.push('-e', `${k}=${v}`);
+      await env.docker([...args, ref]);
+    };
+    await run('md-pay', firstRefs['micro-pay'], { GRPC_PORT: payGrpc, HTTP_PORT: payHttp });
+    await run('md-order', firstRefs['micro-order'], { PORT: orderPort, GRPC_SERVER_HOST: '127.0.0.1', GRPC_SERVER_PORT: payGrpc });
+    await run('md-api', firstRefs['micro-api'], { PORT: apiPort, ORDER_URL: `http://127.0.0.1:${orderPort}/order/create` });
+    try {
+      for (const port of [payHttp, orderPort, apiPort]) {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const ok = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) })
+            .then((r) => r.status === 200)
+            .catch(() => false);
+          if (ok) break;
+          if (Date.now() > deadline) {
+            const logs = await Promise.all(['md-pay', 'md-order', 'md-api'].map((n) => env.docker(['logs', n]).then((l) => `${n}: ${l.stdout}${l.stderr}`).catch(() => '')));
+            assert.fail(`port ${port} not ready:\n${logs.join('\n')}`);
+          }
+          await sleep(250);
+        }
+      }
+      const res = await fetch(`http://127.0.0.1:${apiPort}/api/order/create`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'images-test-1' },
+        body: JSON.stringify({ businessId: 'images-test', amount: 100, channel: 1 }),
+      });
+      const body = (await res.json()) as { code: number; data: { orderId: string; status: number } };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.equal(body.code, 0);
+      assert.equal(body.data.status, 2);
+      assert.match(body.data.orderId, /^\d{23}$/);
+      // the containers run as uid 1000 from the base image built here
+      const { stdout } = await env.docker(['inspect', '--format', '{{.Config.User}} {{.Config.Image}}', 'md-api']);
+      assert.equal(stdout.trim(), `1000:1000 ${firstRefs['micro-api']}`);
+    } finally {
+      await env.docker(['rm', '-f', 'md-pay', 'md-order', 'md-api']).catch(() => {});
+    }
+  });
+
+  it('kind context: loads meshdemo/<service>:<hash> with kind load (no rebuild when present locally)', async () => {
+    // a stand-in `kind` on PATH that records its arguments (the kind CLI itself is not what is tested here)
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-fake-kind-'));
+    const logFile = path.join(bin, 'calls.log');
+    fs.writeFileSync(path.join(bin, 'kind'), `#!/bin/sh\necho "$@" >> '${logFile}'\necho "Image loaded"\n`, { mode: 0o755 });
+    process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
+    try {
+      const { ctx, events, recorded } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh' });
+      await dockerPreflight(ctx);
+      const refs = await resolveImages(ctx);
+      for (const s of SERVICES) assert.equal(refs[s], `meshdemo/${s}:${tagOf(firstRefs[s])}`);
+      resetDockerCounters();
+      assert.equal(await images.run(ctx), '0 built, 3 unchanged');
+      assert.equal(dockerCounters.build, 0);
+      assert.equal(dockerCounters.push, 0);
+      assert.deepEqual(
+        fs.readFileSync(logFile, 'utf8').trim().split('\n').filter((l) => l.startsWith('load')),
+        SERVICES.map((s) => `load docker-image ${refs[s]} --name mesh`),
+      );
+      assert.ok(infoLines(events).some((l) => l.includes('kind load docker-image') && l.includes('--name mesh')));
+      assert.deepEqual([...recorded].sort(), Object.values(refs).sort());
+      assert.equal((await images.check(ctx)).satisfied, true);
+    } finally {
+      process.env.PATH = savedPath;
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
+  it('--skip-build uses the --image values and builds nothing', async () => {
+    const image = SERVICES.map((s) => `${s}=${firstRefs[s]}`);
+    const { ctx } = harness({ skipBuild: true, image });
+    assert.equal((await images.check(ctx)).satisfied, true);
+    assert.deepEqual(await resolveImages(ctx), firstRefs);
+    resetDockerCounters();
+    await images.run(ctx);
+    assert.equal(dockerCounters.build + dockerCounters.push, 0);
+  });
+
+  it('no --registry, no terminal and a context that is neither kind nor minikube: UsageError (exit 2) naming --registry', async () => {
+    const { ctx } = harness({ baseImage: env.baseImage }, { contextName: 'prod-cluster' });
+    const check = await images.check(ctx);
+    assert.equal(check.satisfied, false);
+    assert.match(check.detail ?? '', /--registry/);
+    resetDockerCounters();
+    await assert.rejects(images.run(ctx), (err: unknown) => {
+      assert.ok(err instanceof UsageError, String(err));
+      assert.equal(err.exitCode, ExitCode.usage);
+      assert.match(`${err.message} ${err.hint}`, /--registry/);
+      return true;
+    });
+    await assert.rejects(resolveImages(ctx), UsageError);
+    assert.equal(dockerCounters.build, 0);
+  });
+
+  it('a registry typed at the prompt is used for the push and by resolveImages', async () => {
+    let asked = 0;
+    const prompt: Prompter = {
+      interactive: true,
+      async confirm() {
+        return true;
+      },
+      async input(_message, flag, validate) {
+        asked++;
+        assert.equal(flag, '--registry');
+        assert.notEqual(validate?.('http://nope'), true, 'a scheme is refused');
+        return registry;
+      },
+    };
+    const { ctx } = harness({ baseImage: env.baseImage }, { contextName: 'prod-cluster', prompt });
+    assert.equal(await images.run(ctx), '0 built, 3 unchanged');
+    assert.deepEqual(await resolveImages(ctx), firstRefs);
+    assert.equal(asked, 1, 'asked once');
+  });
+
+  it('a bad base image: ExternalCommandError (exit 6) with docker\'s last lines', async () => {
+    // a base image that exists nowhere: the local registry answers "not found" (no remote registry is asked)
+    const { ctx } = harness(settings({ baseImage: `${env.registry}/no-such/base:0` }));
+    resetDockerCounters();
+    await assert.rejects(images.run(ctx), (err: unknown) => {
+      assert.ok(err instanceof ExternalCommandError, String(err));
+      assert.equal(err.exitCode, ExitCode.externalCommand);
+      assert.match(err.message, /micro-api/);
+      assert.ok(err.details.length > 0, 'carries docker output');
+      assert.match(err.details.join('\n'), /not found|manifest unknown|no such/i);
+      assert.match(err.hint ?? '', /--base-image/);
+      return true;
+    });
+    assert.equal(dockerCounters.build, 1);
+    assert.equal(dockerCounters.push, 0);
+  });
+});
