@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { action } from '../core/command.js';
-import { NotImplementedError } from '../core/errors.js';
+import { action, type CommandContext } from '../core/command.js';
+import { InterruptedError } from '../core/errors.js';
+import type { DownSettings } from '../steps/down-records.js';
 
 export function register(program: Command): void {
   program
@@ -9,10 +10,88 @@ export function register(program: Command): void {
     .option('--keep-istio', 'leave Istio installed')
     .option('--force', 'with no record: remove the well-known demo objects by name and label')
     .option('--dry-run', 'print the plan, change nothing')
-    .addHelpText('after', '\nExamples:\n  meshdemo down\n  meshdemo down --dry-run\n  meshdemo down --yes --keep-istio')
+    .addHelpText(
+      'after',
+      `
+down works from the record up keeps (ConfigMap meshdemo-inventory in --namespace). It deletes only what up
+created — the app, the addons (with the Kiali CRD and their cluster RBAC), Istio (istioctl x uninstall --purge,
+when up installed it), istio-system and the app namespace when up created them — and reverts what up changed:
+the dashboard Services' type and ports, the namespace's istio-injection label. It waits until all of it is
+gone (--timeout), then removes the record. Before changing anything it shows the plan and asks (--yes skips).
+
+--force, only when there is no record: deletes the demo's Deployments/Services/Gateway/VirtualService by name
+and anything labelled app.kubernetes.io/managed-by=meshdemo in --namespace, the cached release's addon objects
+that carry that label, namespaces with that label, and uninstalls Istio if istioctl is cached. It leaves
+istio-system and the istio-injection label as they are.
+
+Examples:
+  meshdemo down
+  meshdemo down --dry-run
+  meshdemo down --yes --keep-istio
+  meshdemo down --yes --force`,
+    )
     .action(
-      action(() => ({}), async () => {
-        throw new NotImplementedError('meshdemo down');
-      }),
+      action<DownSettings>(
+        (opts) => ({ keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), state: { deadline: Number.POSITIVE_INFINITY } }),
+        down,
+        { dryRun: (o) => Boolean(o.dryRun) },
+      ),
     );
+}
+
+async function down(ctx: CommandContext<DownSettings>): Promise<void> {
+  const { loadRecords } = await import('../steps/down-records.js');
+  const { DOWN_STEPS, planDown } = await import('../steps/down.js');
+  const { runSteps } = await import('../core/runner.js');
+  const kube = await ctx.kube();
+  const state = ctx.settings.state;
+  const ns = ctx.options.namespace;
+  const where = `cluster ${kube.server} (context "${kube.contextName}")`;
+  state.deadline = Date.now() + ctx.options.timeoutMs;
+  state.records = await loadRecords(ctx);
+
+  if (state.records.source === 'none') {
+    const message = `nothing recorded: there is no meshdemo inventory (ConfigMap ${ns}/meshdemo-inventory) on ${where}; nothing to remove`;
+    const hint = 'down removes only what up recorded; to remove the well-known demo objects by name and label anyway, run meshdemo down --force';
+    ctx.ui.print(message);
+    ctx.ui.print(`  ${hint}`);
+    ctx.ui.result(true, { recorded: false, message, hint, plan: [], steps: [] });
+    return;
+  }
+  if (ctx.settings.force && state.records.source === 'inventory') ctx.log.note(`--force is not needed: using the inventory in ${ns}`);
+
+  const plan = await planDown(ctx);
+  const source = state.records.source === 'inventory' ? `the inventory ${ns}/meshdemo-inventory` : '--force (well-known names and labels)';
+  if (ctx.ui.mode === 'json') {
+    for (const i of plan.items) ctx.ui.emit({ type: 'log', step: i.phase, level: 'info', message: `plan: ${i.action} ${i.target}${i.detail ? ` — ${i.detail}` : ''}` });
+    for (const n of plan.notes) ctx.ui.emit({ type: 'log', level: 'note', message: n });
+  } else {
+    ctx.ui.print(plan.items.length ? `meshdemo down on ${where}, from ${source}, will:` : `nothing left to remove on ${where} (from ${source})`);
+    for (const i of plan.items) ctx.ui.print(`  ${i.action.padEnd(9)} ${i.target}${i.detail ? ` — ${i.detail}` : ''}`);
+    for (const n of plan.notes) ctx.ui.print(`  note: ${n}`);
+  }
+
+  const outcomes = await runSteps(DOWN_STEPS, ctx, {
+    beforeFirstChange: async () => {
+      if (!ctx.options.yes) {
+        const ok = await ctx.prompt.confirm(`Delete and revert the above on ${where}?`, '--yes');
+        if (!ok) throw new InterruptedError('cancelled at the confirmation prompt; nothing was changed');
+      }
+      await ctx.lock.acquire();
+      // another up/down may have run while we waited for the lock: work from the record as it is now
+      state.records = await loadRecords(ctx);
+      state.deadline = Date.now() + ctx.options.timeoutMs;
+    },
+  });
+
+  const ran = outcomes.filter((o) => o.status === 'done').length;
+  const planned = outcomes.filter((o) => o.status === 'planned').length;
+  ctx.ui.print(
+    ctx.dryRun
+      ? `dry run: nothing changed; ${planned} phase(s) would run, ${outcomes.length - planned} have nothing to do`
+      : ran
+        ? `done: ${ran} phase(s) ran, ${outcomes.length - ran} had nothing to do; meshdemo's objects are gone from ${where}`
+        : `nothing to do: meshdemo's objects are already gone from ${where}`,
+  );
+  ctx.ui.result(true, { recorded: true, source: state.records.source, dryRun: ctx.dryRun, plan: plan.items, notes: plan.notes, steps: outcomes });
 }

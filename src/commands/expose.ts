@@ -57,6 +57,7 @@ export function register(program: Command): void {
           await fwd.closed;
           return;
         }
+        await ctx.lock.acquire(); // src/core/lock.ts: a NodePort change waits for a running up/down
         const { exposeDashboard } = await import('../steps/dashboards.js');
         const inventory = await ctx.inventory();
         const address = await nodeAddress(kube, ctx.settings.nodeAddress);

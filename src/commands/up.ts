@@ -44,7 +44,12 @@ Examples:
       action<UpSettings>((opts) => parseUpSettings(opts), async (ctx) => {
         const { runSteps } = await import('../core/runner.js');
         const { upSteps } = await import('../steps/index.js');
-        const outcomes = await runSteps(await upSteps(ctx.settings), ctx, { beforeFirstChange: () => confirmChanges(ctx) });
+        const outcomes = await runSteps(await upSteps(ctx.settings), ctx, {
+          beforeFirstChange: async () => {
+            await confirmChanges(ctx);
+            if (!ctx.settings.render) await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
+          },
+        });
         const { summarize } = await import('./summary.js');
         await summarize(ctx, outcomes);
       }, { dryRun: (o) => Boolean(o.dryRun) }),

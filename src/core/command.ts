@@ -3,10 +3,13 @@ import { ExitCode, InterruptedError, MeshdemoError, exitCodeOf, oneLine } from '
 import { createContext } from './context.js';
 import { defaultCacheDir, parseDuration, validateNamespace, type GlobalOptions } from './options.js';
 import { createPrompter } from './prompt.js';
+import { stepLog } from './events.js';
+import { ClusterLock } from './lock.js';
 import type { Context } from './step.js';
 import { createRenderer, outputMode, type Renderer } from '../ui/renderer.js';
 
-export type CommandContext<S> = Context<S> & { ui: Renderer };
+/** `lock`: the cluster lock (src/core/lock.ts); a command that changes the cluster acquires it, action() releases it. */
+export type CommandContext<S> = Context<S> & { ui: Renderer; lock: ClusterLock };
 
 /**
  * Wraps every command's action the same way: global options → Context → handler, with SIGINT/SIGTERM
@@ -34,6 +37,7 @@ export function action<S>(
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     let ctx: ReturnType<typeof createContext<S>> | undefined;
+    let lock: ClusterLock | undefined;
     try {
       const global = globalOptions(opts);
       const settings = await buildSettings(opts, command.args, global);
@@ -46,7 +50,8 @@ export function action<S>(
         secrets,
         dryRun: extra.dryRun?.(opts) ?? false,
       });
-      await handler({ ...ctx, ui });
+      lock = new ClusterLock(ctx.kube, { command: command.name(), log: stepLog(ui), signal: controller.signal });
+      await handler({ ...ctx, ui, lock });
       process.exitCode ??= ExitCode.ok;
     } catch (err) {
       const failure = interrupted && !(err instanceof MeshdemoError) ? new InterruptedError() : err;
@@ -64,6 +69,7 @@ export function action<S>(
       }
       process.exitCode = code;
     } finally {
+      await lock?.release();
       ui.close();
       ctx?.dispose();
       process.off('SIGINT', onSignal);

@@ -44,17 +44,18 @@ export async function applyAll(kube: KubeClient, objects: KubeObject[], opts: Ap
 }
 
 /**
- * Server-side apply, except for objects it cannot merge: lists with duplicate keys (grafana.yaml in Istio
- * 1.8.4 declares containerPort 3000 twice, under two names) make the server answer 500 "duplicate entries for
- * key". Those are created, or replaced as a whole, like kubectl's client-side apply does.
+ * Server-side apply, except for objects the server cannot turn into a typed patch (500 "failed to create typed
+ * patch object"): grafana.yaml in Istio 1.8.4 declares containerPort 3000 twice under two names, and
+ * jaeger.yaml's zipkin Service has a port without protocol, which 1.20's apply cannot key. Those are created, or
+ * merge-patched, like kubectl's client-side apply does.
  */
 export async function applyOrReplace(kube: KubeClient, obj: KubeObject, live: KubeObject | undefined): Promise<KubeObject> {
   try {
     return await kube.apply(obj);
   } catch (err) {
-    if (!(err instanceof KubeApiError && /duplicate entries for key/.test(err.message))) throw err;
+    if (!(err instanceof KubeApiError && /typed patch object|smd typed|duplicate entries/.test(err.message))) throw err;
     if (!live) return kube.create(obj);
-    return kube.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: live.metadata.resourceVersion } });
+    return kube.mergePatch(refOf(obj), obj);
   }
 }
 

@@ -252,11 +252,6 @@ export class KubeClient {
     return this.request<T>('POST', path, { body: obj, query: { fieldManager: 'meshdemo' } });
   }
 
-  async replace<T extends KubeObject = KubeObject>(obj: KubeObject): Promise<T> {
-    const path = await this.pathFor({ ...obj, name: obj.metadata.name, namespace: obj.metadata.namespace });
-    return this.request<T>('PUT', path, { body: obj, query: { fieldManager: 'meshdemo' } });
-  }
-
   async mergePatch<T extends KubeObject = KubeObject>(ref: ObjectRef, patch: unknown, opts: { subresource?: string; dryRun?: boolean } = {}): Promise<T> {
     const path = (await this.pathFor(ref)) + (opts.subresource ? `/${opts.subresource}` : '');
     return this.request<T>('PATCH', path, {

@@ -44,7 +44,12 @@ export async function exposeDashboard(kube: KubeClient, inventory: Inventory, na
   if (!inventory.isCreated(ref)) {
     await inventory.recordChanged('dashboards', ref, { type: svc.spec.type, ports: svc.spec.ports });
   }
-  await kube.mergePatch(ref, patch);
+  try {
+    // some API servers check the NodePort range only when really allocating, not in a dry run
+    await kube.mergePatch(ref, patch);
+  } catch (err) {
+    throw await explainNodePortError(kube, err, name, nodePort);
+  }
   return 'changed';
 }
 

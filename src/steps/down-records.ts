@@ -1,0 +1,200 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Inventory, INVENTORY_NAME, MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
+import type { Context } from '../core/step.js';
+import type { KubeClient, KubeObject, ObjectRef } from '../kube/client.js';
+import { readManifests } from '../kube/manifests.js';
+import { istioInstallation, ISTIO_NAMESPACE } from './facts.js';
+import { istioctlPath, releaseDir } from './istio-release.js';
+import { DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
+
+/**
+ * What `meshdemo down` works from: the inventory `up` wrote (src/core/inventory.ts), or — only with --force and
+ * no inventory — the well-known demo objects found by name and label.
+ */
+export interface DownRecords {
+  /** 'inventory': the record up wrote; 'force': found by name and label; 'none': nothing recorded. */
+  source: 'inventory' | 'force' | 'none';
+  namespace: string;
+  created: CreatedEntry[];
+  changed: ChangedEntry[];
+  createdNamespaces: string[];
+  /** Whether meshdemo installed Istio: istio-install completed, or meshdemo created istio-system. */
+  istioOurs: boolean;
+  istioVersion: string;
+  /** Things --force could not look at, said in the plan. */
+  notes: string[];
+  inventory?: Inventory;
+}
+
+export interface DownSettings {
+  keepIstio: boolean;
+  force: boolean;
+  /** Filled in by the command: the records, reloaded once the lock is held; the deadline for all waiting. */
+  state: { records?: DownRecords; deadline: number };
+}
+
+export const MANAGED_BY_SELECTOR = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(',');
+export const PROTECTED_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
+
+/** up's steps whose created objects belong to the Istio half; everything else recorded is the app's. */
+export const ISTIO_HALF_STEPS = new Set(['istio-download', 'istio-install', 'namespace-label', 'addons', 'dashboards']);
+
+export function records(ctx: Context<DownSettings>): DownRecords {
+  const r = ctx.settings.state.records;
+  if (!r) throw new Error('down: records not loaded');
+  return r;
+}
+
+export async function loadRecords(ctx: Context<DownSettings>): Promise<DownRecords> {
+  const kube = await ctx.kube();
+  const namespace = ctx.options.namespace;
+  const inventory = await Inventory.load(kube, namespace);
+  if (inventory.recorded) {
+    const d = inventory.data;
+    const install = d.steps['istio-install'];
+    return {
+      source: 'inventory',
+      namespace,
+      created: d.created,
+      changed: d.changed,
+      createdNamespaces: d.createdNamespaces,
+      istioOurs: Boolean(install) || d.createdNamespaces.includes(ISTIO_NAMESPACE),
+      istioVersion: String(install?.inputs?.version ?? DEFAULT_ISTIO_VERSION),
+      notes: [],
+      inventory,
+    };
+  }
+  const empty: DownRecords = { source: 'none', namespace, created: [], changed: [], createdNamespaces: [], istioOurs: false, istioVersion: DEFAULT_ISTIO_VERSION, notes: [] };
+  if (!ctx.settings.force) return empty;
+  return scanForForce(kube, ctx.options.namespace, ctx.options.cacheDir);
+}
+
+/** The demo app's objects by name (templates/manifests/app.yaml), without rendering images. */
+export function appRefs(namespace: string): ObjectRef[] {
+  const services = SERVICES.flatMap((name) => [
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace, name },
+    { apiVersion: 'v1', kind: 'Service', namespace, name },
+  ]);
+  return [
+    ...services,
+    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'Gateway', namespace, name: 'micro-gateway' },
+    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'VirtualService', namespace, name: 'micro-api' },
+  ];
+}
+
+const ADDON_FILES = ['prometheus.yaml', 'grafana.yaml', 'jaeger.yaml', 'kiali.yaml', 'extras/zipkin.yaml'];
+
+/**
+ * --force without an inventory, kept simple:
+ *  - app: the demo's Deployments, Services, Gateway and VirtualService by name in --namespace, and any object of
+ *    those kinds there labelled app.kubernetes.io/managed-by=meshdemo;
+ *  - addons: objects of the cached release's addon manifests that exist AND carry that label (up applies it);
+ *  - Istio: uninstalled (istioctl x uninstall --purge) when it is installed and istioctl is cached;
+ *  - namespaces labelled managed-by=meshdemo (ones up created for the app) are deleted; istio-system is left,
+ *    and so is the istio-injection label (nothing says what it was before).
+ */
+export async function scanForForce(kube: KubeClient, namespace: string, cacheDir: string): Promise<DownRecords> {
+  const notes: string[] = [];
+  const created: CreatedEntry[] = [];
+  const seen = new Set<string>();
+  const add = (o: KubeObject | ObjectRef, step: string) => {
+    const ref: ObjectRef = 'metadata' in o ? { apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name } : o;
+    const key = `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    created.push({ ...ref, step });
+  };
+
+  const refs = appRefs(namespace);
+  for (const ref of refs) add(ref, 'app-deploy');
+  const kinds = [...new Map(refs.map((r) => [`${r.apiVersion}|${r.kind}`, r])).values()];
+  for (const k of kinds) {
+    if (!(await kube.serves(k.apiVersion, k.kind))) continue;
+    for (const o of await kube.list(k.apiVersion, k.kind, { namespace, labelSelector: MANAGED_BY_SELECTOR })) add(o, 'app-deploy');
+  }
+
+  const installed = await istioInstallation(kube);
+  const version = installed?.version ?? DEFAULT_ISTIO_VERSION;
+  const dir = path.join(releaseDir(cacheDir, version), 'samples', 'addons');
+  if (fs.existsSync(dir)) {
+    const files = ADDON_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
+    for (const o of files.flatMap((f) => readManifests(path.join(dir, f)))) {
+      if (!(await kube.serves(o.apiVersion, o.kind))) continue;
+      const { namespaced } = await kube.resourceFor(o.apiVersion, o.kind);
+      const ref = { apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, namespace: namespaced ? (o.metadata.namespace ?? ISTIO_NAMESPACE) : undefined };
+      const live = await kube.get(ref);
+      if (live?.metadata.labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by']) add(ref, 'addons');
+    }
+  } else {
+    notes.push(`the Istio ${version} release is not in the cache (${dir}): addon objects are not named, so none are removed`);
+  }
+
+  const namespaces = await kube.list('v1', 'Namespace', { labelSelector: MANAGED_BY_SELECTOR });
+  const createdNamespaces = namespaces.map((n) => n.metadata.name).filter((n) => !PROTECTED_NAMESPACES.has(n) && n !== ISTIO_NAMESPACE);
+  notes.push(`--force leaves namespace ${ISTIO_NAMESPACE} and the istio-injection label of ${namespace} as they are (nothing records whether up created or changed them)`);
+  return {
+    source: 'force',
+    namespace,
+    created,
+    changed: [],
+    createdNamespaces,
+    istioOurs: Boolean(installed) || (await istioObjects(kube)).length > 0,
+    istioVersion: version,
+    notes,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ Istio's objects
+
+/** istioctl labels everything it installs with these (install.operator.istio.io/owning-resource, …). */
+export const ISTIO_COMPONENT_LABEL = 'operator.istio.io/component';
+
+const ISTIO_CLUSTER_KINDS: Array<[string, string]> = [
+  ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'],
+  ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration'],
+  ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'],
+  ['rbac.authorization.k8s.io/v1', 'ClusterRole'],
+  ['apiextensions.k8s.io/v1', 'CustomResourceDefinition'],
+];
+const ISTIO_NAMESPACED_KINDS: Array<[string, string]> = [
+  ['install.istio.io/v1alpha1', 'IstioOperator'],
+  ['networking.istio.io/v1alpha3', 'EnvoyFilter'],
+  ['autoscaling/v1', 'HorizontalPodAutoscaler'],
+  ['policy/v1beta1', 'PodDisruptionBudget'],
+  ['apps/v1', 'Deployment'],
+  ['v1', 'Service'],
+  ['v1', 'ConfigMap'],
+  ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+  ['rbac.authorization.k8s.io/v1', 'Role'],
+  ['v1', 'ServiceAccount'],
+];
+
+/**
+ * What `istioctl x uninstall --purge` removes, found the way it finds them: by istioctl's component label (plus
+ * the installed-state IstioOperator). In deletion order: custom resources and workloads, RBAC, CRDs last.
+ */
+export async function istioObjects(kube: KubeClient): Promise<KubeObject[]> {
+  const found = new Map<string, KubeObject>();
+  const collect = async (apiVersion: string, kind: string, namespace?: string) => {
+    if (!(await kube.serves(apiVersion, kind))) return;
+    const items = await kube.list(apiVersion, kind, { namespace, labelSelector: ISTIO_COMPONENT_LABEL });
+    if (kind === 'IstioOperator' && namespace) items.push(...(await kube.list(apiVersion, kind, { namespace })).filter((i) => i.metadata.name === 'installed-state'));
+    for (const i of items) found.set(i.metadata.uid ?? `${kind}/${i.metadata.namespace}/${i.metadata.name}`, i);
+  };
+  for (const [v, k] of ISTIO_NAMESPACED_KINDS) await collect(v, k, ISTIO_NAMESPACE);
+  for (const [v, k] of ISTIO_CLUSTER_KINDS) await collect(v, k);
+  return [...found.values()];
+}
+
+export function istioctlFor(cacheDir: string, version: string): string | undefined {
+  const file = istioctlPath(cacheDir, version);
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return file;
+  } catch {
+    return undefined;
+  }
+}
+
+export const INVENTORY_REF = (namespace: string): ObjectRef => ({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name: INVENTORY_NAME });
