@@ -20,7 +20,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--verbose', 'more output, and stack traces on errors').env('MESHDEMO_VERBOSE'))
     .addOption(new Option('--cache-dir <dir>', 'download cache (default: $XDG_CACHE_HOME/meshdemo or ~/.cache/meshdemo)').env('MESHDEMO_CACHE_DIR'))
     .addOption(new Option('--timeout <duration>', 'how long to wait for readiness, e.g. 90s, 10m').default('10m').env('MESHDEMO_TIMEOUT'))
-    .showHelpAfterError('(run with --help for usage)')
+    // commander's own errors (unknown command/option, missing argument) in meshdemo's one-line form, with the fix
+    .configureOutput({ outputError: (str, write) => write(usageErrorLine(str)) })
     .addHelpText(
       'after',
       `
@@ -38,6 +39,13 @@ Exit codes: 0 ok, 1 unexpected failure, 2 bad usage or input, 3 preflight refuse
   program.exitOverride();
   for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify]) register(program);
   return program;
+}
+
+/** "error: unknown command 'stauts'\n(Did you mean status?)\n" → "error: unknown command 'stauts' — did you mean status? run with --help for usage\n" */
+export function usageErrorLine(text: string): string {
+  const [first = 'error: bad usage', ...rest] = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const suggestion = rest.map((l) => l.replace(/^\((.*)\)$/, '$1').replace(/^Did you mean/, 'did you mean')).join(' ');
+  return `${first} — ${suggestion ? `${suggestion} ` : ''}run with --help for usage\n`;
 }
 
 export async function main(argv = process.argv): Promise<void> {

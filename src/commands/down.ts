@@ -55,6 +55,8 @@ async function down(ctx: CommandContext<DownSettings>): Promise<void> {
     const hint = 'down removes only what up recorded; to remove the well-known demo objects by name and label anyway, run meshdemo down --force';
     ctx.ui.print(message);
     ctx.ui.print(`  ${hint}`);
+    const abandoned = ctx.dryRun ? undefined : await ctx.lock.clearStale();
+    if (abandoned) ctx.ui.print(`  removed the lock a meshdemo run that no longer runs left behind (holder ${abandoned})`);
     ctx.ui.result(true, { recorded: false, message, hint, plan: [], steps: [] });
     return;
   }
@@ -90,7 +92,7 @@ async function down(ctx: CommandContext<DownSettings>): Promise<void> {
     ctx.dryRun
       ? `dry run: nothing changed; ${planned} phase(s) would run, ${outcomes.length - planned} have nothing to do`
       : ran
-        ? `done: ${ran} phase(s) ran, ${outcomes.length - ran} had nothing to do; meshdemo's objects are gone from ${where}`
+        ? `done: ${ran} phase(s) ran, ${outcomes.length - ran} had nothing to do`
         : `nothing to do: meshdemo's objects are already gone from ${where}`,
   );
   ctx.ui.result(true, { recorded: true, source: state.records.source, dryRun: ctx.dryRun, plan: plan.items, notes: plan.notes, steps: outcomes });

@@ -14,8 +14,8 @@ export function register(program: Command): void {
       action(
         (opts) => {
           const count = Number(opts.count);
-          if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError(`--count "${opts.count}" is not a number from 1 to 1000`);
-          if (opts.url && !/^https?:\/\//.test(opts.url)) throw new UsageError(`--url "${opts.url}" is not an http(s) URL`);
+          if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError(`--count "${opts.count}" is not a number from 1 to 1000`, { hint: 'e.g. --count 6' });
+          if (opts.url && !/^https?:\/\//.test(opts.url)) throw new UsageError(`--url "${opts.url}" is not an http(s) URL`, { hint: 'e.g. --url http://127.0.0.1:31380/api/order/create' });
           return { url: opts.url as string | undefined, nodeAddress: opts.nodeAddress as string | undefined, count };
         },
         async (ctx) => {

@@ -166,6 +166,28 @@ export class ClusterLock {
     }
   }
 
+  /**
+   * Deletes the Lease when its holder is gone (expired, or a process on this machine that no longer runs),
+   * e.g. after an up that was killed. Returns the abandoned holder, if there was one.
+   */
+  async clearStale(): Promise<string | undefined> {
+    const kube = (this.kube ??= await this.connect());
+    if (!(await kube.serves(LEASE_REF.apiVersion, LEASE_REF.kind))) return undefined;
+    const live = await kube.get(LEASE_REF).catch(() => undefined);
+    const holder = describeHolder(live);
+    if (!live) return undefined;
+    const stale = !holder || (holder.expiresAt !== undefined && holder.expiresAt < new Date()) || holderIsDeadLocalProcess(holder.identity);
+    if (!stale) return undefined;
+    try {
+      await kube.request('DELETE', await kube.pathFor(LEASE_REF), {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid: live.metadata.uid, resourceVersion: live.metadata.resourceVersion } },
+      });
+      return holder?.identity ?? '(nobody)';
+    } catch {
+      return undefined; // taken or removed meanwhile
+    }
+  }
+
   /** Deletes the Lease if it is still ours; never throws (the lock expires anyway). Works after Ctrl-C. */
   async release(): Promise<void> {
     if (!this.held || !this.kube) return;

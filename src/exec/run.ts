@@ -8,6 +8,8 @@ export interface RunOptions {
   cwd?: string;
   /** Kill the process after this long; reported as ExternalCommandError unless onTimeout is given. */
   timeoutMs?: number;
+  /** The error to throw when timeoutMs killed the process (e.g. a ReadinessTimeoutError, exit 4). */
+  onTimeout?: (info: { name: string; timeoutMs: number; tail: string[] }) => Error;
   input?: string;
   /** How many of the last output lines an error carries. */
   tailLines?: number;
@@ -71,6 +73,7 @@ export async function runCommand(file: string, args: string[], opts: RunOptions 
     throw new PreflightError(`${file} is not installed or not on PATH`, { hint: `install ${file.split('/').pop()} or put it on PATH` });
   }
   if (result.timedOut) {
+    if (opts.onTimeout) throw opts.onTimeout({ name, timeoutMs: opts.timeoutMs ?? 0, tail: [...tail] });
     throw new ExternalCommandError(`${name} did not finish within ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`, { details: tail, hint: 'see its last output above' });
   }
   const exitCode = result.exitCode ?? 1;

@@ -26,11 +26,15 @@ export function kubeconfigPaths(flag: string | undefined, env: NodeJS.ProcessEnv
 export async function loadKubeconfig(opts: { kubeconfig?: string; context?: string }): Promise<ResolvedKubeconfig> {
   const { paths, source } = kubeconfigPaths(opts.kubeconfig);
   const readable = paths.filter((p) => {
+    let stat: fs.Stats;
     try {
-      return fs.statSync(p).isFile();
+      stat = fs.statSync(p);
     } catch {
       return false;
     }
+    // as kubectl: a directory where the kubeconfig should be is an error, not a missing file
+    if (stat.isDirectory()) throw new UsageError(`kubeconfig ${p} (from ${source}) is a directory, not a file`, { hint: 'pass the path of the kubeconfig file itself' });
+    return stat.isFile();
   });
   if (readable.length === 0) {
     throw new UsageError(`no kubeconfig found at ${paths.join(', ')} (from ${source})`, {

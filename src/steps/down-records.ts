@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Inventory, INVENTORY_NAME, MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
 import type { Context } from '../core/step.js';
-import type { KubeClient, KubeObject, ObjectRef } from '../kube/client.js';
+import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
 import { istioInstallation, ISTIO_NAMESPACE } from './facts.js';
 import { istioctlPath, releaseDir } from './istio-release.js';
@@ -178,9 +178,14 @@ export async function istioObjects(kube: KubeClient): Promise<KubeObject[]> {
   const found = new Map<string, KubeObject>();
   const collect = async (apiVersion: string, kind: string, namespace?: string) => {
     if (!(await kube.serves(apiVersion, kind))) return;
-    const items = await kube.list(apiVersion, kind, { namespace, labelSelector: ISTIO_COMPONENT_LABEL });
-    if (kind === 'IstioOperator' && namespace) items.push(...(await kube.list(apiVersion, kind, { namespace })).filter((i) => i.metadata.name === 'installed-state'));
-    for (const i of items) found.set(i.metadata.uid ?? `${kind}/${i.metadata.namespace}/${i.metadata.name}`, i);
+    try {
+      const items = await kube.list(apiVersion, kind, { namespace, labelSelector: ISTIO_COMPONENT_LABEL });
+      if (kind === 'IstioOperator' && namespace) items.push(...(await kube.list(apiVersion, kind, { namespace })).filter((i) => i.metadata.name === 'installed-state'));
+      for (const i of items) found.set(i.metadata.uid ?? `${kind}/${i.metadata.namespace}/${i.metadata.name}`, i);
+    } catch (err) {
+      // a kind whose CRD was just deleted is still in the discovery cache: nothing of it is left
+      if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+    }
   };
   for (const [v, k] of ISTIO_NAMESPACED_KINDS) await collect(v, k, ISTIO_NAMESPACE);
   for (const [v, k] of ISTIO_CLUSTER_KINDS) await collect(v, k);

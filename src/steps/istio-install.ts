@@ -1,4 +1,5 @@
-import { ExternalCommandError } from '../core/errors.js';
+import { ExternalCommandError, ReadinessTimeoutError } from '../core/errors.js';
+import { parseDuration } from '../core/options.js';
 import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
@@ -9,6 +10,16 @@ import type { UpSettings } from './settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioSet' | 'reinstall'>;
 export const PROFILE = 'demo';
+
+/**
+ * How long istioctl may run past its own --readiness-timeout (applying the manifests, its own retries) before
+ * meshdemo kills it and reports a readiness timeout: max(30s, 20% of it), or MESHDEMO_ISTIOCTL_GRACE ("10s", "2m").
+ */
+export function istioctlGraceMs(readinessMs: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.MESHDEMO_ISTIOCTL_GRACE;
+  if (raw !== undefined && raw.trim() !== '') return parseDuration(raw, 'MESHDEMO_ISTIOCTL_GRACE');
+  return Math.max(30_000, Math.round(readinessMs * 0.2));
+}
 
 /** --kubeconfig/--context as meshdemo resolved them, for istioctl. */
 export async function istioctlKubeArgs(ctx: Context<any>): Promise<string[]> {
@@ -45,10 +56,17 @@ export const istioInstall: Step<Settings> = {
       `${seconds}s`,
       ...(await istioctlKubeArgs(ctx)),
     ];
+    const graceMs = istioctlGraceMs(seconds * 1000);
     try {
       await runCommand(istioctlPath(ctx.options.cacheDir, ctx.settings.istioVersion), args, {
         signal: ctx.signal,
-        timeoutMs: (seconds + 120) * 1000,
+        timeoutMs: seconds * 1000 + graceMs,
+        // a hung istioctl is a readiness timeout (exit 4), not a failed command
+        onTimeout: ({ name, timeoutMs, tail }) =>
+          new ReadinessTimeoutError(`${name} did not finish within the deadline (${Math.round(timeoutMs / 1000)}s: its --readiness-timeout ${seconds}s + ${Math.round(graceMs / 1000)}s grace) and was stopped`, {
+            hint: 'its last output is shown below; check the cluster (kubectl get pods -n istio-system), or raise --timeout, then re-run',
+            details: tail,
+          }),
         tailLines: 10,
         onLine: (line) => {
           if (!line.trim()) return;
@@ -57,9 +75,10 @@ export const istioInstall: Step<Settings> = {
         },
       });
     } catch (err) {
-      if (!(err instanceof ExternalCommandError)) throw err;
+      if (!(err instanceof ExternalCommandError || err instanceof ReadinessTimeoutError)) throw err;
       const diagnosis = await diagnoseNamespace(kube, ISTIO_NAMESPACE).catch(() => []);
-      throw new ExternalCommandError(err.message, {
+      const Failure = err instanceof ReadinessTimeoutError ? ReadinessTimeoutError : ExternalCommandError;
+      throw new Failure(err.message, {
         hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why' : err.hint,
         details: [...err.details, ...diagnosis],
       });

@@ -21,8 +21,11 @@ export const namespaceLabel: Step = {
     const ref = { apiVersion: 'v1', kind: 'Namespace', name };
     const existing = await kube.get(ref);
     if (!existing) {
+      // the record lives in this namespace: writing it creates the namespace (recorded as created by meshdemo)
       await inventory.recordCreatedNamespace(name);
-      await kube.create({ ...ref, metadata: { name, labels: { [INJECTION_LABEL]: 'enabled', ...MANAGED_BY } } });
+      const labels = { [INJECTION_LABEL]: 'enabled', ...MANAGED_BY };
+      if (await kube.get(ref)) await kube.mergePatch(ref, { metadata: { labels } });
+      else await kube.create({ ...ref, metadata: { name, labels } });
       return `created namespace ${name} with ${INJECTION_LABEL}=enabled`;
     }
     const previous = existing.metadata.labels?.[INJECTION_LABEL] ?? null;
