@@ -74,7 +74,7 @@ export async function runCommand(file: string, args: string[], opts: RunOptions 
   }
   if (result.timedOut) {
     if (opts.onTimeout) throw opts.onTimeout({ name, timeoutMs: opts.timeoutMs ?? 0, tail: [...tail] });
-    throw new ExternalCommandError(`${name} did not finish within ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`, { details: tail, hint: 'see its last output above' });
+    throw new ExternalCommandError(`${name} did not finish within ${((opts.timeoutMs ?? 0) / 1000).toFixed(opts.timeoutMs && opts.timeoutMs < 10_000 ? 1 : 0)}s`, { details: tail, hint: 'see its last output above' });
   }
   const exitCode = result.exitCode ?? 1;
   if (exitCode !== 0 && !(opts.okExitCodes ?? []).includes(exitCode)) {

@@ -49,7 +49,6 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
 }
 
 export function formatStatus(s: Status): string {
-  const yes = (b: boolean) => (b ? 'yes' : 'no');
   const lines = [
     `context     ${s.context} (${s.server})`,
     `cluster     ${s.cluster.version}: ${s.cluster.verdict} — ${s.cluster.message}`,
@@ -61,6 +60,5 @@ export function formatStatus(s: Status): string {
     `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (${s.app.services.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
     `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}`,
   ];
-  void yes;
   return lines.join('\n');
 }
