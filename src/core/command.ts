@@ -46,7 +46,7 @@ export function action<S>(
         settings,
         events: ui,
         signal: controller.signal,
-        prompt: createPrompter({ json, isTTY: Boolean(process.stdin.isTTY && process.stdout.isTTY) }),
+        prompt: createPrompter({ json, isTTY: Boolean(process.stdin.isTTY && process.stdout.isTTY), terminal: ui }),
         secrets,
         dryRun: extra.dryRun?.(opts) ?? false,
       });

@@ -8,8 +8,17 @@ export interface Prompter {
   input(message: string, flagToSkip: string, validate?: (v: string) => true | string): Promise<string>;
 }
 
-export function createPrompter(opts: { json: boolean; isTTY: boolean }): Prompter {
+export function createPrompter(opts: { json: boolean; isTTY: boolean; terminal?: { suspend(): void; resume(): void } }): Prompter {
   const interactive = opts.isTTY && !opts.json;
+  const ask = async <T>(question: object): Promise<T> => {
+    const { default: inquirer } = await import('inquirer');
+    opts.terminal?.suspend();
+    try {
+      return (await inquirer.prompt([question as any])) as T;
+    } finally {
+      opts.terminal?.resume();
+    }
+  };
   const refuse = (flag: string, what: string): never => {
     throw new UsageError(`${what} needs an answer, but there is no terminal to ask on`, { hint: `pass ${flag}` });
   };
@@ -17,17 +26,11 @@ export function createPrompter(opts: { json: boolean; isTTY: boolean }): Prompte
     interactive,
     async confirm(message, flag) {
       if (!interactive) return refuse(flag, 'confirmation');
-      const { default: inquirer } = await import('inquirer');
-      const answer = await inquirer.prompt<{ ok: boolean }>([{ type: 'confirm', name: 'ok', message, default: false }]);
-      return answer.ok;
+      return (await ask<{ ok: boolean }>({ type: 'confirm', name: 'ok', message, default: false })).ok;
     },
     async input(message, flag, validate) {
       if (!interactive) return refuse(flag, message);
-      const { default: inquirer } = await import('inquirer');
-      const answer = await inquirer.prompt<{ value: string }>([
-        { type: 'input', name: 'value', message, validate: validate ?? (() => true) },
-      ]);
-      return answer.value;
+      return (await ask<{ value: string }>({ type: 'input', name: 'value', message, validate: validate ?? (() => true) })).value;
     },
   };
 }

@@ -8,6 +8,9 @@ export interface Renderer extends EventSink {
   print(text: string): void;
   /** Machine-readable final object: the `result` event with --json; nothing otherwise. */
   result(ok: boolean, data: Record<string, unknown>): void;
+  /** Stops the spinner while a prompt owns the terminal; resume() brings it back. */
+  suspend(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -53,6 +56,8 @@ export async function createRenderer(
       },
       print: (text) => out(stderr, text),
       result: (ok, data) => out(stdout, JSON.stringify({ type: 'result', ok, ...data })),
+      suspend() {},
+      resume() {},
       close() {},
     };
   }
@@ -82,6 +87,8 @@ export async function createRenderer(
       },
       print: (text) => out(stdout, text),
       result() {},
+      suspend() {},
+      resume() {},
       close() {},
     };
   }
@@ -89,6 +96,7 @@ export async function createRenderer(
   const { default: ora } = await import('ora');
   let spinner: ReturnType<typeof ora> | undefined;
   let currentTitle = '';
+  let suspended = false;
   return {
     mode,
     emit(e) {
@@ -116,6 +124,16 @@ export async function createRenderer(
     },
     print: (text) => out(stdout, text),
     result() {},
+    suspend() {
+      if (spinner?.isSpinning) {
+        spinner.stop();
+        suspended = true;
+      }
+    },
+    resume() {
+      if (suspended) spinner?.start();
+      suspended = false;
+    },
     close() {
       spinner?.stop();
     },
