@@ -16,6 +16,11 @@ export interface ChangedEntry {
   previous: Record<string, unknown>;
 }
 
+export interface InventoryMark {
+  existed: boolean;
+  data: InventoryData;
+}
+
 export interface InventoryData {
   version: 1;
   namespace: string;
@@ -100,11 +105,42 @@ export class Inventory {
     await this.flush();
   }
 
-  private writes: Promise<void> = Promise.resolve();
+  /** The record as it is now, for rollback() when the change recorded after it is refused. */
+  mark(): InventoryMark {
+    return { existed: this.exists, data: structuredClone(this.data) };
+  }
 
-  /** Writes are serialized, and each writes the data as it is when its turn comes. */
+  /**
+   * Forgets what was recorded since mark() because that change did not happen (the API server refused it):
+   * writes the record back as it was, or — when there was none — removes it again, with the namespace it created.
+   */
+  async rollback(mark: InventoryMark): Promise<void> {
+    const ns = this.data.namespace;
+    const createdNamespace = this.data.createdNamespaces.includes(ns) && !mark.data.createdNamespaces.includes(ns);
+    Object.assign(this.data, structuredClone(mark.data));
+    if (mark.existed) return this.flush();
+    await this.writes;
+    if (!this.exists) return;
+    await this.remove();
+    if (createdNamespace) await this.kube.delete({ apiVersion: 'v1', kind: 'Namespace', name: ns });
+  }
+
+  private writes: Promise<void> = Promise.resolve();
+  /** The write that is waiting for its turn (not started yet), if any. */
+  private pending: Promise<void> | undefined;
+
+  /**
+   * Writes are serialized, and each writes the data as it is when its turn comes. A flush asked for while
+   * another write still waits for its turn joins that one: it will hold this change too (so N changes
+   * recorded during one write cost one more write, not N).
+   */
   flush(): Promise<void> {
-    const next = this.writes.then(() => this.write());
+    if (this.pending) return this.pending;
+    const next = this.writes.then(() => {
+      this.pending = undefined;
+      return this.write();
+    });
+    this.pending = next;
     this.writes = next.catch(() => {});
     return next;
   }

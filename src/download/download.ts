@@ -156,7 +156,8 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
       // A network error ends the body gracefully instead of tearing down the pipeline, so every byte
       // received so far reaches the .part file and the retry can resume from it.
       let bodyError: unknown;
-      const file = createWriteStream(part, { flags: resumed ? 'a' : 'w' });
+      // a 1 MB buffer lets chunks that arrive during a write go out together (writev): far fewer write calls
+      const file = createWriteStream(part, { flags: resumed ? 'a' : 'w', highWaterMark: 1 << 20 });
       await pipeline(untilError(res.body, (err) => (bodyError = err)), meter, file, { signal });
       if (bodyError !== undefined) throw bodyError;
       if (total !== undefined && received !== total) {

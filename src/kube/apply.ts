@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, ReadinessTimeoutError } from '../core/errors.js';
-import { KubeApiError, describeRef, refOf, type KubeClient, type KubeObject } from './client.js';
+import { KubeApiError, KubeForbiddenError, describeRef, refOf, type KubeClient, type KubeObject } from './client.js';
 
 export interface ApplyOutcome {
   object: KubeObject;
@@ -27,20 +27,57 @@ export async function applyAll(kube: KubeClient, objects: KubeObject[], opts: Ap
   const crds = objects.filter(isCrd);
   const rest = objects.filter((o) => !isCrd(o));
   const outcomes: ApplyOutcome[] = [];
-  const applyOne = async (obj: KubeObject) => {
+  const applyGroup = async (group: KubeObject[]) => {
     if (opts.signal?.aborted) throw new InterruptedError();
-    const placed = await place(kube, obj, opts);
-    const live = await kube.get(refOf(placed));
-    const object = await applyOrReplace(kube, placed, live);
-    const existed = Boolean(live);
-    const outcome = { object, created: !existed };
-    outcomes.push(outcome);
-    await opts.onApplied?.(outcome);
+    const placed = await Promise.all(group.map((obj) => place(kube, obj, opts)));
+    const existing = await existingObjects(kube, placed);
+    await mapLimit(placed, opts.concurrency ?? 8, async (obj) => {
+      if (opts.signal?.aborted) throw new InterruptedError();
+      const existed = existing.has(objectKey(obj));
+      const object = await applyOrReplace(kube, obj, existed);
+      const outcome = { object, created: !existed };
+      outcomes.push(outcome);
+      await opts.onApplied?.(outcome);
+    });
   };
-  await mapLimit(crds, opts.concurrency ?? 8, applyOne);
+  await applyGroup(crds);
   await Promise.all(crds.map((crd) => waitForCrd(kube, crd, opts)));
-  await mapLimit(rest, opts.concurrency ?? 8, applyOne);
+  await applyGroup(rest);
   return outcomes;
+}
+
+function objectKey(o: KubeObject): string {
+  return `${o.apiVersion}|${o.kind}|${o.metadata.namespace ?? ''}|${o.metadata.name}`;
+}
+
+/**
+ * Which of the (placed) objects exist before they are applied: one list per kind and namespace, in parallel,
+ * instead of a GET per object in the way of each apply. A kind the identity may not list is asked per object.
+ */
+async function existingObjects(kube: KubeClient, objects: KubeObject[]): Promise<Set<string>> {
+  const groups = new Map<string, KubeObject[]>();
+  for (const o of objects) {
+    const key = `${o.apiVersion}|${o.kind}|${o.metadata.namespace ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), o]);
+  }
+  const found = new Set<string>();
+  const getEach = (group: KubeObject[]) =>
+    Promise.all(group.map(async (o) => void ((await kube.get(refOf(o))) && found.add(objectKey(o)))));
+  await Promise.all(
+    [...groups.values()].map(async (group) => {
+      if (group.length === 1) return getEach(group);
+      const { apiVersion, kind, metadata } = group[0];
+      let names: Set<string>;
+      try {
+        names = new Set((await kube.list(apiVersion, kind, { namespace: metadata.namespace })).map((o) => o.metadata.name));
+      } catch (err) {
+        if (err instanceof KubeForbiddenError) return getEach(group);
+        throw err;
+      }
+      for (const o of group) if (names.has(o.metadata.name)) found.add(objectKey(o));
+    }),
+  );
+  return found;
 }
 
 /**
@@ -49,12 +86,12 @@ export async function applyAll(kube: KubeClient, objects: KubeObject[], opts: Ap
  * jaeger.yaml's zipkin Service has a port without protocol, which 1.20's apply cannot key. Those are created, or
  * merge-patched, like kubectl's client-side apply does.
  */
-export async function applyOrReplace(kube: KubeClient, obj: KubeObject, live: KubeObject | undefined): Promise<KubeObject> {
+export async function applyOrReplace(kube: KubeClient, obj: KubeObject, existed: boolean): Promise<KubeObject> {
   try {
     return await kube.apply(obj);
   } catch (err) {
     if (!(err instanceof KubeApiError && /typed patch object|smd typed|duplicate entries/.test(err.message))) throw err;
-    if (!live) return kube.create(obj);
+    if (!existed) return kube.create(obj);
     return kube.mergePatch(refOf(obj), obj);
   }
 }

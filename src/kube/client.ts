@@ -75,9 +75,9 @@ export class KubeClient {
     this.agent.destroy();
   }
 
-  /** For the few client-node features meshdemo uses directly (port-forward). */
-  get kubeConfig(): ResolvedKubeconfig['kc'] {
-    return this.config.kc;
+  /** For the few client-node features meshdemo uses directly (port-forward); loads client-node on first use. */
+  kubeConfig(): ReturnType<ResolvedKubeconfig['kubeConfig']> {
+    return this.config.kubeConfig();
   }
 
   async request<T = any>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -102,11 +102,18 @@ export class KubeClient {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const reqOpts: https.RequestOptions = { method, headers: { Accept: 'application/json' }, agent: this.agent };
-    await this.config.kc.applyToHTTPSOptions(reqOpts);
+    await this.config.applyToHTTPSOptions(reqOpts);
+    // client-node puts a new agent without keep-alive on every call, so each request would be a new TLS
+    // connection: keep ours (the TLS options stay on the request, and key its socket pool). A cluster with
+    // proxy-url keeps client-node's proxying agent.
+    if (!this.config.proxied) reqOpts.agent = this.agent;
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = JSON.stringify(opts.body);
       (reqOpts.headers as Record<string, string>)['Content-Type'] = opts.contentType ?? 'application/json';
+      // explicit: Node sends a DELETE body with neither Content-Length nor chunking, which on a kept-alive socket
+      // the server reads as the start of the next request (400 Bad Request for whatever follows)
+      (reqOpts.headers as Record<string, string | number>)['Content-Length'] = Buffer.byteLength(payload);
     }
     this.requestCount++;
     const lib = url.protocol === 'https:' ? https : http;
@@ -144,7 +151,8 @@ export class KubeClient {
         });
       }
       if (err.status === 403) {
-        return new KubeForbiddenError(`forbidden: ${message}`, {
+        const refused = explainForbidden(message, method, path);
+        return new KubeForbiddenError(/^forbidden\b/i.test(refused) ? refused : `forbidden: ${refused}`, {
           hint: `ask a cluster admin to grant that permission to the identity of context "${this.contextName}"`,
         });
       }
@@ -301,6 +309,19 @@ class HttpStatusError extends Error {
   ) {
     super(`HTTP ${status}`);
   }
+}
+
+/**
+ * 1.20 refuses a server-side apply (or PUT) that would create an object without `create` permission with a
+ * reason-less `deployments.apps "x" is forbidden: `; name the verb and the resource as the server does elsewhere.
+ */
+function explainForbidden(message: string, method: string, path: string): string {
+  if (!/forbidden:\s*$/.test(message)) return message;
+  const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)\/(?:namespaces\/([^/]+)\/)?([^/?]+)/.exec(path);
+  if (!m) return message;
+  const [, group, namespace, resource] = m;
+  const verb = ({ POST: 'create', PATCH: 'create', PUT: 'create', DELETE: 'delete', GET: 'get' } as Record<string, string>)[method] ?? method.toLowerCase();
+  return `${message.trim()} cannot ${verb} resource "${resource}"${group ? ` in API group "${group}"` : ''}${namespace ? ` in the namespace "${namespace}"` : ''}`;
 }
 
 function isTransient(err: unknown): boolean {

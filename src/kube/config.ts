@@ -1,11 +1,25 @@
 import fs from 'node:fs';
+import type https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
+// client-node's own kubeconfig parsing and validation, without the rest of client-node: importing the package
+// root (its generated API models) costs about a second, more than a whole no-op `up` should take.
+import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist/config_types.js';
 import { UsageError } from '../core/errors.js';
 
 export interface ResolvedKubeconfig {
-  kc: KubeConfig;
+  /** client-node's KubeConfig for the resolved context, loaded on first use (port-forward, auth plugins). */
+  kubeConfig(): Promise<KubeConfig>;
+  /**
+   * The context's TLS options and credentials on a request, as KubeConfig.applyToHTTPSOptions does. Users with
+   * a token or a client certificate are handled here; exec and auth-provider plugins, basic auth, proxy-url and
+   * plain-http clusters go through client-node itself.
+   */
+  applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
+  /** The cluster has a proxy-url: requests must use the proxying agent applyToHTTPSOptions sets. */
+  proxied: boolean;
   paths: string[];
   contextName: string;
   server: string;
@@ -41,8 +55,6 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
       hint: 'pass --kubeconfig <path>, set KUBECONFIG, or create a cluster (e.g. kind create cluster --image kindest/node:v1.19.16)',
     });
   }
-  const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
   const secrets: string[] = [];
   const merged = { clusters: [] as any[], users: [] as any[], contexts: [] as any[], currentContext: '' };
   for (const file of readable) {
@@ -57,9 +69,14 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     if (!text.trim()) {
       throw new UsageError(`kubeconfig ${file} is empty`, { hint: 'pass --kubeconfig with a valid file or recreate it' });
     }
-    const one = new KubeConfig();
+    const one = { clusters: [] as any[], users: [] as any[], contexts: [] as any[], currentContext: '' };
     try {
-      one.loadFromString(text);
+      // what KubeConfig.loadFromString does
+      const obj = yaml.load(text) as any;
+      one.clusters = newClusters(obj.clusters);
+      one.contexts = newContexts(obj.contexts);
+      one.users = newUsers(obj.users);
+      one.currentContext = obj['current-context'];
     } catch (err) {
       throw new UsageError(`kubeconfig ${file} is not valid: ${firstLine(err)}`, {
         hint: 'fix the file or pass another --kubeconfig',
@@ -76,26 +93,57 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     for (const c of one.contexts) if (!merged.contexts.some((x) => x.name === c.name)) merged.contexts.push(c);
     if (!merged.currentContext && one.currentContext) merged.currentContext = one.currentContext;
   }
-  kc.loadFromOptions(merged);
   const contextName = opts.context ?? merged.currentContext;
   if (!contextName) {
     throw new UsageError('the kubeconfig has no current context', { hint: 'pass --context <name> or run kubectl config use-context' });
   }
-  const context = kc.getContextObject(contextName);
+  // (KubeConfig.getContextObject / getCluster / getUser: the first entry of that name)
+  const byName = (list: any[], name: string) => list.find((x) => x.name === name);
+  const context = byName(merged.contexts, contextName);
   if (!context) {
-    const known = kc.getContexts().map((c) => c.name);
+    const known = merged.contexts.map((c) => c.name);
     throw new UsageError(`context "${contextName}" is not in the kubeconfig`, {
       hint: known.length ? `choose one of: ${known.join(', ')}` : 'the kubeconfig defines no contexts',
     });
   }
-  kc.setCurrentContext(contextName);
-  const cluster = kc.getCluster(context.cluster);
+  const cluster = byName(merged.clusters, context.cluster);
   if (!cluster?.server) {
     throw new UsageError(`context "${contextName}" names cluster "${context.cluster}", which has no server`, {
       hint: 'fix the kubeconfig or choose another --context',
     });
   }
-  return { kc, paths: readable, contextName, server: cluster.server, secrets };
+  const user = byName(merged.users, context.user);
+  let kc: Promise<KubeConfig> | undefined;
+  const kubeConfig = () =>
+    (kc ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
+      const k = new KubeConfig();
+      k.loadFromOptions(merged);
+      k.setCurrentContext(contextName);
+      return k;
+    }));
+  // What client-node does itself for the simple, common users (applyHTTPSOptions + applyAuthorizationHeader).
+  const simple = user && !user.authProvider && !user.exec && !user.username && !cluster.proxyUrl && !cluster.server.startsWith('http:');
+  let tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
+  const applyToHTTPSOptions = async (o: https.RequestOptions) => {
+    if (!simple) return void (await (await kubeConfig()).applyToHTTPSOptions(o));
+    tls ??= { ca: fileOrData(cluster.caFile, cluster.caData), cert: fileOrData(user.certFile, user.certData), key: fileOrData(user.keyFile, user.keyData) };
+    if (cluster.skipTLSVerify) o.rejectUnauthorized = false;
+    if (cluster.tlsServerName) o.servername = cluster.tlsServerName;
+    if (tls.ca) o.ca = tls.ca;
+    if (tls.cert) o.cert = tls.cert;
+    if (tls.key) o.key = tls.key;
+    const headers = (o.headers ??= {}) as Record<string, string>;
+    if (user.impersonateUser != null) headers['Impersonate-User'] = user.impersonateUser;
+    if (user.token) headers.Authorization = `Bearer ${user.token}`;
+  };
+  return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, secrets };
+}
+
+/** client-node's bufferFromFileOrString. */
+function fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
+  if (file) return fs.readFileSync(file);
+  if (data) return Buffer.from(data, 'base64');
+  return undefined;
 }
 
 function firstLine(err: unknown): string {

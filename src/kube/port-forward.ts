@@ -25,7 +25,7 @@ export async function forwardServicePort(
   }
   if (typeof target !== 'number') throw new UsageError(`cannot tell the target port of Service ${opts.service}`);
   const { PortForward } = await import('@kubernetes/client-node');
-  const forward = new PortForward(kube.kubeConfig);
+  const forward = new PortForward(await kube.kubeConfig());
   const server = net.createServer((socket) => {
     forward.portForward(opts.namespace, pod.metadata.name, [target], socket, null, socket).catch((err: Error) => {
       opts.onError?.(`port-forward to ${pod.metadata.name}: ${err.message}`);

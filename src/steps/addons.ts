@@ -21,9 +21,17 @@ const ADDON_FILES: Record<string, string> = {
   'prometheus-operator': 'extras/prometheus-operator.yaml',
 };
 
+/** Parsed addon files: `up` checks, then runs, the step (grafana.yaml alone is 240 kB of YAML). Read-only. */
+const parsed = new Map<string, KubeObject[]>();
+
 export function addonObjects(cacheDir: string, settings: Settings): KubeObject[] {
   const dir = path.join(releaseDir(cacheDir, settings.istioVersion), 'samples', 'addons');
-  return settings.addons.flatMap((a) => readManifests(path.join(dir, ADDON_FILES[a])));
+  return settings.addons.flatMap((a) => {
+    const file = path.join(dir, ADDON_FILES[a]);
+    let objects = parsed.get(file);
+    if (!objects) parsed.set(file, (objects = readManifests(file)));
+    return objects;
+  });
 }
 
 function addonDeployments(objects: KubeObject[]): Array<{ namespace: string; name: string }> {

@@ -4,7 +4,7 @@ import { applyAll } from '../kube/apply.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
 import { APP_DEPLOYMENTS, renderAppManifests } from './app-manifests.js';
-import { resolveImages } from './images.js';
+import { resolveImages, resolveTarget } from './images.js';
 import type { UpSettings } from './settings.js';
 
 async function desiredObjects(ctx: Parameters<Step<UpSettings>['run']>[0]): Promise<KubeObject[]> {
@@ -33,6 +33,8 @@ export const appDeploy: Step<UpSettings> = {
   title: 'Deploy micro-api, micro-order, micro-pay and the gateway',
   async check(ctx) {
     const kube = await ctx.kube();
+    // a check never asks (plan, --dry-run): with no registry chosen yet, the images step asks when it runs
+    if (!(await resolveTarget(ctx, { ask: false }))) return { satisfied: false, detail: 'deploy the app (its image registry is chosen when the images step runs, or pass --registry)' };
     const problems = await drift(kube, await desiredObjects(ctx));
     if (problems.length) return { satisfied: false, detail: problems.join('; ') };
     const states = await Promise.all(APP_DEPLOYMENTS.map((d) => deploymentState(kube, ctx.options.namespace, d)));

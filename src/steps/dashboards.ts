@@ -41,6 +41,7 @@ export async function exposeDashboard(kube: KubeClient, inventory: Inventory, na
   } catch (err) {
     throw await explainNodePortError(kube, err, name, nodePort);
   }
+  const mark = inventory.mark();
   if (!inventory.isCreated(ref)) {
     await inventory.recordChanged('dashboards', ref, { type: svc.spec.type, ports: svc.spec.ports });
   }
@@ -48,7 +49,10 @@ export async function exposeDashboard(kube: KubeClient, inventory: Inventory, na
     // some API servers check the NodePort range only when really allocating, not in a dry run
     await kube.mergePatch(ref, patch);
   } catch (err) {
-    throw await explainNodePortError(kube, err, name, nodePort);
+    const explained = await explainNodePortError(kube, err, name, nodePort);
+    // refused (422): the Service is unchanged, so the record of changing it goes again (a bad port changes nothing)
+    if (explained instanceof UsageError) await inventory.rollback(mark);
+    throw explained;
   }
   return 'changed';
 }

@@ -61,7 +61,7 @@ export async function loadRecords(ctx: Context<DownSettings>): Promise<DownRecor
       createdNamespaces: d.createdNamespaces,
       istioOurs: Boolean(install) || d.createdNamespaces.includes(ISTIO_NAMESPACE),
       istioVersion: String(install?.inputs?.version ?? DEFAULT_ISTIO_VERSION),
-      notes: [],
+      notes: d.images.length ? [`the ${d.images.length} demo image(s) up published stay where they are (e.g. ${d.images[0]})`] : [],
       inventory,
     };
   }

@@ -3,7 +3,8 @@ import { InterruptedError, ReadinessTimeoutError } from '../core/errors.js';
 import { MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
 import type { CheckResult, Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
-import { describeRef, refOf, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
+import { mapLimit } from '../kube/apply.js';
+import { describeRef, KubeApiError, refOf, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import {
   INVENTORY_REF,
   ISTIO_HALF_STEPS,
@@ -144,13 +145,16 @@ export async function waitGone(ctx: Context<DownSettings>, refs: ObjectRef[], wh
 async function deleteAndWait(ctx: Context<DownSettings>, targets: Target[], what: string): Promise<number> {
   const kube = await ctx.kube();
   let deleted = 0;
-  for (const t of sortForDeletion(targets)) {
-    if (ctx.signal.aborted) throw new InterruptedError();
-    if (t.terminating) continue;
-    if (await kube.delete(t.ref)) {
-      deleted++;
-      ctx.log.debug(`deleted ${describeRef(t.ref)}`);
-    }
+  const ranks = [...new Set(targets.map((t) => deletionRank(t.ref)))].sort((a, b) => a - b);
+  for (const rank of ranks) {
+    const batch = sortForDeletion(targets.filter((t) => deletionRank(t.ref) === rank && !t.terminating));
+    await mapLimit(batch, 8, async (t) => {
+      if (ctx.signal.aborted) throw new InterruptedError();
+      if (await kube.delete(t.ref)) {
+        deleted++;
+        ctx.log.debug(`deleted ${describeRef(t.ref)}`);
+      }
+    });
   }
   await waitGone(ctx, targets.map((t) => t.ref), what);
   return deleted;
@@ -173,6 +177,9 @@ function summary(work: Work): string {
   return `${head}: ${first}${work.items.length > 3 ? `, … (${work.items.length} in all)` : ''}`;
 }
 
+/** What check() just found, handed to run() — unless the records were reloaded in between (after the lock). */
+const checked = new WeakMap<DownRecords, Map<string, Work>>();
+
 function stepOf(id: string, title: string, work: DownStep['work'], run: (ctx: Context<DownSettings>, w: Work) => Promise<string>): DownStep {
   return {
     id,
@@ -180,10 +187,15 @@ function stepOf(id: string, title: string, work: DownStep['work'], run: (ctx: Co
     work,
     async check(ctx): Promise<CheckResult> {
       const w = await work(ctx);
+      const r = records(ctx);
+      if (!checked.has(r)) checked.set(r, new Map());
+      checked.get(r)!.set(id, w);
       return w.items.length ? { satisfied: false, detail: summary(w) } : { satisfied: true, detail: w.nothing };
     },
     async run(ctx) {
-      const w = await work(ctx);
+      const memo = checked.get(records(ctx));
+      const w = memo?.get(id) ?? (await work(ctx));
+      memo?.delete(id);
       for (const note of w.notes ?? []) ctx.log.note(note);
       return run(ctx, w);
     },
@@ -286,7 +298,14 @@ export const downDashboards: DownStep = stepOf(
       if (p.previous.type) spec.type = p.previous.type;
       const ports = previousPorts(p.previous);
       if (ports) spec.ports = ports;
-      await kube.mergePatch(p.ref, { spec });
+      try {
+        await kube.mergePatch(p.ref, { spec });
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 422)) throw err;
+        throw new KubeApiError(`reverting ${describeRef(p.ref)} to ${describeService(p.previous.type, ports)} was refused: ${err.message}`, 422, err.reason, {
+          hint: 'a node port it had may now belong to another Service: free it (or change the Service by hand), then re-run meshdemo down',
+        });
+      }
       ctx.log.info(`${describeRef(p.ref)}: ${describeService(p.previous.type, ports)}`);
     }
     return `reverted ${pending.length} Service(s)`;
@@ -341,8 +360,8 @@ export const downIstio: DownStep = stepOf(
   'down-istio',
   'Uninstall Istio (istioctl x uninstall --purge)',
   istioWork,
-  async (ctx) => {
-    const w = await istioWork(ctx);
+  async (ctx, w0) => {
+    const w = w0 as Awaited<ReturnType<typeof istioWork>>;
     const kube = await ctx.kube();
     if (w.istioctl) {
       const seconds = Math.max(30, Math.round((deadline(ctx) - Date.now()) / 1000));

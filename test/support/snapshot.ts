@@ -16,6 +16,11 @@ const LISTS = [
   '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
   '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
   '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
+  // what Istio puts into istio-system besides workloads (matters when istio-system existed before up), and the lock
+  '/apis/rbac.authorization.k8s.io/v1/roles',
+  '/apis/rbac.authorization.k8s.io/v1/rolebindings',
+  '/apis/policy/v1beta1/poddisruptionbudgets',
+  '/apis/coordination.k8s.io/v1/leases',
 ];
 
 export async function snapshotCluster(cp: ControlPlane): Promise<Record<string, string[]>> {

@@ -1,0 +1,138 @@
+// 5. The images step with a real private dockerd and registry on loopback (test/support/docker-env.ts; base image
+// imported from this machine's node binary, nothing pulled):
+// - first build of the three images (build + push), against plain `docker build --no-cache` of the same three
+//   prepared contexts in sequence (no push);
+// - a second `up` with unchanged sources: the runner checks the step (it is satisfied, so skipped), and, to be
+//   sure, the step's run() is forced too. Target: zero builds and zero pushes (src/exec/docker.ts dockerCounters).
+// Each repetition starts cold: new registry path, no meshdemo image and no build cache left in the daemon.
+// The step runs in this process with a stub cluster context (as in test/integration/images.test.ts): it only
+// needs the context name and an inventory to record the images in.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createContext } from '../src/core/context.js';
+import type { MeshEvent } from '../src/core/events.js';
+import type { Inventory } from '../src/core/inventory.js';
+import { createPrompter } from '../src/core/prompt.js';
+import { runSteps } from '../src/core/runner.js';
+import type { Context } from '../src/core/step.js';
+import { dockerCounters, resetDockerCounters } from '../src/exec/docker.js';
+import { prepareContext } from '../src/images/context.js';
+import type { KubeClient } from '../src/kube/client.js';
+import { images } from '../src/steps/images.js';
+import { parseUpSettings, SERVICES, type UpSettings } from '../src/steps/settings.js';
+import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../test/support/docker-env.js';
+import { list, log, median, ms, onCleanup, ratio, reps, tmpDir, type BenchResult } from './common.js';
+
+function stepContext(registry: string, baseImage: string): Context<UpSettings> {
+  const events: MeshEvent[] = [];
+  const ctx = createContext<UpSettings>({
+    options: { namespace: 'default', yes: true, json: true, verbose: false, cacheDir: path.join(os.tmpdir(), 'meshdemo-bench-images-cache'), timeoutMs: 600_000 },
+    settings: parseUpSettings({ registry, baseImage }),
+    events: { emit: (e) => events.push(e) },
+    signal: new AbortController().signal,
+    prompt: createPrompter({ json: true, isTTY: false }),
+    secrets: new Set(),
+  });
+  ctx.kube = async () => ({ contextName: 'bench', server: 'https://127.0.0.1:1' }) as unknown as KubeClient;
+  const inventory = { async recordImages() {} };
+  ctx.inventory = async () => inventory as unknown as Inventory;
+  return ctx;
+}
+
+/** Removes every image but the base image, and the build cache: the next build starts cold. */
+async function coldDaemon(env: DockerEnv): Promise<void> {
+  const { stdout } = await env.docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']);
+  const refs = stdout.split('\n').filter((r) => r && r !== env.baseImage && !r.includes('<none>'));
+  if (refs.length) await env.docker(['rmi', '-f', ...refs], { timeoutMs: 120_000 });
+  await env.docker(['image', 'prune', '-f'], { timeoutMs: 120_000 });
+  await env.docker(['builder', 'prune', '-af'], { timeoutMs: 120_000 }).catch(() => undefined);
+}
+
+export async function run(): Promise<BenchResult> {
+  const reason = dockerUnavailableReason();
+  if (reason) throw new Error(`no private Docker environment: ${reason}`);
+  const n = reps();
+  const savedHost = process.env.DOCKER_HOST;
+  const env = await startDockerEnv();
+  const stopDocker = onCleanup(async () => {
+    if (savedHost === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = savedHost;
+    await env.stop();
+  });
+  process.env.DOCKER_HOST = env.dockerHost; // as a user's environment would say; runCommand passes it on
+  const tmp = tmpDir('images');
+  const cleanTmp = onCleanup(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const first: number[] = [];
+  const second: number[] = [];
+  const forced: number[] = [];
+  const reference: number[] = [];
+  const firstCounts: string[] = [];
+  const secondCounts: string[] = [];
+  let secondStatus = '';
+  let forcedMessage = '';
+  try {
+    log(`images: dockerd ${ms(env.timings.dockerdMs)}, registry ${ms(env.timings.registryMs)}, base image ${ms(env.timings.baseImageMs)}`);
+    for (let i = 0; i < n; i++) {
+      const registry = `${env.registry}/bench${i}`;
+      for (const what of i % 2 ? ['reference', 'meshdemo'] : ['meshdemo', 'reference']) {
+        await coldDaemon(env);
+        if (what === 'meshdemo') {
+          // first up: the runner checks the step (not satisfied) and runs it
+          resetDockerCounters();
+          let t0 = performance.now();
+          const [outcome] = await runSteps([images], stepContext(registry, env.baseImage));
+          first.push(performance.now() - t0);
+          if (outcome.status !== 'done') throw new Error(`first images step: ${outcome.status} ${outcome.message}`);
+          firstCounts.push(`${dockerCounters.build} builds, ${dockerCounters.push} pushes`);
+          // second up with unchanged sources: a new context, as a new process would have
+          resetDockerCounters();
+          t0 = performance.now();
+          const [again] = await runSteps([images], stepContext(registry, env.baseImage));
+          second.push(performance.now() - t0);
+          secondStatus = `${again.status} (${again.message?.replace(/: .*/, '')})`;
+          t0 = performance.now();
+          forcedMessage = String(await images.run(stepContext(registry, env.baseImage)));
+          forced.push(performance.now() - t0);
+          secondCounts.push(`${dockerCounters.build} builds, ${dockerCounters.push} pushes`);
+          log(`images: meshdemo #${i + 1}: first ${ms(first.at(-1)!)} (${firstCounts.at(-1)}), second up ${ms(second.at(-1)!)} (${secondCounts.at(-1)})`);
+        } else {
+          // plain docker build of the same prepared contexts, one after the other
+          const prepared = await Promise.all(SERVICES.map((s) => prepareContext(s, env.baseImage, { tmpRoot: tmp })));
+          try {
+            const t0 = performance.now();
+            for (const p of prepared) {
+              await env.docker(['build', '--no-cache', '--pull=false', '--build-arg', `BASE_IMAGE=${env.baseImage}`, '-t', `bench-ref/${path.basename(p.dir)}:1`, p.dir], { timeoutMs: 600_000 });
+            }
+            reference.push(performance.now() - t0);
+            log(`images: docker build ×3 #${i + 1}: ${ms(reference.at(-1)!)}`);
+          } finally {
+            for (const p of prepared) await p.cleanup();
+          }
+        }
+      }
+    }
+  } finally {
+    await stopDocker();
+    await cleanTmp();
+  }
+  const f = median(first);
+  const r = median(reference);
+  const zero = secondCounts.every((c) => c === '0 builds, 0 pushes');
+  return {
+    name: 'images',
+    title: `5. Image step with a private dockerd + registry (median of ${n}; cold daemon before each first build)`,
+    headers: ['run', 'median', 'runs', 'docker builds / pushes', 'vs docker build ×3'],
+    rows: [
+      ['meshdemo images step, first up (build + push ×3)', ms(f), list(first), firstCounts.join('; '), ratio(f, r)],
+      ['docker build --no-cache ×3, in sequence (no push)', ms(r), list(reference), '3 builds, 0 pushes', '1.00×'],
+      [`meshdemo second up, sources unchanged: check → ${secondStatus}`, ms(median(second)), list(second), secondCounts.join('; '), ratio(median(second), r)],
+      [`  … and run() forced anyway: "${forcedMessage}"`, ms(median(forced)), list(forced), secondCounts.join('; '), ratio(median(forced), r)],
+    ],
+    targets: [{ what: 'second up with unchanged sources: zero builds and zero pushes', met: zero, detail: secondCounts.join('; ') }],
+    notes: [
+      `dockerd + registry + base image start-up (not timed above): ${ms(env.timings.dockerdMs + env.timings.registryMs + env.timings.baseImageMs)}`,
+      'the first-build row includes what the reference does not: hashing the sources, preparing the contexts and pushing to the registry',
+    ],
+  };
+}

@@ -1,0 +1,300 @@
+// Faults during `meshdemo up --no-app`, against a REAL Kubernetes 1.20.2 API server and controller manager, a REAL
+// local HTTP server serving a release-shaped archive, and the REAL Istio 1.8.4 addon YAML. Simulated: the node
+// (test/support/node-simulator.ts) and istioctl (the stand-in in the archive, test/support/istioctl-standin.ts,
+// which fails with STANDIN_FAIL=1 and hangs with STANDIN_HANG=1).
+//
+// In order: istioctl fails → istioctl hangs past its deadline → Ctrl-C while it hangs → the next up resumes and
+// lives through an API server restart during the addons → RBAC taken away during the addons.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import yaml from 'js-yaml';
+import { apiRequest, controlPlaneAvailable, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
+import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+
+const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
+const ADDON_DEPLOYMENTS = ['prometheus', 'grafana', 'jaeger', 'kiali'];
+const STACK = /^\s+at .*(:\d+:\d+\)?|\(node:.*\))$/m;
+
+/** Calls onEvent for each NDJSON line of a --json run's stdout as it arrives. */
+function ndjson(onEvent: (e: any) => void): (chunk: string) => void {
+  let buffered = '';
+  return (chunk) => {
+    buffered += chunk;
+    for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, i).trim();
+      buffered = buffered.slice(i + 1);
+      if (line) onEvent(JSON.parse(line));
+    }
+  };
+}
+
+/** PIDs of live processes whose command line contains every marker. */
+function processesWith(...markers: string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (/\) Z /.test(stat)) continue; // a zombie is no longer running
+      if (markers.every((m) => cmdline.includes(m))) pids.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+const stepsStarted = (r: CliResult) => r.events().filter((e) => e.type === 'step' && e.status === 'start').map((e) => e.id);
+const stepStatus = (r: CliResult, id: string) => r.events().find((e) => e.type === 'step' && e.id === id && e.status !== 'start')?.status;
+
+describe('faults during up', { skip }, () => {
+  let cp: ControlPlane;
+  let sim: NodeSimulator;
+  let server: ReleaseServer;
+  let archive: ReleaseArchive;
+  let tmp: string;
+  let cache: string;
+  let kubeconfig: string;
+  let standinLog: string;
+
+  const api = async (p: string, method = 'GET', body?: unknown, token = cp.adminToken) => {
+    const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token, path: p, method, body });
+    return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
+  };
+  const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any, child: ChildProcess) => void; kubeconfig?: string } = {}) => {
+    let child: ChildProcess;
+    return runMeshdemo(['--kubeconfig', opts.kubeconfig ?? kubeconfig, '--cache-dir', cache, '--json', 'up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], {
+      env: { STANDIN_LOG: standinLog, ...opts.env },
+      timeoutMs: 240_000,
+      onSpawn: (c) => (child = c),
+      onStdout: opts.onEvent ? ndjson((e) => opts.onEvent!(e, child)) : undefined,
+    });
+  };
+  /** The stand-in istioctl install processes of this file's runs (its kubeconfig path is unique to this file). */
+  const istioctlInstalls = () => processesWith('istioctl-standin.js', 'install', kubeconfig);
+  const waitNoIstioctl = async () => {
+    for (let i = 0; i < 50 && istioctlInstalls().length; i++) await sleep(100);
+    return istioctlInstalls();
+  };
+  const injectionLabel = async () => (await api('/api/v1/namespaces/default')).body.metadata.labels?.['istio-injection'];
+  const addonDeployments = async () =>
+    ((await api('/apis/apps/v1/namespaces/istio-system/deployments')).body.items ?? []).map((d: any) => d.metadata.name).filter((n: string) => ADDON_DEPLOYMENTS.includes(n));
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-faults-'));
+    cache = path.join(tmp, 'cache');
+    standinLog = path.join(tmp, 'istioctl.log');
+    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
+    server = await startReleaseServer({ [ASSET]: archive.path });
+    cp = await startControlPlane();
+    kubeconfig = path.join(tmp, 'kubeconfig');
+    await cp.writeKubeconfig(kubeconfig);
+    sim = await startNodeSimulator(cp.kubeconfigPath);
+  });
+  after(async () => {
+    for (const pid of istioctlInstalls()) process.kill(pid, 'SIGKILL'); // only if a test failed half-way
+    await server?.close();
+    await sim?.stop();
+    await cp?.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('istioctl fails: exit 6 with its last output; nothing after the install step runs', async () => {
+    const r = await up([], { env: { STANDIN_FAIL: '1' } });
+    assert.equal(r.code, 6, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^error: istioctl install --set profile=demo failed with exit code 1 — its last output is shown below/);
+    // the last lines istioctl printed, under the error line
+    const after = r.stderr.slice(r.stderr.indexOf(lines[0]));
+    assert.match(after, /^ {2}✘ Istio core encountered an error: boom$/m);
+    assert.match(after, /^ {2}Error: failed to install manifests: boom$/m);
+    assert.doesNotMatch(r.stderr, STACK);
+    assert.deepEqual(stepsStarted(r), ['preflight', 'istio-download', 'istio-install']);
+    assert.equal(stepStatus(r, 'istio-install'), 'failed');
+    assert.deepEqual(r.events().at(-1), { type: 'result', ok: false, exitCode: 6, error: lines[0].slice('error: '.length), details: r.events().at(-1).details });
+    assert.equal(await injectionLabel(), undefined, 'no injection label');
+    assert.deepEqual(await addonDeployments(), [], 'no addons');
+  });
+
+  it('istioctl hangs: stopped after its readiness timeout + grace, exit 4 with its last output; nothing after it runs', async () => {
+    const started = Date.now();
+    // --timeout 5s: istioctl gets its minimum --readiness-timeout of 30s; the grace (default max(30s, 20%)) is 2s here
+    const r = await up(['--timeout', '5s'], { env: { STANDIN_HANG: '1', MESHDEMO_ISTIOCTL_GRACE: '2s' } });
+    const took = Date.now() - started;
+    assert.equal(r.code, 4, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^error: istioctl install --set profile=demo did not finish within the deadline \(32s: its --readiness-timeout 30s \+ 2s grace\) and was stopped — /);
+    assert.match(r.stderr.slice(r.stderr.indexOf(lines[0])), /^ {2}- Processing resources for Istio core\.$/m, 'its last output');
+    assert.doesNotMatch(r.stderr, STACK);
+    assert.ok(took >= 32_000 && took < 60_000, `took ${took} ms`);
+    assert.deepEqual(stepsStarted(r), ['preflight', 'istio-download', 'istio-install']);
+    assert.equal(stepStatus(r, 'istio-download'), 'skipped', 'the release is cached');
+    assert.deepEqual(await waitNoIstioctl(), [], 'the hung istioctl was killed');
+    assert.equal(await injectionLabel(), undefined);
+    assert.deepEqual(await addonDeployments(), []);
+  });
+
+  it('Ctrl-C while istioctl hangs: istioctl is killed, exit 130', async () => {
+    let sent = false;
+    const r = await up([], {
+      env: { STANDIN_HANG: '1' },
+      onEvent: (e, child) => {
+        if (!sent && e.type === 'log' && e.step === 'istio-install' && /Processing resources for Istio core/.test(e.message)) {
+          sent = true;
+          assert.equal(istioctlInstalls().length, 1, 'istioctl is running');
+          child.kill('SIGINT');
+        }
+      },
+    });
+    assert.ok(sent, 'istioctl started');
+    assert.equal(r.code, 130, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^error: interrupted/);
+    assert.equal(stepStatus(r, 'istio-install'), 'failed');
+    assert.equal(r.events().at(-1).exitCode, 130);
+    assert.deepEqual(await waitNoIstioctl(), [], 'istioctl was killed with meshdemo');
+    assert.equal((await api('/apis/coordination.k8s.io/v1/namespaces/default/leases/meshdemo-lock')).status, 404, 'the lock was released');
+  });
+
+  it('the next up resumes (no download) and lives through an API server restart during the addons; a re-run converges', async (tc) => {
+    const downloadsBefore = server.requests.length;
+    const t: Record<string, number> = {};
+    let restart: Promise<void> | undefined;
+    const r = await up([], {
+      onEvent: (e) => {
+        if (e.type === 'step' && e.id === 'addons' && e.status === 'start' && !restart) {
+          restart = (async () => {
+            await cp.stopApiServer();
+            t.stopped = Date.now();
+            await sleep(2000);
+            await cp.startApiServer();
+            t.started = Date.now();
+          })();
+        }
+        if (e.type === 'step' && e.id === 'addons' && e.status !== 'start') t.addonsEnded = Date.now();
+      },
+    });
+    assert.ok(restart, 'the addons step started');
+    await restart;
+    tc.diagnostic(`up exit ${r.code}; API server down ${((t.started - t.stopped) / 1000).toFixed(1)}s; addons step ended ${((t.addonsEnded - t.stopped) / 1000).toFixed(1)}s after it went away${r.code ? `; ${errorLines(r.stderr)[0]}` : ''}`);
+    assert.equal(server.requests.length, downloadsBefore, 'nothing downloaded');
+    assert.equal(stepStatus(r, 'istio-download'), 'skipped');
+    assert.equal(stepStatus(r, 'istio-install'), 'done');
+    // the step (polling its Deployments every second) was still running when the API server had been gone for 2 s
+    assert.ok(t.addonsEnded > t.stopped + 2000, 'the API server went away while the addons step ran');
+    if (r.code !== 0) {
+      // allowed: a clear failure, one line, no stack trace — and then the re-run below must converge
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.doesNotMatch(r.stderr, STACK);
+      assert.ok([3, 4].includes(r.code), `exit ${r.code}: ${lines[0]}`);
+    } else {
+      assert.equal(stepStatus(r, 'addons'), 'done', 'its requests were retried until the API server was back');
+    }
+
+    const again = await up([]);
+    assert.equal(again.code, 0, again.stderr);
+    const statuses = again.events().filter((e) => e.type === 'step' && e.status !== 'start');
+    assert.ok(statuses.every((s) => s.status === 'done' || s.status === 'skipped'), JSON.stringify(statuses));
+    assert.ok(statuses.filter((s) => s.id !== 'preflight').every((s) => s.status === 'skipped') || r.code !== 0, 'after a successful up, nothing is left to do');
+    assert.equal(await injectionLabel(), 'enabled');
+    for (const d of ADDON_DEPLOYMENTS) {
+      const dep = (await api(`/apis/apps/v1/namespaces/istio-system/deployments/${d}`)).body;
+      assert.equal(dep.status?.availableReplicas, 1, `${d} available`);
+    }
+    assert.equal((await api('/api/v1/namespaces/istio-system/services/kiali')).body.spec.type, 'NodePort');
+  });
+
+  it('permission taken away during the addons: exit 3 naming verb and resource; the inventory stays true', async (tc) => {
+    const ns = 'faults-rbac';
+    const rbac = '/apis/rbac.authorization.k8s.io/v1';
+    const sa = { kind: 'ServiceAccount', name: 'meshdemo-limited', namespace: 'kube-system' };
+    // a third identity: a ServiceAccount (1.20 makes its token Secret), with all up needs except creating Deployments,
+    // which two RoleBindings grant in istio-system and in the app namespace
+    assert.equal((await api('/api/v1/namespaces', 'POST', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })).status, 201);
+    assert.equal((await api('/api/v1/namespaces/kube-system/serviceaccounts', 'POST', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa.name } })).status, 201);
+    const groups = ['', 'apiextensions.k8s.io', 'rbac.authorization.k8s.io', 'admissionregistration.k8s.io', 'coordination.k8s.io', 'authorization.k8s.io', 'monitoring.kiali.io', 'install.istio.io', 'networking.istio.io', 'security.istio.io', 'policy', 'autoscaling'];
+    const role = (name: string, rules: object[]) => api(`${rbac}/clusterroles`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules });
+    assert.equal((await role('meshdemo-limited', [
+      { apiGroups: groups, resources: ['*'], verbs: ['*'] },
+      { apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets', 'daemonsets'], verbs: ['get', 'list', 'watch', 'patch', 'update', 'delete'] },
+    ])).status, 201);
+    assert.equal((await role('meshdemo-create-deployments', [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['create'] }])).status, 201);
+    const roleRef = (name: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name });
+    assert.equal((await api(`${rbac}/clusterrolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'meshdemo-limited' }, roleRef: roleRef('meshdemo-limited'), subjects: [sa] })).status, 201);
+    for (const where of ['istio-system', ns]) {
+      const rb = await api(`${rbac}/namespaces/${where}/rolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'meshdemo-create-deployments' }, roleRef: roleRef('meshdemo-create-deployments'), subjects: [sa] });
+      assert.equal(rb.status, 201);
+    }
+    let token = '';
+    for (let i = 0; i < 100 && !token; i++) {
+      const secrets = (await api(`/api/v1/namespaces/kube-system/serviceaccounts/${sa.name}`)).body.secrets ?? [];
+      if (secrets.length) token = Buffer.from((await api(`/api/v1/namespaces/kube-system/secrets/${secrets[0].name}`)).body.data.token, 'base64').toString('utf8');
+      else await sleep(100);
+    }
+    assert.ok(token, 'the ServiceAccount got a token');
+    const doc = yaml.load(fs.readFileSync(kubeconfig, 'utf8')) as any;
+    doc.users.push({ name: 'limited', user: { token } });
+    doc.contexts.push({ name: 'limited', context: { cluster: doc.clusters[0].name, user: 'limited' } });
+    doc['current-context'] = 'limited';
+    const limitedKubeconfig = path.join(tmp, 'limited.kubeconfig');
+    fs.writeFileSync(limitedKubeconfig, yaml.dump(doc), { mode: 0o600 });
+
+    // something for the addons step to do: kiali's ServiceAccount, ConfigMap and Deployment are gone
+    for (const p of ['/api/v1/namespaces/istio-system/serviceaccounts/kiali', '/api/v1/namespaces/istio-system/configmaps/kiali', '/apis/apps/v1/namespaces/istio-system/deployments/kiali']) {
+      assert.equal((await api(p, 'DELETE')).status, 200, p);
+    }
+
+    let revoked: Promise<unknown> | undefined;
+    const r = await up(['-n', ns], {
+      kubeconfig: limitedKubeconfig,
+      onEvent: (e) => {
+        if (e.type === 'step' && e.id === 'addons' && e.status === 'start') revoked ??= api(`${rbac}/namespaces/istio-system/rolebindings/meshdemo-create-deployments`, 'DELETE');
+      },
+    });
+    assert.ok(revoked, 'the addons step started');
+    assert.equal(((await revoked) as { status: number }).status, 200);
+    assert.equal(stepStatus(r, 'preflight'), 'done', 'preflight passed: the identity had every permission then');
+    assert.equal(r.code, 3, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    tc.diagnostic(lines[0]);
+    assert.match(lines[0], /cannot create resource "deployments" in API group "apps" in the namespace "istio-system"/);
+    assert.match(lines[0], / — ask a cluster admin to grant that permission to the identity of context "limited"$/);
+    assert.doesNotMatch(r.stderr, STACK);
+    assert.equal(stepStatus(r, 'addons'), 'failed');
+    assert.ok(!stepsStarted(r).includes('dashboards'), 'nothing after the addons ran');
+
+    // the record in the app namespace is true: what it says up created exists (with that uid), the Deployment
+    // that was refused is not in it
+    await sleep(1000); // applies that were in flight when the refusal came finish and record (meshdemo waits for them)
+    const cm = await api(`/api/v1/namespaces/${ns}/configmaps/meshdemo-inventory`);
+    assert.equal(cm.status, 200, 'the inventory exists');
+    const inventory = JSON.parse(cm.body.data['inventory.json']);
+    assert.ok(inventory.changed.some((c: any) => c.ref.kind === 'Namespace' && c.ref.name === ns), 'the injection label change is recorded');
+    assert.ok(!inventory.created.some((c: any) => c.kind === 'Deployment' && c.name === 'kiali'), 'the refused Deployment is not recorded');
+    assert.ok(inventory.created.some((c: any) => c.kind === 'ServiceAccount' && c.name === 'kiali'), `kiali's ServiceAccount was re-created and recorded: ${JSON.stringify(inventory.created)}`);
+    for (const c of inventory.created) {
+      const group = c.apiVersion.includes('/') ? `/apis/${c.apiVersion}` : `/api/${c.apiVersion}`;
+      const plural = { ServiceAccount: 'serviceaccounts', ConfigMap: 'configmaps' }[c.kind as string] ?? assert.fail(`unexpected kind recorded: ${c.kind}`);
+      const live = await api(`${group}/namespaces/${c.namespace}/${plural}/${c.name}`);
+      assert.equal(live.status, 200, `${c.kind} ${c.namespace}/${c.name} is recorded as created and exists`);
+      if (c.uid) assert.equal(live.body.metadata.uid, c.uid);
+    }
+    assert.equal((await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali')).status, 404);
+    assert.equal(inventory.steps.addons, undefined, 'the addons step is not recorded as complete');
+  });
+});
