@@ -280,7 +280,7 @@ describe('faults during up', { skip }, () => {
 
     // the record in the app namespace is true: what it says up created exists (with that uid), the Deployment
     // that was refused is not in it
-    await sleep(1000); // applies that were in flight when the refusal came finish and record (meshdemo waits for them)
+    // (applies that were in flight when the refusal came finished and recorded before meshdemo exited)
     const cm = await api(`/api/v1/namespaces/${ns}/configmaps/meshdemo-inventory`);
     assert.equal(cm.status, 200, 'the inventory exists');
     const inventory = JSON.parse(cm.body.data['inventory.json']);
