@@ -15,7 +15,7 @@ import path from 'node:path';
 import { apiRequest, startControlPlane, type ControlPlane } from '../test/support/control-plane.js';
 import { startNodeSimulator } from '../test/support/node-simulator.js';
 import { FIXTURES } from '../test/support/release-archive.js';
-import { BENCH_DIST, findKubectl, list, log, loopbackEnv, median, ms, onCleanup, ratio, reps, timeCommand, tmpDir, type BenchResult } from './common.js';
+import { BENCH_DIST, controlPlanePids, findKubectl, procCpuMs, list, log, loopbackEnv, median, ms, onCleanup, ratio, reps, timeCommand, tmpDir, type BenchResult } from './common.js';
 
 const NS = 'istio-system';
 const MAX_KUBECTL_ATTEMPTS = 10;
@@ -23,6 +23,9 @@ const MAX_KUBECTL_ATTEMPTS = 10;
 interface Sample {
   applyMs: number;
   totalMs: number;
+  /** CPU of the tool's own process(es), and of the control plane (etcd, API server, controller manager), for the whole run. */
+  clientCpuMs: number;
+  serverCpuMs: number;
   attempts?: number;
   firstError?: string;
   objects?: string;
@@ -64,9 +67,12 @@ async function meshdemoOnce(tmp: string, i: number): Promise<Sample> {
     let applyMs = NaN;
     let objects = '';
     let requests: number | undefined;
+    const pids = controlPlanePids(cp.dir);
+    const server0 = procCpuMs(pids);
     const r = await timeCommand(process.execPath, [path.join(BENCH_DIST, 'addons-step.js'), cp.kubeconfigPath, cache], {
       env: loopbackEnv(),
       timeoutMs: 600_000,
+      cpu: true,
       onStdoutLine: (line, at) => {
         const e = JSON.parse(line);
         const m = e.type === 'log' ? /^applied (\d+) objects \((\d+) created\)/.exec(e.message) : null;
@@ -79,7 +85,7 @@ async function meshdemoOnce(tmp: string, i: number): Promise<Sample> {
     });
     if (r.code !== 0) throw new Error(`meshdemo addons step exited ${r.code}: ${r.stderr.slice(-3000)}`);
     if (!Number.isFinite(applyMs)) throw new Error(`no "applied N objects" line from the addons step:\n${r.stdout.slice(-2000)}`);
-    return { applyMs, totalMs: r.ms, objects, requests };
+    return { applyMs, totalMs: r.ms, clientCpuMs: r.cpuMs ?? NaN, serverCpuMs: procCpuMs(pids) - server0, objects, requests };
   } finally {
     await stop();
   }
@@ -91,12 +97,16 @@ async function kubectlOnce(kubectl: string, tmp: string, i: number): Promise<Sam
     const base = ['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, `kubectl-cache-${i}`)];
     const env = loopbackEnv();
     let applyMs = 0;
+    let clientCpuMs = 0;
     let attempts = 0;
     let firstError = '';
+    const pids = controlPlanePids(cp.dir);
+    const server0 = procCpuMs(pids);
     for (;;) {
       attempts++;
-      const r = await timeCommand(kubectl, [...base, 'apply', '-f', path.join(FIXTURES, 'samples', 'addons')], { env, timeoutMs: 300_000 });
+      const r = await timeCommand(kubectl, [...base, 'apply', '-f', path.join(FIXTURES, 'samples', 'addons')], { env, timeoutMs: 300_000, cpu: true });
       applyMs += r.ms;
+      clientCpuMs += r.cpuMs ?? NaN;
       if (r.code === 0) break;
       if (!firstError) {
         const errors = r.stderr.split('\n').filter((l) => /no matches for kind|unable to recognize|error/i.test(l));
@@ -104,9 +114,10 @@ async function kubectlOnce(kubectl: string, tmp: string, i: number): Promise<Sam
       }
       if (attempts >= MAX_KUBECTL_ATTEMPTS) throw new Error(`kubectl apply failed ${attempts} times: ${r.stderr.slice(-2000)}`);
     }
-    const wait = await timeCommand(kubectl, [...base, 'wait', '--for=condition=Available', 'deployment', '--all', '-n', NS, '--timeout=300s'], { env, timeoutMs: 330_000 });
+    const wait = await timeCommand(kubectl, [...base, 'wait', '--for=condition=Available', 'deployment', '--all', '-n', NS, '--timeout=300s'], { env, timeoutMs: 330_000, cpu: true });
     if (wait.code !== 0) throw new Error(`kubectl wait exited ${wait.code}: ${wait.stderr}`);
-    return { applyMs, totalMs: applyMs + wait.ms, attempts, firstError };
+    clientCpuMs += wait.cpuMs ?? NaN;
+    return { applyMs, totalMs: applyMs + wait.ms, clientCpuMs, serverCpuMs: procCpuMs(pids) - server0, attempts, firstError };
   } finally {
     await stop();
   }
@@ -143,13 +154,14 @@ export async function run(): Promise<BenchResult> {
   const mdTotal = median(md.map((s) => s.totalMs));
   const kcTotal = median(kc.map((s) => s.totalMs));
   const attempts = kc.map((s) => s.attempts!);
+  const cpu = (xs: Sample[]) => `${ms(median(xs.map((s) => s.clientCpuMs)))} / ${ms(median(xs.map((s) => s.serverCpuMs)))}`;
   return {
     name: 'addons',
     title: `1. Addons apply on an empty cluster (median of ${n}; each run on a fresh control plane)`,
-    headers: ['tool', 'apply (median)', 'apply (runs)', 'attempts', 'with Deployment readiness (median)', 'apply vs kubectl'],
+    headers: ['tool', 'apply (median)', 'apply (runs)', 'attempts', 'apply vs kubectl', 'with Deployment readiness', 'CPU: tool / control plane'],
     rows: [
-      ['meshdemo addons step', ms(mdApply), list(md.map((s) => s.applyMs)), '1 (no error)', ms(mdTotal), ratio(mdApply, kcApply)],
-      [`kubectl apply -f samples/addons, until exit 0`, ms(kcApply), list(kc.map((s) => s.applyMs)), attempts.join(', '), `${ms(kcTotal)} (+ kubectl wait)`, '1.00×'],
+      ['meshdemo addons step', ms(mdApply), list(md.map((s) => s.applyMs)), '1 (no error)', ratio(mdApply, kcApply), ms(mdTotal), cpu(md)],
+      [`kubectl apply -f samples/addons, until exit 0`, ms(kcApply), list(kc.map((s) => s.applyMs)), attempts.join(', '), '1.00×', `${ms(kcTotal)} (+ kubectl wait)`, cpu(kc)],
     ],
     targets: [
       {
@@ -161,6 +173,7 @@ export async function run(): Promise<BenchResult> {
     notes: [
       `meshdemo: ${md[0]?.objects}; ${median(md.map((s) => s.requests ?? NaN))} API requests (median) incl. the inventory writes; apply time = process start until the step's "applied N objects" line, so it includes Node start-up, the check, the CRD wait and the inventory`,
       `kubectl: ${kubectl.path} ${kubectl.version} (${kubectl.source}), fresh --cache-dir per run; first attempt: ${kc[0]?.firstError || 'no error'}`,
+      'CPU (medians, whole run incl. readiness): the tool\'s processes (GNU time) / etcd + kube-apiserver + kube-controller-manager (/proc), the node simulator excluded',
       'both: a fresh kube-apiserver + kube-controller-manager 1.20.2 per run, with istio-system and its default ServiceAccount already there; pods marked Ready by the node simulator',
     ],
   };

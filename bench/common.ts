@@ -177,6 +177,31 @@ export function findKubectl(): Kubectl | undefined {
   return undefined;
 }
 
+/** CPU time (user + system, ms) the processes have used so far, from /proc (0 for a process that is gone). */
+export function procCpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/** The PIDs of a test control plane (etcd, kube-apiserver, kube-controller-manager), from its pid file. */
+export function controlPlanePids(dir: string): number[] {
+  try {
+    return fs.readFileSync(path.join(dir, 'pids'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 export function machine(): { nproc: number; memory: string; node: string; cpu: string; load: string } {
   return {
     nproc: os.cpus().length,

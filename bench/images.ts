@@ -24,12 +24,34 @@ import { parseUpSettings, SERVICES, type UpSettings } from '../src/steps/setting
 import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../test/support/docker-env.js';
 import { list, log, median, ms, onCleanup, ratio, reps, tmpDir, type BenchResult } from './common.js';
 
-function stepContext(registry: string, baseImage: string): Context<UpSettings> {
-  const events: MeshEvent[] = [];
+interface Timeline {
+  events: Array<{ at: number; e: MeshEvent }>;
+}
+
+/** How the first run's time splits: docker build (the step's own "built … in N s" lines) and the pushes after them. */
+function split(t: Timeline): { buildMs: number; pushMs: number } {
+  let buildMs = 0;
+  let pushMs = 0;
+  let builtAt: number | undefined;
+  for (const { at, e } of t.events) {
+    if (e.type !== 'log') continue;
+    const built = / built \S+ in ([\d.]+) s$/.exec(e.message);
+    if (built) {
+      buildMs += Number(built[1]) * 1000;
+      builtAt = at;
+    } else if (builtAt !== undefined && /built and pushed$/.test(e.message)) {
+      pushMs += at - builtAt;
+      builtAt = undefined;
+    }
+  }
+  return { buildMs, pushMs };
+}
+
+function stepContext(registry: string, baseImage: string, timeline: Timeline = { events: [] }): Context<UpSettings> {
   const ctx = createContext<UpSettings>({
     options: { namespace: 'default', yes: true, json: true, verbose: false, cacheDir: path.join(os.tmpdir(), 'meshdemo-bench-images-cache'), timeoutMs: 600_000 },
     settings: parseUpSettings({ registry, baseImage }),
-    events: { emit: (e) => events.push(e) },
+    events: { emit: (e) => timeline.events.push({ at: performance.now(), e }) },
     signal: new AbortController().signal,
     prompt: createPrompter({ json: true, isTTY: false }),
     secrets: new Set(),
@@ -68,6 +90,8 @@ export async function run(): Promise<BenchResult> {
   const forced: number[] = [];
   const reference: number[] = [];
   const firstCounts: string[] = [];
+  const firstBuild: number[] = [];
+  const firstPush: number[] = [];
   const secondCounts: string[] = [];
   let secondStatus = '';
   let forcedMessage = '';
@@ -81,8 +105,12 @@ export async function run(): Promise<BenchResult> {
           // first up: the runner checks the step (not satisfied) and runs it
           resetDockerCounters();
           let t0 = performance.now();
-          const [outcome] = await runSteps([images], stepContext(registry, env.baseImage));
+          const timeline: Timeline = { events: [] };
+          const [outcome] = await runSteps([images], stepContext(registry, env.baseImage, timeline));
           first.push(performance.now() - t0);
+          const parts = split(timeline);
+          firstBuild.push(parts.buildMs);
+          firstPush.push(parts.pushMs);
           if (outcome.status !== 'done') throw new Error(`first images step: ${outcome.status} ${outcome.message}`);
           firstCounts.push(`${dockerCounters.build} builds, ${dockerCounters.push} pushes`);
           // second up with unchanged sources: a new context, as a new process would have
@@ -101,8 +129,8 @@ export async function run(): Promise<BenchResult> {
           const prepared = await Promise.all(SERVICES.map((s) => prepareContext(s, env.baseImage, { tmpRoot: tmp })));
           try {
             const t0 = performance.now();
-            for (const p of prepared) {
-              await env.docker(['build', '--no-cache', '--pull=false', '--build-arg', `BASE_IMAGE=${env.baseImage}`, '-t', `bench-ref/${path.basename(p.dir)}:1`, p.dir], { timeoutMs: 600_000 });
+            for (const [k, p] of prepared.entries()) {
+              await env.docker(['build', '--no-cache', '--pull=false', '--build-arg', `BASE_IMAGE=${env.baseImage}`, '-t', `bench-ref/${SERVICES[k]}:${i}`, p.dir], { timeoutMs: 600_000 });
             }
             reference.push(performance.now() - t0);
             log(`images: docker build ×3 #${i + 1}: ${ms(reference.at(-1)!)}`);
@@ -124,7 +152,9 @@ export async function run(): Promise<BenchResult> {
     title: `5. Image step with a private dockerd + registry (median of ${n}; cold daemon before each first build)`,
     headers: ['run', 'median', 'runs', 'docker builds / pushes', 'vs docker build ×3'],
     rows: [
-      ['meshdemo images step, first up (build + push ×3)', ms(f), list(first), firstCounts.join('; '), ratio(f, r)],
+      ['meshdemo images step, first up (check, build + push ×3)', ms(f), list(first), firstCounts.join('; '), ratio(f, r)],
+      ['  … of which its docker builds', ms(median(firstBuild)), list(firstBuild), '3 builds', ratio(median(firstBuild), r)],
+      ['  … of which its docker pushes', ms(median(firstPush)), list(firstPush), '3 pushes', ''],
       ['docker build --no-cache ×3, in sequence (no push)', ms(r), list(reference), '3 builds, 0 pushes', '1.00×'],
       [`meshdemo second up, sources unchanged: check → ${secondStatus}`, ms(median(second)), list(second), secondCounts.join('; '), ratio(median(second), r)],
       [`  … and run() forced anyway: "${forcedMessage}"`, ms(median(forced)), list(forced), secondCounts.join('; '), ratio(median(forced), r)],

@@ -168,11 +168,11 @@ function foreignNotes(foreign: ObjectRef[]): string[] {
   return foreign.map((r) => `${describeRef(r)} was replaced by an object meshdemo did not create: left alone`);
 }
 
+/** "delete 44: A, B, C, … (44 in all)" — the check detail, and a dry run's "would run". */
 function summary(work: Work): string {
   const counts = new Map<string, number>();
   for (const i of work.items) counts.set(i.action, (counts.get(i.action) ?? 0) + 1);
-  const verbs: Record<PlanItem['action'], string> = { delete: 'delete', revert: 'revert', restore: 'restore', uninstall: 'uninstall', remove: 'remove', rewrite: 'rewrite' };
-  const head = [...counts].map(([a, n]) => (a === 'uninstall' || a === 'remove' || a === 'rewrite' ? verbs[a as PlanItem['action']] : `${verbs[a as PlanItem['action']]} ${n}`)).join(', ');
+  const head = [...counts].map(([action, n]) => (['delete', 'revert', 'restore'].includes(action) ? `${action} ${n}` : action)).join(', ');
   const first = work.items.slice(0, 3).map((i) => i.target).join(', ');
   return `${head}: ${first}${work.items.length > 3 ? `, … (${work.items.length} in all)` : ''}`;
 }
