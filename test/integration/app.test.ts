@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { apiRequest, controlPlaneAvailable, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, FIXTURES } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
@@ -28,10 +28,7 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
   let tmp: string;
   let registry: string;
 
-  const api = async (p: string, method = 'GET', body?: unknown) => {
-    const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, path: p, method, body });
-    return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
-  };
+  const api = (p: string, method = 'GET', body?: unknown) => kubeJson(cp, p, { method, body });
   const up = (args: string[]) =>
     runMeshdemo(
       ['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), 'up', '--yes', '--istio-mirror', server.url, '--registry', registry, '--base-image', docker.baseImage, ...args],

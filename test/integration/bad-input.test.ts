@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { apiRequest, controlPlaneAvailable, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 
@@ -33,10 +33,7 @@ const STACK = /^\s+at .*(:\d+:\d+\)?|\(node:.*\))$/m;
 describe('bad input: one line, the right exit code, no change', { skip }, () => {
   let cp: ControlPlane;
   let tmp: string;
-  const api = async (p: string, method = 'GET', body?: unknown) => {
-    const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, path: p, method, body });
-    return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
-  };
+  const api = (p: string, method = 'GET', body?: unknown) => kubeJson(cp, p, { method, body });
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-badinput-'));

@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { apiRequest, controlPlaneAvailable, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
@@ -96,10 +96,7 @@ describe('meshdemo down on a real API server', { skip }, () => {
       }
     });
 
-  const api = async (p: string, method = 'GET', body?: unknown, contentType?: string) => {
-    const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, path: p, method, body, contentType });
-    return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
-  };
+  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
   const meshdemo = (args: string[], opts: { env?: Record<string, string>; onStdout?: (c: string) => void; onSpawn?: (c: ChildProcess) => void } = {}): Promise<CliResult> =>
     runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, '--timeout', '3m', ...args], {
       env: { MESHDEMO_LOCK_WAIT: '5s', ...opts.env },

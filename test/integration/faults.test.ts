@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import yaml from 'js-yaml';
-import { apiRequest, controlPlaneAvailable, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
@@ -67,10 +67,7 @@ describe('faults during up', { skip }, () => {
   let kubeconfig: string;
   let standinLog: string;
 
-  const api = async (p: string, method = 'GET', body?: unknown, token = cp.adminToken) => {
-    const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token, path: p, method, body });
-    return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
-  };
+  const api = (p: string, method = 'GET', body?: unknown, token = cp.adminToken) => kubeJson(cp, p, { method, body, token });
   const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any, child: ChildProcess) => void; kubeconfig?: string } = {}) => {
     let child: ChildProcess;
     return runMeshdemo(['--kubeconfig', opts.kubeconfig ?? kubeconfig, '--cache-dir', cache, '--json', 'up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], {

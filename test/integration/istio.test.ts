@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { apiRequest, controlPlaneAvailable, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
@@ -28,10 +28,7 @@ describe('Istio half of up on a real API server', { skip }, () => {
   let cache: string;
   let standinLog: string;
 
-  const api = async (p: string, method = 'GET', body?: unknown, contentType?: string) => {
-    const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, path: p, method, body, contentType });
-    return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
-  };
+  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
   const up = (args: string[] = [], opts: { cacheDir?: string; env?: Record<string, string> } = {}) =>
     runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', opts.cacheDir ?? cache, 'up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], {
       env: { STANDIN_LOG: standinLog, ...opts.env },

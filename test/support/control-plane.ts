@@ -534,3 +534,13 @@ export async function startControlPlane(opts: StartControlPlaneOptions = {}): Pr
     throw e;
   }
 }
+
+/** A JSON request to the control plane as admin (or with `token`): the status and the parsed body. */
+export async function kubeJson(
+  cp: ControlPlane,
+  path: string,
+  opts: { method?: string; body?: unknown; contentType?: string; token?: string } = {},
+): Promise<{ status: number; body: any }> {
+  const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: opts.token ?? cp.adminToken, path, method: opts.method, body: opts.body, contentType: opts.contentType });
+  return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
+}

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { create, Header, list, type HeaderData } from 'tar';
+import { create, list } from 'tar';
 import { DownloadError, InterruptedError, UsageError } from '../../src/core/errors.js';
 import { extractArchiveSafely } from '../../src/download/extract.js';
-import { rawTar, rawTarGz, type RawEntry } from '../support/raw-tar.js';
+import { rawTarGz, type RawEntry } from '../support/raw-tar.js';
 
 
 async function entriesOf(archive: string): Promise<Array<{ path: string; type: string; linkpath?: string }>> {
