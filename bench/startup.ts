@@ -1,7 +1,7 @@
 // 3. Start-up: `meshdemo --help` and `meshdemo status --help`, cold (a new Node process each time), against
 // `node -e 0`. The three commands are run interleaved (round-robin), so a change in machine load hits all
 // of them alike; the median of each is reported. Target: under 3× bare Node.
-import { BENCH_DIST, MESHDEMO_BIN, median, ms, ratio, timeCommand, type BenchResult } from './common.js';
+import { MESHDEMO_BIN, median, ms, ratio, timeCommand, type BenchResult } from './common.js';
 
 export async function run(): Promise<BenchResult> {
   const rounds = Number(process.env.MESHDEMO_BENCH_STARTUP_ROUNDS) || 25;
@@ -15,7 +15,7 @@ export async function run(): Promise<BenchResult> {
   const times = commands.map(() => [] as number[]);
   for (let round = 0; round < warmup + rounds; round++) {
     for (const [i, c] of commands.entries()) {
-      const r = await timeCommand(process.execPath, c.args, { env: { ...process.env, CI: 'true' }, cwd: BENCH_DIST });
+      const r = await timeCommand(process.execPath, c.args, { env: { ...process.env, CI: 'true' } });
       if (r.code !== 0 || !c.expect.test(r.stdout.trim())) throw new Error(`${c.label}: exit ${r.code}, output ${JSON.stringify(r.stdout.slice(0, 200))} ${r.stderr.slice(0, 500)}`);
       if (round >= warmup) times[i].push(r.ms);
     }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, posix, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { list, Unpack, type ReadEntry } from 'tar';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
 
