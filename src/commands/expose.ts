@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .action(
       action<ExposeSettings>((opts, args) => parseExpose(opts, args), async (ctx) => {
         const kube = await ctx.kube();
-        const { ISTIO_NAMESPACE, dashboardUrl, nodeAddress } = await import('../steps/facts.js');
+        const { ISTIO_NAMESPACE, dashboardUrl, nodePortReach } = await import('../steps/facts.js');
         if (ctx.settings.portForward) {
           const { forwardServicePort } = await import('../kube/port-forward.js');
           const d = DASHBOARDS[ctx.settings.dashboards[0]];
@@ -60,7 +60,7 @@ export function register(program: Command): void {
         await ctx.lock.acquire(); // src/core/lock.ts: a NodePort change waits for a running up/down
         const { exposeDashboard } = await import('../steps/dashboards.js');
         const inventory = await ctx.inventory();
-        const address = await nodeAddress(kube, ctx.settings.nodeAddress);
+        const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
         const urls: Record<string, string> = {};
         for (const name of ctx.settings.dashboards) {
           const port = ctx.settings.nodePort ?? DASHBOARDS[name].defaultNodePort;

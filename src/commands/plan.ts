@@ -1,17 +1,17 @@
 import type { Command } from 'commander';
 import { action } from '../core/command.js';
-import { parseUpSettings, type UpSettings } from '../steps/settings.js';
-import { addUpOptions } from './up.js';
+import type { UpSettings } from '../steps/settings.js';
+import { addUpOptions, buildUpSettings, contextOrNothing } from './up.js';
 
 export function register(program: Command): void {
   const cmd = program.command('plan').description('list the steps up would run and which are already satisfied; changes nothing');
   addUpOptions(cmd)
     .addHelpText('after', '\nExamples:\n  meshdemo plan\n  meshdemo plan --no-app --json')
     .action(
-      action<UpSettings>((opts) => parseUpSettings(opts), async (ctx) => {
+      action<UpSettings>(buildUpSettings, async (ctx) => {
         const { checkSteps } = await import('../core/runner.js');
         const { upSteps } = await import('../steps/index.js');
-        const results = await checkSteps(await upSteps(ctx.settings), ctx);
+        const results = await checkSteps(await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx))), ctx);
         for (const [i, r] of results.entries()) {
           ctx.ui.print(`${String(i + 1).padStart(2)}. ${r.satisfied ? 'satisfied' : 'needed   '}  ${r.id.padEnd(16)} ${r.title}${r.detail ? ` — ${r.detail}` : ''}`);
         }

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { action } from '../core/command.js';
 import { InterruptedError } from '../core/errors.js';
+import type { GlobalOptions } from '../core/options.js';
 import type { Context } from '../core/step.js';
 import { collect, DEFAULT_ISTIO_VERSION, parseUpSettings, type UpSettings } from '../steps/settings.js';
 
@@ -22,7 +23,12 @@ export function addUpOptions(cmd: Command): Command {
     .option('--skip-build', 'use prebuilt images given with --image')
     .option('--image <service=ref>', 'prebuilt image for a service (repeatable)', collect, [])
     .option('--render [dir]', 'write the app manifests instead of applying them')
-    .option('--verify', 'send sample orders through the gateway at the end');
+    .option('--verify', 'send sample orders through the gateway at the end')
+    .option('--local', 'create (or reuse) the local kind cluster even when a kubeconfig exists')
+    .addOption(new Option('--cluster-name <name>', 'name of the local kind cluster (context kind-<name>)').default('meshdemo').env('MESHDEMO_CLUSTER_NAME'))
+    .addOption(new Option('--kind-mirror <url>', 'where kind releases are downloaded from').env('MESHDEMO_KIND_MIRROR'))
+    .addOption(new Option('--kind-sha256 <hex>', 'pinned sha256 of the kind binary').env('MESHDEMO_KIND_SHA256'))
+    .addOption(new Option('--gateway-node-port <port>', 'ingress gateway http2 node port on a kind cluster (mapped to 127.0.0.1 on the local cluster)').default('31080').env('MESHDEMO_GATEWAY_NODE_PORT'));
 }
 
 export function register(program: Command): void {
@@ -41,23 +47,57 @@ Examples:
   meshdemo up --istio-archive ./istio-1.8.4-linux-amd64.tar.gz`,
     )
     .action(
-      action<UpSettings>((opts) => parseUpSettings(opts), async (ctx) => {
+      action<UpSettings>(buildUpSettings, async (ctx) => {
         const { runSteps } = await import('../core/runner.js');
-        const { upSteps } = await import('../steps/index.js');
-        const outcomes = await runSteps(await upSteps(ctx.settings), ctx, {
-          beforeFirstChange: async () => {
-            await confirmChanges(ctx);
-            if (!ctx.settings.render) await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
-          },
-        });
+        const { upSteps, LOCAL_STEP_IDS } = await import('../steps/index.js');
+        const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));
+        let confirmed = false;
+        const confirmOnce = async () => {
+          if (!confirmed) await confirmChanges(ctx);
+          confirmed = true;
+        };
+        // the local cluster first: the cluster lock lives in the cluster, so it is taken once the cluster exists
+        const outcomes = await runSteps(steps.filter((s) => LOCAL_STEP_IDS.has(s.id)), ctx, { beforeFirstChange: confirmOnce });
+        outcomes.push(
+          ...(await runSteps(steps.filter((s) => !LOCAL_STEP_IDS.has(s.id)), ctx, {
+            beforeFirstChange: async () => {
+              await confirmOnce();
+              if (!ctx.settings.render) await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
+            },
+          })),
+        );
         const { summarize } = await import('./summary.js');
         await summarize(ctx, outcomes);
       }, { dryRun: (o) => Boolean(o.dryRun) }),
     );
 }
 
+/** up's and plan's settings; on the local kind cluster (src/kind/decide.ts) the context becomes kind-<name>. */
+export async function buildUpSettings(opts: Record<string, any>, _args: string[], global: GlobalOptions): Promise<UpSettings> {
+  const settings = parseUpSettings(opts);
+  if (settings.render) return settings;
+  const { decideLocalCluster } = await import('../kind/decide.js');
+  settings.local = decideLocalCluster(settings, global);
+  return settings;
+}
+
+/** The context up will work on, if the kubeconfig names one (errors are left for the preflight step to report). */
+export async function contextOrNothing(ctx: Context<UpSettings>): Promise<string | undefined> {
+  return ctx.kube().then((k) => k.contextName, () => undefined);
+}
+
 async function confirmChanges(ctx: Context<UpSettings>): Promise<void> {
   if (ctx.options.yes) return;
+  const local = ctx.settings.local;
+  if (local && !local.exists) {
+    const { NODE_KUBERNETES_VERSION } = await import('../kind/pins.js');
+    const ok = await ctx.prompt.confirm(
+      `meshdemo will create a local kind cluster "${local.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}, context ${local.context}; ${local.reason}) and install the demo on it. Proceed?`,
+      '--yes',
+    );
+    if (!ok) throw new InterruptedError('cancelled at the confirmation prompt; nothing was changed');
+    return;
+  }
   const kube = await ctx.kube();
   const ok = await ctx.prompt.confirm(`meshdemo will change cluster ${kube.server} (context "${kube.contextName}"). Proceed?`, '--yes');
   if (!ok) throw new InterruptedError('cancelled at the confirmation prompt; nothing was changed');

@@ -22,8 +22,8 @@ export function register(program: Command): void {
           let url = ctx.settings.url;
           if (!url) {
             const kube = await ctx.kube();
-            const { gatewayUrl, nodeAddress } = await import('../steps/facts.js');
-            const base = await gatewayUrl(kube, await nodeAddress(kube, ctx.settings.nodeAddress));
+            const { gatewayUrl, nodePortReach } = await import('../steps/facts.js');
+            const base = await gatewayUrl(kube, await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress));
             if (!base) throw new UsageError('cannot work out the gateway URL', { hint: 'pass --url or --node-address' });
             url = `${base}/api/order/create`;
           }

@@ -118,9 +118,9 @@ export async function push(ref: string, opts: DockerCallOptions = {}): Promise<v
 }
 
 /** `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). */
-export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions = {}): Promise<void> {
+export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions & { kind?: string } = {}): Promise<void> {
   dockerCounters.kindLoad++;
-  await run('kind', ['load', 'docker-image', ref, '--name', cluster], opts);
+  await run(opts.kind ?? 'kind', ['load', 'docker-image', ref, '--name', cluster], opts);
 }
 
 /** `minikube image load <ref>` into the current minikube profile. */
@@ -145,12 +145,43 @@ export async function minikubeHasImage(ref: string, opts: DockerCallOptions & { 
 }
 
 /** Is `tool` runnable (`<tool> version` exits 0)? For preflight checks of kind / minikube. */
-export async function toolAnswers(tool: 'kind' | 'minikube', opts: DockerCallOptions = {}): Promise<boolean> {
+export async function toolAnswers(tool: 'kind' | 'minikube', opts: DockerCallOptions & { binary?: string } = {}): Promise<boolean> {
   try {
-    await run(tool, ['version'], opts, { timeoutMs: opts.timeoutMs ?? 20_000 });
+    await run(opts.binary ?? tool, ['version'], opts, { timeoutMs: opts.timeoutMs ?? 20_000 });
     return true;
   } catch (err) {
     if (err instanceof PreflightError || err instanceof ExternalCommandError) return false;
     throw err;
   }
+}
+
+export interface DockerInfo {
+  /** "1" or "2" (empty on old daemons). */
+  cgroupVersion: string;
+  /** SecurityOptions holds "name=rootless" (what kind checks, pkg/cluster/internal/providers/docker/provider.go). */
+  rootless: boolean;
+  /** "linux" or "windows" (Windows containers cannot run kind). */
+  osType: string;
+  /** e.g. "Docker Desktop", "Debian GNU/Linux 13 (trixie)". */
+  operatingSystem: string;
+  architecture: string;
+}
+
+/** `docker info --format '{{json .}}'`, as kind reads it; the daemon must answer (call dockerVersion first for its message). */
+export async function dockerInfo(opts: DockerCallOptions = {}): Promise<DockerInfo> {
+  const result = await run(DOCKER, ['info', '--format', '{{json .}}'], { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 20_000 });
+  let info: any;
+  try {
+    info = JSON.parse(result.stdout);
+  } catch {
+    throw new PreflightError('`docker info` did not print JSON', { hint: 'check that `docker info --format "{{json .}}"` works', details: result.tail });
+  }
+  const options: string[] = Array.isArray(info.SecurityOptions) ? info.SecurityOptions : [];
+  return {
+    cgroupVersion: String(info.CgroupVersion ?? ''),
+    rootless: options.some((o) => o.split(',').includes('name=rootless')),
+    osType: String(info.OSType ?? ''),
+    operatingSystem: String(info.OperatingSystem ?? ''),
+    architecture: String(info.Architecture ?? ''),
+  };
 }

@@ -167,7 +167,7 @@ export class KubeClient {
     }
     if (code === 'ENOTFOUND' || TRANSIENT_CODES.has(code) || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
       return new PreflightError(`cannot reach the API server at ${this.server} (${code})`, {
-        hint: `check that the cluster is running and that context "${this.contextName}" points at it`,
+        hint: `check that the cluster is running and that context "${this.contextName}" points at it, or run meshdemo up --local to create a local kind cluster instead`,
       });
     }
     return err instanceof Error ? err : new Error(String(err));

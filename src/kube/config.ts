@@ -52,7 +52,7 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
   });
   if (readable.length === 0) {
     throw new UsageError(`no kubeconfig found at ${paths.join(', ')} (from ${source})`, {
-      hint: 'pass --kubeconfig <path>, set KUBECONFIG, or create a cluster (e.g. kind create cluster --image kindest/node:v1.19.16)',
+      hint: 'pass --kubeconfig <path>, set KUBECONFIG, or let meshdemo up --local create a local kind cluster',
     });
   }
   const secrets: string[] = [];

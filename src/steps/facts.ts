@@ -1,4 +1,5 @@
 import type { KubeClient, KubeObject } from '../kube/client.js';
+import { hostEndpoint, stateForContext } from '../kind/state.js';
 import { DASHBOARDS } from './settings.js';
 
 /** Read-only facts about the cluster, shared by steps' checks and `status`. */
@@ -31,21 +32,45 @@ export function servicePort(svc: KubeObject, portName?: string): any | undefined
   return (portName && ports.find((p) => p.name === portName)) || ports[0];
 }
 
-export async function dashboardUrl(kube: KubeClient, name: string, address: string | undefined): Promise<string | undefined> {
+/** How this machine reaches a node port ("host:port"), or undefined when it cannot. */
+export type NodePortReach = (nodePort: number) => string | undefined;
+
+function reachOf(address: string | undefined | NodePortReach): NodePortReach {
+  return typeof address === 'function' ? address : (port) => (address ? `${address}:${port}` : undefined);
+}
+
+/**
+ * Where URLs point: --node-address; on meshdemo's local kind cluster, 127.0.0.1 and the port mapped to the host
+ * (never the node container's IP, which Docker Desktop cannot reach; unmapped ports have no URL); else the node address.
+ */
+export async function nodePortReach(kube: KubeClient, cacheDir: string, override?: string): Promise<NodePortReach> {
+  if (override) return reachOf(override);
+  const state = stateForContext(cacheDir, kube.contextName);
+  if (state) {
+    return (port) => {
+      const e = hostEndpoint(state, port);
+      return e ? `${e.address}:${e.port}` : undefined;
+    };
+  }
+  return reachOf(await nodeAddress(kube));
+}
+
+export async function dashboardUrl(kube: KubeClient, name: string, address: string | undefined | NodePortReach): Promise<string | undefined> {
   const d = DASHBOARDS[name];
   const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: d.service });
   if (!svc || (svc.spec?.type !== 'NodePort' && svc.spec?.type !== 'LoadBalancer') || !address) return undefined;
   const port = servicePort(svc, d.portName)?.nodePort;
-  return port ? `http://${address}:${port}${d.path}` : undefined;
+  const where = port ? reachOf(address)(port) : undefined;
+  return where ? `http://${where}${d.path}` : undefined;
 }
 
 /** The tutorial's INGRESS_HOST:INGRESS_PORT: a LoadBalancer ingress, else the http2 nodePort on the node address. */
-export async function gatewayUrl(kube: KubeClient, address: string | undefined): Promise<string | undefined> {
+export async function gatewayUrl(kube: KubeClient, address: string | undefined | NodePortReach): Promise<string | undefined> {
   const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: 'istio-ingressgateway' });
   if (!svc) return undefined;
   const ingress = svc.status?.loadBalancer?.ingress?.[0];
   if (ingress?.ip || ingress?.hostname) return `http://${ingress.ip ?? ingress.hostname}:80`;
   const nodePort = (svc.spec?.ports ?? []).find((p: any) => p.name === 'http2')?.nodePort;
-  if (!nodePort || !address) return undefined;
-  return `http://${address}:${nodePort}`;
+  const where = nodePort && address ? reachOf(address)(nodePort) : undefined;
+  return where ? `http://${where}` : undefined;
 }

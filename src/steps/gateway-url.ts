@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import type { Step } from '../core/step.js';
-import { gatewayUrl, nodeAddress } from './facts.js';
+import { gatewayUrl, nodePortReach } from './facts.js';
 import type { UpSettings } from './settings.js';
 import { verifyOrders } from './verify.js';
 
@@ -15,7 +15,7 @@ export const gatewayUrlStep: Step<Pick<UpSettings, 'nodeAddress' | 'verify'>> = 
   },
   async run(ctx) {
     const kube = await ctx.kube();
-    const base = await gatewayUrl(kube, await nodeAddress(kube, ctx.settings.nodeAddress));
+    const base = await gatewayUrl(kube, await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress));
     if (!base) {
       throw new UsageError('cannot work out the gateway URL: istio-ingressgateway has no LoadBalancer address and no http2 nodePort, or no node address is known', {
         hint: 'pass --node-address <address of a node>',

@@ -4,6 +4,7 @@ import { ExternalCommandError, PreflightError, UsageError } from '../core/errors
 import type { CheckResult, Context, Step } from '../core/step.js';
 import * as docker from '../exec/docker.js';
 import { planContext, prepareContext } from '../images/context.js';
+import { kindBinaryFor } from '../kind/state.js';
 import { parseRegistry, SERVICES, type ServiceName, type UpSettings } from './settings.js';
 
 /**
@@ -105,7 +106,8 @@ export async function dockerPreflight(ctx: Context<UpSettings>): Promise<docker.
   ctx.log.debug(`docker client ${version.client}, daemon ${version.server}`);
   const target = await resolveTarget(ctx, { ask: false });
   if (target?.kind === 'kind' || target?.kind === 'minikube') {
-    if (!(await docker.toolAnswers(target.kind, { signal: ctx.signal }))) {
+    const binary = target.kind === 'kind' ? kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local) : undefined;
+    if (!(await docker.toolAnswers(target.kind, { signal: ctx.signal, binary }))) {
       throw new PreflightError(`${target.kind} is not installed or not on PATH; it loads the demo images into ${describeTarget(target)}`, {
         hint: `install ${target.kind}, or pass --registry to push the images to a registry instead`,
       });
@@ -287,7 +289,7 @@ export const images: Step<UpSettings> = {
       } else if (target.kind === 'kind') {
         ctx.log.info(`${service}: loading ${ref} into kind cluster "${target.cluster}" (kind load docker-image ${ref} --name ${target.cluster})`);
         await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
-          docker.kindLoad(ref, target.cluster, callOpts),
+          docker.kindLoad(ref, target.cluster, { ...callOpts, kind: kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local) }),
         );
         if (how !== 'built') unchanged++;
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);

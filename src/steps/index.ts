@@ -10,6 +10,10 @@ import { dockerPreflight, images } from './images.js';
 import { appDeploy } from './app-deploy.js';
 import { gatewayUrlStep } from './gateway-url.js';
 import { renderStep } from './render.js';
+import { gatewayPorts } from './gateway-ports.js';
+import { LOCAL_CLUSTER_STEPS } from './local-cluster.js';
+
+export const LOCAL_STEP_IDS: ReadonlySet<string> = new Set(LOCAL_CLUSTER_STEPS.map((s) => s.id));
 
 /** Docker (and kind/minikube) must answer before the first cluster change. */
 const toolsPreflight: Step<UpSettings> = {
@@ -25,12 +29,34 @@ const toolsPreflight: Step<UpSettings> = {
   },
 };
 
-/** The steps of `meshdemo up`, in order. */
-export async function upSteps(settings: UpSettings): Promise<Step<UpSettings>[]> {
+/**
+ * The steps of `meshdemo up`, in order. On a local cluster the local-cluster steps come first, and the others
+ * (which need the cluster) report "after the local cluster is created" until it exists. `contextName` is the
+ * context up works on, when known: a kind cluster also gets its gateway node ports pinned.
+ */
+export async function upSteps(settings: UpSettings, contextName?: string): Promise<Step<UpSettings>[]> {
   if (settings.render) return [renderStep];
   const steps: Step<any>[] = [preflight];
   if (settings.app && !settings.skipBuild) steps.push(toolsPreflight);
-  steps.push(istioDownload, istioInstall, namespaceLabel, addons, dashboards);
+  steps.push(istioDownload, istioInstall);
+  if (settings.local || contextName?.startsWith('kind-')) steps.push(gatewayPorts);
+  steps.push(namespaceLabel, addons, dashboards);
   if (settings.app) steps.push(images, appDeploy, gatewayUrlStep);
-  return steps;
+  if (!settings.local) return steps;
+  return [...LOCAL_CLUSTER_STEPS, ...steps.map((s) => (s === istioDownload ? s : afterLocalCluster(s, settings)))];
+}
+
+/** Until the local cluster exists, a step that needs it can only be planned (even a read-only one, in a dry run). */
+function afterLocalCluster(step: Step<UpSettings>, settings: UpSettings): Step<UpSettings> {
+  const pending = (s: UpSettings) => s.local !== undefined && s.local.exists !== true;
+  return {
+    ...step,
+    get readOnly() {
+      return step.readOnly && !pending(settings);
+    },
+    async check(ctx) {
+      if (pending(ctx.settings)) return { satisfied: false, detail: `after kind cluster "${ctx.settings.local!.name}" is created` };
+      return step.check(ctx);
+    },
+  };
 }

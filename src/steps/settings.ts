@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import { UsageError } from '../core/errors.js';
+import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, gatewayNodePorts } from '../kind/config.js';
+import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from '../kind/pins.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
 export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';
@@ -46,6 +48,27 @@ export interface UpSettings {
   images: Partial<Record<ServiceName, string>>;
   render?: string | true;
   verify: boolean;
+  /** The kind cluster's name, used when up creates or reuses a local cluster (--cluster-name, default meshdemo). */
+  clusterName: string;
+  /** --local: create (or reuse) the local kind cluster even when a kubeconfig exists. */
+  forceLocal: boolean;
+  kindMirror: string;
+  kindSha256?: string;
+  /** The ingress gateway's http2 node port on a kind cluster (--gateway-node-port). */
+  gatewayNodePort: number;
+  /** Set when up works on a local kind cluster it creates or reuses (src/kind/decide.ts). */
+  local?: LocalCluster;
+}
+
+/** The local kind cluster of this run; `kind` and `exists` are filled in by the local-cluster steps as they learn them. */
+export interface LocalCluster {
+  name: string;
+  context: string;
+  /** Why up works on the local cluster (shown by plan and the prompt). */
+  reason: string;
+  /** The kind binary to run (PATH or meshdemo's cache). */
+  kind?: string;
+  exists?: boolean;
 }
 
 export function parseIstioVersion(v: string): string {
@@ -55,20 +78,20 @@ export function parseIstioVersion(v: string): string {
   return v;
 }
 
-export function parseSha256(v: string): string {
-  if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new UsageError(`--istio-sha256 "${v}" is not 64 hex digits`, { hint: 'pass the sha256 from the release page' });
+export function parseSha256(v: string, flag = '--istio-sha256'): string {
+  if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new UsageError(`${flag} "${v}" is not 64 hex digits`, { hint: 'pass the sha256 from the release page' });
   return v.toLowerCase();
 }
 
-export function parseMirror(v: string): string {
+export function parseMirror(v: string, flag = '--istio-mirror', example = DEFAULT_ISTIO_MIRROR): string {
   let url: URL;
   try {
     url = new URL(v);
   } catch {
-    throw new UsageError(`--istio-mirror "${v}" is not a URL`, { hint: `use e.g. ${DEFAULT_ISTIO_MIRROR}` });
+    throw new UsageError(`${flag} "${v}" is not a URL`, { hint: `use e.g. ${example}` });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--istio-mirror must be an http(s) URL, not ${url.protocol}`, { hint: `use e.g. ${DEFAULT_ISTIO_MIRROR}` });
+    throw new UsageError(`${flag} must be an http(s) URL, not ${url.protocol}`, { hint: `use e.g. ${example}` });
   }
   return v.replace(/\/+$/, '');
 }
@@ -174,6 +197,33 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     images,
     render: o.render,
     verify: Boolean(o.verify),
+    ...parseLocalClusterOptions(o),
+  };
+}
+
+/** --cluster-name, --local, --kind-mirror, --kind-sha256, --gateway-node-port; the pinned gateway ports must not meet a dashboard's. */
+/** The node port of every dashboard (all five, whether or not its addon is applied), --node-port first. */
+export function allDashboardNodePorts(nodePorts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.keys(DASHBOARDS).map((n) => [n, nodePorts[n] ?? DASHBOARDS[n].defaultNodePort]));
+}
+
+function parseLocalClusterOptions(o: Record<string, any>): Pick<UpSettings, 'clusterName' | 'forceLocal' | 'kindMirror' | 'kindSha256' | 'gatewayNodePort'> {
+  const gatewayNodePort = o.gatewayNodePort === undefined ? DEFAULT_GATEWAY_HTTP2_NODE_PORT : parseNodePort(o.gatewayNodePort, '--gateway-node-port');
+  const dashboardPorts = new Map(Object.entries(allDashboardNodePorts(parseNodePorts(o.nodePort ?? []))).map(([n, p]) => [p, n]));
+  for (const [portName, port] of Object.entries(gatewayNodePorts(gatewayNodePort))) {
+    const taken = dashboardPorts.get(port);
+    if (taken) {
+      throw new UsageError(`node port ${port} is both the ${taken} dashboard's and the ingress gateway's ${portName} port`, {
+        hint: portName === 'http2' ? 'choose another --gateway-node-port' : `choose another --node-port ${taken}=<port>`,
+      });
+    }
+  }
+  return {
+    clusterName: parseClusterName(o.clusterName ?? DEFAULT_CLUSTER_NAME),
+    forceLocal: Boolean(o.local),
+    kindMirror: parseMirror(o.kindMirror ?? DEFAULT_KIND_MIRROR, '--kind-mirror', DEFAULT_KIND_MIRROR),
+    kindSha256: o.kindSha256 ? parseSha256(o.kindSha256, '--kind-sha256') : undefined,
+    gatewayNodePort,
   };
 }
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Context } from '../core/step.js';
 import { deploymentState } from '../kube/readiness.js';
 import { clusterVersion, type VersionVerdict } from './preflight.js';
-import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodeAddress } from './facts.js';
+import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodePortReach } from './facts.js';
 import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
 import { istioctlPath } from './istio-release.js';
 
@@ -25,7 +25,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
   const cluster = await clusterVersion(kube);
   const installation = await istioInstallation(kube);
   const namespace = ctx.options.namespace;
-  const address = await nodeAddress(kube, ctx.settings.nodeAddress);
+  const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
   const addons = await Promise.all(ADDON_DEPLOYMENTS.map((n) => deploymentState(kube, ISTIO_NAMESPACE, n)));
   const dashboards = [];
   for (const name of Object.keys(DASHBOARDS)) {

@@ -1,11 +1,11 @@
 import type { Context } from '../core/step.js';
-import { dashboardUrl, gatewayUrl, nodeAddress } from './facts.js';
+import { dashboardUrl, gatewayUrl, nodePortReach } from './facts.js';
 import { DASHBOARDS } from './settings.js';
 
 /** The URLs `up` ends with: the gateway's order endpoint and every exposed dashboard. */
 export async function collectUrls(ctx: Context<{ nodeAddress?: string; app?: boolean }>): Promise<Record<string, string>> {
   const kube = await ctx.kube();
-  const address = await nodeAddress(kube, ctx.settings.nodeAddress);
+  const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
   const urls: Record<string, string> = {};
   if (ctx.settings.app !== false) {
     const gateway = await gatewayUrl(kube, address);

@@ -1,0 +1,86 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PortMapping } from './config.js';
+
+/**
+ * meshdemo's local record of the kind clusters it created, in the cache dir (`<cache>/local-clusters/<name>.json`):
+ * the in-cluster inventory dies with the cluster, so whether `down` may delete a cluster is decided from here.
+ * A cluster without such a file was not created by meshdemo and is never deleted by it.
+ */
+export interface LocalClusterState {
+  version: 1;
+  name: string;
+  context: string;
+  createdAt: string;
+  kindVersion: string;
+  /** The kind binary that created it (deleting uses the same). */
+  kind: string;
+  nodeImage: string;
+  /** The kubeconfig file kind merged the context into. */
+  kubeconfig: string;
+  /** The config given to kind (also saved beside this file as <name>.kind.yaml). */
+  configFile: string;
+  mappings: PortMapping[];
+}
+
+export function stateDir(cacheDir: string): string {
+  return path.join(cacheDir, 'local-clusters');
+}
+
+export function statePath(cacheDir: string, name: string): string {
+  return path.join(stateDir(cacheDir), `${name}.json`);
+}
+
+export function configPath(cacheDir: string, name: string): string {
+  return path.join(stateDir(cacheDir), `${name}.kind.yaml`);
+}
+
+export function readState(cacheDir: string, name: string): LocalClusterState | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(statePath(cacheDir, name), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const parsed = JSON.parse(text) as LocalClusterState;
+    return parsed.version === 1 && parsed.name === name ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written atomically (temp file + rename), so a killed run never leaves half a record. */
+export function writeState(cacheDir: string, state: LocalClusterState): void {
+  const file = statePath(cacheDir, state.name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+export function removeState(cacheDir: string, name: string): void {
+  fs.rmSync(statePath(cacheDir, name), { force: true });
+  fs.rmSync(configPath(cacheDir, name), { force: true });
+}
+
+/** The local cluster behind a kubeconfig context, if meshdemo created it: context "kind-<name>" with a record. */
+export function stateForContext(cacheDir: string, contextName: string): LocalClusterState | undefined {
+  const m = /^kind-(.+)$/.exec(contextName);
+  if (!m) return undefined;
+  const state = readState(cacheDir, m[1]);
+  return state?.context === contextName ? state : undefined;
+}
+
+/** host address and port for a node port of a local cluster, or undefined when it is not mapped to the host. */
+export function hostEndpoint(state: LocalClusterState, nodePort: number): { address: string; port: number } | undefined {
+  const m = state.mappings.find((x) => x.containerPort === nodePort);
+  return m ? { address: '127.0.0.1', port: m.hostPort } : undefined;
+}
+
+/** The kind that loads images into cluster `name`: the one this run resolved, else the one that created it, else PATH's. */
+export function kindBinaryFor(cacheDir: string, name: string, local?: { name: string; kind?: string }): string {
+  if (local?.name === name && local.kind) return local.kind;
+  return readState(cacheDir, name)?.kind ?? 'kind';
+}

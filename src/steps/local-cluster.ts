@@ -1,0 +1,207 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { DownloadError, ExternalCommandError, PreflightError } from '../core/errors.js';
+import type { Context, Step } from '../core/step.js';
+import * as docker from '../exec/docker.js';
+import { kindClusters, kindCreateCluster, kindVersion } from '../exec/kind.js';
+import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
+import { kindConfigYaml, localPortMappings } from '../kind/config.js';
+import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
+import { configPath, readState, removeState, writeState } from '../kind/state.js';
+import { allDashboardNodePorts, type LocalCluster, type UpSettings } from './settings.js';
+
+type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
+
+function local(ctx: Context<Settings>): LocalCluster {
+  if (!ctx.settings.local) throw new Error('local-cluster steps run only for a local cluster');
+  return ctx.settings.local;
+}
+
+/**
+ * Before anything is created: Docker answers, and is a Docker kind v0.17.0 can run the pinned 1.19 image on.
+ * Known issues (kind's site/content/docs/user/known-issues.md and rootless.md at v0.17.0, and its source):
+ * - rootless Docker: kind v0.17 refuses Kubernetes < 1.22 with a rootless provider
+ *   (pkg/cluster/internal/kubeadm/config.go: "not compatible with rootless provider") → refused here;
+ * - Windows containers cannot run kind → refused;
+ * - cgroup v2 hosts (and Docker Desktop ≥ 4.3, which uses cgroup v2) work only with Kubernetes ≥ 1.19: 1.19.16 is fine;
+ * - Docker Desktop cannot reach the node's IP: every printed URL goes through a 127.0.0.1 port mapping anyway;
+ * - arm64: the v0.17.0 node images are multi-arch (amd64 and arm64).
+ */
+export const localPreflight: Step<Settings> = {
+  id: 'local-preflight',
+  title: 'Preflight: Docker for the local kind cluster',
+  readOnly: true,
+  async check() {
+    return { satisfied: false, detail: 'always runs (read-only)' };
+  },
+  async run(ctx) {
+    let version: docker.DockerVersion;
+    try {
+      version = await docker.dockerVersion({ signal: ctx.signal });
+    } catch (err) {
+      if (!(err instanceof PreflightError)) throw err;
+      throw new PreflightError(`${err.message}; meshdemo creates its local kind cluster in Docker`, {
+        hint: 'start Docker (e.g. `sudo systemctl start docker`, or start Docker Desktop), check DOCKER_HOST / `docker context`, or pass --kubeconfig/--context to use an existing cluster',
+        details: err.details,
+      });
+    }
+    const info = await docker.dockerInfo({ signal: ctx.signal });
+    if (info.osType && info.osType !== 'linux') {
+      throw new PreflightError(`Docker runs ${info.osType} containers; kind needs Linux containers`, { hint: 'switch Docker Desktop to Linux containers, or pass --kubeconfig/--context to use an existing cluster' });
+    }
+    if (info.rootless) {
+      throw new PreflightError(`rootless Docker cannot run Kubernetes ${NODE_KUBERNETES_VERSION} with kind v${KIND_VERSION} (kind supports rootless only for Kubernetes 1.22+, which Istio 1.8 does not support)`, {
+        hint: 'use a rootful Docker daemon (DOCKER_HOST), or pass --kubeconfig/--context to use an existing Kubernetes 1.16–1.19 cluster',
+      });
+    }
+    if (info.cgroupVersion === '2') ctx.log.debug(`cgroup v2 host: supported for Kubernetes ≥ 1.19 (kind known issues), the node image is ${NODE_KUBERNETES_VERSION}`);
+    if (/docker desktop/i.test(info.operatingSystem)) ctx.log.info('Docker Desktop: the node container is not reachable by its IP; URLs use 127.0.0.1 and the mapped ports');
+    return `docker ${version.server} (${info.operatingSystem || 'unknown OS'}, cgroup v${info.cgroupVersion || '?'}, ${info.architecture || process.arch})`;
+  },
+};
+
+async function supportedKindOnPath(ctx: Context<Settings>): Promise<string | undefined> {
+  const found = kindOnPath();
+  if (!found) return undefined;
+  const v = await kindVersion(found, { signal: ctx.signal });
+  if (v === KIND_VERSION) return found;
+  ctx.log.note(`${found} is kind ${v ? `v${v}` : '(version unknown)'}, not v${KIND_VERSION} whose node image meshdemo pins: using meshdemo's own kind v${KIND_VERSION}`);
+  return undefined;
+}
+
+async function cachedKind(ctx: Context<Settings>): Promise<string | undefined> {
+  const file = cachedKindPath(ctx.options.cacheDir);
+  if (!isExecutable(file)) return undefined;
+  if (ctx.settings.kindSha256) {
+    const { sha256File } = await import('../download/download.js');
+    if ((await sha256File(file)) !== ctx.settings.kindSha256) return undefined;
+  }
+  return file;
+}
+
+/** kind from PATH when it is v0.17.0, else the verified download in meshdemo's cache. */
+export const kindDownload: Step<Settings> = {
+  id: 'kind-download',
+  title: `Find or download kind v${KIND_VERSION}`,
+  async check(ctx) {
+    const l = local(ctx);
+    l.kind ??= (await supportedKindOnPath(ctx)) ?? (await cachedKind(ctx));
+    if (l.kind) return { satisfied: true, detail: `kind v${KIND_VERSION} at ${l.kind}` };
+    return { satisfied: false, detail: `download ${kindDownloadUrl(ctx.settings.kindMirror)} into ${path.dirname(cachedKindPath(ctx.options.cacheDir))}` };
+  },
+  async run(ctx) {
+    const { downloadVerified, fetchText, parseSha256File } = await import('../download/download.js');
+    const asset = kindAssetName();
+    const url = kindDownloadUrl(ctx.settings.kindMirror, asset);
+    const expected = ctx.settings.kindSha256 ?? parseSha256File(await fetchText(`${url}.sha256sum`, { signal: ctx.signal }), asset);
+    const dest = cachedKindPath(ctx.options.cacheDir);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    // downloaded under another name, and made executable only after the checksum matched
+    const download = `${dest}.download`;
+    const result = await downloadVerified({
+      url,
+      dest: download,
+      expectedSha256: expected,
+      signal: ctx.signal,
+      onProgress: (p) => ctx.log.progress(p.received, p.total),
+      onRetry: (r) => ctx.log.warn(`download attempt ${r.attempt} failed (${r.reason}); retrying in ${Math.round(r.delayMs)}ms`),
+    });
+    fs.chmodSync(download, 0o755);
+    fs.renameSync(download, dest);
+    const v = await kindVersion(dest, { signal: ctx.signal });
+    if (v !== KIND_VERSION) {
+      fs.rmSync(dest, { force: true });
+      throw new DownloadError(`${url} is kind ${v ? `v${v}` : '(no version)'}, not v${KIND_VERSION}`, { hint: 'check --kind-mirror: it must serve the kind releases as GitHub does' });
+    }
+    local(ctx).kind = dest;
+    return `kind v${KIND_VERSION} (${(result.bytes / 1048576).toFixed(1)} MB${result.resumed ? ', resumed' : ''}) from ${url}, sha256 verified`;
+  },
+};
+
+/** Which file kind merges its context into: --kubeconfig, else the first existing $KUBECONFIG file (else the last), else ~/.kube/config (kind's pkg/cluster/internal/kubeconfig/internal/kubeconfig/paths.go, pathForMerge). */
+export function kubeconfigKindWrites(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit) return explicit;
+  const list = [...new Set((env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean))];
+  if (list.length === 1) return list[0];
+  if (list.length > 1) return list.find((f) => fs.existsSync(f) && fs.statSync(f).isFile()) ?? list[list.length - 1];
+  return path.join(env.HOME || os.homedir(), '.kube', 'config');
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+export const localCluster: Step<Settings> = {
+  id: 'local-cluster',
+  title: 'Create the local kind cluster',
+  async check(ctx) {
+    const l = local(ctx);
+    if (l.kind) l.exists = (await kindClusters(l.kind, { signal: ctx.signal })).includes(l.name);
+    else l.exists = false;
+    if (!l.exists) return { satisfied: false, detail: `kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}` };
+    const state = readState(ctx.options.cacheDir, l.name);
+    return {
+      satisfied: true,
+      detail: state
+        ? `kind cluster "${l.name}" exists (created by meshdemo ${state.createdAt}), ports ${state.mappings.map((m) => `127.0.0.1:${m.hostPort}`).join(', ')}`
+        : `kind cluster "${l.name}" exists (not created by meshdemo: its port mappings are unknown, and down never deletes it)`,
+    };
+  },
+  async run(ctx) {
+    const l = local(ctx);
+    if (!l.kind) throw new ExternalCommandError('no kind binary was resolved before creating the cluster', { hint: 'run meshdemo up again' });
+    const mappings = localPortMappings({ dashboardNodePorts: allDashboardNodePorts(ctx.settings.nodePorts), gatewayHttp2NodePort: ctx.settings.gatewayNodePort });
+    const busy: number[] = [];
+    for (const m of mappings) if (!(await portFree(m.hostPort))) busy.push(m.hostPort);
+    if (busy.length) {
+      throw new PreflightError(`port(s) ${busy.join(', ')} on 127.0.0.1 are in use; the local cluster maps its dashboards and gateway there`, {
+        hint: 'free them, or choose others with --node-port NAME=PORT and --gateway-node-port PORT',
+      });
+    }
+    const configFile = configPath(ctx.options.cacheDir, l.name);
+    fs.mkdirSync(path.dirname(configFile), { recursive: true });
+    fs.writeFileSync(configFile, kindConfigYaml({ name: l.name, image: NODE_IMAGE, mappings }));
+    const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
+    // recorded before kind starts, so a run killed mid-creation still leaves down a record to delete by
+    writeState(ctx.options.cacheDir, {
+      version: 1,
+      name: l.name,
+      context: l.context,
+      createdAt: new Date().toISOString(),
+      kindVersion: KIND_VERSION,
+      kind: l.kind,
+      nodeImage: NODE_IMAGE,
+      kubeconfig,
+      configFile,
+      mappings,
+    });
+    ctx.log.info(`kind create cluster --name ${l.name} --image ${NODE_IMAGE} --config ${configFile}`);
+    try {
+      await kindCreateCluster(
+        l.kind,
+        { name: l.name, image: NODE_IMAGE, configFile, kubeconfig: ctx.options.kubeconfig, waitSeconds: Math.max(60, Math.round(ctx.options.timeoutMs / 1000)) },
+        { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) },
+      );
+    } catch (err) {
+      // kind deletes what it made when creation fails (pkg/cluster/internal/create/create.go, unless --retain)
+      if (err instanceof ExternalCommandError) {
+        removeState(ctx.options.cacheDir, l.name);
+        if (err.details.some((d) => /already exist/.test(d))) {
+          throw new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
+        }
+      }
+      throw err;
+    }
+    l.exists = true;
+    ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
+    return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
+  },
+};
+
+export const LOCAL_CLUSTER_STEPS: Step<Settings>[] = [localPreflight, kindDownload, localCluster];

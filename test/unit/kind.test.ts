@@ -1,0 +1,126 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { GATEWAY_NODE_PORTS, kindConfigYaml, localPortMappings } from '../../src/kind/config.js';
+import { kindAssetName, kindDownloadUrl, NODE_IMAGE, parseClusterName } from '../../src/kind/pins.js';
+import { decideLocalCluster } from '../../src/kind/decide.js';
+import { hostEndpoint, stateForContext, writeState } from '../../src/kind/state.js';
+import { kubeconfigKindWrites } from '../../src/steps/local-cluster.js';
+import { allDashboardNodePorts, parseUpSettings } from '../../src/steps/settings.js';
+import { UsageError } from '../../src/core/errors.js';
+import type { GlobalOptions } from '../../src/core/options.js';
+
+const mappingsFor = (o: Record<string, any> = {}) => {
+  const s = parseUpSettings(o);
+  return localPortMappings({ dashboardNodePorts: allDashboardNodePorts(s.nodePorts), gatewayHttp2NodePort: s.gatewayNodePort });
+};
+
+describe('kind config for the local cluster', () => {
+  it('one control-plane node on the pinned 1.19 image by digest, every printed port mapped on 127.0.0.1 only', () => {
+    const doc = yaml.load(kindConfigYaml({ name: 'meshdemo', image: NODE_IMAGE, mappings: mappingsFor() })) as any;
+    assert.equal(doc.kind, 'Cluster');
+    assert.equal(doc.apiVersion, 'kind.x-k8s.io/v1alpha4');
+    assert.equal(doc.name, 'meshdemo');
+    assert.equal(doc.nodes.length, 1);
+    const [node] = doc.nodes;
+    assert.equal(node.role, 'control-plane');
+    assert.match(node.image, /^kindest\/node:v1\.19\.\d+@sha256:[0-9a-f]{64}$/);
+    assert.equal(node.image, 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7');
+    assert.deepEqual(
+      node.extraPortMappings,
+      [31001, 31002, 31003, 31004, 31005, 31080].map((p) => ({ containerPort: p, hostPort: p, listenAddress: '127.0.0.1', protocol: 'TCP' })),
+    );
+  });
+
+  it('follows --node-port and --gateway-node-port', () => {
+    const m = mappingsFor({ nodePort: ['kiali=32001,grafana=32002'], gatewayNodePort: '30080' });
+    assert.deepEqual(
+      m.map((x) => [x.name, x.containerPort, x.hostPort]),
+      [['kiali', 32001, 32001], ['grafana', 32002, 32002], ['prometheus', 31003, 31003], ['tracing', 31004, 31004], ['zipkin', 31005, 31005], ['gateway', 30080, 30080]],
+    );
+  });
+
+  it('no pinned gateway port may be a dashboard port', () => {
+    assert.throws(() => parseUpSettings({ gatewayNodePort: '31001' }), (e: unknown) => e instanceof UsageError && /31001 is both the kiali dashboard's and the ingress gateway's http2/.test(e.message));
+    assert.throws(() => parseUpSettings({ nodePort: ['grafana=31443'] }), (e: unknown) => e instanceof UsageError && /https/.test(e.message) && /--node-port grafana/.test(e.hint ?? ''));
+    assert.throws(() => parseUpSettings({ gatewayNodePort: 'x' }), UsageError);
+    const pinned = Object.values(GATEWAY_NODE_PORTS);
+    assert.equal(new Set(pinned).size, pinned.length);
+    for (const p of pinned) assert.ok(p >= 30000 && p <= 32767 && (p < 31001 || p > 31005), String(p));
+  });
+
+  it('kind release assets and names', () => {
+    assert.equal(kindAssetName('linux', 'x64'), 'kind-linux-amd64');
+    assert.equal(kindAssetName('darwin', 'arm64'), 'kind-darwin-arm64');
+    assert.throws(() => kindAssetName('linux', 'ia32'), UsageError);
+    assert.equal(kindDownloadUrl('http://127.0.0.1:9/mirror/', 'kind-linux-amd64'), 'http://127.0.0.1:9/mirror/v0.17.0/kind-linux-amd64');
+    assert.equal(parseClusterName('meshdemo'), 'meshdemo');
+    assert.throws(() => parseClusterName('Mesh_Demo'), UsageError);
+    assert.throws(() => parseUpSettings({ kindSha256: 'abc' }), (e: unknown) => e instanceof UsageError && /--kind-sha256/.test(e.message));
+    assert.throws(() => parseUpSettings({ kindMirror: 'ftp://x' }), (e: unknown) => e instanceof UsageError && /--kind-mirror/.test(e.message));
+  });
+});
+
+describe('when up uses the local cluster', () => {
+  const global = (o: Partial<GlobalOptions> = {}): GlobalOptions => ({ namespace: 'default', yes: true, json: false, verbose: false, cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), 'md-cache-')), timeoutMs: 1000, ...o });
+  const home = () => fs.mkdtempSync(path.join(os.tmpdir(), 'md-home-'));
+
+  it('no kubeconfig at all: local, and the context becomes kind-<name>', () => {
+    const g = global();
+    const d = decideLocalCluster(parseUpSettings({}), g, { HOME: home() });
+    assert.equal(d?.name, 'meshdemo');
+    assert.equal(d?.context, 'kind-meshdemo');
+    assert.match(d!.reason, /no kubeconfig at .*\.kube\/config/);
+    assert.equal(g.context, 'kind-meshdemo');
+  });
+
+  it('a kubeconfig without current context: local; with one: not local; --local forces it', () => {
+    const h = home();
+    fs.mkdirSync(path.join(h, '.kube'));
+    fs.writeFileSync(path.join(h, '.kube', 'config'), 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n');
+    assert.match(decideLocalCluster(parseUpSettings({}), global(), { HOME: h })!.reason, /has no current context/);
+    fs.writeFileSync(path.join(h, '.kube', 'config'), 'apiVersion: v1\nkind: Config\ncurrent-context: prod\n');
+    const g = global();
+    assert.equal(decideLocalCluster(parseUpSettings({}), g, { HOME: h }), undefined);
+    assert.equal(g.context, undefined);
+    assert.equal(decideLocalCluster(parseUpSettings({ local: true, clusterName: 'demo' }), global(), { HOME: h })?.context, 'kind-demo');
+  });
+
+  it('--kubeconfig, --context or KUBECONFIG given: never local unless --local', () => {
+    const h = home();
+    assert.equal(decideLocalCluster(parseUpSettings({}), global({ kubeconfig: '/nonexistent' }), { HOME: h }), undefined);
+    assert.equal(decideLocalCluster(parseUpSettings({}), global({ context: 'x' }), { HOME: h }), undefined);
+    assert.equal(decideLocalCluster(parseUpSettings({}), global(), { HOME: h, KUBECONFIG: '/nonexistent' }), undefined);
+    assert.throws(() => decideLocalCluster(parseUpSettings({ local: true }), global({ context: 'prod' }), { HOME: h }), UsageError);
+  });
+
+  it('the current context is meshdemo\'s own local cluster: local (so plan and status show it)', () => {
+    const h = home();
+    const g = global();
+    fs.mkdirSync(path.join(h, '.kube'));
+    fs.writeFileSync(path.join(h, '.kube', 'config'), 'current-context: kind-meshdemo\n');
+    assert.equal(decideLocalCluster(parseUpSettings({}), g, { HOME: h }), undefined, 'a kind cluster meshdemo did not create is used as any cluster');
+    writeState(g.cacheDir, { version: 1, name: 'meshdemo', context: 'kind-meshdemo', createdAt: 'now', kindVersion: '0.17.0', kind: '/k', nodeImage: NODE_IMAGE, kubeconfig: 'k', configFile: 'c', mappings: [{ name: 'kiali', containerPort: 31001, hostPort: 41001 }] });
+    assert.match(decideLocalCluster(parseUpSettings({}), g, { HOME: h })!.reason, /meshdemo's local cluster/);
+    const state = stateForContext(g.cacheDir, 'kind-meshdemo')!;
+    assert.deepEqual(hostEndpoint(state, 31001), { address: '127.0.0.1', port: 41001 });
+    assert.equal(hostEndpoint(state, 31002), undefined);
+    assert.equal(stateForContext(g.cacheDir, 'kind-other'), undefined);
+  });
+
+  it('the kubeconfig kind merges into (kind pathForMerge)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'md-kc-'));
+    const a = path.join(dir, 'a');
+    const b = path.join(dir, 'b');
+    assert.equal(kubeconfigKindWrites('/explicit', { KUBECONFIG: a }), '/explicit');
+    assert.equal(kubeconfigKindWrites(undefined, { HOME: '/h' }), '/h/.kube/config');
+    assert.equal(kubeconfigKindWrites(undefined, { KUBECONFIG: `${a}${path.delimiter}${b}` }), b, 'none exists: the last');
+    fs.writeFileSync(b, '');
+    assert.equal(kubeconfigKindWrites(undefined, { KUBECONFIG: `${a}${path.delimiter}${b}` }), b, 'the first that exists');
+    fs.writeFileSync(a, '');
+    assert.equal(kubeconfigKindWrites(undefined, { KUBECONFIG: `${a}${path.delimiter}${b}` }), a);
+  });
+});
