@@ -1,7 +1,8 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { action, type CommandContext } from '../core/command.js';
 import { InterruptedError } from '../core/errors.js';
 import type { DownSettings } from '../steps/down-records.js';
+import type { LocalClusterState } from '../kind/state.js';
 
 export function register(program: Command): void {
   program
@@ -9,6 +10,8 @@ export function register(program: Command): void {
     .description('remove what up created and revert what it changed, nothing else')
     .option('--keep-istio', 'leave Istio installed')
     .option('--force', 'with no record: remove the well-known demo objects by name and label')
+    .option('--keep-cluster', 'on the local kind cluster meshdemo created: remove only the demo, keep the cluster')
+    .addOption(new Option('--cluster-name <name>', 'the local kind cluster, when no context is in use').default('meshdemo').env('MESHDEMO_CLUSTER_NAME'))
     .option('--dry-run', 'print the plan, change nothing')
     .addHelpText(
       'after',
@@ -19,6 +22,10 @@ when up installed it), istio-system and the app namespace when up created them �
 the dashboard Services' type and ports, the namespace's istio-injection label. It waits until all of it is
 gone (--timeout), then removes the record. Before changing anything it shows the plan and asks (--yes skips).
 
+On the local kind cluster that meshdemo up created (recorded in the cache dir), down deletes the whole cluster
+(kind delete cluster) instead; --keep-cluster removes only the demo from it. A cluster meshdemo did not create is
+never deleted.
+
 --force, only when there is no record: deletes the demo's Deployments/Services/Gateway/VirtualService by name
 and anything labelled app.kubernetes.io/managed-by=meshdemo in --namespace, the cached release's addon objects
 that carry that label, namespaces with that label, and uninstalls Istio if istioctl is cached. It leaves
@@ -28,18 +35,25 @@ Examples:
   meshdemo down
   meshdemo down --dry-run
   meshdemo down --yes --keep-istio
-  meshdemo down --yes --force`,
+  meshdemo down --yes --force
+  meshdemo down --yes --keep-cluster`,
     )
     .action(
-      action<DownSettings>(
-        (opts) => ({ keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), state: { deadline: Number.POSITIVE_INFINITY } }),
+      action<DownSettings & { keepCluster: boolean; local?: LocalClusterState }>(
+        async (opts, _args, global) => {
+          const { parseClusterName } = await import('../kind/pins.js');
+          const { recordedLocalCluster } = await import('../kind/decide.js');
+          const local = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          return { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, state: { deadline: Number.POSITIVE_INFINITY } };
+        },
         down,
         { dryRun: (o) => Boolean(o.dryRun) },
       ),
     );
 }
 
-async function down(ctx: CommandContext<DownSettings>): Promise<void> {
+async function down(ctx: CommandContext<DownSettings & { keepCluster: boolean; local?: LocalClusterState }>): Promise<void> {
+  if (ctx.settings.local && !ctx.settings.keepCluster) return deleteLocalCluster(ctx, ctx.settings.local);
   const { loadRecords } = await import('../steps/down-records.js');
   const { DOWN_STEPS, planDown } = await import('../steps/down.js');
   const { runSteps } = await import('../core/runner.js');
@@ -96,4 +110,27 @@ async function down(ctx: CommandContext<DownSettings>): Promise<void> {
         : `nothing to do: meshdemo's objects are already gone from ${where}`,
   );
   ctx.ui.result(true, { recorded: true, source: state.records.source, dryRun: ctx.dryRun, plan: plan.items, notes: plan.notes, steps: outcomes });
+}
+
+/** down on the local kind cluster meshdemo created: the plan, the confirmation, kind delete cluster. */
+async function deleteLocalCluster(ctx: CommandContext<unknown>, cluster: LocalClusterState): Promise<void> {
+  const { localClusterDelete } = await import('../steps/local-cluster-down.js');
+  const { runSteps } = await import('../core/runner.js');
+  const stepCtx = { ...ctx, settings: { cluster } };
+  const what = `the local kind cluster "${cluster.name}" (context ${cluster.context}), created by meshdemo at ${cluster.createdAt}`;
+  const plan = { action: 'delete', target: `kind cluster "${cluster.name}"`, detail: `with everything in it (kind delete cluster --name ${cluster.name}); --keep-cluster removes only the demo` };
+  if (ctx.ui.mode === 'json') ctx.ui.emit({ type: 'log', step: localClusterDelete.id, level: 'info', message: `plan: ${plan.action} ${plan.target} — ${plan.detail}` });
+  else {
+    ctx.ui.print(`meshdemo down on ${what} will:`);
+    ctx.ui.print(`  ${plan.action.padEnd(9)} ${plan.target} — ${plan.detail}`);
+  }
+  const outcomes = await runSteps([localClusterDelete], stepCtx, {
+    beforeFirstChange: async () => {
+      if (ctx.options.yes) return;
+      const ok = await ctx.prompt.confirm(`Delete ${what}, and everything in it?`, '--yes');
+      if (!ok) throw new InterruptedError('cancelled at the confirmation prompt; nothing was changed');
+    },
+  });
+  ctx.ui.print(ctx.dryRun ? 'dry run: nothing changed; the cluster would be deleted' : `done: ${outcomes[0]?.message ?? 'deleted'}`);
+  ctx.ui.result(true, { recorded: true, source: 'local-cluster', dryRun: ctx.dryRun, plan: [plan], notes: [], steps: outcomes, cluster: { name: cluster.name, context: cluster.context, deleted: !ctx.dryRun } });
 }

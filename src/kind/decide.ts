@@ -4,7 +4,7 @@ import { UsageError } from '../core/errors.js';
 import type { GlobalOptions } from '../core/options.js';
 import { kubeconfigPaths } from '../kube/config.js';
 import type { UpSettings } from '../steps/settings.js';
-import { readState } from './state.js';
+import { readState, stateForContext, type LocalClusterState } from './state.js';
 
 /**
  * Does `up` work on the local kind cluster (creating it when needed)? Yes with --local; yes when no cluster is
@@ -40,5 +40,30 @@ export function decideLocalCluster(settings: UpSettings, global: GlobalOptions, 
   }
   if (!current) return local(`no cluster given: ${file} has no current context`);
   if (current === context && readState(global.cacheDir, name)) return local(`the current context ${context} is meshdemo's local cluster`);
+  return undefined;
+}
+
+/**
+ * For down and status: the local cluster meshdemo created that the command works on, if any — the context in use
+ * (--context, else the kubeconfig's current context) is kind-<name> with a record in the cache dir; or no context
+ * is in use at all (no kubeconfig, or no current context, e.g. after kind removed it) and `name` has a record.
+ */
+export function recordedLocalCluster(global: GlobalOptions, name: string, env: NodeJS.ProcessEnv = process.env): LocalClusterState | undefined {
+  const context = global.context ?? currentContext(kubeconfigPaths(global.kubeconfig, env).paths);
+  if (context) return stateForContext(global.cacheDir, context);
+  const state = readState(global.cacheDir, name);
+  if (state) global.context = state.context;
+  return state;
+}
+
+function currentContext(paths: string[]): string | undefined {
+  for (const file of paths) {
+    try {
+      const doc = yaml.load(fs.readFileSync(file, 'utf8')) as any;
+      if (typeof doc?.['current-context'] === 'string' && doc['current-context']) return doc['current-context'];
+    } catch {
+      // missing or invalid: the kubeconfig loader reports what matters
+    }
+  }
   return undefined;
 }

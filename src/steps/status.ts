@@ -5,6 +5,7 @@ import { clusterVersion, type VersionVerdict } from './preflight.js';
 import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodePortReach } from './facts.js';
 import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
 import { istioctlPath } from './istio-release.js';
+import { stateForContext } from '../kind/state.js';
 
 export interface Status {
   context: string;
@@ -16,6 +17,22 @@ export interface Status {
   dashboards: Array<{ name: string; url: string }>;
   app: { deployed: boolean; services: Array<{ name: string; present: boolean; ready: boolean }> };
   gatewayUrl: string | null;
+  /** A kind cluster (context kind-<name>): whether meshdemo created it, and its ports mapped to 127.0.0.1. */
+  localCluster: { name: string; exists: boolean; createdByMeshdemo: boolean; createdAt?: string; nodeImage?: string; ports: Array<{ name: string; nodePort: number; hostPort: number }> } | null;
+}
+
+function localClusterStatus(cacheDir: string, contextName: string): Status['localCluster'] {
+  const name = /^kind-(.+)$/.exec(contextName)?.[1];
+  if (!name) return null;
+  const state = stateForContext(cacheDir, contextName);
+  return {
+    name,
+    exists: true, // its API server answered
+    createdByMeshdemo: Boolean(state),
+    createdAt: state?.createdAt,
+    nodeImage: state?.nodeImage,
+    ports: (state?.mappings ?? []).map((m) => ({ name: m.name, nodePort: m.containerPort, hostPort: m.hostPort })),
+  };
 }
 
 const ADDON_DEPLOYMENTS = ['prometheus', 'grafana', 'jaeger', 'kiali', 'zipkin'];
@@ -45,6 +62,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     dashboards,
     app: { deployed: app.every((a) => a.present), services: app.map(({ name, present, ready }) => ({ name, present, ready })) },
     gatewayUrl: gateway ? `${gateway}/api/order/create` : null,
+    localCluster: localClusterStatus(ctx.options.cacheDir, kube.contextName),
   };
 }
 
@@ -60,5 +78,15 @@ export function formatStatus(s: Status): string {
     `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (${s.app.services.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
     `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}`,
   ];
+  if (s.localCluster) {
+    const c = s.localCluster;
+    lines.splice(
+      1,
+      0,
+      c.createdByMeshdemo
+        ? `local       kind cluster "${c.name}", created by meshdemo ${c.createdAt} (${c.nodeImage}); ports ${c.ports.map((p) => `${p.name} 127.0.0.1:${p.hostPort}→${p.nodePort}`).join(', ')}; meshdemo down deletes it`
+        : `local       kind cluster "${c.name}", not created by meshdemo (down never deletes it; port mappings unknown)`,
+    );
+  }
   return lines.join('\n');
 }

@@ -25,6 +25,7 @@ export interface NodeSimulatorOptions {
   nodeName?: string; // default "meshdemo-sim"
   podIP?: string; // default: first address of `hostname -I` (none if that prints nothing)
   externalIP?: string; // an ExternalIP address on the Node, only when given
+  internalIP?: string; // the Node's InternalIP and pods' hostIP; default 127.0.0.1 (a loopback address such as 127.0.0.2 stands for a kind node container)
   ready?: PodReadinessFn; // default: every pod ready
 }
 
@@ -139,6 +140,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
 
   const nodeName = opts.nodeName ?? 'meshdemo-sim';
   const podIP = opts.podIP ?? machineAddress();
+  const internalIP = opts.internalIP ?? '127.0.0.1';
   let readiness: PodReadinessFn = opts.ready ?? (() => true);
   const debug = !!process.env.MESHDEMO_TESTENV_DEBUG;
   const log = (msg: string) => {
@@ -176,7 +178,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
     return {
       status: {
         addresses: [
-          { type: 'InternalIP', address: '127.0.0.1' },
+          { type: 'InternalIP', address: internalIP },
           ...(opts.externalIP ? [{ type: 'ExternalIP', address: opts.externalIP }] : []),
           { type: 'Hostname', address: nodeName },
         ],
@@ -244,7 +246,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
     const ready = r === true;
     const containers = pod.spec?.containers ?? [];
     const initContainers = pod.spec?.initContainers ?? [];
-    const ip = pod.spec?.hostNetwork ? '127.0.0.1' : podIP;
+    const ip = pod.spec?.hostNetwork ? internalIP : podIP;
     const cond = (type: string, ok: boolean, reason?: string, message?: string) => ({
       type,
       status: ok ? 'True' : 'False',
@@ -258,7 +260,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
     const imageID = (image: string) => `docker-pullable://${image.split('@')[0]}@sha256:${fakeDigest(image)}`;
     return {
       phase: 'Running',
-      hostIP: '127.0.0.1',
+      hostIP: internalIP,
       ...(ip ? { podIP: ip, podIPs: [{ ip }] } : {}),
       startTime: since,
       qosClass: pod.status?.qosClass,

@@ -1,0 +1,47 @@
+import fs from 'node:fs';
+import type { Step } from '../core/step.js';
+import { kindClusters, kindDeleteCluster } from '../exec/kind.js';
+import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
+import { removeState, type LocalClusterState } from '../kind/state.js';
+
+export interface LocalDownSettings {
+  cluster: LocalClusterState;
+}
+
+/** The kind that created the cluster, else meshdemo's cached one, else PATH's. */
+function kindFor(cacheDir: string, state: LocalClusterState): string | undefined {
+  return [state.kind, cachedKindPath(cacheDir), kindOnPath()].find((k): k is string => Boolean(k) && isExecutable(k!));
+}
+
+/**
+ * Deletes the local kind cluster meshdemo created (its record in the cache dir says so) with everything in it:
+ * `kind delete cluster` removes the node containers and the kind-<name> entries from the kubeconfig
+ * (pkg/cluster/internal/delete/delete.go); then the record goes.
+ */
+export const localClusterDelete: Step<LocalDownSettings> = {
+  id: 'local-cluster-delete',
+  title: 'Delete the local kind cluster',
+  async check(ctx) {
+    const { cluster } = ctx.settings;
+    const kind = kindFor(ctx.options.cacheDir, cluster);
+    if (kind && !(await kindClusters(kind, { signal: ctx.signal })).includes(cluster.name)) {
+      return { satisfied: false, detail: `kind cluster "${cluster.name}" is already gone: remove meshdemo's record of it` };
+    }
+    return { satisfied: false, detail: `kind delete cluster --name ${cluster.name}` };
+  },
+  async run(ctx) {
+    const { cluster } = ctx.settings;
+    const kind = kindFor(ctx.options.cacheDir, cluster);
+    if (!kind) {
+      const { ExternalCommandError } = await import('../core/errors.js');
+      throw new ExternalCommandError(`no kind binary to delete cluster "${cluster.name}" with (${cluster.kind} is gone)`, { hint: `install kind v${cluster.kindVersion} or run meshdemo up once to download it, then run meshdemo down again` });
+    }
+    const exists = (await kindClusters(kind, { signal: ctx.signal })).includes(cluster.name);
+    if (exists) {
+      const kubeconfig = fs.existsSync(cluster.kubeconfig) ? cluster.kubeconfig : undefined;
+      await kindDeleteCluster(kind, cluster.name, kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+    }
+    removeState(ctx.options.cacheDir, cluster.name);
+    return exists ? `deleted kind cluster "${cluster.name}" and its context ${cluster.context} in ${cluster.kubeconfig}` : `kind cluster "${cluster.name}" was already gone; removed meshdemo's record of it`;
+  },
+};

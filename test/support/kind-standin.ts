@@ -1,0 +1,426 @@
+/**
+ * A STAND-IN for kind v0.17.0 — not the real binary: kind needs node images, and no image can be pulled here.
+ * Served by the tests' release server as `kind-linux-amd64` (a sh script that execs this file with Node, see
+ * kindStandinScript below). Each behaviour imitates kind v0.17.0 (github.com/kubernetes-sigs/kind at tag v0.17.0);
+ * the source file is named beside it.
+ *
+ *   kind version                    stdout "kind v0.17.0 go1.19.2 linux/amd64"           (pkg/cmd/kind/version/version.go)
+ *   kind get clusters               names on stdout, or "No kind clusters found." on stderr, exit 0 (pkg/cmd/kind/get/clusters/clusters.go)
+ *   kind create cluster [--name N] [--image I] [--config F] [--wait D] [--kubeconfig K] [--retain]
+ *       starts a "node": a detached background process running the REAL test control plane (etcd, kube-apiserver,
+ *       kube-controller-manager; test/support/control-plane.ts) and the node simulator with a Node "<N>-control-plane"
+ *       whose InternalIP is 127.0.0.2 (standing for the node container's address); binds every extraPortMapping's
+ *       hostPort on its listenAddress (as docker-proxy does, so a taken port fails creation as with Docker); keeps the
+ *       config it was given; merges cluster/user/context "kind-<N>" into the kubeconfig and makes it current.
+ *   kind delete cluster [--name N] [--kubeconfig K]  stops that process, removes kind-<N> from the kubeconfig(s); exit 0
+ *       even when no such cluster exists                                                  (pkg/cluster/internal/delete/delete.go)
+ *   kind load docker-image IMAGE... [--name N]  asks the real Docker daemon (DOCKER_HOST) for each image's ID and records it
+ *                                                                                      (pkg/cmd/kind/load/docker-image/docker-image.go)
+ * Errors: "ERROR: <message>" on stderr, exit 1 (cmd/kind/app/main.go logError). Progress goes to stderr, as kind's logger does.
+ *
+ * Deviations that cannot be avoided here: the user kind writes authenticates with the control plane's admin token, not a
+ * client certificate; the API server is the test control plane's 1.20.2, not the node image's 1.19.16.
+ *
+ * Env:
+ *   STANDIN_KIND_STATE=<dir>     where clusters live (required): <dir>/<name>/{config.yaml,node.json,images.json,node.log,pid}
+ *   STANDIN_KIND_OWNER_PID=<pid> the node process stops by itself once this process is gone (no orphans when a test dies)
+ *   STANDIN_KIND_LOG=<file>      one line per invocation: JSON array of argv
+ *   KIND_CLUSTER_NAME            default cluster name, as kind honours it (pkg/internal/cli/override.go)
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import yaml from 'js-yaml';
+
+export const STANDIN_KIND_VERSION = '0.17.0';
+export const KIND_STANDIN_JS = fileURLToPath(import.meta.url);
+export const NODE_ADDRESS = '127.0.0.2';
+
+class KindError extends Error {}
+
+const errLine = (line: string) => process.stderr.write(`${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The sh script served as kind-linux-amd64: runs this file with this Node binary. */
+export function kindStandinScript(): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return ['#!/bin/sh', '# Stand-in for kind v0.17.0 written by meshdemo\'s tests: NOT the real kind (test/support/kind-standin.ts).', `exec ${q(process.execPath)} ${q(KIND_STANDIN_JS)} "$@"`, ''].join('\n');
+}
+
+function stateRoot(): string {
+  const dir = process.env.STANDIN_KIND_STATE;
+  if (!dir) throw new KindError('STANDIN_KIND_STATE is not set (test stand-in)');
+  return dir;
+}
+
+function clusterDir(name: string): string {
+  return path.join(stateRoot(), name);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Clusters whose node process runs (kind lists node containers by label, pkg/cluster/internal/providers/docker/provider.go ListClusters). */
+export function runningClusters(root: string): string[] {
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .filter((n) => {
+      const pidFile = path.join(root, n, 'pid');
+      return fs.existsSync(pidFile) && alive(Number(fs.readFileSync(pidFile, 'utf8')));
+    })
+    .sort();
+}
+
+// ------------------------------------------------------------------------------------------------ flags (cobra/pflag)
+
+function parseFlags(argv: string[], value: string[], bool: string[], short: Record<string, string> = {}): { flags: Map<string, string>; args: string[] } {
+  const flags = new Map<string, string>();
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    if (a === '--') {
+      args.push(...argv.slice(i + 1));
+      break;
+    }
+    if (/^-[a-zA-Z]$/.test(a) && short[a]) a = `--${short[a]}`;
+    if (!a.startsWith('--')) {
+      if (a.startsWith('-') && a !== '-') throw new KindError(`unknown shorthand flag: '${a.slice(1, 2)}' in ${a}`);
+      args.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    if (value.includes(name)) {
+      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new KindError(`flag needs an argument: --${name}`);
+      flags.set(name, v);
+    } else if (bool.includes(name)) {
+      flags.set(name, eq > 0 ? a.slice(eq + 1) : 'true');
+    } else {
+      throw new KindError(`unknown flag: --${name}`);
+    }
+  }
+  return { flags, args };
+}
+
+/** --name, else KIND_CLUSTER_NAME, else (create) the config's name, else "kind" (pkg/internal/cli/override.go). */
+function clusterName(flags: Map<string, string>, configName?: string): string {
+  return flags.get('name') || process.env.KIND_CLUSTER_NAME || configName || 'kind';
+}
+
+// ------------------------------------------------------------------------------------------------ kubeconfig
+
+/** pkg/cluster/internal/kubeconfig/internal/kubeconfig/paths.go */
+function kubeconfigPaths(explicit: string | undefined): string[] {
+  if (explicit) return [explicit];
+  const list = [...new Set((process.env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean))];
+  if (list.length) return list;
+  return [path.join(process.env.HOME || os.homedir(), '.kube', 'config')];
+}
+
+function pathForMerge(explicit: string | undefined): string {
+  const p = kubeconfigPaths(explicit);
+  if (p.length === 1) return p[0];
+  return p.find((f) => fs.existsSync(f) && fs.statSync(f).isFile()) ?? p[p.length - 1];
+}
+
+function readKubeconfig(file: string): any {
+  if (!fs.existsSync(file)) return {};
+  return (yaml.load(fs.readFileSync(file, 'utf8')) as any) ?? {};
+}
+
+/** write.go: MkdirAll 0755, file 0600. */
+function writeKubeconfig(file: string, doc: any): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  fs.writeFileSync(file, yaml.dump(doc), { mode: 0o600 });
+}
+
+/** merge.go: insert or replace cluster, user and context "kind-<name>", set current-context; apiVersion/kind kept or added. */
+function mergeKubeconfig(explicit: string | undefined, name: string, node: NodeInfo): string {
+  const file = pathForMerge(explicit);
+  const doc = readKubeconfig(file);
+  const key = `kind-${name}`;
+  const upsert = (list: any[] | undefined, entry: any) => {
+    const out = [...(list ?? [])];
+    const i = out.findIndex((e) => e?.name === key);
+    if (i >= 0) out[i] = entry;
+    else out.push(entry);
+    return out;
+  };
+  doc.clusters = upsert(doc.clusters, { name: key, cluster: { server: node.server, 'certificate-authority-data': fs.readFileSync(node.caFile).toString('base64') } });
+  doc.users = upsert(doc.users, { name: key, user: { token: node.adminToken } });
+  doc.contexts = upsert(doc.contexts, { name: key, context: { cluster: key, user: key } });
+  doc['current-context'] = key;
+  doc.apiVersion ??= 'v1';
+  doc.kind ??= 'Config';
+  doc.preferences ??= {};
+  writeKubeconfig(file, doc);
+  return file;
+}
+
+/** remove.go: drop kind-<name> from every kubeconfig path, unset current-context if it was that. */
+function removeFromKubeconfigs(explicit: string | undefined, name: string): void {
+  const key = `kind-${name}`;
+  for (const file of kubeconfigPaths(explicit)) {
+    if (!fs.existsSync(file)) continue;
+    const doc = readKubeconfig(file);
+    let mutated = false;
+    for (const k of ['clusters', 'users', 'contexts']) {
+      const before = (doc[k] ?? []).length;
+      doc[k] = (doc[k] ?? []).filter((e: any) => e?.name !== key);
+      if (doc[k].length !== before) mutated = true;
+    }
+    if (doc['current-context'] === key) {
+      doc['current-context'] = '';
+      mutated = true;
+    }
+    if (mutated) writeKubeconfig(file, doc);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ config (v1alpha4)
+
+interface Mapping {
+  containerPort: number;
+  hostPort: number;
+  listenAddress: string;
+}
+
+/** pkg/internal/apis/config/encoding/load.go + validate.go (the parts meshdemo's config uses). */
+function loadConfig(file: string | undefined): { name?: string; images: string[]; mappings: Mapping[]; raw: string } {
+  if (!file) return { images: [], mappings: [], raw: '' };
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new KindError(`failed to create cluster: error reading file: open ${file}: no such file or directory`);
+  }
+  const doc = yaml.load(raw) as any;
+  if (doc?.kind !== 'Cluster') throw new KindError(`failed to create cluster: kind Field is not "Cluster": ${doc?.kind}`);
+  if (doc?.apiVersion !== 'kind.x-k8s.io/v1alpha4') throw new KindError(`failed to create cluster: unknown apiVersion: ${doc?.apiVersion}`);
+  const nodes: any[] = doc.nodes ?? [{ role: 'control-plane' }];
+  if (!nodes.some((n) => n.role === 'control-plane')) throw new KindError('failed to create cluster: must have at least one control-plane node');
+  const mappings: Mapping[] = [];
+  for (const n of nodes) {
+    for (const m of n.extraPortMappings ?? []) {
+      for (const p of [m.hostPort, m.containerPort]) {
+        if (!Number.isInteger(p) || p < 0 || p > 65535) throw new KindError(`failed to create cluster: invalid configuration for node: invalid hostPort: invalid port number: ${p}`);
+      }
+      if ((m.protocol ?? 'TCP') !== 'TCP') throw new KindError(`stand-in: protocol ${m.protocol} not simulated`);
+      mappings.push({ containerPort: m.containerPort, hostPort: m.hostPort, listenAddress: m.listenAddress ?? '0.0.0.0' });
+    }
+  }
+  return { name: doc.name, images: nodes.map((n) => n.image).filter(Boolean), mappings, raw };
+}
+
+// ------------------------------------------------------------------------------------------------ commands
+
+interface NodeInfo {
+  server: string;
+  caFile: string;
+  adminToken: string;
+  image: string;
+  mappings: Mapping[];
+}
+
+function log(argv: string[]): void {
+  if (process.env.STANDIN_KIND_LOG) fs.appendFileSync(process.env.STANDIN_KIND_LOG, JSON.stringify(argv) + '\n');
+}
+
+async function createCluster(argv: string[]): Promise<void> {
+  const { flags, args } = parseFlags(argv, ['name', 'config', 'image', 'wait', 'kubeconfig'], ['retain'], { '-n': 'name' });
+  if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind create cluster"`);
+  const config = loadConfig(flags.get('config'));
+  const name = clusterName(flags, config.name);
+  if (!/^[a-z0-9.-]+$/.test(name)) throw new KindError(`failed to create cluster: '${name}' is not a valid cluster name, cluster names must match \`^[a-z0-9.-]+$\``);
+  // create.go alreadyExists
+  if (runningClusters(stateRoot()).includes(name)) throw new KindError(`failed to create cluster: node(s) already exist for a cluster with the name "${name}"`);
+  // --image overrides every node's image (create.go fixupOptions); default image of v0.17.0 otherwise
+  const image = flags.get('image') || config.images[0] || 'kindest/node:v1.25.3@sha256:f52781bc0d7a19fb6c405c2af83abfeb311f130707a0e219175677e366cc45d1';
+  if (!/^kindest\/node:v[\d.]+(@sha256:[0-9a-f]{64})?$/.test(image)) throw new KindError(`failed to create cluster: failed to pull image "${image}"`);
+  const dir = clusterDir(name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  if (config.raw) fs.writeFileSync(path.join(dir, 'config.yaml'), config.raw);
+  fs.writeFileSync(path.join(dir, 'args.json'), JSON.stringify(argv));
+
+  errLine(`Creating cluster "${name}" ...`);
+  errLine(` ✓ Ensuring node image (${image.split('@')[0]}) 🖼`);
+  // the "node container": a detached process that outlives this command, like a container outlives `kind create`
+  const logFd = fs.openSync(path.join(dir, 'node.log'), 'a');
+  const child = spawn(process.execPath, [KIND_STANDIN_JS, '__node', name, image], { detached: true, stdio: ['ignore', logFd, logFd], env: process.env });
+  fs.closeSync(logFd);
+  child.unref();
+  fs.writeFileSync(path.join(dir, 'pid'), String(child.pid));
+  const nodeFile = path.join(dir, 'node.json');
+  const errorFile = path.join(dir, 'node-error');
+  for (;;) {
+    if (fs.existsSync(nodeFile)) break;
+    if (fs.existsSync(errorFile) || !alive(child.pid!)) {
+      const why = fs.existsSync(errorFile) ? fs.readFileSync(errorFile, 'utf8').trim() : 'the node exited';
+      errLine(' ✗ Preparing nodes 📦');
+      // create.go: on failure the cluster is deleted unless --retain
+      if (!flags.has('retain')) await stopNode(name);
+      throw new KindError(`failed to create cluster: ${why}`);
+    }
+    await sleep(200);
+  }
+  const node = JSON.parse(fs.readFileSync(nodeFile, 'utf8')) as NodeInfo;
+  errLine(' ✓ Preparing nodes 📦 ');
+  errLine(' ✓ Writing configuration 📜');
+  errLine(' ✓ Starting control-plane 🕹️');
+  errLine(' ✓ Installing CNI 🔌');
+  errLine(' ✓ Installing StorageClass 💾');
+  if (flags.get('wait') && flags.get('wait') !== '0s') {
+    errLine(` ✓ Waiting ≤ ${flags.get('wait')} for control-plane = Ready ⏳`);
+    errLine(' • Ready after 1s 💚');
+  }
+  mergeKubeconfig(flags.get('kubeconfig'), name, node);
+  // create.go logUsage / logSalutation
+  const sample = `kubectl cluster-info --context kind-${name}${flags.get('kubeconfig') ? ` --kubeconfig ${flags.get('kubeconfig')}` : ''}`;
+  errLine(`Set kubectl context to "kind-${name}"`);
+  errLine(`You can now use your cluster with:\n\n${sample}\n`);
+  errLine('Have a nice day! 👋');
+}
+
+async function stopNode(name: string): Promise<void> {
+  const dir = clusterDir(name);
+  const pidFile = path.join(dir, 'pid');
+  if (fs.existsSync(pidFile)) {
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    if (alive(pid)) {
+      process.kill(pid, 'SIGTERM');
+      for (let i = 0; i < 150 && alive(pid); i++) await sleep(100);
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+async function deleteCluster(argv: string[]): Promise<void> {
+  const { flags, args } = parseFlags(argv, ['name', 'kubeconfig'], [], { '-n': 'name' });
+  if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind delete cluster"`);
+  const name = clusterName(flags);
+  errLine(`Deleting cluster "${name}" ...`);
+  removeFromKubeconfigs(flags.get('kubeconfig'), name);
+  await stopNode(name);
+}
+
+function getClusters(argv: string[]): void {
+  parseFlags(argv, [], []);
+  const names = runningClusters(stateRoot());
+  if (!names.length) errLine('No kind clusters found.');
+  for (const n of names) process.stdout.write(`${n}\n`);
+}
+
+function loadDockerImage(argv: string[]): void {
+  const { flags, args } = parseFlags(argv, ['name', 'nodes'], [], { '-n': 'name' });
+  if (!args.length) throw new KindError('a list of image names is required');
+  const name = clusterName(flags);
+  const ids = args.map((image) => {
+    try {
+      return execFileSync('docker', ['image', 'inspect', '-f', '{{ .Id }}', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      throw new KindError(`image: "${image}" not present locally`);
+    }
+  });
+  if (!runningClusters(stateRoot()).includes(name)) throw new KindError(`no nodes found for cluster "${name}"`);
+  const file = path.join(clusterDir(name), 'images.json');
+  const loaded: Record<string, string> = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+  args.forEach((image, i) => {
+    if (loaded[image] === ids[i]) errLine(`Image: "${image}" with ID "${ids[i]}" found to be already present on all nodes.`);
+    else {
+      errLine(`Image: "${image}" with ID "${ids[i]}" not yet present on node "${name}-control-plane", loading...`);
+      loaded[image] = ids[i];
+    }
+  });
+  fs.writeFileSync(file, JSON.stringify(loaded, null, 2));
+}
+
+/** The "node container": the real control plane, the simulated node, the host port bindings; until SIGTERM. */
+async function runNode(name: string, image: string): Promise<void> {
+  const dir = clusterDir(name);
+  const { startControlPlane } = await import('./control-plane.js');
+  const { startNodeSimulator } = await import('./node-simulator.js');
+  const configFile = path.join(dir, 'config.yaml');
+  const config = loadConfig(fs.existsSync(configFile) ? configFile : undefined);
+  const servers: net.Server[] = [];
+  let cp: Awaited<ReturnType<typeof startControlPlane>> | undefined;
+  let sim: Awaited<ReturnType<typeof startNodeSimulator>> | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const s of servers) s.close();
+    await sim?.stop().catch(() => {});
+    await cp?.stop().catch(() => {});
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void stop(0));
+  process.on('SIGINT', () => void stop(0));
+  const owner = Number(process.env.STANDIN_KIND_OWNER_PID);
+  if (owner) setInterval(() => !alive(owner) && void stop(0), 1000).unref();
+  try {
+    // docker-proxy binds each hostPort first: a taken port fails the container's start
+    for (const m of config.mappings) {
+      const server = net.createServer((sock) => sock.destroy());
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (e: NodeJS.ErrnoException) =>
+          reject(new Error(`command "docker run --name ${name}-control-plane ..." failed with error: exit status 125 (Bind for ${m.listenAddress}:${m.hostPort} failed: port is already allocated: ${e.code})`)),
+        );
+        server.listen(m.hostPort, m.listenAddress, () => resolve());
+      });
+      servers.push(server);
+    }
+    cp = await startControlPlane();
+    sim = await startNodeSimulator(cp.kubeconfigPath, { nodeName: `${name}-control-plane`, internalIP: NODE_ADDRESS });
+    const info: NodeInfo = { server: cp.server, caFile: cp.caFile, adminToken: cp.adminToken, image, mappings: config.mappings };
+    fs.writeFileSync(path.join(dir, 'node.json.tmp'), JSON.stringify(info));
+    fs.renameSync(path.join(dir, 'node.json.tmp'), path.join(dir, 'node.json'));
+  } catch (e) {
+    fs.writeFileSync(path.join(dir, 'node-error'), (e as Error).message.split('\n')[0]);
+    await stop(1);
+  }
+  setInterval(() => {}, 1 << 30);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  log(argv);
+  const [a, b, ...rest] = argv;
+  try {
+    if (a === '__node') {
+      await runNode(b, rest[0]);
+      return -1;
+    }
+    if (a === 'version') {
+      process.stdout.write(`kind v${STANDIN_KIND_VERSION} go1.19.2 linux/amd64\n`);
+      return 0;
+    }
+    if (a === 'create' && b === 'cluster') await createCluster(rest);
+    else if (a === 'delete' && b === 'cluster') await deleteCluster(rest);
+    else if (a === 'get' && b === 'clusters') getClusters(rest);
+    else if (a === 'load' && b === 'docker-image') loadDockerImage(rest);
+    else throw new KindError(`unknown command "${[a, b].filter(Boolean).join(' ')}" for "kind"`);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof KindError)) throw e;
+    errLine(`ERROR: ${e.message}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
+  main(process.argv.slice(2)).then((code) => {
+    if (code >= 0) process.exit(code);
+  });
+}
