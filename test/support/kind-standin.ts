@@ -424,3 +424,16 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
     if (code >= 0) process.exit(code);
   });
 }
+
+/** Test teardown: stop every stand-in cluster under `root` (their node processes and control planes). */
+export async function stopStandinClusters(root: string): Promise<void> {
+  if (!fs.existsSync(root)) return;
+  const previous = process.env.STANDIN_KIND_STATE;
+  process.env.STANDIN_KIND_STATE = root;
+  try {
+    for (const name of fs.readdirSync(root)) await stopNode(name);
+  } finally {
+    if (previous === undefined) delete process.env.STANDIN_KIND_STATE;
+    else process.env.STANDIN_KIND_STATE = previous;
+  }
+}

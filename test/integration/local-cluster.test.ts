@@ -1,0 +1,290 @@
+// `meshdemo up` with no cluster: the local kind cluster (issue 9). REAL: the API server + controller manager
+// (started by the kind stand-in as its "node"), dockerd and the images built in it, the local release server
+// serving both Istio and kind. Simulated: kind itself (test/support/kind-standin.ts, imitating kind v0.17.0:
+// its node is the real control plane plus the node simulator, InternalIP 127.0.0.2) and istioctl.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { apiRequest, controlPlaneAvailable, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
+import { buildReleaseArchive } from '../support/release-archive.js';
+import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { errorLines, runMeshdemo } from '../support/cli.js';
+import { snapshotCluster } from '../support/snapshot.js';
+import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
+
+const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
+const skip = process.env.CI === 'true' ? false : !controlPlaneAvailable() ? 'control plane binaries not built (run test/setup.sh)' : dockerUnavailableReason() ?? false;
+
+/** The kind release as GitHub serves it: kind-linux-amd64 and kind-linux-amd64.sha256sum (`<hex>  <name>`). */
+function kindRelease(sha256sum?: string): Record<string, Buffer> {
+  const script = Buffer.from(kindStandinScript());
+  const hex = createHash('sha256').update(script).digest('hex');
+  return { 'v0.17.0/kind-linux-amd64': script, 'v0.17.0/kind-linux-amd64.sha256sum': Buffer.from(sha256sum ?? `${hex}  kind-linux-amd64\n`) };
+}
+
+function readLines(file: string): any[] {
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+}
+
+interface Sandbox {
+  tmp: string;
+  home: string;
+  cache: string;
+  kindState: string;
+  kindLog: string;
+  env: Record<string, string | undefined>;
+}
+
+function sandbox(name: string, extra: Record<string, string | undefined> = {}): Sandbox {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `meshdemo-${name}-`));
+  const home = path.join(tmp, 'home');
+  fs.mkdirSync(home);
+  const kindState = path.join(tmp, 'kind-state');
+  const kindLog = path.join(tmp, 'kind.log');
+  const env = {
+    HOME: home,
+    KUBECONFIG: undefined,
+    XDG_CACHE_HOME: undefined,
+    MESHDEMO_KUBECONFIG: undefined,
+    MESHDEMO_CONTEXT: undefined,
+    STANDIN_KIND_STATE: kindState,
+    STANDIN_KIND_LOG: kindLog,
+    STANDIN_KIND_OWNER_PID: String(process.pid),
+    MESHDEMO_TESTENV_BIN: testenvBinDir(), // the stand-in's node finds the control plane binaries whatever HOME is
+    ...extra,
+  };
+  return { tmp, home, cache: path.join(tmp, 'cache'), kindState, kindLog, env };
+}
+
+describe('up with no cluster creates a local kind cluster and runs the whole demo on it', { skip, timeout: 1_200_000 }, () => {
+  let server: ReleaseServer;
+  let docker: DockerEnv;
+  let sb: Sandbox;
+  let cp: Pick<ControlPlane, 'server' | 'caFile' | 'adminToken'>;
+  const meshdemo = (args: string[]) =>
+    runMeshdemo(['--cache-dir', sb.cache, ...args], { env: sb.env, timeoutMs: 900_000 });
+  const upArgs = () => ['up', '--yes', '--json', '--istio-mirror', server.url, '--kind-mirror', server.url, '--base-image', docker.baseImage];
+  const api = async (p: string) => JSON.parse((await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, path: p })).body);
+  const kindCalls = () => readLines(sb.kindLog).filter((argv) => argv[0] !== '__node');
+
+  before(async () => {
+    sb = sandbox('local');
+    const archive = await buildReleaseArchive({ outDir: path.join(sb.tmp, 'release') });
+    server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path, ...kindRelease() });
+    docker = await startDockerEnv();
+    sb.env.DOCKER_HOST = docker.dockerHost;
+  });
+  after(async () => {
+    await stopStandinClusters(sb?.kindState);
+    await docker?.stop();
+    await server?.close();
+    if (sb) fs.rmSync(sb.tmp, { recursive: true, force: true });
+  });
+
+  it('HOME empty, no KUBECONFIG: up --yes creates the cluster, runs every step, prints 127.0.0.1 URLs mapped by the kind config', async () => {
+    const r = await meshdemo(upArgs());
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-4000));
+    const events = r.events();
+    const done = events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
+    assert.deepEqual(done, ['local-preflight', 'kind-download', 'local-cluster', 'preflight', 'tools-preflight', 'istio-download', 'istio-install', 'gateway-ports', 'namespace-label', 'addons', 'dashboards', 'images', 'app-deploy', 'gateway-url']);
+
+    // kind was downloaded from the mirror, verified, and called as kind v0.17 is called
+    assert.ok(server.requests.some((q) => q.path === '/v0.17.0/kind-linux-amd64.sha256sum'));
+    const creates = kindCalls().filter((a) => a[0] === 'create');
+    assert.equal(creates.length, 1);
+    const create = creates[0] as string[];
+    assert.deepEqual(create.slice(0, 6), ['create', 'cluster', '--name', 'meshdemo', '--image', PINNED_IMAGE]);
+    assert.ok(!create.includes('--kubeconfig'), 'kind merges into ~/.kube/config itself');
+
+    // the kubeconfig kind merged: context kind-meshdemo, current, in $HOME/.kube/config
+    const kc = yaml.load(fs.readFileSync(path.join(sb.home, '.kube', 'config'), 'utf8')) as any;
+    assert.equal(kc['current-context'], 'kind-meshdemo');
+    const cluster = kc.clusters.find((c: any) => c.name === 'kind-meshdemo').cluster;
+    const caFile = path.join(sb.tmp, 'ca.crt');
+    fs.writeFileSync(caFile, Buffer.from(cluster['certificate-authority-data'], 'base64'));
+    cp = { server: cluster.server, caFile, adminToken: kc.users.find((u: any) => u.name === 'kind-meshdemo').user.token };
+    const nodes = (await api('/api/v1/nodes')).items;
+    assert.deepEqual(nodes.map((n: any) => n.metadata.name), ['meshdemo-control-plane']);
+    assert.equal(nodes[0].status.addresses.find((a: any) => a.type === 'InternalIP').address, NODE_ADDRESS);
+
+    // the URLs: 127.0.0.1 and the mapped host port, never the node's own address
+    const result = events.at(-1);
+    assert.equal(result.ok, true);
+    assert.equal(result.urls.gateway, 'http://127.0.0.1:31080/api/order/create');
+    assert.equal(result.urls.kiali, 'http://127.0.0.1:31001/kiali');
+    assert.ok(!(r.stdout + r.stderr).includes(NODE_ADDRESS), 'the node address is never printed');
+    const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
+    const nodePorts = Object.fromEntries(gw.spec.ports.map((p: any) => [p.name, p.nodePort]));
+    assert.deepEqual(nodePorts, { 'status-port': 31021, http2: 31080, https: 31443, tcp: 31400, tls: 31543 });
+
+    // the config given to kind: the pinned image by digest, and exactly the printed ports mapped on 127.0.0.1
+    const config = yaml.load(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'config.yaml'), 'utf8')) as any;
+    assert.equal(config.nodes.length, 1);
+    assert.equal(config.nodes[0].image, PINNED_IMAGE);
+    const mappings: any[] = config.nodes[0].extraPortMappings;
+    assert.ok(mappings.every((m) => m.listenAddress === '127.0.0.1'));
+    const printedPorts = Object.values(result.urls as Record<string, string>).map((u) => Number(new URL(u).port));
+    for (const [name, url] of Object.entries(result.urls as Record<string, string>)) {
+      const port = Number(new URL(url).port);
+      const m = mappings.find((x) => x.hostPort === port);
+      assert.ok(m, `${name}: ${url} is mapped`);
+      const svc = name === 'gateway' ? gw : await api(`/api/v1/namespaces/istio-system/services/${name}`);
+      assert.ok(svc.spec.ports.some((p: any) => p.nodePort === m.containerPort), `${name}: host port ${port} leads to the Service's node port ${m.containerPort}`);
+    }
+    assert.deepEqual(
+      mappings.map((m) => m.hostPort).sort(),
+      [...new Set([...printedPorts, 31005])].sort(),
+      'the printed ports, plus zipkin\'s (mappings cannot be added later, and meshdemo expose zipkin may need it)',
+    );
+
+    // the images went in with kind load (no registry), and meshdemo's record says it created the cluster
+    const loaded = JSON.parse(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'images.json'), 'utf8'));
+    assert.deepEqual(Object.keys(loaded).map((ref) => ref.split(':')[0]).sort(), ['meshdemo/micro-api', 'meshdemo/micro-order', 'meshdemo/micro-pay']);
+    const d = await api('/apis/apps/v1/namespaces/default/deployments/micro-api');
+    assert.ok(Object.keys(loaded).includes(d.spec.template.spec.containers[0].image));
+    const state = JSON.parse(fs.readFileSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json'), 'utf8'));
+    assert.equal(state.context, 'kind-meshdemo');
+    assert.equal(state.nodeImage, PINNED_IMAGE);
+    assert.ok(events.some((e) => e.type === 'log' && /^kind merged context "kind-meshdemo" into .*\/home\/\.kube\/config and made it the current context$/.test(e.message)));
+  });
+
+  it('a second up creates nothing and changes nothing', async () => {
+    const before = await snapshotCluster(cp as ControlPlane);
+    const callsBefore = kindCalls().length;
+    const r = await meshdemo(upArgs());
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    const events = r.events();
+    const done = events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
+    assert.deepEqual(done, ['local-preflight', 'preflight', 'tools-preflight', 'gateway-url'], 'only read-only steps ran');
+    assert.equal(events.find((e) => e.id === 'local-cluster' && e.status === 'skipped')?.message.startsWith('kind cluster "meshdemo" exists (created by meshdemo'), true);
+    assert.deepEqual(kindCalls().slice(callsBefore).map((a) => a.slice(0, 2).join(' ')).filter((c) => c !== 'version' && c !== 'get clusters'), [], 'no kind create/load');
+    assert.deepEqual(await snapshotCluster(cp as ControlPlane), before);
+    assert.equal(events.at(-1).urls.gateway, 'http://127.0.0.1:31080/api/order/create');
+  });
+
+  it('status and plan show the local cluster', async () => {
+    const s = await meshdemo(['status', '--json']);
+    assert.equal(s.code, 0, s.stderr);
+    const local = s.events().at(-1).status.localCluster;
+    assert.equal(local.name, 'meshdemo');
+    assert.equal(local.createdByMeshdemo, true);
+    assert.deepEqual(local.ports.find((p: any) => p.name === 'gateway'), { name: 'gateway', nodePort: 31080, hostPort: 31080 });
+    const human = await meshdemo(['status']);
+    assert.match(human.stdout, /local\s+kind cluster "meshdemo", created by meshdemo .*kiali 127\.0\.0\.1:31001→31001/);
+    const p = await meshdemo(['plan', '--json']);
+    assert.equal(p.code, 0, p.stderr);
+    const steps = p.events().at(-1).steps;
+    assert.equal(steps[0].id, 'local-preflight');
+    const lc = steps.find((x: any) => x.id === 'local-cluster');
+    assert.equal(lc.satisfied, true);
+    assert.match(lc.detail, /ports 127\.0\.0\.1:31001/);
+  });
+
+  it('down --keep-cluster removes the demo and keeps the cluster', async () => {
+    const r = await meshdemo(['down', '--yes', '--keep-cluster', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
+    assert.equal((await api('/apis/apps/v1/namespaces/default/deployments')).items.length, 0);
+    assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'still recorded as created by meshdemo');
+    assert.ok(!kindCalls().some((a) => a[0] === 'delete'));
+  });
+
+  it('down --yes deletes the cluster meshdemo created, its context and its record', async () => {
+    const dry = await meshdemo(['down', '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /delete\s+kind cluster "meshdemo" — with everything in it/);
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
+    const r = await meshdemo(['down', '--yes']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual(runningClusters(sb.kindState), []);
+    assert.deepEqual(kindCalls().filter((a) => a[0] === 'delete'), [['delete', 'cluster', '--name', 'meshdemo', '--kubeconfig', path.join(sb.home, '.kube', 'config')]]);
+    const kc = yaml.load(fs.readFileSync(path.join(sb.home, '.kube', 'config'), 'utf8')) as any;
+    assert.equal(kc['current-context'], '');
+    assert.ok(!kc.contexts.some((c: any) => c.name === 'kind-meshdemo'));
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
+  });
+});
+
+describe('local cluster: refusals before anything is created', { skip: process.env.CI === 'true' ? false : !controlPlaneAvailable() ? 'control plane binaries not built' : dockerUnavailableReason() ?? false, timeout: 600_000 }, () => {
+  let docker: DockerEnv;
+  const servers: ReleaseServer[] = [];
+  const sandboxes: Sandbox[] = [];
+  const box = (extra: Record<string, string | undefined> = {}) => {
+    const sb = sandbox('local-refuse', { DOCKER_HOST: docker.dockerHost, ...extra });
+    sandboxes.push(sb);
+    return sb;
+  };
+  const serve = async (files: Record<string, Buffer>) => {
+    const s = await startReleaseServer(files);
+    servers.push(s);
+    return s;
+  };
+
+  before(async () => {
+    docker = await startDockerEnv();
+  });
+  after(async () => {
+    for (const sb of sandboxes) {
+      await stopStandinClusters(sb.kindState);
+      fs.rmSync(sb.tmp, { recursive: true, force: true });
+    }
+    for (const s of servers) await s.close();
+    await docker?.stop();
+  });
+
+  it('a wrong kind checksum: exit 5, nothing executed, nothing created', async () => {
+    const server = await serve(kindRelease(`${'0'.repeat(64)}  kind-linux-amd64\n`));
+    const sb = box();
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 5, r.stderr);
+    const [line] = errorLines(r.stderr);
+    assert.match(line, /kind-linux-amd64 served a file with sha256 [0-9a-f]{64}, but 0{64} was expected/);
+    assert.ok(!fs.existsSync(sb.kindLog), 'the downloaded kind never ran');
+    assert.deepEqual(fs.readdirSync(path.join(sb.cache, 'kind', 'v0.17.0')), [], 'nothing executable left in the cache');
+    assert.ok(!fs.existsSync(path.join(sb.home, '.kube')));
+  });
+
+  it('--kind-sha256 that does not match: exit 5, nothing executed', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url, '--kind-sha256', 'a'.repeat(64)], { env: sb.env });
+    assert.equal(r.code, 5, r.stderr);
+    assert.ok(!fs.existsSync(sb.kindLog));
+    assert.ok(!server.requests.some((q) => q.path.endsWith('.sha256sum')), 'the pinned sum is used, not the mirror\'s');
+  });
+
+  it('Docker not reachable: exit 3 before anything (no download, no kind)', async () => {
+    const server = await serve(kindRelease());
+    const sb = box({ DOCKER_HOST: `unix://${path.join(os.tmpdir(), 'meshdemo-no-docker.sock')}` });
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 3, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /Docker daemon at DOCKER_HOST=.* is not reachable; meshdemo creates its local kind cluster in Docker — start Docker/);
+    assert.deepEqual(server.requests, []);
+    assert.ok(!fs.existsSync(sb.kindLog));
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters')));
+  });
+
+  it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    fs.mkdirSync(path.join(sb.home, '.kube'));
+    fs.writeFileSync(
+      path.join(sb.home, '.kube', 'config'),
+      yaml.dump({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }], users: [{ name: 'u', user: { token: 'x' } }], contexts: [{ name: 'prod', context: { cluster: 'c', user: 'u' } }], 'current-context': 'prod' }),
+    );
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 3, r.stderr);
+    const [line] = errorLines(r.stderr);
+    assert.match(line, /cannot reach the API server at https:\/\/127\.0\.0\.1:1/);
+    assert.match(line, /meshdemo up --local/);
+    assert.deepEqual(server.requests, []);
+    assert.ok(!fs.existsSync(sb.kindLog));
+  });
+});
