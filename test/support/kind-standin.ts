@@ -206,8 +206,9 @@ function loadConfig(file: string | undefined): { name?: string; images: string[]
     throw new KindError(`failed to create cluster: error reading file: open ${file}: no such file or directory`);
   }
   const doc = yaml.load(raw) as any;
-  if (doc?.kind !== 'Cluster') throw new KindError(`failed to create cluster: kind Field is not "Cluster": ${doc?.kind}`);
-  if (doc?.apiVersion !== 'kind.x-k8s.io/v1alpha4') throw new KindError(`failed to create cluster: unknown apiVersion: ${doc?.apiVersion}`);
+  // encoding/load.go: the apiVersion is checked first, then the kind
+  if (doc?.apiVersion !== 'kind.x-k8s.io/v1alpha4') throw new KindError(`failed to create cluster: unknown apiVersion: ${doc?.apiVersion ?? ''}`);
+  if (doc?.kind !== 'Cluster') throw new KindError(`failed to create cluster: unknown kind ${doc?.kind ?? ''} for apiVersion: ${doc.apiVersion}`);
   const nodes: any[] = doc.nodes ?? [{ role: 'control-plane' }];
   if (!nodes.some((n) => n.role === 'control-plane')) throw new KindError('failed to create cluster: must have at least one control-plane node');
   const mappings: Mapping[] = [];
