@@ -51,6 +51,8 @@ Examples:
         const { runSteps } = await import('../core/runner.js');
         const { upSteps, LOCAL_STEP_IDS } = await import('../steps/index.js');
         const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));
+        const local = ctx.settings.local;
+        if (local) ctx.log.info(`working on the local kind cluster "${local.name}" (context ${local.context}): ${local.reason}`);
         let confirmed = false;
         const confirmOnce = async () => {
           if (!confirmed) await confirmChanges(ctx);

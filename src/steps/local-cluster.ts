@@ -144,7 +144,7 @@ export const localCluster: Step<Settings> = {
     const l = local(ctx);
     if (l.kind) l.exists = (await kindClusters(l.kind, { signal: ctx.signal })).includes(l.name);
     else l.exists = false;
-    if (!l.exists) return { satisfied: false, detail: `kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}` };
+    if (!l.exists) return { satisfied: false, detail: `${l.reason}: kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}` };
     const state = readState(ctx.options.cacheDir, l.name);
     return {
       satisfied: true,

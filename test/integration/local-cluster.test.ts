@@ -271,6 +271,22 @@ describe('local cluster: refusals before anything is created', { skip: process.e
     assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters')));
   });
 
+  it('no --yes and no terminal: exit 2 naming --yes after saying a local cluster would be created; --dry-run changes nothing', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /working on the local kind cluster "meshdemo" \(context kind-meshdemo\): no cluster given: no kubeconfig at .*\/home\/\.kube\/config/);
+    assert.match(errorLines(r.stderr)[0], /confirmation needs an answer, but there is no terminal to ask on — pass --yes/);
+    const dry = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--no-app', '--dry-run', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stderr, /Create the local kind cluster — would run: no cluster given: no kubeconfig at .*: kind create cluster --name meshdemo \(kindest\/node:v1\.19\.16@sha256:[0-9a-f]{64}\), context kind-meshdemo/);
+    assert.match(dry.stderr, /Preflight: cluster, version and permissions — would run: after kind cluster "meshdemo" is created/);
+    assert.deepEqual(server.requests, [], 'nothing downloaded');
+    assert.ok(!fs.existsSync(sb.kindLog));
+    assert.ok(!fs.existsSync(path.join(sb.home, '.kube')));
+  });
+
   it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {
     const server = await serve(kindRelease());
     const sb = box();
