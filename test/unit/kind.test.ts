@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -65,8 +65,15 @@ describe('kind config for the local cluster', () => {
 });
 
 describe('when up uses the local cluster', () => {
-  const global = (o: Partial<GlobalOptions> = {}): GlobalOptions => ({ namespace: 'default', yes: true, json: false, verbose: false, cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), 'md-cache-')), timeoutMs: 1000, ...o });
-  const home = () => fs.mkdtempSync(path.join(os.tmpdir(), 'md-home-'));
+  const made: string[] = [];
+  const temp = (prefix: string) => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    made.push(d);
+    return d;
+  };
+  after(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  const global = (o: Partial<GlobalOptions> = {}): GlobalOptions => ({ namespace: 'default', yes: true, json: false, verbose: false, cacheDir: temp('md-cache-'), timeoutMs: 1000, ...o });
+  const home = () => temp('md-home-');
 
   it('no kubeconfig at all: local, and the context becomes kind-<name>', () => {
     const g = global();
@@ -112,7 +119,7 @@ describe('when up uses the local cluster', () => {
   });
 
   it('the kubeconfig kind merges into (kind pathForMerge)', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'md-kc-'));
+    const dir = temp('md-kc-');
     const a = path.join(dir, 'a');
     const b = path.join(dir, 'b');
     assert.equal(kubeconfigKindWrites('/explicit', { KUBECONFIG: a }), '/explicit');
@@ -122,5 +129,54 @@ describe('when up uses the local cluster', () => {
     assert.equal(kubeconfigKindWrites(undefined, { KUBECONFIG: `${a}${path.delimiter}${b}` }), b, 'the first that exists');
     fs.writeFileSync(a, '');
     assert.equal(kubeconfigKindWrites(undefined, { KUBECONFIG: `${a}${path.delimiter}${b}` }), a);
+  });
+});
+
+describe('local-preflight: the Docker kind v0.17 can run Kubernetes 1.19 on', () => {
+  // What `docker info` reports cannot be changed on the real daemon here (rootless, Windows containers), so these
+  // cases use a `docker` script on PATH that answers `docker version` and `docker info` as Docker 24 does.
+  const withDocker = async (info: object, fn: () => Promise<void>) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'md-fake-docker-'));
+    fs.writeFileSync(
+      path.join(dir, 'docker'),
+      `#!/bin/sh\ncase "$1" in\n  version) echo '24.0.7|24.0.7' ;;\n  info) echo '${JSON.stringify(info)}' ;;\n  *) exit 1 ;;\nesac\n`,
+      { mode: 0o755 },
+    );
+    const saved = process.env.PATH;
+    process.env.PATH = `${dir}${path.delimiter}${saved}`;
+    try {
+      await fn();
+    } finally {
+      process.env.PATH = saved;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const run = async () => {
+    const { localPreflight } = await import('../../src/steps/local-cluster.js');
+    const events: any[] = [];
+    const { stepLog } = await import('../../src/core/events.js');
+    const sink = { emit: (e: any) => events.push(e) };
+    const ctx: any = { options: { cacheDir: os.tmpdir() }, settings: {}, events: sink, log: stepLog(sink, 'local-preflight'), signal: new AbortController().signal, dryRun: false };
+    const message = await localPreflight.run(ctx);
+    return { message, events };
+  };
+  const linux = { OSType: 'linux', OperatingSystem: 'Debian GNU/Linux 13 (trixie)', Architecture: 'x86_64', CgroupVersion: '2', SecurityOptions: ['name=seccomp,profile=builtin', 'name=cgroupns'] };
+
+  it('a rootful Linux daemon on cgroup v2 is fine', async () => {
+    await withDocker(linux, async () => assert.match(String((await run()).message), /docker 24\.0\.7 \(Debian GNU\/Linux 13 \(trixie\), cgroup v2, x86_64\)/));
+  });
+  it('rootless Docker is refused (kind v0.17 runs rootless only for Kubernetes ≥ 1.22): exit 3', async () => {
+    await withDocker({ ...linux, SecurityOptions: ['name=seccomp,profile=builtin', 'name=rootless', 'name=cgroupns'] }, async () =>
+      assert.rejects(run(), (e: any) => e.exitCode === 3 && /rootless Docker cannot run Kubernetes v1\.19\.16 with kind v0\.17\.0/.test(e.message)),
+    );
+  });
+  it('Windows containers are refused', async () => {
+    await withDocker({ ...linux, OSType: 'windows' }, async () => assert.rejects(run(), (e: any) => e.exitCode === 3 && /windows containers; kind needs Linux containers/.test(e.message)));
+  });
+  it('Docker Desktop: says that URLs go through 127.0.0.1 port mappings', async () => {
+    await withDocker({ ...linux, OperatingSystem: 'Docker Desktop' }, async () => {
+      const { events } = await run();
+      assert.ok(events.some((e) => e.type === 'log' && /Docker Desktop: the node container is not reachable by its IP; URLs use 127\.0\.0\.1/.test(e.message)));
+    });
   });
 });
