@@ -287,6 +287,26 @@ describe('local cluster: refusals before anything is created', { skip: process.e
     assert.ok(!fs.existsSync(path.join(sb.home, '.kube')));
   });
 
+  it('kind on PATH is used when it is v0.17.0, and not when it is another version', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    const plan = (env: Record<string, string> = {}) =>
+      runMeshdemo(['--cache-dir', sb.cache, 'plan', '--json', '--no-app', '--kind-mirror', server.url], { env: { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}`, ...env } });
+    const same = await plan();
+    assert.equal(same.code, 0, same.stderr);
+    const step = (r: Awaited<ReturnType<typeof plan>>) => r.events().at(-1).steps.find((x: any) => x.id === 'kind-download');
+    assert.deepEqual({ satisfied: step(same).satisfied, detail: step(same).detail }, { satisfied: true, detail: `kind v0.17.0 at ${path.join(bin, 'kind')}` });
+    const other = await plan({ STANDIN_KIND_VERSION: '0.20.0' });
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(step(other).satisfied, false);
+    assert.match(step(other).detail, /download .*\/v0\.17\.0\/kind-linux-amd64/);
+    assert.ok(other.events().some((e: any) => e.type === 'log' && /is kind v0\.20\.0, not v0\.17\.0 whose node image meshdemo pins/.test(e.message)));
+    assert.deepEqual(server.requests, [], 'plan downloads nothing');
+  });
+
   it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {
     const server = await serve(kindRelease());
     const sb = box();

@@ -25,6 +25,7 @@
  *   STANDIN_KIND_STATE=<dir>     where clusters live (required): <dir>/<name>/{config.yaml,node.json,images.json,node.log,pid}
  *   STANDIN_KIND_OWNER_PID=<pid> the node process stops by itself once this process is gone (no orphans when a test dies)
  *   STANDIN_KIND_LOG=<file>      one line per invocation: JSON array of argv
+ *   STANDIN_KIND_VERSION=<v>     version `kind version` reports (default 0.17.0), to stand for another kind on PATH
  *   KIND_CLUSTER_NAME            default cluster name, as kind honours it (pkg/internal/cli/override.go)
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -404,7 +405,7 @@ export async function main(argv: string[]): Promise<number> {
       return -1;
     }
     if (a === 'version') {
-      process.stdout.write(`kind v${STANDIN_KIND_VERSION} go1.19.2 linux/amd64\n`);
+      process.stdout.write(`kind v${process.env.STANDIN_KIND_VERSION || STANDIN_KIND_VERSION} go1.19.2 linux/amd64\n`);
       return 0;
     }
     if (a === 'create' && b === 'cluster') await createCluster(rest);
