@@ -93,6 +93,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const done = events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
     assert.deepEqual(done, ['local-preflight', 'kind-download', 'local-cluster', 'preflight', 'tools-preflight', 'istio-download', 'istio-install', 'gateway-ports', 'namespace-label', 'addons', 'dashboards', 'images', 'app-deploy', 'gateway-url']);
 
+    assert.match(events.find((e) => e.id === 'preflight' && e.status === 'done').message, /^v1\.19\.16 at https:\/\/127\.0\.0\.1:\d+, context "kind-meshdemo"$/);
     // kind was downloaded from the mirror, verified, and called as kind v0.17 is called
     assert.ok(server.requests.some((q) => q.path === '/v0.17.0/kind-linux-amd64.sha256sum'));
     const creates = kindCalls().filter((a) => a[0] === 'create');

@@ -19,7 +19,8 @@
  * Errors: "ERROR: <message>" on stderr, exit 1 (cmd/kind/app/main.go logError). Progress goes to stderr, as kind's logger does.
  *
  * Deviations that cannot be avoided here: the user kind writes authenticates with the control plane's admin token, not a
- * client certificate; the API server is the test control plane's 1.20.2, not the node image's 1.19.16.
+ * client certificate; the API server is the test control plane's 1.20.2 behind a proxy (test/support/version-proxy.ts)
+ * that reports the node image's version (v1.19.16) on /version.
  *
  * Env:
  *   STANDIN_KIND_STATE=<dir>     where clusters live (required): <dir>/<name>/{config.yaml,node.json,images.json,node.log,pid}
@@ -354,16 +355,19 @@ async function runNode(name: string, image: string): Promise<void> {
   const dir = clusterDir(name);
   const { startControlPlane } = await import('./control-plane.js');
   const { startNodeSimulator } = await import('./node-simulator.js');
+  const { startVersionProxy } = await import('./version-proxy.js');
   const configFile = path.join(dir, 'config.yaml');
   const config = loadConfig(fs.existsSync(configFile) ? configFile : undefined);
   const servers: net.Server[] = [];
   let cp: Awaited<ReturnType<typeof startControlPlane>> | undefined;
   let sim: Awaited<ReturnType<typeof startNodeSimulator>> | undefined;
+  let proxy: Awaited<ReturnType<typeof startVersionProxy>> | undefined;
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     for (const s of servers) s.close();
+    await proxy?.close().catch(() => {});
     await sim?.stop().catch(() => {});
     await cp?.stop().catch(() => {});
     process.exit(code);
@@ -386,7 +390,10 @@ async function runNode(name: string, image: string): Promise<void> {
     }
     cp = await startControlPlane();
     sim = await startNodeSimulator(cp.kubeconfigPath, { nodeName: `${name}-control-plane`, internalIP: NODE_ADDRESS });
-    const info: NodeInfo = { server: cp.server, caFile: cp.caFile, adminToken: cp.adminToken, image, mappings: config.mappings };
+    // the API server answers /version with the node image's Kubernetes version, as the image's kube-apiserver would
+    const version = /^kindest\/node:(v\d+\.\d+\.\d+)/.exec(image)?.[1];
+    if (version) proxy = await startVersionProxy(cp, version);
+    const info: NodeInfo = { server: proxy?.server ?? cp.server, caFile: proxy?.caFile ?? cp.caFile, adminToken: cp.adminToken, image, mappings: config.mappings };
     fs.writeFileSync(path.join(dir, 'node.json.tmp'), JSON.stringify(info));
     fs.renameSync(path.join(dir, 'node.json.tmp'), path.join(dir, 'node.json'));
   } catch (e) {
