@@ -41,6 +41,8 @@ export function register(program: Command): void {
       'after',
       `
 Examples:
+  meshdemo up                               (no cluster yet: creates the local kind cluster "meshdemo")
+  meshdemo up --local --cluster-name mesh   (a local kind cluster even though a kubeconfig exists)
   meshdemo up --registry 127.0.0.1:5000/micro-service
   meshdemo up --context kind-mesh           (kind: images are loaded with kind load)
   meshdemo up --no-app --yes --json         (CI: no prompts, NDJSON progress)

@@ -191,6 +191,11 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
     assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
     assert.equal((await api('/apis/apps/v1/namespaces/default/deployments')).items.length, 0);
+    const plan: any[] = r.events().at(-1).plan;
+    assert.ok(
+      plan.some((i) => i.action === 'revert' && i.target === 'Service/istio-system/istio-ingressgateway' && /now LoadBalancer \(node port 31021, 31080, 31443, 31400, 31543\)/.test(i.detail)),
+      `the pinned gateway ports were recorded and are reverted: ${JSON.stringify(plan)}`,
+    );
     assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'still recorded as created by meshdemo');
     assert.ok(!kindCalls().some((a) => a[0] === 'delete'));
   });
