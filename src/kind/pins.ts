@@ -18,14 +18,19 @@ export const NODE_KUBERNETES_VERSION = 'v1.19.16';
 export const DEFAULT_KIND_MIRROR = 'https://github.com/kubernetes-sigs/kind/releases/download';
 export const DEFAULT_CLUSTER_NAME = 'meshdemo';
 
-/** The release asset for this machine, as kind publishes it: kind-<os>-<arch> (hack/release/build/cross.sh). */
+/**
+ * The release asset for this machine, as kind publishes it: kind-<os>-<arch> (hack/release/build/cross.sh builds
+ * linux and darwin for amd64 and arm64 — the architectures the node images exist for — and windows/amd64, which
+ * meshdemo does not support: Istio's Windows release is not supported either).
+ */
 export function kindAssetName(platform: NodeJS.Platform = process.platform, arch: string = process.arch): string {
-  const os = ({ linux: 'linux', darwin: 'darwin', win32: 'windows' } as Partial<Record<NodeJS.Platform, string>>)[platform];
+  if (platform === 'win32') throw new UsageError('the local kind cluster is not supported on Windows itself', { hint: 'run meshdemo from WSL2 or a Linux/macOS machine' });
+  const os = ({ linux: 'linux', darwin: 'darwin' } as Partial<Record<NodeJS.Platform, string>>)[platform];
   const cpu = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[arch];
   if (!os || !cpu) {
-    throw new UsageError(`kind v${KIND_VERSION} has no release for ${platform}/${arch}`, { hint: 'create a cluster yourself and pass --kubeconfig/--context' });
+    throw new UsageError(`kind v${KIND_VERSION} and its node images have no release for ${platform}/${arch}`, { hint: 'create a cluster yourself and pass --kubeconfig/--context' });
   }
-  return `kind-${os}-${cpu}${os === 'windows' ? '.exe' : ''}`;
+  return `kind-${os}-${cpu}`;
 }
 
 /** `<mirror>/v<version>/kind-<os>-<arch>`; its checksum is the same URL + `.sha256sum`. */

@@ -55,7 +55,9 @@ describe('kind config for the local cluster', () => {
   it('kind release assets and names', () => {
     assert.equal(kindAssetName('linux', 'x64'), 'kind-linux-amd64');
     assert.equal(kindAssetName('darwin', 'arm64'), 'kind-darwin-arm64');
-    assert.throws(() => kindAssetName('linux', 'ia32'), UsageError);
+    assert.equal(kindAssetName('linux', 'arm64'), 'kind-linux-arm64');
+    assert.throws(() => kindAssetName('linux', 'ppc64'), UsageError, 'kind builds ppc64le, but there is no node image for it');
+    assert.throws(() => kindAssetName('win32', 'x64'), UsageError);
     assert.equal(kindDownloadUrl('http://127.0.0.1:9/mirror/', 'kind-linux-amd64'), 'http://127.0.0.1:9/mirror/v0.17.0/kind-linux-amd64');
     assert.equal(parseClusterName('meshdemo'), 'meshdemo');
     assert.throws(() => parseClusterName('Mesh_Demo'), UsageError);
