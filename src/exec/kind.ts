@@ -51,3 +51,10 @@ export async function kindDeleteCluster(bin: string, name: string, kubeconfig: s
   if (kubeconfig) args.push('--kubeconfig', kubeconfig);
   await runCommand(bin, args, { signal: opts.signal, onLine: opts.onLine, env: opts.env, timeoutMs: opts.timeoutMs ?? 300_000, tailLines: 20 });
 }
+
+/** `kind export kubeconfig --name N`: merges context kind-N into the kubeconfig again and makes it current. */
+export async function kindExportKubeconfig(bin: string, name: string, kubeconfig: string | undefined, opts: KindCallOptions = {}): Promise<void> {
+  const args = ['export', 'kubeconfig', '--name', name];
+  if (kubeconfig) args.push('--kubeconfig', kubeconfig);
+  await runCommand(bin, args, { signal: opts.signal, onLine: opts.onLine, env: opts.env, timeoutMs: opts.timeoutMs ?? 60_000 });
+}

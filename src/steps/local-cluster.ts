@@ -2,10 +2,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import yaml from 'js-yaml';
 import { DownloadError, ExternalCommandError, PreflightError } from '../core/errors.js';
+import { kubeconfigPaths } from '../kube/config.js';
 import type { Context, Step } from '../core/step.js';
 import * as docker from '../exec/docker.js';
-import { kindClusters, kindCreateCluster, kindVersion } from '../exec/kind.js';
+import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } from '../exec/kind.js';
 import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
@@ -129,6 +131,18 @@ export function kubeconfigKindWrites(explicit: string | undefined, env: NodeJS.P
   return path.join(env.HOME || os.homedir(), '.kube', 'config');
 }
 
+/** Does any file meshdemo reads the kubeconfig from (as kubectl: --kubeconfig, else KUBECONFIG, else ~/.kube/config) define `context`? */
+function hasContext(explicit: string | undefined, context: string): boolean {
+  return kubeconfigPaths(explicit).paths.some((file) => {
+    try {
+      const doc = yaml.load(fs.readFileSync(file, 'utf8')) as any;
+      return Array.isArray(doc?.contexts) && doc.contexts.some((c: any) => c?.name === context);
+    } catch {
+      return false;
+    }
+  });
+}
+
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -145,6 +159,9 @@ export const localCluster: Step<Settings> = {
     if (l.kind) l.exists = (await kindClusters(l.kind, { signal: ctx.signal })).includes(l.name);
     else l.exists = false;
     if (!l.exists) return { satisfied: false, detail: `${l.reason}: kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}` };
+    if (!hasContext(ctx.options.kubeconfig, l.context)) {
+      return { satisfied: false, detail: `kind cluster "${l.name}" exists, but the kubeconfig has no context ${l.context}: kind export kubeconfig --name ${l.name}` };
+    }
     const state = readState(ctx.options.cacheDir, l.name);
     return {
       satisfied: true,
@@ -156,6 +173,13 @@ export const localCluster: Step<Settings> = {
   async run(ctx) {
     const l = local(ctx);
     if (!l.kind) throw new ExternalCommandError('no kind binary was resolved before creating the cluster', { hint: 'run meshdemo up again' });
+    if (l.exists) {
+      // the cluster is there, its context is not (e.g. the kubeconfig was replaced): have kind write it again
+      const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
+      await kindExportKubeconfig(l.kind, l.name, ctx.options.kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+      ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
+      return `kind cluster "${l.name}" already existed; context ${l.context} written again into ${kubeconfig}`;
+    }
     const mappings = localPortMappings({ dashboardNodePorts: allDashboardNodePorts(ctx.settings.nodePorts), gatewayHttp2NodePort: ctx.settings.gatewayNodePort });
     const busy: number[] = [];
     for (const m of mappings) if (!(await portFree(m.hostPort))) busy.push(m.hostPort);

@@ -186,6 +186,20 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.match(lc.detail, /ports 127\.0\.0\.1:31001/);
   });
 
+  it('the kubeconfig lost its context: up has kind write it again (kind export kubeconfig) and changes nothing else', async () => {
+    const before = await snapshotCluster(cp as ControlPlane);
+    fs.rmSync(path.join(sb.home, '.kube', 'config'));
+    const r = await meshdemo(upArgs());
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    const events = r.events();
+    assert.match(events.find((e) => e.id === 'local-cluster' && e.status === 'done')?.message ?? '', /kind cluster "meshdemo" already existed; context kind-meshdemo written again into .*\/home\/\.kube\/config/);
+    assert.ok(kindCalls().some((a) => a.join(' ') === 'export kubeconfig --name meshdemo'));
+    assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 1, 'not created again');
+    const kc = yaml.load(fs.readFileSync(path.join(sb.home, '.kube', 'config'), 'utf8')) as any;
+    assert.equal(kc['current-context'], 'kind-meshdemo');
+    assert.deepEqual(await snapshotCluster(cp as ControlPlane), before);
+  });
+
   it('down --keep-cluster removes the demo and keeps the cluster', async () => {
     const r = await meshdemo(['down', '--yes', '--keep-cluster', '--json']);
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));

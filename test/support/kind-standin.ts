@@ -14,6 +14,8 @@
  *       config it was given; merges cluster/user/context "kind-<N>" into the kubeconfig and makes it current.
  *   kind delete cluster [--name N] [--kubeconfig K]  stops that process, removes kind-<N> from the kubeconfig(s); exit 0
  *       even when no such cluster exists                                                  (pkg/cluster/internal/delete/delete.go)
+ *   kind export kubeconfig [--name N] [--kubeconfig K]   merges kind-<N> again and makes it current; "Set kubectl context to …"
+ *                                                                                      (pkg/cmd/kind/export/kubeconfig/kubeconfig.go)
  *   kind load docker-image IMAGE... [--name N]  asks the real Docker daemon (DOCKER_HOST) for each image's ID and records it
  *                                                                                      (pkg/cmd/kind/load/docker-image/docker-image.go)
  * Errors: "ERROR: <message>" on stderr, exit 1 (cmd/kind/app/main.go logError). Progress goes to stderr, as kind's logger does.
@@ -319,6 +321,19 @@ async function deleteCluster(argv: string[]): Promise<void> {
   await stopNode(name);
 }
 
+function exportKubeconfig(argv: string[]): void {
+  const { flags, args } = parseFlags(argv, ['name', 'kubeconfig'], ['internal'], { '-n': 'name' });
+  if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind export kubeconfig"`);
+  const name = clusterName(flags);
+  const nodeFile = path.join(clusterDir(name), 'node.json');
+  // pkg/cluster/internal/kubeconfig/kubeconfig.go
+  if (!runningClusters(stateRoot()).includes(name) || !fs.existsSync(nodeFile)) {
+    throw new KindError(`could not locate any control plane nodes for cluster named '${name}'. Use the --name option to select a different cluster`);
+  }
+  mergeKubeconfig(flags.get('kubeconfig'), name, JSON.parse(fs.readFileSync(nodeFile, 'utf8')) as NodeInfo);
+  errLine(`Set kubectl context to "kind-${name}"`);
+}
+
 function getClusters(argv: string[]): void {
   parseFlags(argv, [], []);
   const names = runningClusters(stateRoot());
@@ -419,6 +434,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (a === 'delete' && b === 'cluster') await deleteCluster(rest);
     else if (a === 'get' && b === 'clusters') getClusters(rest);
     else if (a === 'load' && b === 'docker-image') loadDockerImage(rest);
+    else if (a === 'export' && b === 'kubeconfig') exportKubeconfig(rest);
     else throw new KindError(`unknown command "${[a, b].filter(Boolean).join(' ')}" for "kind"`);
     return 0;
   } catch (e) {
