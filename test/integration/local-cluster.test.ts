@@ -200,6 +200,24 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.deepEqual(await snapshotCluster(cp as ControlPlane), before);
   });
 
+  it('--local reuses the cluster even when the kubeconfig\'s current context is another cluster', async () => {
+    const file = path.join(sb.home, '.kube', 'config');
+    const kc = yaml.load(fs.readFileSync(file, 'utf8')) as any;
+    kc.clusters.push({ name: 'prod', cluster: { server: 'https://127.0.0.1:1' } });
+    kc.users.push({ name: 'prod', user: { token: 'prod-token' } });
+    kc.contexts.push({ name: 'prod', context: { cluster: 'prod', user: 'prod' } });
+    kc['current-context'] = 'prod';
+    fs.writeFileSync(file, yaml.dump(kc));
+    const r = await meshdemo([...upArgs(), '--local']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    const events = r.events();
+    assert.match(events.find((e) => e.id === 'preflight' && e.status === 'done').message, /context "kind-meshdemo"$/);
+    assert.match(events.find((e) => e.id === 'local-cluster' && e.status === 'skipped').message, /^kind cluster "meshdemo" exists \(created by meshdemo/);
+    assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 1, 'not created again');
+    kc['current-context'] = 'kind-meshdemo';
+    fs.writeFileSync(file, yaml.dump(kc));
+  });
+
   it('down --keep-cluster removes the demo and keeps the cluster', async () => {
     const r = await meshdemo(['down', '--yes', '--keep-cluster', '--json']);
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
