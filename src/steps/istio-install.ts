@@ -12,13 +12,52 @@ type Settings = Pick<UpSettings, 'istioVersion' | 'istioSet' | 'reinstall'>;
 export const PROFILE = 'demo';
 
 /**
- * How long istioctl may run past its own --readiness-timeout (applying the manifests, its own retries) before
- * meshdemo kills it and reports a readiness timeout: max(30s, 20% of it), or MESHDEMO_ISTIOCTL_GRACE ("10s", "2m").
+ * How long istioctl may run past its own waits (applying the manifests, its retries) before meshdemo kills it and
+ * reports a readiness timeout: max(30s, 20% of one wait), or MESHDEMO_ISTIOCTL_GRACE ("10s", "2m").
  */
 export function istioctlGraceMs(readinessMs: number, env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.MESHDEMO_ISTIOCTL_GRACE;
   if (raw !== undefined && raw.trim() !== '') return parseDuration(raw, 'MESHDEMO_ISTIOCTL_GRACE');
   return Math.max(30_000, Math.round(readinessMs * 0.2));
+}
+
+/** istio 1.8.4 operator/pkg/helmreconciler/wait.go cRDPollTimeout: Base waits up to 60 s for its CRDs, whatever the timeout. */
+export const ISTIOCTL_CRD_WAIT_MS = 60_000;
+/**
+ * Readiness waits istioctl 1.8.4 runs one after another for the demo profile (helmreconciler/common.go
+ * ComponentDependencies): Istiod, then the ingress and egress gateways together. Base has nothing wait.go waits
+ * for (no Deployment, Pod or Namespace), so its only wait is the CRD wait above.
+ */
+export const ISTIOCTL_SEQUENTIAL_WAITS = 2;
+
+/** The longest a healthy-but-slow istioctl install can take with this per-component wait, before the grace. */
+export function istioctlWorstCaseMs(waitMs: number): number {
+  return ISTIOCTL_CRD_WAIT_MS + ISTIOCTL_SEQUENTIAL_WAITS * waitMs;
+}
+
+/**
+ * istioctl's own readiness failure, from its output (either stream; pb writes no newline after its last message,
+ * so nothing here is anchored to a line's end): operator/pkg/helmreconciler/apply.go + wait.go print
+ * "✘ <Component> encountered an error: failed to wait for resource: resources not ready after <d>: timed out
+ * waiting for the condition" followed by one "<Kind>/<namespace>/<name>" line per resource, or, for CRDs,
+ * "failed to verify CRD creation: …".
+ */
+export function istioctlReadinessFailure(lines: string[]): { components: string[]; resources: string[]; after?: string } | undefined {
+  const components: string[] = [];
+  const resources: string[] = [];
+  let after: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const m = /✘ (.+?) encountered an error: failed to wait for resource: (?:resources not ready after (\S+): timed out waiting for the condition|failed to verify CRD creation)/.exec(lines[i]);
+    if (!m) continue;
+    components.push(m[1]);
+    after ??= m[2];
+    for (let j = i + 1; j < lines.length; j++) {
+      const r = /^((?:Deployment|Pod|DaemonSet|StatefulSet|Namespace)\/\S+)/.exec(lines[j]);
+      if (!r) break;
+      resources.push(r[1]);
+    }
+  }
+  return components.length ? { components, resources, after } : undefined;
 }
 
 /** --kubeconfig/--context as meshdemo resolved them, for istioctl. */
@@ -52,23 +91,32 @@ export const istioInstall: Step<Settings> = {
       `profile=${PROFILE}`,
       ...ctx.settings.istioSet.flatMap((s) => ['--set', s]),
       '-y',
+      // honoured from istioctl 1.9 only; 1.8.4 reads WAIT_FOR_RESOURCES_TIMEOUT (reconciler.go NewHelmReconciler)
       '--readiness-timeout',
       `${seconds}s`,
       ...(await istioctlKubeArgs(ctx)),
     ];
     const graceMs = istioctlGraceMs(seconds * 1000);
+    const worstCaseMs = istioctlWorstCaseMs(seconds * 1000);
+    const output: string[] = [];
     try {
       await runCommand(istioctlPath(ctx.options.cacheDir, ctx.settings.istioVersion), args, {
         signal: ctx.signal,
-        timeoutMs: seconds * 1000 + graceMs,
+        env: { WAIT_FOR_RESOURCES_TIMEOUT: `${seconds}s` },
+        timeoutMs: worstCaseMs + graceMs,
         // a hung istioctl is a readiness timeout (exit 4), not a failed command
         onTimeout: ({ name, timeoutMs, tail }) =>
-          new ReadinessTimeoutError(`${name} did not finish within the deadline (${Math.round(timeoutMs / 1000)}s: its --readiness-timeout ${seconds}s + ${Math.round(graceMs / 1000)}s grace) and was stopped`, {
-            hint: 'its last output is shown below; check the cluster (kubectl get pods -n istio-system), or raise --timeout, then re-run',
-            details: tail,
-          }),
+          new ReadinessTimeoutError(
+            `${name} did not finish within the deadline (${Math.round(timeoutMs / 1000)}s: ${ISTIOCTL_CRD_WAIT_MS / 1000}s for its CRDs + ${ISTIOCTL_SEQUENTIAL_WAITS} × its ${seconds}s readiness wait + ${Math.round(graceMs / 1000)}s grace) and was stopped`,
+            {
+              hint: 'its last output is shown below; check the cluster (kubectl get pods -n istio-system), or raise --timeout, then re-run',
+              details: tail,
+            },
+          ),
         tailLines: 10,
+        // istioctl writes progress to stderr and notes to stdout; both are read alike
         onLine: (line) => {
+          if (output.length < 500) output.push(line);
           if (!line.trim()) return;
           if (/third.party.JWT|first.party.JWT/i.test(line)) ctx.log.note(line.trim());
           else ctx.log.info(line);
@@ -77,6 +125,14 @@ export const istioInstall: Step<Settings> = {
     } catch (err) {
       if (!(err instanceof ExternalCommandError || err instanceof ReadinessTimeoutError)) throw err;
       const diagnosis = await diagnoseNamespace(kube, ISTIO_NAMESPACE).catch(() => []);
+      const readiness = err instanceof ExternalCommandError ? istioctlReadinessFailure(output) : undefined;
+      if (readiness) {
+        const what = readiness.resources.length ? ` (${readiness.resources.join(', ')})` : '';
+        throw new ReadinessTimeoutError(`istioctl install: ${readiness.components.join(', ')} not ready${readiness.after ? ` after ${readiness.after}` : ''}${what}`, {
+          hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why; fix the cause or raise --timeout, then re-run' : 'check the cluster (kubectl get pods -n istio-system) or raise --timeout, then re-run',
+          details: [...diagnosis, ...err.details],
+        });
+      }
       const Failure = err instanceof ReadinessTimeoutError ? ReadinessTimeoutError : ExternalCommandError;
       throw new Failure(err.message, {
         hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why' : err.hint,

@@ -1,0 +1,77 @@
+// meshdemo against tools that behave like the real ones (issue 10), on a REAL Kubernetes 1.20.2 API server and
+// controller manager. Simulated: the node (test/support/node-simulator.ts) and istioctl, whose stand-in imitates
+// istioctl 1.8.4 (test/support/istioctl-standin.ts: ignores --readiness-timeout, honours
+// WAIT_FOR_RESOURCES_TIMEOUT, prints its real readiness failure and exits 1, progress on stderr).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { controlPlaneAvailable, kubeJson, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import { buildReleaseArchive } from '../support/release-archive.js';
+import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { errorLines, runMeshdemo } from '../support/cli.js';
+
+const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
+
+describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
+  let cp: ControlPlane;
+  let sim: NodeSimulator;
+  let server: ReleaseServer;
+  let tmp: string;
+  let cache: string;
+  let envLog: string;
+
+  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
+  const meshdemo = (args: string[], env: Record<string, string> = {}) =>
+    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, ...args], { env: { STANDIN_ENV_LOG: envLog, ...env } });
+  const up = (args: string[] = [], env: Record<string, string> = {}) => meshdemo(['up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], env);
+  const istioctlRuns = (): Array<{ argv: string[]; env: Record<string, string> }> =>
+    fs.existsSync(envLog) ? fs.readFileSync(envLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  const installs = () => istioctlRuns().filter((r) => r.argv[0] === 'install');
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-real-tools-'));
+    cache = path.join(tmp, 'cache');
+    envLog = path.join(tmp, 'istioctl-env.log');
+    const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
+    server = await startReleaseServer({ [ASSET]: archive.path });
+    cp = await startControlPlane();
+    sim = await startNodeSimulator(cp.kubeconfigPath);
+  });
+  after(async () => {
+    await server?.close();
+    await sim?.stop();
+    await cp?.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("istiod kept unready: istioctl's own readiness failure is exit 4 naming istiod and its pod's reason; istioctl got the deadline in its environment", async () => {
+    sim.setPodReadiness((pod) => pod.metadata?.labels?.app !== 'istiod');
+    let r;
+    try {
+      r = await up(['--timeout', '40s']);
+    } finally {
+      sim.setPodReadiness(() => true);
+    }
+    assert.equal(r.code, 4, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^error: istioctl install: Istiod not ready after 40s \(Deployment\/istio-system\/istiod\) — /);
+    // meshdemo's own diagnosis under it
+    assert.match(r.stderr, /Deployment istio-system\/istiod: 0\/1 available/);
+    assert.match(r.stderr, /pod istiod-[a-z0-9-]+: Running — container discovery: ImagePullBackOff/);
+    // istioctl 1.8.4 ignores --readiness-timeout: the deadline went in WAIT_FOR_RESOURCES_TIMEOUT (the flag stays for 1.9+)
+    const [install] = installs();
+    assert.equal(install.env.WAIT_FOR_RESOURCES_TIMEOUT, '40s');
+    assert.deepEqual(install.argv.slice(install.argv.indexOf('--readiness-timeout'), install.argv.indexOf('--readiness-timeout') + 2), ['--readiness-timeout', '40s']);
+    // a failed install saves no installed-state (install.go), so nothing claims Istio is there
+    assert.equal((await api('/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state')).status, 404);
+
+    const again = await up();
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(installs().at(-1)!.env.WAIT_FOR_RESOURCES_TIMEOUT, '600s', 'the default --timeout (10m)');
+  });
+});
