@@ -74,4 +74,37 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
     assert.equal(again.code, 0, again.stderr);
     assert.equal(installs().at(-1)!.env.WAIT_FOR_RESOURCES_TIMEOUT, '600s', 'the default --timeout (10m)');
   });
+
+  it('a kubeconfig with relative certificate-authority and tokenFile works from another directory, for status and up (istioctl too)', async () => {
+    const kdir = path.join(tmp, 'kube');
+    const elsewhere = path.join(tmp, 'elsewhere');
+    fs.mkdirSync(path.join(kdir, 'pki'), { recursive: true });
+    fs.mkdirSync(elsewhere);
+    fs.copyFileSync(cp.caFile, path.join(kdir, 'pki', 'ca.crt'));
+    fs.writeFileSync(path.join(kdir, 'admin.token'), `${cp.adminToken}\n`);
+    fs.writeFileSync(
+      path.join(kdir, 'config'),
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: local, cluster: {server: "${cp.server}", certificate-authority: pki/ca.crt}}]`,
+        'users: [{name: admin, user: {tokenFile: admin.token}}]',
+        'contexts: [{name: relative, context: {cluster: local, user: admin}}]',
+        'current-context: relative',
+        '',
+      ].join('\n'),
+    );
+    // the kubeconfig named relative to the working directory, its references relative to itself
+    const kubeconfig = path.join('..', 'kube', 'config');
+    const status = await runMeshdemo(['--kubeconfig', kubeconfig, '--cache-dir', cache, 'status', '--json'], { cwd: elsewhere });
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.events()[0].status.istio.installed, true);
+    const again = await runMeshdemo(['--kubeconfig', kubeconfig, '--cache-dir', cache, 'up', '--no-app', '--yes', '--reinstall', '--istio-mirror', server.url], {
+      cwd: elsewhere,
+      env: { STANDIN_ENV_LOG: envLog },
+    });
+    assert.equal(again.code, 0, again.stderr);
+    const install = installs().at(-1)!;
+    assert.deepEqual(install.argv.slice(install.argv.indexOf('--kubeconfig'), install.argv.indexOf('--kubeconfig') + 4), ['--kubeconfig', kubeconfig, '--context', 'relative']);
+  });
 });

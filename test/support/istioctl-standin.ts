@@ -356,6 +356,24 @@ export function planInstall(o: { releaseDir?: string; set?: string[]; env?: Node
 
 // ------------------------------------------------------------------------------------------------ API client
 
+/**
+ * client-go tools/clientcmd loader.go ResolveLocalPaths, as istioctl (client-go) loads a kubeconfig: relative
+ * certificate-authority, client-certificate, client-key and tokenFile are relative to the kubeconfig file's
+ * directory. (client-node reads them from the working directory and knows only "token-file".)
+ */
+function resolveKubeconfigPaths(cfg: any, dir: string): any {
+  const abs = (p: unknown) => (typeof p === 'string' && p !== '' && !path.isAbsolute(p) ? path.join(dir, p) : p);
+  for (const c of cfg?.clusters ?? []) if (c?.cluster?.['certificate-authority']) c.cluster['certificate-authority'] = abs(c.cluster['certificate-authority']);
+  for (const u of cfg?.users ?? []) {
+    const user = u?.user;
+    if (!user) continue;
+    for (const k of ['client-certificate', 'client-key']) if (user[k]) user[k] = abs(user[k]);
+    if (user.tokenFile && !user.token) user['token-file'] = abs(user.tokenFile);
+    delete user.tokenFile;
+  }
+  return cfg;
+}
+
 interface Resp {
   status: number;
   body: string;
@@ -384,8 +402,8 @@ class Api {
     // loaded lazily: importing client-node takes ~1 s, and `version` / usage errors do not need it
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
-    const file = flagStr(a, 'kubeconfig');
-    if (file) kc.loadFromFile(file);
+    const file = flagStr(a, 'kubeconfig') ?? (process.env.KUBECONFIG && !process.env.KUBECONFIG.includes(path.delimiter) ? process.env.KUBECONFIG : undefined);
+    if (file) kc.loadFromString(yaml.dump(resolveKubeconfigPaths(yaml.load(readFileSync(file, 'utf8')), path.dirname(path.resolve(file)))));
     else kc.loadFromDefault();
     const context = flagStr(a, 'context');
     if (context) {

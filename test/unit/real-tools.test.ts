@@ -1,6 +1,11 @@
 // How meshdemo reads the real tools (issue 10): istioctl 1.8.4's waits and its own readiness failure.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { UsageError } from '../../src/core/errors.js';
+import { loadKubeconfig } from '../../src/kube/config.js';
 import { istioctlReadinessFailure, istioctlWorstCaseMs } from '../../src/steps/istio-install.js';
 
 describe('istioctl 1.8.4 waits', () => {
@@ -54,5 +59,58 @@ describe("istioctl 1.8.4's own readiness failure", () => {
   it('other failures are not', () => {
     assert.equal(istioctlReadinessFailure(['✘ Istio core encountered an error: boom', '- Pruning removed resourcesError: failed to install manifests: boom']), undefined);
     assert.equal(istioctlReadinessFailure(['Error: failed to install manifests: errors occurred during operation: failed to create "Deployment/istio-system/istiod": forbidden']), undefined);
+  });
+});
+
+describe('kubeconfig file references, as kubectl resolves them', () => {
+  it('relative certificate-authority, client-certificate, client-key and tokenFile are relative to the kubeconfig file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kc-rel-'));
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-cwd-'));
+    const cwd = process.cwd();
+    try {
+      fs.mkdirSync(path.join(dir, 'kube', 'pki'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'kube', 'pki', 'ca.crt'), 'CA');
+      fs.writeFileSync(path.join(dir, 'kube', 'pki', 'me.crt'), 'CERT');
+      fs.writeFileSync(path.join(dir, 'kube', 'pki', 'me.key'), 'KEY');
+      fs.writeFileSync(path.join(dir, 'kube', 'token'), 'tok-from-file\n');
+      const file = path.join(dir, 'kube', 'config');
+      fs.writeFileSync(
+        file,
+        [
+          'apiVersion: v1',
+          'kind: Config',
+          'clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", certificate-authority: pki/ca.crt}}]',
+          'users: [{name: certs, user: {client-certificate: pki/me.crt, client-key: ./pki/me.key}}, {name: tok, user: {tokenFile: token}}]',
+          'contexts: [{name: certs, context: {cluster: c, user: certs}}, {name: tok, context: {cluster: c, user: tok}}]',
+          'current-context: certs',
+          '',
+        ].join('\n'),
+      );
+      process.chdir(elsewhere);
+      const certs = await loadKubeconfig({ kubeconfig: path.relative(elsewhere, file) });
+      const o: any = {};
+      await certs.applyToHTTPSOptions(o);
+      assert.deepEqual([String(o.ca), String(o.cert), String(o.key)], ['CA', 'CERT', 'KEY']);
+      const tok = await loadKubeconfig({ kubeconfig: file, context: 'tok' });
+      const t: any = {};
+      await tok.applyToHTTPSOptions(t);
+      assert.equal(t.headers.Authorization, 'Bearer tok-from-file');
+      assert.ok(tok.secrets.includes('tok-from-file'), 'a token read from a file is masked like any other');
+      // client-node's KubeConfig (auth plugins, port-forward) gets the same absolute paths
+      const kc = await certs.kubeConfig();
+      assert.equal(kc.getCurrentCluster()?.caFile, path.join(dir, 'kube', 'pki', 'ca.crt'));
+      assert.equal(kc.getCurrentUser()?.keyFile, path.join(dir, 'kube', 'pki', 'me.key'));
+
+      fs.rmSync(path.join(dir, 'kube', 'pki', 'ca.crt'));
+      const gone = await loadKubeconfig({ kubeconfig: file });
+      await assert.rejects(
+        gone.applyToHTTPSOptions({}),
+        (e: unknown) => e instanceof UsageError && e.exitCode === 2 && e.message.includes(path.join(dir, 'kube', 'pki', 'ca.crt')),
+      );
+    } finally {
+      process.chdir(cwd);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });
