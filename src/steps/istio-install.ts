@@ -4,7 +4,7 @@ import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
 import type { KubeClient } from '../kube/client.js';
-import { istioInstallation, ISTIO_NAMESPACE } from './facts.js';
+import { istioInstallation, ISTIO_NAMESPACE, revisionOf } from './facts.js';
 import { istioctlPath } from './istio-release.js';
 import type { UpSettings } from './settings.js';
 
@@ -60,6 +60,11 @@ export function istioctlReadinessFailure(lines: string[]): { components: string[
   return components.length ? { components, resources, after } : undefined;
 }
 
+/** The image tag a list of `--set` values selects (`tag=x`), if any. */
+function tagOf(istioSet: string[]): string | undefined {
+  return istioSet.map((s) => /^(?:spec\.)?tag=(.*)$/.exec(s)?.[1]).filter((v) => v !== undefined).pop();
+}
+
 /** --kubeconfig/--context as meshdemo resolved them, for istioctl. */
 export async function istioctlKubeArgs(ctx: Context<any>): Promise<string[]> {
   const kube = await ctx.kube();
@@ -70,13 +75,21 @@ export const istioInstall: Step<Settings> = {
   id: 'istio-install',
   title: 'istioctl install --set profile=demo',
   async check(ctx) {
-    const installed = await istioInstallation(await ctx.kube());
-    const { istioVersion, reinstall } = ctx.settings;
-    if (installed?.version === istioVersion && installed.profile === PROFILE && !reinstall) {
-      return { satisfied: true, detail: `Istio ${istioVersion} (profile ${PROFILE}) is installed` };
+    const { istioVersion, istioSet, reinstall } = ctx.settings;
+    const installed = await istioInstallation(await ctx.kube(), { revision: revisionOf(istioSet) });
+    if (!installed) return { satisfied: false, detail: `install Istio ${istioVersion}` };
+    const recorded = (await ctx.inventory()).data.steps['istio-install']?.inputs as { version?: string; profile?: string; set?: string[] } | undefined;
+    const version = installed.version ?? recorded?.version;
+    const found = `found Istio ${version ?? '?'} (profile ${installed.profile ?? '?'}${installed.tag && installed.tag !== version ? `, tag ${installed.tag}` : ''})`;
+    if (reinstall) return { satisfied: false, detail: `${found}; --reinstall: will install ${istioVersion}` };
+    if (version !== istioVersion || installed.profile !== PROFILE) return { satisfied: false, detail: `${found}; will install ${istioVersion}` };
+    // the images' tag is the version unless --istio-set tag=… says otherwise
+    const tag = tagOf(istioSet) ?? istioVersion;
+    if (installed.tag !== undefined && installed.tag !== tag) return { satisfied: false, detail: `${found}; will install tag ${tag}` };
+    if (recorded?.set && JSON.stringify(recorded.set) !== JSON.stringify(istioSet)) {
+      return { satisfied: false, detail: `${found}, installed with --istio-set ${recorded.set.join(',') || '(none)'}; will install with ${istioSet.join(',') || '(none)'}` };
     }
-    if (installed && !reinstall) return { satisfied: false, detail: `found Istio ${installed.version ?? '?'} (profile ${installed.profile ?? '?'}); will install ${istioVersion}` };
-    return { satisfied: false, detail: `install Istio ${istioVersion}` };
+    return { satisfied: true, detail: `Istio ${istioVersion} (profile ${PROFILE}${installed.tag !== istioVersion && installed.tag ? `, tag ${installed.tag}` : ''}) is installed` };
   },
   async run(ctx) {
     const kube = await ctx.kube();

@@ -107,4 +107,63 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
     const install = installs().at(-1)!;
     assert.deepEqual(install.argv.slice(install.argv.indexOf('--kubeconfig'), install.argv.indexOf('--kubeconfig') + 4), ['--kubeconfig', kubeconfig, '--context', 'relative']);
   });
+
+  it('a Service already holding a default dashboard port: up gives that dashboard another port and says so; the same port asked for with --node-port is exit 2', async () => {
+    // tracing back to ClusterIP (as the addon ships it), and someone else's Service on its default port 31004
+    const tracing = (await api('/api/v1/namespaces/istio-system/services/tracing')).body;
+    const ports = tracing.spec.ports.map(({ nodePort: _n, ...p }: any) => p);
+    const reverted = await api('/api/v1/namespaces/istio-system/services/tracing', 'PATCH', { spec: { type: 'ClusterIP', ports } }, 'application/merge-patch+json');
+    assert.equal(reverted.status, 200, JSON.stringify(reverted.body));
+    const holder = await api('/api/v1/namespaces/default/services', 'POST', {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'holder' },
+      spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 31004 }] },
+    });
+    assert.equal(holder.status, 201, JSON.stringify(holder.body));
+    try {
+      const r = await up();
+      assert.equal(r.code, 0, r.stderr);
+      const live = (await api('/api/v1/namespaces/istio-system/services/tracing')).body;
+      const port = live.spec.ports.find((p: any) => p.name === 'http-query').nodePort;
+      assert.equal(live.spec.type, 'NodePort');
+      assert.ok(port && port !== 31004, `tracing got ${port}`);
+      assert.match(r.stderr, new RegExp(`node port 31004 for tracing is already used by Service default/holder: tracing got node port ${port} instead`));
+      assert.match(r.stdout, new RegExp(`^ {2}tracing +http://127\\.0\\.0\\.1:${port}/$`, 'm'));
+      assert.match(r.stdout, /^ {2}kiali +http:\/\/127\.0\.0\.1:31001\/kiali$/m, 'the other dashboards keep their defaults');
+
+      // the port it chose is kept on the next run
+      const again = await up();
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((await api('/api/v1/namespaces/istio-system/services/tracing')).body.spec.ports.find((p: any) => p.name === 'http-query').nodePort, port);
+      assert.doesNotMatch(again.stderr, /already used/);
+
+      // a port the user asked for is not replaced
+      const explicit = await up(['--node-port', 'tracing=31004']);
+      assert.equal(explicit.code, 2, explicit.stderr);
+      assert.match(errorLines(explicit.stderr)[0], /^error: node port 31004 for tracing is already used by Service default\/holder — choose another port with --node-port tracing=<port>$/);
+    } finally {
+      await api('/api/v1/namespaces/default/services/holder', 'DELETE');
+    }
+  });
+
+  it('--istio-set tag=1.8.4-custom: installs once; the second up finds it installed (installed-state has a tag, not a version)', async () => {
+    const before = installs().length;
+    const first = await up(['--istio-set', 'tag=1.8.4-custom', '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(installs().length, before + 1, 'the tag changed: istioctl install ran');
+    const iop = (await api('/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state')).body;
+    assert.equal(iop.spec.tag, '1.8.4-custom');
+    assert.equal(iop.metadata.labels?.['operator.istio.io/version'], undefined, 'no version on installed-state: it comes from istiod');
+
+    const second = await up(['--istio-set', 'tag=1.8.4-custom', '--json']);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(installs().length, before + 1, 'no second istioctl install');
+    const step = second.events().find((e) => e.type === 'step' && e.id === 'istio-install' && e.status !== 'start');
+    assert.equal(step.status, 'skipped', JSON.stringify(step));
+    assert.match(step.message ?? '', /Istio 1\.8\.4 \(profile demo, tag 1\.8\.4-custom\) is installed/);
+
+    const status = await meshdemo(['status', '--json']);
+    assert.equal(status.events()[0].status.istio.version, '1.8.4');
+  });
 });

@@ -299,7 +299,9 @@ export function planInstall(o: { releaseDir?: string; set?: string[]; env?: Node
     'install.operator.istio.io/owning-resource-namespace': ISTIO_NAMESPACE,
     'operator.istio.io/component': component,
     'operator.istio.io/managed': 'Reconcile',
+    // reconciler.go getCoreOwnerLabels: istioctl's own version (not the image tag), and the revision
     'operator.istio.io/version': version,
+    'istio.io/rev': spec.revision ? String(spec.revision) : 'default',
   });
   const seen = new Set<string>();
   const components: InstallPlan['components'] = [];
@@ -348,7 +350,8 @@ export function planInstall(o: { releaseDir?: string; set?: string[]; env?: Node
   const installedState: Obj = {
     apiVersion: 'install.istio.io/v1alpha1',
     kind: 'IstioOperator',
-    metadata: { name: 'installed-state', namespace: ISTIO_NAMESPACE, annotations: { 'install.istio.io/ignoreReconcile': 'true' } },
+    // operator/cmd/mesh/install.go savedIOPName: "installed-state", plus "-<revision>" when spec.revision is set
+    metadata: { name: spec.revision ? `installed-state-${spec.revision}` : 'installed-state', namespace: ISTIO_NAMESPACE, annotations: { 'install.istio.io/ignoreReconcile': 'true' } },
     spec,
   };
   return { version, components, installedState };
@@ -359,7 +362,7 @@ export function planInstall(o: { releaseDir?: string; set?: string[]; env?: Node
 /**
  * client-go tools/clientcmd loader.go ResolveLocalPaths, as istioctl (client-go) loads a kubeconfig: relative
  * certificate-authority, client-certificate, client-key and tokenFile are relative to the kubeconfig file's
- * directory. (client-node reads them from the working directory and knows only "token-file".)
+ * directory. (client-node reads them from the working directory, knows only "token-file" and does not trim it.)
  */
 function resolveKubeconfigPaths(cfg: any, dir: string): any {
   const abs = (p: unknown) => (typeof p === 'string' && p !== '' && !path.isAbsolute(p) ? path.join(dir, p) : p);
@@ -368,7 +371,8 @@ function resolveKubeconfigPaths(cfg: any, dir: string): any {
     const user = u?.user;
     if (!user) continue;
     for (const k of ['client-certificate', 'client-key']) if (user[k]) user[k] = abs(user[k]);
-    if (user.tokenFile && !user.token) user['token-file'] = abs(user.tokenFile);
+    // client-go transport/token_source.go: the file's content, whitespace trimmed
+    if (user.tokenFile && !user.token) user.token = readFileSync(String(abs(user.tokenFile)), 'utf8').trim();
     delete user.tokenFile;
   }
   return cfg;
