@@ -15,6 +15,8 @@ export interface IstioInstallation {
   revision?: string;
   /** The IstioOperator istioctl saved: installed-state, or installed-state-<revision>. */
   stateName: string;
+  /** "meshdemo" when meshdemo's up installed it (it labels installed-state app.kubernetes.io/managed-by). */
+  managedBy?: string;
 }
 
 /** The revision a list of `--set` values selects (`revision=x`), as istioctl reads it. */
@@ -44,7 +46,7 @@ export async function istioInstallation(kube: KubeClient, opts: { revision?: str
   const tag: string | undefined = iop.spec?.tag === undefined ? undefined : String(iop.spec.tag);
   const labelled = istiod?.metadata.labels?.['operator.istio.io/version'] ?? iop.metadata.labels?.['operator.istio.io/version'];
   const version = labelled ?? (tag && /^\d+\.\d+\.\d+$/.test(tag) ? tag : undefined);
-  return { version, profile: iop.spec?.profile, tag, revision, stateName: iop.metadata.name };
+  return { version, profile: iop.spec?.profile, tag, revision, stateName: iop.metadata.name, managedBy: iop.metadata.labels?.['app.kubernetes.io/managed-by'] };
 }
 
 export async function injectionLabel(kube: KubeClient, namespace: string): Promise<string | undefined> {

@@ -4,7 +4,8 @@ import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
 import type { KubeClient } from '../kube/client.js';
-import { istioInstallation, ISTIO_NAMESPACE, revisionOf } from './facts.js';
+import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from './facts.js';
+import { MANAGED_BY } from '../core/inventory.js';
 import { istioctlPath } from './istio-release.js';
 import type { UpSettings } from './settings.js';
 
@@ -152,6 +153,10 @@ export const istioInstall: Step<Settings> = {
         details: [...err.details, ...diagnosis],
       });
     }
+    // the mark `down --force` looks for when there is no record: meshdemo installed this Istio (istioctl keeps
+    // labels it did not set when it re-applies installed-state: helmreconciler/apply.go applyOverlay)
+    const revision = revisionOf(ctx.settings.istioSet);
+    await kube.mergePatch({ ...INSTALLED_STATE, name: revision ? `installed-state-${revision}` : INSTALLED_STATE.name }, { metadata: { labels: MANAGED_BY } });
     await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: ctx.settings.istioSet });
     return `Istio ${ctx.settings.istioVersion} installed (profile ${PROFILE})`;
   },

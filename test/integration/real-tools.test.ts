@@ -2,6 +2,8 @@
 // controller manager. Simulated: the node (test/support/node-simulator.ts) and istioctl, whose stand-in imitates
 // istioctl 1.8.4 (test/support/istioctl-standin.ts: ignores --readiness-timeout, honours
 // WAIT_FOR_RESOURCES_TIMEOUT, prints its real readiness failure and exits 1, progress on stderr).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -165,5 +167,26 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
 
     const status = await meshdemo(['status', '--json']);
     assert.equal(status.events()[0].status.istio.version, '1.8.4');
+  });
+
+  it("down says the purge is cluster-wide; down --force leaves an Istio meshdemo did not install", async () => {
+    const down = await meshdemo(['down', '--yes']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout + down.stderr, /istioctl x uninstall --purge is cluster-wide: it deletes every IstioOperator and every object labelled operator\.istio\.io\/component in every namespace/);
+    assert.equal((await api('/apis/apps/v1/namespaces/istio-system/deployments/istiod')).status, 404, 'meshdemo removed the Istio it installed');
+
+    // someone installs Istio with istioctl themselves; there is no meshdemo record
+    const istioctl = path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl');
+    await promisify(execFile)(istioctl, ['install', '--set', 'profile=demo', '-y', '--kubeconfig', cp.kubeconfigPath, '--context', 'admin'], { env: { ...process.env, WAIT_FOR_RESOURCES_TIMEOUT: '120s' } });
+    assert.equal((await api('/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state')).status, 200);
+
+    const runsBefore = istioctlRuns().length;
+    const forced = await meshdemo(['down', '--yes', '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout + forced.stderr, /Istio 1\.8\.4 \(istio-system\/installed-state\) was not installed by meshdemo/);
+    assert.equal((await api('/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state')).status, 200, 'installed-state kept');
+    assert.equal((await api('/apis/apps/v1/namespaces/istio-system/deployments/istiod')).status, 200, 'istiod kept');
+    assert.equal((await api('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualservices.networking.istio.io')).status, 200, 'CRDs kept');
+    assert.deepEqual(istioctlRuns().slice(runsBefore), [], 'istioctl x uninstall never ran');
   });
 });
