@@ -67,6 +67,8 @@ export interface ContextEntry {
 export interface ContextPlan {
   service: ServiceName;
   baseImage: string;
+  /** `linux/<arch>` the image is built for (the nodes' architecture), when known. */
+  platform?: string;
   /** Sorted by rel. */
   entries: ContextEntry[];
   /** Packages in node_modules, as "<rel dir>@<version>". */
@@ -221,7 +223,7 @@ function isServiceDir(dir: string): boolean {
 }
 
 /** Everything that goes into the service's context, and its content hash (reads every file; copies nothing). */
-export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = current): Promise<ContextPlan> {
+export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = current, platform?: string): Promise<ContextPlan> {
   const serviceDir = path.join(dirs.servicesDir, service);
   if (!isServiceDir(serviceDir)) {
     throw new PreflightError(`the sources of ${service} are missing: no Dockerfile and package.json in ${serviceDir}`, {
@@ -272,8 +274,10 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
     hash.update(entryLine(e, digest));
   }
   hash.update(`base-image\0${baseImage}`);
+  // the same sources built for another architecture are another image
+  if (platform) hash.update(`\0platform\0${platform}`);
   const hex = hash.digest('hex');
-  return { service, baseImage, entries: sorted, packages: packages.sort(), hash: hex, tag: hex.slice(0, 12), bytes };
+  return { service, baseImage, platform, entries: sorted, packages: packages.sort(), hash: hex, tag: hex.slice(0, 12), bytes };
 }
 
 /** The tag alone (same as planContext(...).tag). */
@@ -292,8 +296,8 @@ export interface PreparedContext {
  * Copies a planned context into a fresh temp dir (files 0644 or 0755, dirs 0755, so any image user can read
  * them). The copy is checked against the plan's hash, so what is built is exactly what the tag names.
  */
-export async function prepareContext(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; tmpRoot?: string } = {}): Promise<PreparedContext> {
-  const plan = await planContext(service, baseImage, opts.dirs);
+export async function prepareContext(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; tmpRoot?: string; platform?: string } = {}): Promise<PreparedContext> {
+  const plan = await planContext(service, baseImage, opts.dirs, opts.platform);
   const dir = await fsp.mkdtemp(path.join(opts.tmpRoot ?? os.tmpdir(), `meshdemo-${service}-`));
   const cleanup = () => fsp.rm(dir, { recursive: true, force: true });
   try {

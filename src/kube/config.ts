@@ -20,6 +20,8 @@ export interface ResolvedKubeconfig {
   paths: string[];
   contextName: string;
   server: string;
+  /** The cluster entry's extension provider, e.g. "minikube.sigs.k8s.io" (minikube writes it for every profile). */
+  clusterProvider?: string;
   /** Credentials found in the kubeconfig, to be masked in all output. */
   secrets: string[];
 }
@@ -138,7 +140,7 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     if (user.impersonateUser != null) headers['Impersonate-User'] = user.impersonateUser;
     if (user.token) headers.Authorization = `Bearer ${user.token}`;
   };
-  return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, secrets };
+  return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, clusterProvider: cluster.provider, secrets };
 }
 
 /** client-node's bufferFromFileOrString, with a clear error for a file that cannot be read. */
@@ -186,6 +188,8 @@ function parseClusters(list: unknown, dir: string): any[] {
       skipTLSVerify: c['insecure-skip-tls-verify'] === true,
       tlsServerName: c['tls-server-name'],
       proxyUrl: c['proxy-url'],
+      // minikube pkg/minikube/kubeconfig/extension.go: extensions: [{name: cluster_info, extension: {provider: …}}]
+      provider: (Array.isArray(elt.cluster.extensions) ? elt.cluster.extensions : []).map((e: any) => e?.extension?.provider).find(Boolean),
     };
   });
 }

@@ -37,7 +37,7 @@ interface Harness {
  * A Context for the step alone. No cluster is involved in these tests, so kube() and inventory() are stubs:
  * kube() only names the current context, and the inventory is a tiny in-memory object with recordImages.
  */
-function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter } = {}): Harness {
+function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[] } = {}): Harness {
   const events: MeshEvent[] = [];
   const sink: EventSink = { emit: (e) => events.push(e) };
   const options: GlobalOptions = {
@@ -62,7 +62,9 @@ function harness(opts: Record<string, unknown>, extra: { contextName?: string; p
       for (const i of list) if (!recorded.includes(i)) recorded.push(i);
     },
   };
-  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1' }) as unknown as KubeClient;
+  // Nodes: none unless a test names their architectures (then images are built for linux/<arch>)
+  const nodes = (extra.nodeArchitectures ?? []).map((architecture, i) => ({ metadata: { name: `node-${i}` }, status: { nodeInfo: { architecture } } }));
+  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1', list: async () => nodes }) as unknown as KubeClient;
   ctx.inventory = async () => inventory as unknown as Inventory;
   return { ctx, events, recorded };
 }

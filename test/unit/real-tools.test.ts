@@ -114,3 +114,47 @@ describe('kubeconfig file references, as kubectl resolves them', () => {
     }
   });
 });
+
+describe('minikube profiles in the kubeconfig', () => {
+  it('a cluster entry with minikube\'s extension names its provider (minikube pkg/minikube/kubeconfig/extension.go)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kc-mk-'));
+    try {
+      const file = path.join(dir, 'config');
+      fs.writeFileSync(
+        file,
+        [
+          'apiVersion: v1',
+          'kind: Config',
+          'clusters:',
+          '- name: demo',
+          '  cluster:',
+          '    server: https://127.0.0.1:8443',
+          '    extensions:',
+          '    - name: cluster_info',
+          '      extension: {provider: minikube.sigs.k8s.io, version: v1.25.0, last-update: "Mon, 30 Nov 2026 10:00:00 UTC"}',
+          '- name: other',
+          '  cluster: {server: https://127.0.0.1:6443}',
+          'users: [{name: demo, user: {token: t}}]',
+          'contexts: [{name: demo, context: {cluster: demo, user: demo}}, {name: other, context: {cluster: other, user: demo}}]',
+          'current-context: demo',
+          '',
+        ].join('\n'),
+      );
+      assert.equal((await loadKubeconfig({ kubeconfig: file })).clusterProvider, 'minikube.sigs.k8s.io');
+      assert.equal((await loadKubeconfig({ kubeconfig: file, context: 'other' })).clusterProvider, undefined);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('image platform', () => {
+  it('the same sources for another platform have another content hash', async () => {
+    const { planContext } = await import('../../src/images/context.js');
+    const amd = await planContext('micro-pay', 'node:22-alpine', undefined, 'linux/amd64');
+    const arm = await planContext('micro-pay', 'node:22-alpine', undefined, 'linux/arm64');
+    assert.notEqual(amd.tag, arm.tag);
+    assert.equal(arm.platform, 'linux/arm64');
+    assert.equal((await planContext('micro-pay', 'node:22-alpine', undefined, 'linux/arm64')).tag, arm.tag, 'stable');
+  });
+});

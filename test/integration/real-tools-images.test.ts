@@ -1,0 +1,126 @@
+// The images step as the real tools see it (issue 10), with a REAL private dockerd and registry on loopback:
+// images are built for the nodes' platform (`--platform linux/<arch>`, part of the tag), and minikube is used
+// the way its real CLI allows per version (test/support/minikube-standin.ts: `image load` from v1.18, `-p`).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createContext } from '../../src/core/context.js';
+import { ExitCode, PreflightError } from '../../src/core/errors.js';
+import type { EventSink, MeshEvent } from '../../src/core/events.js';
+import type { Inventory } from '../../src/core/inventory.js';
+import type { GlobalOptions } from '../../src/core/options.js';
+import { createPrompter } from '../../src/core/prompt.js';
+import type { KubeClient } from '../../src/kube/client.js';
+import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
+import { parseUpSettings, SERVICES } from '../../src/steps/settings.js';
+import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { installMinikubeStandin } from '../support/minikube-standin.js';
+
+const reason = dockerUnavailableReason();
+const skip = reason ? `real docker environment unavailable: ${reason}` : false;
+
+/** A Context for the images step alone: kube() names the context and lists Nodes of the given architectures. */
+function harness(opts: Record<string, unknown>, cluster: { contextName: string; clusterProvider?: string; architectures: string[] }) {
+  const events: MeshEvent[] = [];
+  const sink: EventSink = { emit: (e) => events.push(e) };
+  const options: GlobalOptions = { namespace: 'default', yes: true, json: false, verbose: true, cacheDir: path.join(os.tmpdir(), 'meshdemo-real-tools-images-cache'), timeoutMs: 600_000 };
+  const ctx = createContext({ options, settings: parseUpSettings(opts), events: sink, signal: new AbortController().signal, prompt: createPrompter({ json: false, isTTY: false }), secrets: new Set() });
+  const nodes = cluster.architectures.map((architecture, i) => ({ metadata: { name: `node-${i}` }, status: { nodeInfo: { architecture, operatingSystem: 'linux' } } }));
+  ctx.kube = async () => ({ contextName: cluster.contextName, clusterProvider: cluster.clusterProvider, server: 'https://127.0.0.1:1', list: async () => nodes }) as unknown as KubeClient;
+  ctx.inventory = async () => ({ async recordImages() {} }) as unknown as Inventory;
+  return { ctx, events };
+}
+
+const infoLines = (events: MeshEvent[]) => events.filter((e): e is Extract<MeshEvent, { type: 'log' }> => e.type === 'log' && e.level === 'info').map((e) => e.message);
+
+describe('images for the real cluster: platform and minikube', { skip, timeout: 900_000 }, () => {
+  let env: DockerEnv;
+  let bin: string;
+  let state: string;
+  const saved = { DOCKER_HOST: process.env.DOCKER_HOST, PATH: process.env.PATH };
+  const ARM64_BASE = 'meshdemo-test/base-arm64:1';
+
+  before(async () => {
+    env = await startDockerEnv();
+    process.env.DOCKER_HOST = env.dockerHost;
+    // an arm64 base image (nothing in it runs here: the demo Dockerfiles have no RUN step)
+    const rootfs = path.join(env.dir, 'arm64-rootfs.tar');
+    const { execFileSync } = await import('node:child_process');
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-arm64-'));
+    fs.writeFileSync(path.join(src, 'README'), 'arm64 base for tests\n');
+    execFileSync('tar', ['-cf', rootfs, '-C', src, 'README']);
+    fs.rmSync(src, { recursive: true });
+    await env.docker(['import', '--platform', 'linux/arm64', rootfs, ARM64_BASE], { timeoutMs: 120_000 });
+    bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-minikube-bin-'));
+    state = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-minikube-state-'));
+    installMinikubeStandin(bin);
+    process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
+  });
+
+  after(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    delete process.env.STANDIN_MINIKUBE_VERSION;
+    delete process.env.STANDIN_MINIKUBE_PROFILES;
+    delete process.env.STANDIN_MINIKUBE_STATE;
+    await env?.stop();
+    for (const d of [bin, state]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it('arm64 nodes: the build is asked for linux/arm64, the image is arm64, and its tag differs from the amd64 one', async () => {
+    const registry = `${env.registry}/meshdemo`;
+    const arm = harness({ registry, baseImage: ARM64_BASE }, { contextName: 'prod', architectures: ['arm64'] });
+    const amd = harness({ registry, baseImage: ARM64_BASE }, { contextName: 'prod', architectures: ['amd64'] });
+    const armRefs = await resolveImages(arm.ctx);
+    const amdRefs = await resolveImages(amd.ctx);
+    for (const s of SERVICES) assert.notEqual(armRefs[s], amdRefs[s], `${s}: same sources, another platform, another tag`);
+
+    assert.equal(await images.run(arm.ctx), '3 built, 0 unchanged');
+    assert.ok(infoLines(arm.events).some((l) => l.includes('for linux/arm64')), infoLines(arm.events).join('\n'));
+    for (const s of SERVICES) {
+      const { stdout } = await env.docker(['image', 'inspect', '--format', '{{.Os}}/{{.Architecture}}', armRefs[s]]);
+      assert.equal(stdout.trim(), 'linux/arm64', s);
+    }
+    // docker was asked for that platform: with an arm64-only base, a build for the daemon's own amd64 fails
+    await assert.rejects(images.run(amd.ctx), /building the micro-api image/);
+  });
+
+  it('minikube 1.17 (no `image load`) is refused before anything changes: exit 3 with the upgrade hint', async () => {
+    process.env.STANDIN_MINIKUBE_VERSION = '1.17.1';
+    process.env.STANDIN_MINIKUBE_STATE = state;
+    const { ctx } = harness({ baseImage: env.baseImage }, { contextName: 'minikube', architectures: ['amd64'] });
+    await assert.rejects(dockerPreflight(ctx), (err: unknown) => {
+      assert.ok(err instanceof PreflightError, String(err));
+      assert.equal(err.exitCode, ExitCode.preflight);
+      assert.match(err.message, /^minikube v1\.17\.1 cannot load images into the cluster: `minikube image load` needs minikube v1\.18\.0 or later$/);
+      assert.match(err.hint ?? '', /upgrade minikube/);
+      return true;
+    });
+  });
+
+  it('minikube 1.25 with profile "demo" (context "demo"): recognised by its kubeconfig extension, images loaded with -p demo', async () => {
+    process.env.STANDIN_MINIKUBE_VERSION = '1.25.0';
+    process.env.STANDIN_MINIKUBE_PROFILES = 'minikube,demo';
+    process.env.STANDIN_MINIKUBE_STATE = state;
+    const { ctx } = harness({ baseImage: env.baseImage }, { contextName: 'demo', clusterProvider: 'minikube.sigs.k8s.io', architectures: ['amd64'] });
+    await dockerPreflight(ctx);
+    const refs = await resolveImages(ctx);
+    for (const s of SERVICES) assert.match(refs[s], new RegExp(`^meshdemo/${s}:[0-9a-f]{12}$`));
+    await images.run(ctx);
+    const calls = fs.readFileSync(path.join(state, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const loads = calls.filter((c) => c[0] === 'image' && c[1] === 'load');
+    assert.deepEqual(loads, SERVICES.map((s) => ['image', 'load', refs[s], '-p', 'demo']));
+    assert.deepEqual(fs.readFileSync(path.join(state, 'images-demo.txt'), 'utf8').trim().split('\n').sort(), SERVICES.map((s) => `docker.io/${refs[s]}`).sort());
+
+    // a second run finds them in the profile (minikube image ls -p demo) and loads nothing
+    const again = harness({ baseImage: env.baseImage }, { contextName: 'demo', clusterProvider: 'minikube.sigs.k8s.io', architectures: ['amd64'] });
+    await images.run(again.ctx);
+    const after = fs.readFileSync(path.join(state, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(after.filter((c) => c[0] === 'image' && c[1] === 'load').length, 3, 'no second load');
+    assert.ok(after.some((c) => c.join(' ') === 'image ls -p demo'));
+  });
+});
