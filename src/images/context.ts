@@ -273,11 +273,14 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
     bytes += e.size;
     hash.update(entryLine(e, digest));
   }
-  hash.update(`base-image\0${baseImage}`);
-  // the same sources built for another architecture are another image
-  if (platform) hash.update(`\0platform\0${platform}`);
+  hash.update(hashTail(baseImage, platform));
   const hex = hash.digest('hex');
   return { service, baseImage, platform, entries: sorted, packages: packages.sort(), hash: hex, tag: hex.slice(0, 12), bytes };
+}
+
+/** What the hash covers after the files: the base image and — the same sources for another architecture are another image — the platform. */
+function hashTail(baseImage: string, platform: string | undefined): string {
+  return `base-image\0${baseImage}${platform ? `\0platform\0${platform}` : ''}`;
 }
 
 /** The tag alone (same as planContext(...).tag). */
@@ -333,7 +336,7 @@ export async function prepareContext(service: ServiceName, baseImage: string, op
     for (const line of lines) verify.update(line);
     for (const d of made) await fsp.chmod(d, 0o755);
     await fsp.chmod(dir, 0o755);
-    verify.update(`base-image\0${baseImage}`);
+    verify.update(hashTail(baseImage, plan.platform));
     if (verify.digest('hex') !== plan.hash) {
       throw new PreflightError(`the sources of ${service} changed while its build context was being prepared`, { hint: 'run the command again' });
     }

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createContext } from '../../src/core/context.js';
-import { ExitCode, PreflightError } from '../../src/core/errors.js';
+import { ExitCode, ExternalCommandError, PreflightError } from '../../src/core/errors.js';
 import type { EventSink, MeshEvent } from '../../src/core/events.js';
 import type { Inventory } from '../../src/core/inventory.js';
 import type { GlobalOptions } from '../../src/core/options.js';
@@ -33,6 +33,26 @@ function harness(opts: Record<string, unknown>, cluster: { contextName: string; 
   return { ctx, events };
 }
 
+/** A `docker load` archive of a one-file image whose config says linux/arm64. */
+async function arm64ImageTar(dir: string, tag: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const { execFileSync } = await import('node:child_process');
+  const root = fs.mkdtempSync(path.join(dir, 'arm64-'));
+  fs.mkdirSync(path.join(root, 'rootfs'));
+  fs.mkdirSync(path.join(root, 'image', 'layer'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'rootfs', 'README'), 'arm64 base for meshdemo tests\n');
+  const layerTar = path.join(root, 'image', 'layer', 'layer.tar');
+  execFileSync('tar', ['-cf', layerTar, '-C', path.join(root, 'rootfs'), 'README']);
+  const diffId = `sha256:${createHash('sha256').update(fs.readFileSync(layerTar)).digest('hex')}`;
+  const config = JSON.stringify({ architecture: 'arm64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] }, history: [{ created_by: 'meshdemo test' }] });
+  const configName = `${createHash('sha256').update(config).digest('hex')}.json`;
+  fs.writeFileSync(path.join(root, 'image', configName), config);
+  fs.writeFileSync(path.join(root, 'image', 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [tag], Layers: ['layer/layer.tar'] }]));
+  const out = path.join(root, 'image.tar');
+  execFileSync('tar', ['-cf', out, '-C', path.join(root, 'image'), '.']);
+  return out;
+}
+
 const infoLines = (events: MeshEvent[]) => events.filter((e): e is Extract<MeshEvent, { type: 'log' }> => e.type === 'log' && e.level === 'info').map((e) => e.message);
 
 describe('images for the real cluster: platform and minikube', { skip, timeout: 900_000 }, () => {
@@ -45,14 +65,9 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
   before(async () => {
     env = await startDockerEnv();
     process.env.DOCKER_HOST = env.dockerHost;
-    // an arm64 base image (nothing in it runs here: the demo Dockerfiles have no RUN step)
-    const rootfs = path.join(env.dir, 'arm64-rootfs.tar');
-    const { execFileSync } = await import('node:child_process');
-    const src = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-arm64-'));
-    fs.writeFileSync(path.join(src, 'README'), 'arm64 base for tests\n');
-    execFileSync('tar', ['-cf', rootfs, '-C', src, 'README']);
-    fs.rmSync(src, { recursive: true });
-    await env.docker(['import', '--platform', 'linux/arm64', rootfs, ARM64_BASE], { timeoutMs: 120_000 });
+    // an arm64 base image, made the way `docker save` lays one out (docker import records the daemon's own
+    // platform whatever --platform says); nothing in it runs here: the demo Dockerfiles have no RUN step
+    await env.docker(['load', '-i', await arm64ImageTar(env.dir, ARM64_BASE)], { timeoutMs: 120_000 });
     bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-minikube-bin-'));
     state = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-minikube-state-'));
     installMinikubeStandin(bin);
@@ -71,7 +86,7 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
     for (const d of [bin, state]) if (d) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  it('arm64 nodes: the build is asked for linux/arm64, the image is arm64, and its tag differs from the amd64 one', async () => {
+  it('arm64 nodes: the build is asked for linux/arm64 and its tag differs from the amd64 one', async () => {
     const registry = `${env.registry}/meshdemo`;
     const arm = harness({ registry, baseImage: ARM64_BASE }, { contextName: 'prod', architectures: ['arm64'] });
     const amd = harness({ registry, baseImage: ARM64_BASE }, { contextName: 'prod', architectures: ['amd64'] });
@@ -85,8 +100,15 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
       const { stdout } = await env.docker(['image', 'inspect', '--format', '{{.Os}}/{{.Architecture}}', armRefs[s]]);
       assert.equal(stdout.trim(), 'linux/arm64', s);
     }
-    // docker was asked for that platform: with an arm64-only base, a build for the daemon's own amd64 fails
-    await assert.rejects(images.run(amd.ctx), /building the micro-api image/);
+    // the daemon was really asked for linux/arm64: on the amd64-only Node base it refuses, rather than making an
+    // amd64 image that would die with "exec format error" on the arm64 nodes
+    const onAmd64Base = harness({ registry, baseImage: env.baseImage }, { contextName: 'prod', architectures: ['arm64'] });
+    await assert.rejects(images.run(onAmd64Base.ctx), (err: unknown) => {
+      assert.ok(err instanceof ExternalCommandError, String(err));
+      assert.match(err.message, /^building the micro-api image .* failed/);
+      assert.match(err.details.join('\n'), /does not match the specified platform: wanted linux\/arm64, actual: linux\/amd64/);
+      return true;
+    });
   });
 
   it('minikube 1.17 (no `image load`) is refused before anything changes: exit 3 with the upgrade hint', async () => {
