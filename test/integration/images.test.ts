@@ -20,6 +20,7 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/steps/settings.js';
 import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { installKindStandin } from '../support/kind-standin.js';
 
 const reason = dockerUnavailableReason();
 const skip = reason ? `real docker environment unavailable: ${reason}` : false;
@@ -243,11 +244,12 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
   });
 
   it('kind context: loads meshdemo/<service>:<hash> with kind load (no rebuild when present locally)', async () => {
-    // a stand-in `kind` on PATH that records its arguments (the kind CLI itself is not what is tested here)
-    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-fake-kind-'));
-    const logFile = path.join(bin, 'calls.log');
-    fs.writeFileSync(path.join(bin, 'kind'), `#!/bin/sh\necho "$@" >> '${logFile}'\necho "Image loaded"\n`, { mode: 0o755 });
+    // the kind stand-in (test/support/kind-standin.ts, as strict as kind v0.12.0) on PATH, with a cluster "mesh"
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kind-standin-'));
+    installKindStandin(bin);
     process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
+    process.env.STANDIN_KIND_STATE = bin;
+    process.env.STANDIN_KIND_CLUSTERS = 'mesh';
     try {
       const { ctx, events, recorded } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh' });
       await dockerPreflight(ctx);
@@ -258,14 +260,16 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.equal(dockerCounters.build, 0);
       assert.equal(dockerCounters.push, 0);
       assert.deepEqual(
-        fs.readFileSync(logFile, 'utf8').trim().split('\n').filter((l) => l.startsWith('load')),
-        SERVICES.map((s) => `load docker-image ${refs[s]} --name mesh`),
+        fs.readFileSync(path.join(bin, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c[0] === 'load'),
+        SERVICES.map((s) => ['load', 'docker-image', refs[s], '--name', 'mesh']),
       );
       assert.ok(infoLines(events).some((l) => l.includes('kind load docker-image') && l.includes('--name mesh')));
       assert.deepEqual([...recorded].sort(), Object.values(refs).sort());
       assert.equal((await images.check(ctx)).satisfied, true);
     } finally {
       process.env.PATH = savedPath;
+      delete process.env.STANDIN_KIND_STATE;
+      delete process.env.STANDIN_KIND_CLUSTERS;
       fs.rmSync(bin, { recursive: true, force: true });
     }
   });

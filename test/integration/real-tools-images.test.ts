@@ -16,6 +16,7 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES } from '../../src/steps/settings.js';
 import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { installKindStandin } from '../support/kind-standin.js';
 import { installMinikubeStandin } from '../support/minikube-standin.js';
 
 const reason = dockerUnavailableReason();
@@ -144,5 +145,30 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
     const after = fs.readFileSync(path.join(state, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(after.filter((c) => c[0] === 'image' && c[1] === 'load').length, 3, 'no second load');
     assert.ok(after.some((c) => c.join(' ') === 'image ls -p demo'));
+  });
+
+  it('kind (stand-in as strict as kind v0.12.0): a cluster that does not exist is an error naming it, with kind\'s own line', async () => {
+    const kindBin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kind-bin-'));
+    installKindStandin(kindBin);
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${kindBin}${path.delimiter}${process.env.PATH}`;
+    process.env.STANDIN_KIND_STATE = kindBin;
+    process.env.STANDIN_KIND_CLUSTERS = 'kind';
+    try {
+      const { ctx } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh', architectures: ['amd64'] });
+      await dockerPreflight(ctx);
+      await assert.rejects(images.run(ctx), (err: unknown) => {
+        assert.ok(err instanceof ExternalCommandError, String(err));
+        assert.match(err.message, /^kind load docker-image meshdemo\/micro-api:[0-9a-f]{12} failed/);
+        assert.match(err.hint ?? '', /kind get clusters/);
+        assert.ok(err.details.includes('ERROR: no nodes found for cluster "mesh"'), err.details.join('\n'));
+        return true;
+      });
+    } finally {
+      process.env.PATH = savedPath;
+      delete process.env.STANDIN_KIND_STATE;
+      delete process.env.STANDIN_KIND_CLUSTERS;
+      fs.rmSync(kindBin, { recursive: true, force: true });
+    }
   });
 });
