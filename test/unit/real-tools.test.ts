@@ -158,3 +158,41 @@ describe('image platform', () => {
     assert.equal((await planContext('micro-pay', 'node:22-alpine', undefined, 'linux/arm64')).tag, arm.tag, 'stable');
   });
 });
+
+describe('installed Istio, as istioctl 1.8.4 leaves it', () => {
+  // Just the three reads istioInstallation makes, over a fixed set of objects.
+  const fakeKube = (objects: any[]) =>
+    ({
+      serves: async () => true,
+      get: async (ref: any) => objects.find((o) => o.kind === ref.kind && o.metadata.name === ref.name && (o.metadata.namespace ?? undefined) === ref.namespace),
+      list: async (_v: string, kind: string, opts: any = {}) => objects.filter((o) => o.kind === kind && (!opts.namespace || o.metadata.namespace === opts.namespace)),
+    }) as any;
+  const iop = (name: string, spec: any, labels?: Record<string, string>) => ({ kind: 'IstioOperator', metadata: { name, namespace: 'istio-system', labels }, spec });
+  const istiod = (name: string, version: string) => ({ kind: 'Deployment', metadata: { name, namespace: 'istio-system', labels: { 'operator.istio.io/version': version } } });
+
+  it('--set revision=canary: installed-state-canary, version from istiod-canary, tag kept apart', async () => {
+    const { istioInstallation, revisionOf } = await import('../../src/steps/facts.js');
+    assert.equal(revisionOf(['tag=x', 'revision=canary']), 'canary');
+    const kube = fakeKube([iop('installed-state-canary', { profile: 'demo', tag: '1.8.4-custom', revision: 'canary' }), istiod('istiod-canary', '1.8.4')]);
+    assert.deepEqual(await istioInstallation(kube, { revision: 'canary' }), {
+      version: '1.8.4',
+      profile: 'demo',
+      tag: '1.8.4-custom',
+      revision: 'canary',
+      stateName: 'installed-state-canary',
+      managedBy: undefined,
+    });
+    // asked for the default revision, the canary one still says Istio is there
+    assert.equal((await istioInstallation(kube))?.stateName, 'installed-state-canary');
+  });
+
+  it('a custom tag with no istiod label: no version guessed from the tag', async () => {
+    const { istioInstallation } = await import('../../src/steps/facts.js');
+    const kube = fakeKube([iop('installed-state', { profile: 'demo', tag: 'my-build' }, { 'app.kubernetes.io/managed-by': 'meshdemo' })]);
+    const found = await istioInstallation(kube);
+    assert.equal(found?.version, undefined);
+    assert.equal(found?.tag, 'my-build');
+    assert.equal(found?.managedBy, 'meshdemo');
+    assert.equal(await istioInstallation(fakeKube([])), undefined);
+  });
+});
