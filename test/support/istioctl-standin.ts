@@ -665,7 +665,6 @@ async function install(a: Args): Promise<number> {
     }
   }
   if ((await faultToggles('- Processing resources for Istio core.')) === -1) {
-    out(JWT_WARNING);
     process.stderr.write('\n- Processing resources for Istio core.\n✘ Istio core encountered an error: boom\n- Pruning removed resources');
     err('Error: failed to install manifests: boom');
     return 1;
@@ -673,8 +672,10 @@ async function install(a: Args): Promise<number> {
 
   const api = await Api.connect(a);
   try {
-    // operator/pkg/manifest/shared.go: the first-party JWT note, on stdout (clog LogAndPrint)
-    out(JWT_WARNING);
+    // operator/pkg/manifest/shared.go: the first-party JWT note, on stdout (clog LogAndPrint) — only when the cluster
+    // does not serve serviceaccounts/token (operator/pkg/util/k8s.go DetectSupportedJWTPolicy)
+    const core = await api.request('GET', '/api/v1');
+    if (!(core.status === 200 && (core.json().resources ?? []).some((r: any) => r.name === 'serviceaccounts/token'))) out(JWT_WARNING);
     // operator/cmd/mesh/shared.go createNamespace: only when missing, labelled istio-injection=disabled
     const existing = await api.request('GET', `/api/v1/namespaces/${ISTIO_NAMESPACE}`);
     if (existing.status === 404) {
