@@ -3,7 +3,7 @@ import { parseDuration } from '../core/options.js';
 import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
-import type { KubeClient } from '../kube/client.js';
+import { describeRef, KubeApiError, type KubeClient } from '../kube/client.js';
 import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from './facts.js';
 import { MANAGED_BY } from '../core/inventory.js';
 import { istioctlPath } from './istio-release.js';
@@ -130,7 +130,8 @@ export const istioInstall: Step<Settings> = {
         tailLines: 10,
         // istioctl writes progress to stderr and notes to stdout; both are read alike
         onLine: (line) => {
-          if (output.length < 500) output.push(line);
+          output.push(line);
+          if (output.length > 500) output.shift();
           if (!line.trim()) return;
           if (/third.party.JWT|first.party.JWT/i.test(line)) ctx.log.note(line.trim());
           else ctx.log.info(line);
@@ -156,7 +157,14 @@ export const istioInstall: Step<Settings> = {
     // the mark `down --force` looks for when there is no record: meshdemo installed this Istio (istioctl keeps
     // labels it did not set when it re-applies installed-state: helmreconciler/apply.go applyOverlay)
     const revision = revisionOf(ctx.settings.istioSet);
-    await kube.mergePatch({ ...INSTALLED_STATE, name: revision ? `installed-state-${revision}` : INSTALLED_STATE.name }, { metadata: { labels: MANAGED_BY } });
+    const state = { ...INSTALLED_STATE, name: revision ? `installed-state-${revision}` : INSTALLED_STATE.name };
+    try {
+      await kube.mergePatch(state, { metadata: { labels: MANAGED_BY } });
+    } catch (err) {
+      if (!(err instanceof KubeApiError)) throw err;
+      // the install itself succeeded and the record says so; only a later `down --force` without a record needs this mark
+      ctx.log.warn(`could not label ${describeRef(state)} as installed by meshdemo (${err.message}): without meshdemo's record, down --force will leave this Istio`);
+    }
     await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: ctx.settings.istioSet });
     return `Istio ${ctx.settings.istioVersion} installed (profile ${PROFILE})`;
   },
