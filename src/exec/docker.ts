@@ -90,6 +90,8 @@ export interface BuildOptions {
   tags: string[];
   buildArgs?: Record<string, string>;
   labels?: Record<string, string>;
+  /** `--platform linux/<arch>`: the cluster nodes' architecture, not the build machine's. */
+  platform?: string;
 }
 
 /**
@@ -98,6 +100,7 @@ export interface BuildOptions {
  */
 export async function build(b: BuildOptions, opts: DockerCallOptions = {}): Promise<void> {
   const args = ['build', '--pull=false'];
+  if (b.platform) args.push('--platform', b.platform);
   for (const t of b.tags) args.push('-t', t);
   for (const [k, v] of Object.entries(b.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(b.labels ?? {})) args.push('--label', `${k}=${v}`);
@@ -123,18 +126,26 @@ export async function kindLoad(ref: string, cluster: string, opts: DockerCallOpt
   await run(opts.kind ?? 'kind', ['load', 'docker-image', ref, '--name', cluster], opts);
 }
 
-/** `minikube image load <ref>` into the current minikube profile. */
+/** `minikube image load <ref> -p <profile>` (minikube >= 1.18). */
 export async function minikubeLoad(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<void> {
   dockerCounters.minikubeLoad++;
   const args = ['image', 'load', ref];
-  if (opts.profile) args.push('--profile', opts.profile);
+  if (opts.profile) args.push('-p', opts.profile);
   await run('minikube', args, opts);
+}
+
+/** `minikube version --short` ("v1.25.0", cmd/minikube/cmd/version.go) as [major, minor, patch]. */
+export async function minikubeVersion(opts: DockerCallOptions = {}): Promise<[number, number, number]> {
+  const r = await run('minikube', ['version', '--short'], { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 20_000 });
+  const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(r.stdout);
+  if (!m) throw new ExternalCommandError(`minikube version --short printed no version: ${JSON.stringify(r.stdout.trim().slice(0, 80))}`, { details: r.tail });
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
 }
 
 /** Does minikube's runtime already hold `ref`? (`minikube image ls`; a failure to list means "no".) */
 export async function minikubeHasImage(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<boolean> {
   const args = ['image', 'ls'];
-  if (opts.profile) args.push('--profile', opts.profile);
+  if (opts.profile) args.push('-p', opts.profile);
   try {
     const r = await run('minikube', args, { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 60_000 });
     return r.stdout.split('\n').some((l) => l.trim() === ref || l.trim() === `docker.io/${ref}`);

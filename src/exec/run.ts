@@ -1,5 +1,8 @@
 import { ExternalCommandError, InterruptedError, PreflightError } from '../core/errors.js';
 
+/** How long an unterminated line waits for the rest of it before it is passed on as it is. */
+const PARTIAL_LINE_IDLE_MS = 200;
+
 export interface RunOptions {
   /** Each line of stdout/stderr as it arrives (streamed into the step's log). */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
@@ -52,16 +55,26 @@ export async function runCommand(file: string, args: string[], opts: RunOptions 
   const pump = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr') => {
     if (!stream) return;
     let buffered = '';
+    // A message not followed by a newline is shown once the tool pauses: istioctl's progress bar (pb v3 without
+    // a TTY) writes "\n" BEFORE each message, so its current message never ends with one.
+    let idle: NodeJS.Timeout | undefined;
+    const flush = () => {
+      if (buffered) remember(buffered.replace(/\r$/, ''), name);
+      buffered = '';
+    };
     stream.on('data', (chunk: Buffer) => {
+      clearTimeout(idle);
       buffered += chunk.toString('utf8');
       let i;
       while ((i = buffered.indexOf('\n')) >= 0) {
         remember(buffered.slice(0, i).replace(/\r$/, ''), name);
         buffered = buffered.slice(i + 1);
       }
+      if (buffered) idle = setTimeout(flush, PARTIAL_LINE_IDLE_MS);
     });
     stream.on('end', () => {
-      if (buffered) remember(buffered, name);
+      clearTimeout(idle);
+      flush();
     });
   };
   pump(child.stdout, 'stdout');

@@ -67,6 +67,8 @@ export interface ContextEntry {
 export interface ContextPlan {
   service: ServiceName;
   baseImage: string;
+  /** `linux/<arch>` the image is built for (the nodes' architecture), when known. */
+  platform?: string;
   /** Sorted by rel. */
   entries: ContextEntry[];
   /** Packages in node_modules, as "<rel dir>@<version>". */
@@ -221,7 +223,7 @@ function isServiceDir(dir: string): boolean {
 }
 
 /** Everything that goes into the service's context, and its content hash (reads every file; copies nothing). */
-export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = current): Promise<ContextPlan> {
+export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = current, platform?: string): Promise<ContextPlan> {
   const serviceDir = path.join(dirs.servicesDir, service);
   if (!isServiceDir(serviceDir)) {
     throw new PreflightError(`the sources of ${service} are missing: no Dockerfile and package.json in ${serviceDir}`, {
@@ -271,9 +273,14 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
     bytes += e.size;
     hash.update(entryLine(e, digest));
   }
-  hash.update(`base-image\0${baseImage}`);
+  hash.update(hashTail(baseImage, platform));
   const hex = hash.digest('hex');
-  return { service, baseImage, entries: sorted, packages: packages.sort(), hash: hex, tag: hex.slice(0, 12), bytes };
+  return { service, baseImage, platform, entries: sorted, packages: packages.sort(), hash: hex, tag: hex.slice(0, 12), bytes };
+}
+
+/** What the hash covers after the files: the base image and — the same sources for another architecture are another image — the platform. */
+function hashTail(baseImage: string, platform: string | undefined): string {
+  return `base-image\0${baseImage}${platform ? `\0platform\0${platform}` : ''}`;
 }
 
 /** The tag alone (same as planContext(...).tag). */
@@ -292,8 +299,8 @@ export interface PreparedContext {
  * Copies a planned context into a fresh temp dir (files 0644 or 0755, dirs 0755, so any image user can read
  * them). The copy is checked against the plan's hash, so what is built is exactly what the tag names.
  */
-export async function prepareContext(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; tmpRoot?: string } = {}): Promise<PreparedContext> {
-  const plan = await planContext(service, baseImage, opts.dirs);
+export async function prepareContext(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; tmpRoot?: string; platform?: string } = {}): Promise<PreparedContext> {
+  const plan = await planContext(service, baseImage, opts.dirs, opts.platform);
   const dir = await fsp.mkdtemp(path.join(opts.tmpRoot ?? os.tmpdir(), `meshdemo-${service}-`));
   const cleanup = () => fsp.rm(dir, { recursive: true, force: true });
   try {
@@ -329,7 +336,7 @@ export async function prepareContext(service: ServiceName, baseImage: string, op
     for (const line of lines) verify.update(line);
     for (const d of made) await fsp.chmod(d, 0o755);
     await fsp.chmod(dir, 0o755);
-    verify.update(`base-image\0${baseImage}`);
+    verify.update(hashTail(baseImage, plan.platform));
     if (verify.digest('hex') !== plan.hash) {
       throw new PreflightError(`the sources of ${service} changed while its build context was being prepared`, { hint: 'run the command again' });
     }

@@ -58,6 +58,8 @@ interface Resource {
 export class KubeClient {
   readonly server: string;
   readonly contextName: string;
+  /** Who made the cluster entry, when its kubeconfig extension says (minikube: "minikube.sigs.k8s.io"). */
+  readonly clusterProvider?: string;
   requestCount = 0;
   private discovery = new Map<string, Promise<Map<string, Resource>>>();
   private agent: http.Agent;
@@ -68,6 +70,7 @@ export class KubeClient {
   ) {
     this.server = config.server.replace(/\/+$/, '');
     this.contextName = config.contextName;
+    this.clusterProvider = config.clusterProvider;
     this.agent = this.server.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   }
 

@@ -4,9 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
-// client-node's own kubeconfig parsing and validation, without the rest of client-node: importing the package
-// root (its generated API models) costs about a second, more than a whole no-op `up` should take.
-import { newClusters, newContexts, newUsers } from '@kubernetes/client-node/dist/config_types.js';
 import { UsageError } from '../core/errors.js';
 
 export interface ResolvedKubeconfig {
@@ -23,6 +20,8 @@ export interface ResolvedKubeconfig {
   paths: string[];
   contextName: string;
   server: string;
+  /** The cluster entry's extension provider, e.g. "minikube.sigs.k8s.io" (minikube writes it for every profile). */
+  clusterProvider?: string;
   /** Credentials found in the kubeconfig, to be masked in all output. */
   secrets: string[];
 }
@@ -71,13 +70,14 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     }
     const one = { clusters: [] as any[], users: [] as any[], contexts: [] as any[], currentContext: '' };
     try {
-      // what KubeConfig.loadFromString does
       const obj = yaml.load(text) as any;
-      one.clusters = newClusters(obj.clusters);
-      one.contexts = newContexts(obj.contexts);
-      one.users = newUsers(obj.users);
+      const dir = path.dirname(path.resolve(file));
+      one.clusters = parseClusters(obj.clusters, dir);
+      one.contexts = parseContexts(obj.contexts);
+      one.users = parseUsers(obj.users, dir, file);
       one.currentContext = obj['current-context'];
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       throw new UsageError(`kubeconfig ${file} is not valid: ${firstLine(err)}`, {
         hint: 'fix the file or pass another --kubeconfig',
       });
@@ -126,7 +126,11 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
   let tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
   const applyToHTTPSOptions = async (o: https.RequestOptions) => {
     if (!simple) return void (await (await kubeConfig()).applyToHTTPSOptions(o));
-    tls ??= { ca: fileOrData(cluster.caFile, cluster.caData), cert: fileOrData(user.certFile, user.certData), key: fileOrData(user.keyFile, user.keyData) };
+    tls ??= {
+      ca: fileOrData(cluster.caFile, cluster.caData, 'certificate-authority'),
+      cert: fileOrData(user.certFile, user.certData, 'client-certificate'),
+      key: fileOrData(user.keyFile, user.keyData, 'client-key'),
+    };
     if (cluster.skipTLSVerify) o.rejectUnauthorized = false;
     if (cluster.tlsServerName) o.servername = cluster.tlsServerName;
     if (tls.ca) o.ca = tls.ca;
@@ -136,14 +140,93 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     if (user.impersonateUser != null) headers['Impersonate-User'] = user.impersonateUser;
     if (user.token) headers.Authorization = `Bearer ${user.token}`;
   };
-  return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, secrets };
+  return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, clusterProvider: cluster.provider, secrets };
 }
 
-/** client-node's bufferFromFileOrString. */
-function fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
-  if (file) return fs.readFileSync(file);
+/** client-node's bufferFromFileOrString, with a clear error for a file that cannot be read. */
+function fileOrData(file: string | undefined, data: string | undefined, what: string): Buffer | undefined {
+  if (file) return readReferenced(file, what);
   if (data) return Buffer.from(data, 'base64');
   return undefined;
+}
+
+function readReferenced(file: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`cannot read the ${what} ${file} named in the kubeconfig: ${(err as NodeJS.ErrnoException).code ?? firstLine(err)}`, {
+      hint: 'fix the path in the kubeconfig (a relative path is relative to the kubeconfig file) or pass another --kubeconfig',
+    });
+  }
+}
+
+/**
+ * As kubectl resolves them (client-go tools/clientcmd loader.go ResolveLocalPaths): a relative file path in a
+ * kubeconfig is relative to the directory of the kubeconfig file it appears in, not to the working directory.
+ */
+function resolveIn(dir: string, p: unknown): string | undefined {
+  if (typeof p !== 'string' || p === '') return undefined;
+  return path.isAbsolute(p) ? p : path.join(dir, p);
+}
+
+/**
+ * The entries in the shape client-node's KubeConfig.loadFromOptions takes (its config_types newClusters/newUsers/
+ * newContexts, whose module is private to the package), with the same checks, and file paths made absolute.
+ */
+function parseClusters(list: unknown, dir: string): any[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((elt: any, i) => {
+    if (!elt?.name) throw new Error(`clusters[${i}].name is missing`);
+    if (!elt.cluster) throw new Error(`clusters[${i}].cluster is missing`);
+    if (!elt.cluster.server) throw new Error(`clusters[${i}].cluster.server is missing`);
+    const c = elt.cluster;
+    return {
+      name: elt.name,
+      server: String(c.server).replace(/\/$/, ''),
+      caData: c['certificate-authority-data'],
+      caFile: resolveIn(dir, c['certificate-authority']),
+      skipTLSVerify: c['insecure-skip-tls-verify'] === true,
+      tlsServerName: c['tls-server-name'],
+      proxyUrl: c['proxy-url'],
+      // minikube pkg/minikube/kubeconfig/extension.go: extensions: [{name: cluster_info, extension: {provider: …}}]
+      provider: (Array.isArray(elt.cluster.extensions) ? elt.cluster.extensions : []).map((e: any) => e?.extension?.provider).find(Boolean),
+    };
+  });
+}
+
+function parseUsers(list: unknown, dir: string, file: string): any[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((elt: any, i) => {
+    if (!elt?.name) throw new Error(`users[${i}].name is missing`);
+    const u = elt.user ?? {};
+    // kubectl: token wins over tokenFile
+    const tokenFile = u.token ? undefined : resolveIn(dir, u.tokenFile);
+    const token = u.token || (tokenFile ? readReferenced(tokenFile, `tokenFile of user "${elt.name}" in ${file},`).toString('utf8').trim() : undefined);
+    const exec = u.exec && typeof u.exec.command === 'string' && u.exec.command.includes('/') ? { ...u.exec, command: resolveIn(dir, u.exec.command) } : u.exec;
+    return {
+      name: elt.name,
+      authProvider: u['auth-provider'] ?? null,
+      certData: u['client-certificate-data'] ?? null,
+      certFile: resolveIn(dir, u['client-certificate']) ?? null,
+      exec: exec ?? null,
+      keyData: u['client-key-data'] ?? null,
+      keyFile: resolveIn(dir, u['client-key']) ?? null,
+      token,
+      password: u.password ?? null,
+      username: u.username ?? null,
+      impersonateUser: u.as ?? null,
+    };
+  });
+}
+
+function parseContexts(list: unknown): any[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((elt: any, i) => {
+    if (!elt?.name) throw new Error(`contexts[${i}].name is missing`);
+    if (!elt.context) throw new Error(`contexts[${i}].context is missing`);
+    if (!elt.context.cluster) throw new Error(`contexts[${i}].context.cluster is missing`);
+    return { cluster: elt.context.cluster, user: elt.context.user, namespace: elt.context.namespace, name: elt.name };
+  });
 }
 
 function firstLine(err: unknown): string {

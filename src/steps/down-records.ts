@@ -90,7 +90,8 @@ const ADDON_FILES = ['prometheus.yaml', 'grafana.yaml', 'jaeger.yaml', 'kiali.ya
  *  - app: the demo's Deployments, Services, Gateway and VirtualService by name in --namespace, and any object of
  *    those kinds there labelled app.kubernetes.io/managed-by=meshdemo;
  *  - addons: objects of the cached release's addon manifests that exist AND carry that label (up applies it);
- *  - Istio: uninstalled (istioctl x uninstall --purge) when it is installed and istioctl is cached;
+ *  - Istio: uninstalled (istioctl x uninstall --purge) when up installed it — its installed-state carries
+ *    app.kubernetes.io/managed-by=meshdemo — and left alone otherwise;
  *  - namespaces labelled managed-by=meshdemo (ones up created for the app) are deleted; istio-system is left,
  *    and so is the istio-injection label (nothing says what it was before).
  */
@@ -139,7 +140,7 @@ export async function scanForForce(kube: KubeClient, namespace: string, cacheDir
     created,
     changed: [],
     createdNamespaces,
-    istioOurs: Boolean(installed) || (await istioObjects(kube)).length > 0,
+    istioOurs: await istioInstalledByMeshdemo(kube, installed, notes),
     istioVersion: version,
     notes,
   };
@@ -190,6 +191,34 @@ export async function istioObjects(kube: KubeClient): Promise<KubeObject[]> {
   for (const [v, k] of ISTIO_NAMESPACED_KINDS) await collect(v, k, ISTIO_NAMESPACE);
   for (const [v, k] of ISTIO_CLUSTER_KINDS) await collect(v, k);
   return [...found.values()];
+}
+
+/** --force: only an Istio whose installed-state says meshdemo installed it is ours to purge. */
+async function istioInstalledByMeshdemo(kube: KubeClient, installed: Awaited<ReturnType<typeof istioInstallation>>, notes: string[]): Promise<boolean> {
+  if (installed?.managedBy === MANAGED_BY['app.kubernetes.io/managed-by']) return true;
+  const leave = 'left as it is (to remove it: istioctl x uninstall --purge, which is cluster-wide)';
+  if (installed) {
+    const which = [installed.version, `(${ISTIO_NAMESPACE}/${installed.stateName})`].filter(Boolean).join(' ');
+    notes.push(`Istio ${which} was not installed by meshdemo — its installed-state has no app.kubernetes.io/managed-by=meshdemo label: ${leave}`);
+  } else if ((await istioObjects(kube)).length) {
+    notes.push(`Istio objects are in the cluster but no installed-state says meshdemo installed them: ${leave}`);
+  }
+  return false;
+}
+
+/** Objects labelled operator.istio.io/component outside istio-system: `x uninstall --purge` deletes them too. */
+export async function istioObjectsElsewhere(kube: KubeClient): Promise<KubeObject[]> {
+  const found: KubeObject[] = [];
+  for (const [apiVersion, kind] of ISTIO_NAMESPACED_KINDS) {
+    if (!(await kube.serves(apiVersion, kind))) continue;
+    try {
+      const items = await kube.list(apiVersion, kind, { labelSelector: ISTIO_COMPONENT_LABEL });
+      found.push(...items.filter((i) => i.metadata.namespace && i.metadata.namespace !== ISTIO_NAMESPACE));
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+    }
+  }
+  return found;
 }
 
 export function istioctlFor(cacheDir: string, version: string): string | undefined {

@@ -10,6 +10,7 @@ import {
   ISTIO_HALF_STEPS,
   PROTECTED_NAMESPACES,
   istioObjects,
+  istioObjectsElsewhere,
   istioctlFor,
   records,
   type DownRecords,
@@ -338,7 +339,7 @@ async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: 
   if (!objects.length) return { items: [], objects, nothing: 'Istio is not installed' };
   const istioctl = istioctlFor(ctx.options.cacheDir, r.istioVersion);
   const notes = istioctl
-    ? []
+    ? [await purgeScopeNote(await ctx.kube())]
     : [`istioctl ${r.istioVersion} is not in the cache (${istioctlPath(ctx.options.cacheDir, r.istioVersion)}): deleting Istio's ${objects.length} objects directly (found by istioctl's labels) instead`];
   return {
     items: [
@@ -346,7 +347,7 @@ async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: 
         phase: 'down-istio',
         action: 'uninstall',
         target: `Istio ${r.istioVersion}`,
-        detail: istioctl ? `istioctl x uninstall --purge (${objects.length} objects)` : `istioctl is not cached: delete its ${objects.length} objects directly`,
+        detail: istioctl ? `istioctl x uninstall --purge, cluster-wide (${objects.length} objects)` : `istioctl is not cached: delete its ${objects.length} objects directly`,
       },
     ],
     objects,
@@ -354,6 +355,20 @@ async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: 
     nothing: '',
     notes,
   };
+}
+
+/**
+ * istioctl 1.8.4's purge (operator/pkg/helmreconciler/prune.go GetPrunedResources) selects every IstioOperator and
+ * every object labelled operator.istio.io/component in every namespace: the plan says so, and names what it would
+ * take outside istio-system.
+ */
+async function purgeScopeNote(kube: KubeClient): Promise<string> {
+  const elsewhere = await istioObjectsElsewhere(kube);
+  const shown = elsewhere.slice(0, 5).map((o) => `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`);
+  return (
+    'istioctl x uninstall --purge is cluster-wide: it deletes every IstioOperator and every object labelled operator.istio.io/component in every namespace, whoever installed it' +
+    (elsewhere.length ? ` — here also ${elsewhere.length} outside ${ISTIO_NAMESPACE}: ${shown.join(', ')}${elsewhere.length > shown.length ? ', …' : ''}` : '')
+  );
 }
 
 export const downIstio: DownStep = stepOf(

@@ -7,11 +7,47 @@ import { DASHBOARDS } from './settings.js';
 export const ISTIO_NAMESPACE = 'istio-system';
 export const INSTALLED_STATE = { apiVersion: 'install.istio.io/v1alpha1', kind: 'IstioOperator', namespace: ISTIO_NAMESPACE, name: 'installed-state' };
 
-export async function istioInstallation(kube: KubeClient): Promise<{ version?: string; profile?: string } | undefined> {
+export interface IstioInstallation {
+  /** istioctl's version, from the istiod Deployment's operator.istio.io/version label (else a version-like tag). */
+  version?: string;
+  profile?: string;
+  /** The images' tag (spec.tag): the version unless --set tag=… changed it. */
+  tag?: string;
+  revision?: string;
+  /** The IstioOperator istioctl saved: installed-state, or installed-state-<revision>. */
+  stateName: string;
+  /** "meshdemo" when meshdemo's up installed it (it labels installed-state app.kubernetes.io/managed-by). */
+  managedBy?: string;
+}
+
+/** The revision a list of `--set` values selects (`revision=x`), as istioctl reads it. */
+export function revisionOf(istioSet: string[]): string | undefined {
+  const last = istioSet.map((s) => /^(?:spec\.)?revision=(.*)$/.exec(s)?.[1]).filter((v) => v !== undefined).pop();
+  return last || undefined;
+}
+
+/**
+ * What istioctl installed, if anything. istioctl 1.8 saves its spec as the IstioOperator installed-state (or
+ * installed-state-<revision>: operator/cmd/mesh/install.go savedIOPName), which holds spec.tag and spec.profile
+ * but no version; the version is the operator.istio.io/version label istioctl stamps on every object it applies
+ * (helmreconciler/reconciler.go getCoreOwnerLabels), read from the istiod Deployment.
+ */
+export async function istioInstallation(kube: KubeClient, opts: { revision?: string } = {}): Promise<IstioInstallation | undefined> {
   if (!(await kube.serves(INSTALLED_STATE.apiVersion, INSTALLED_STATE.kind))) return undefined;
-  const iop = await kube.get(INSTALLED_STATE);
+  const wanted = opts.revision ? `installed-state-${opts.revision}` : INSTALLED_STATE.name;
+  let iop = await kube.get({ ...INSTALLED_STATE, name: wanted });
+  if (!iop) {
+    // another revision's (or the default's) saved state still says Istio is installed
+    const all = await kube.list(INSTALLED_STATE.apiVersion, INSTALLED_STATE.kind, { namespace: ISTIO_NAMESPACE });
+    iop = all.find((o) => o.metadata.name === INSTALLED_STATE.name) ?? all.find((o) => o.metadata.name.startsWith(`${INSTALLED_STATE.name}-`));
+  }
   if (!iop) return undefined;
-  return { version: iop.spec?.tag ?? iop.metadata.labels?.['operator.istio.io/version'], profile: iop.spec?.profile };
+  const revision: string | undefined = iop.spec?.revision || undefined;
+  const istiod = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ISTIO_NAMESPACE, name: revision ? `istiod-${revision}` : 'istiod' });
+  const tag: string | undefined = iop.spec?.tag === undefined ? undefined : String(iop.spec.tag);
+  const labelled = istiod?.metadata.labels?.['operator.istio.io/version'] ?? iop.metadata.labels?.['operator.istio.io/version'];
+  const version = labelled ?? (tag && /^\d+\.\d+\.\d+$/.test(tag) ? tag : undefined);
+  return { version, profile: iop.spec?.profile, tag, revision, stateName: iop.metadata.name, managedBy: iop.metadata.labels?.['app.kubernetes.io/managed-by'] };
 }
 
 export async function injectionLabel(kube: KubeClient, namespace: string): Promise<string | undefined> {

@@ -47,7 +47,8 @@ export async function resolveTarget(ctx: Context<UpSettings>, opts: { ask: boole
   if (typed) return { kind: 'registry', registry: typed };
   const contextName = (await ctx.kube()).contextName;
   if (contextName.startsWith('kind-') && contextName.length > 'kind-'.length) return { kind: 'kind', cluster: contextName.slice('kind-'.length) };
-  if (contextName === 'minikube') return { kind: 'minikube', profile: contextName };
+  // minikube names the context after the profile; every profile's cluster entry carries its extension
+  if (contextName === 'minikube' || (await ctx.kube()).clusterProvider === MINIKUBE_PROVIDER) return { kind: 'minikube', profile: contextName };
   if (!opts.ask) return undefined;
   const value = await ctx.prompt.input(
     `Context "${contextName}" is neither kind nor minikube: which registry should the demo images be pushed to (host[:port][/path])?`,
@@ -70,7 +71,7 @@ function describeTarget(target: ImageTarget): string {
     case 'kind':
       return `kind cluster "${target.cluster}"`;
     case 'minikube':
-      return 'minikube';
+      return `minikube profile "${target.profile}"`;
     case 'prebuilt':
       return 'prebuilt images (--skip-build)';
   }
@@ -89,7 +90,7 @@ export async function resolveImages(ctx: Context<UpSettings>): Promise<Record<Se
       if (!ref) throw new UsageError(`--skip-build needs an --image for ${service}`, { hint: 'pass --image SERVICE=IMAGE for each service' });
       out[service] = ref;
     } else {
-      out[service] = refFor(target, service, (await planContext(service, ctx.settings.baseImage)).tag);
+      out[service] = refFor(target, service, (await planFor(ctx, service)).tag);
     }
   }
   return out;
@@ -111,6 +112,15 @@ export async function dockerPreflight(ctx: Context<UpSettings>): Promise<docker.
       throw new PreflightError(`${target.kind} is not installed or not on PATH; it loads the demo images into ${describeTarget(target)}`, {
         hint: `install ${target.kind}, or pass --registry to push the images to a registry instead`,
       });
+    }
+    if (target.kind === 'minikube') {
+      // `minikube image load` came with v1.18.0 (kubernetes/minikube cmd/minikube/cmd/image.go), `image ls` with v1.19.0
+      const [major, minor, patch] = await docker.minikubeVersion({ signal: ctx.signal });
+      if (major < 1 || (major === 1 && minor < 18)) {
+        throw new PreflightError(`minikube v${major}.${minor}.${patch} cannot load images into the cluster: \`minikube image load\` needs minikube v1.18.0 or later`, {
+          hint: 'upgrade minikube (https://minikube.sigs.k8s.io/docs/start/), or pass --registry to push the images to a registry instead',
+        });
+      }
     }
   }
   return version;
@@ -185,6 +195,39 @@ export async function registryHas(ref: string, opts: { timeoutMs?: number; signa
 // ---------------------------------------------------------------------------------------------------------
 // the step
 
+const MINIKUBE_PROVIDER = 'minikube.sigs.k8s.io';
+
+const platforms = new WeakMap<object, Promise<string | undefined>>();
+
+/**
+ * `linux/<arch>` of the cluster's nodes (.status.nodeInfo.architecture), so an image built on an arm64 laptop
+ * runs on amd64 nodes (Istio 1.8.4's proxy is amd64-only) and the other way round; undefined when the nodes do
+ * not say (the build machine's own platform is used then).
+ */
+export function imagePlatform(ctx: Context<UpSettings>): Promise<string | undefined> {
+  let p = platforms.get(ctx.settings);
+  if (!p) {
+    p = (async () => {
+      const nodes = await (await ctx.kube()).list('v1', 'Node');
+      const counts = new Map<string, number>();
+      for (const n of nodes) {
+        const arch = n.status?.nodeInfo?.architecture;
+        if (arch) counts.set(arch, (counts.get(arch) ?? 0) + 1);
+      }
+      const ranked = [...counts].sort((a, b) => b[1] - a[1]);
+      if (!ranked.length) return undefined;
+      if (ranked.length > 1) ctx.log.warn(`the nodes have several architectures (${ranked.map(([a, c]) => `${c}× ${a}`).join(', ')}): building for linux/${ranked[0][0]}`);
+      return `linux/${ranked[0][0]}`;
+    })();
+    platforms.set(ctx.settings, p);
+  }
+  return p;
+}
+
+function planFor(ctx: Context<UpSettings>, service: ServiceName) {
+  return imagePlatform(ctx).then((platform) => planContext(service, ctx.settings.baseImage, undefined, platform));
+}
+
 interface Planned {
   service: ServiceName;
   tag: string;
@@ -194,7 +237,7 @@ interface Planned {
 async function planAll(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>): Promise<Planned[]> {
   const out: Planned[] = [];
   for (const service of SERVICES) {
-    const { tag } = await planContext(service, ctx.settings.baseImage);
+    const { tag } = await planFor(ctx, service);
     out.push({ service, tag, ref: refFor(target, service, tag) });
   }
   return out;
@@ -249,14 +292,15 @@ export const images: Step<UpSettings> = {
       for (const service of SERVICES) ctx.log.info(`${service}: using prebuilt ${s.images[service]}`);
       return `using ${SERVICES.length} prebuilt images`;
     }
-    ctx.log.info(`images go to ${describeTarget(target)}, built on base image ${s.baseImage}`);
+    const platform = await imagePlatform(ctx);
+    ctx.log.info(`images go to ${describeTarget(target)}, built on base image ${s.baseImage}${platform ? ` for ${platform} (the nodes' platform)` : ''}`);
     let built = 0;
     let unchanged = 0;
     let pushedOnly = 0;
     const recorded: string[] = [];
     for (const service of SERVICES) {
       const callOpts: docker.DockerCallOptions = { signal: ctx.signal, onLine: (line) => ctx.log.debug(`${service}: ${line}`) };
-      const plan = await planContext(service, s.baseImage);
+      const plan = await planFor(ctx, service);
       const ref = refFor(target, service, plan.tag);
       const local = `${LOCAL_REPO}/${service}:${plan.tag}`;
 
@@ -295,8 +339,8 @@ export const images: Step<UpSettings> = {
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);
       } else {
         if (how === 'built' || !(await docker.minikubeHasImage(ref, { signal: ctx.signal, profile: target.profile }))) {
-          ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref})`);
-          await wrap(`minikube image load ${ref} failed`, 'check that minikube is running (minikube status)', () => docker.minikubeLoad(ref, { ...callOpts, profile: target.profile }));
+          ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref} -p ${target.profile})`);
+          await wrap(`minikube image load ${ref} failed`, `check that minikube is running (minikube status -p ${target.profile})`, () => docker.minikubeLoad(ref, { ...callOpts, profile: target.profile }));
         }
         if (how !== 'built') unchanged++;
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged'}`);
@@ -310,7 +354,7 @@ export const images: Step<UpSettings> = {
 
 async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, callOpts: docker.DockerCallOptions): Promise<void> {
   const started = Date.now();
-  const prepared = await prepareContext(service, ctx.settings.baseImage);
+  const prepared = await prepareContext(service, ctx.settings.baseImage, { platform: await imagePlatform(ctx) });
   try {
     ctx.log.debug(`${service}: build context ${prepared.dir}: ${prepared.plan.entries.length} files, ${(prepared.plan.bytes / 1e6).toFixed(1)} MB; ${prepared.plan.packages.length ? `packages ${prepared.plan.packages.join(' ')}` : 'no npm packages'}`);
     const tags = ref === local ? [ref] : [local, ref];
@@ -323,6 +367,7 @@ async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: str
             contextDir: prepared.dir,
             tags,
             buildArgs: { BASE_IMAGE: ctx.settings.baseImage },
+            platform: prepared.plan.platform,
             labels: { 'io.meshdemo.service': service, 'io.meshdemo.content-hash': prepared.plan.hash },
           },
           callOpts,

@@ -3,8 +3,9 @@ import { parseDuration } from '../core/options.js';
 import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
-import type { KubeClient } from '../kube/client.js';
-import { istioInstallation, ISTIO_NAMESPACE } from './facts.js';
+import { describeRef, KubeApiError, type KubeClient } from '../kube/client.js';
+import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from './facts.js';
+import { MANAGED_BY } from '../core/inventory.js';
 import { istioctlPath } from './istio-release.js';
 import type { UpSettings } from './settings.js';
 
@@ -12,13 +13,57 @@ type Settings = Pick<UpSettings, 'istioVersion' | 'istioSet' | 'reinstall'>;
 export const PROFILE = 'demo';
 
 /**
- * How long istioctl may run past its own --readiness-timeout (applying the manifests, its own retries) before
- * meshdemo kills it and reports a readiness timeout: max(30s, 20% of it), or MESHDEMO_ISTIOCTL_GRACE ("10s", "2m").
+ * How long istioctl may run past its own waits (applying the manifests, its retries) before meshdemo kills it and
+ * reports a readiness timeout: max(30s, 20% of one wait), or MESHDEMO_ISTIOCTL_GRACE ("10s", "2m").
  */
 export function istioctlGraceMs(readinessMs: number, env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.MESHDEMO_ISTIOCTL_GRACE;
   if (raw !== undefined && raw.trim() !== '') return parseDuration(raw, 'MESHDEMO_ISTIOCTL_GRACE');
   return Math.max(30_000, Math.round(readinessMs * 0.2));
+}
+
+/** istio 1.8.4 operator/pkg/helmreconciler/wait.go cRDPollTimeout: Base waits up to 60 s for its CRDs, whatever the timeout. */
+export const ISTIOCTL_CRD_WAIT_MS = 60_000;
+/**
+ * Readiness waits istioctl 1.8.4 runs one after another for the demo profile (helmreconciler/common.go
+ * ComponentDependencies): Istiod, then the ingress and egress gateways together. Base has nothing wait.go waits
+ * for (no Deployment, Pod or Namespace), so its only wait is the CRD wait above.
+ */
+export const ISTIOCTL_SEQUENTIAL_WAITS = 2;
+
+/** The longest a healthy-but-slow istioctl install can take with this per-component wait, before the grace. */
+export function istioctlWorstCaseMs(waitMs: number): number {
+  return ISTIOCTL_CRD_WAIT_MS + ISTIOCTL_SEQUENTIAL_WAITS * waitMs;
+}
+
+/**
+ * istioctl's own readiness failure, from its output (either stream; pb writes no newline after its last message,
+ * so nothing here is anchored to a line's end): operator/pkg/helmreconciler/apply.go + wait.go print
+ * "✘ <Component> encountered an error: failed to wait for resource: resources not ready after <d>: timed out
+ * waiting for the condition" followed by one "<Kind>/<namespace>/<name>" line per resource, or, for CRDs,
+ * "failed to verify CRD creation: …".
+ */
+export function istioctlReadinessFailure(lines: string[]): { components: string[]; resources: string[]; after?: string } | undefined {
+  const components: string[] = [];
+  const resources: string[] = [];
+  let after: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const m = /✘ (.+?) encountered an error: failed to wait for resource: (?:resources not ready after (\S+): timed out waiting for the condition|failed to verify CRD creation)/.exec(lines[i]);
+    if (!m) continue;
+    components.push(m[1]);
+    after ??= m[2];
+    for (let j = i + 1; j < lines.length; j++) {
+      const r = /^((?:Deployment|Pod|DaemonSet|StatefulSet|Namespace)\/\S+)/.exec(lines[j]);
+      if (!r) break;
+      resources.push(r[1]);
+    }
+  }
+  return components.length ? { components, resources, after } : undefined;
+}
+
+/** The image tag a list of `--set` values selects (`tag=x`), if any. */
+function tagOf(istioSet: string[]): string | undefined {
+  return istioSet.map((s) => /^(?:spec\.)?tag=(.*)$/.exec(s)?.[1]).filter((v) => v !== undefined).pop();
 }
 
 /** --kubeconfig/--context as meshdemo resolved them, for istioctl. */
@@ -31,13 +76,21 @@ export const istioInstall: Step<Settings> = {
   id: 'istio-install',
   title: 'istioctl install --set profile=demo',
   async check(ctx) {
-    const installed = await istioInstallation(await ctx.kube());
-    const { istioVersion, reinstall } = ctx.settings;
-    if (installed?.version === istioVersion && installed.profile === PROFILE && !reinstall) {
-      return { satisfied: true, detail: `Istio ${istioVersion} (profile ${PROFILE}) is installed` };
+    const { istioVersion, istioSet, reinstall } = ctx.settings;
+    const installed = await istioInstallation(await ctx.kube(), { revision: revisionOf(istioSet) });
+    if (!installed) return { satisfied: false, detail: `install Istio ${istioVersion}` };
+    const recorded = (await ctx.inventory()).data.steps['istio-install']?.inputs as { version?: string; profile?: string; set?: string[] } | undefined;
+    const version = installed.version ?? recorded?.version;
+    const found = `found Istio ${version ?? '?'} (profile ${installed.profile ?? '?'}${installed.tag && installed.tag !== version ? `, tag ${installed.tag}` : ''})`;
+    if (reinstall) return { satisfied: false, detail: `${found}; --reinstall: will install ${istioVersion}` };
+    if (version !== istioVersion || installed.profile !== PROFILE) return { satisfied: false, detail: `${found}; will install ${istioVersion}` };
+    // the images' tag is the version unless --istio-set tag=… says otherwise
+    const tag = tagOf(istioSet) ?? istioVersion;
+    if (installed.tag !== undefined && installed.tag !== tag) return { satisfied: false, detail: `${found}; will install tag ${tag}` };
+    if (recorded?.set && JSON.stringify(recorded.set) !== JSON.stringify(istioSet)) {
+      return { satisfied: false, detail: `${found}, installed with --istio-set ${recorded.set.join(',') || '(none)'}; will install with ${istioSet.join(',') || '(none)'}` };
     }
-    if (installed && !reinstall) return { satisfied: false, detail: `found Istio ${installed.version ?? '?'} (profile ${installed.profile ?? '?'}); will install ${istioVersion}` };
-    return { satisfied: false, detail: `install Istio ${istioVersion}` };
+    return { satisfied: true, detail: `Istio ${istioVersion} (profile ${PROFILE}${installed.tag !== istioVersion && installed.tag ? `, tag ${installed.tag}` : ''}) is installed` };
   },
   async run(ctx) {
     const kube = await ctx.kube();
@@ -52,23 +105,33 @@ export const istioInstall: Step<Settings> = {
       `profile=${PROFILE}`,
       ...ctx.settings.istioSet.flatMap((s) => ['--set', s]),
       '-y',
+      // honoured from istioctl 1.9 only; 1.8.4 reads WAIT_FOR_RESOURCES_TIMEOUT (reconciler.go NewHelmReconciler)
       '--readiness-timeout',
       `${seconds}s`,
       ...(await istioctlKubeArgs(ctx)),
     ];
     const graceMs = istioctlGraceMs(seconds * 1000);
+    const worstCaseMs = istioctlWorstCaseMs(seconds * 1000);
+    const output: string[] = [];
     try {
       await runCommand(istioctlPath(ctx.options.cacheDir, ctx.settings.istioVersion), args, {
         signal: ctx.signal,
-        timeoutMs: seconds * 1000 + graceMs,
+        env: { WAIT_FOR_RESOURCES_TIMEOUT: `${seconds}s` },
+        timeoutMs: worstCaseMs + graceMs,
         // a hung istioctl is a readiness timeout (exit 4), not a failed command
         onTimeout: ({ name, timeoutMs, tail }) =>
-          new ReadinessTimeoutError(`${name} did not finish within the deadline (${Math.round(timeoutMs / 1000)}s: its --readiness-timeout ${seconds}s + ${Math.round(graceMs / 1000)}s grace) and was stopped`, {
-            hint: 'its last output is shown below; check the cluster (kubectl get pods -n istio-system), or raise --timeout, then re-run',
-            details: tail,
-          }),
+          new ReadinessTimeoutError(
+            `${name} did not finish within the deadline (${Math.round(timeoutMs / 1000)}s: ${ISTIOCTL_CRD_WAIT_MS / 1000}s for its CRDs + ${ISTIOCTL_SEQUENTIAL_WAITS} × its ${seconds}s readiness wait + ${Math.round(graceMs / 1000)}s grace) and was stopped`,
+            {
+              hint: 'its last output is shown below; check the cluster (kubectl get pods -n istio-system), or raise --timeout, then re-run',
+              details: tail,
+            },
+          ),
         tailLines: 10,
+        // istioctl writes progress to stderr and notes to stdout; both are read alike
         onLine: (line) => {
+          output.push(line);
+          if (output.length > 500) output.shift();
           if (!line.trim()) return;
           if (/third.party.JWT|first.party.JWT/i.test(line)) ctx.log.note(line.trim());
           else ctx.log.info(line);
@@ -77,11 +140,30 @@ export const istioInstall: Step<Settings> = {
     } catch (err) {
       if (!(err instanceof ExternalCommandError || err instanceof ReadinessTimeoutError)) throw err;
       const diagnosis = await diagnoseNamespace(kube, ISTIO_NAMESPACE).catch(() => []);
+      const readiness = err instanceof ExternalCommandError ? istioctlReadinessFailure(output) : undefined;
+      if (readiness) {
+        const what = readiness.resources.length ? ` (${readiness.resources.join(', ')})` : '';
+        throw new ReadinessTimeoutError(`istioctl install: ${readiness.components.join(', ')} not ready${readiness.after ? ` after ${readiness.after}` : ''}${what}`, {
+          hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why; fix the cause or raise --timeout, then re-run' : 'check the cluster (kubectl get pods -n istio-system) or raise --timeout, then re-run',
+          details: [...diagnosis, ...err.details],
+        });
+      }
       const Failure = err instanceof ReadinessTimeoutError ? ReadinessTimeoutError : ExternalCommandError;
       throw new Failure(err.message, {
         hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why' : err.hint,
         details: [...err.details, ...diagnosis],
       });
+    }
+    // the mark `down --force` looks for when there is no record: meshdemo installed this Istio (istioctl keeps
+    // labels it did not set when it re-applies installed-state: helmreconciler/apply.go applyOverlay)
+    const revision = revisionOf(ctx.settings.istioSet);
+    const state = { ...INSTALLED_STATE, name: revision ? `installed-state-${revision}` : INSTALLED_STATE.name };
+    try {
+      await kube.mergePatch(state, { metadata: { labels: MANAGED_BY } });
+    } catch (err) {
+      if (!(err instanceof KubeApiError)) throw err;
+      // the install itself succeeded and the record says so; only a later `down --force` without a record needs this mark
+      ctx.log.warn(`could not label ${describeRef(state)} as installed by meshdemo (${err.message}): without meshdemo's record, down --force will leave this Istio`);
     }
     await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: ctx.settings.istioSet });
     return `Istio ${ctx.settings.istioVersion} installed (profile ${PROFILE})`;

@@ -115,7 +115,9 @@ describe('faults during up', { skip }, () => {
     // the last lines istioctl printed, under the error line
     const after = r.stderr.slice(r.stderr.indexOf(lines[0]));
     assert.match(after, /^ {2}✘ Istio core encountered an error: boom$/m);
-    assert.match(after, /^ {2}Error: failed to install manifests: boom$/m);
+    // pb ends no message with a newline: cobra's error follows the last one on the same line, unless it came in a
+    // later write (then meshdemo shows the pending message on its own after a pause)
+    assert.match(after, /^ {2}(- Pruning removed resources)?Error: failed to install manifests: boom$/m);
     assert.doesNotMatch(r.stderr, STACK);
     assert.deepEqual(stepsStarted(r), ['preflight', 'istio-download', 'istio-install']);
     assert.equal(stepStatus(r, 'istio-install'), 'failed');
@@ -124,18 +126,19 @@ describe('faults during up', { skip }, () => {
     assert.deepEqual(await addonDeployments(), [], 'no addons');
   });
 
-  it('istioctl hangs: stopped after its readiness timeout + grace, exit 4 with its last output; nothing after it runs', async () => {
+  it('istioctl hangs: stopped after the longest istioctl 1.8.4 can wait + grace, exit 4 with its last output; nothing after it runs', async () => {
     const started = Date.now();
-    // --timeout 5s: istioctl gets its minimum --readiness-timeout of 30s; the grace (default max(30s, 20%)) is 2s here
+    // --timeout 5s: istioctl gets its minimum wait of 30s per component (WAIT_FOR_RESOURCES_TIMEOUT); it may take
+    // 60s for its CRDs + 30s for Istiod + 30s for the gateways; the grace (default max(30s, 20%)) is 2s here
     const r = await up(['--timeout', '5s'], { env: { STANDIN_HANG: '1', MESHDEMO_ISTIOCTL_GRACE: '2s' } });
     const took = Date.now() - started;
     assert.equal(r.code, 4, r.stderr);
     const lines = errorLines(r.stderr);
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^error: istioctl install --set profile=demo did not finish within the deadline \(32s: its --readiness-timeout 30s \+ 2s grace\) and was stopped — /);
+    assert.match(lines[0], /^error: istioctl install --set profile=demo did not finish within the deadline \(122s: 60s for its CRDs \+ 2 × its 30s readiness wait \+ 2s grace\) and was stopped — /);
     assert.match(r.stderr.slice(r.stderr.indexOf(lines[0])), /^ {2}- Processing resources for Istio core\.$/m, 'its last output');
     assert.doesNotMatch(r.stderr, STACK);
-    assert.ok(took >= 32_000 && took < 60_000, `took ${took} ms`);
+    assert.ok(took >= 122_000, `took ${took} ms`);
     assert.deepEqual(stepsStarted(r), ['preflight', 'istio-download', 'istio-install']);
     assert.equal(stepStatus(r, 'istio-download'), 'skipped', 'the release is cached');
     assert.deepEqual(await waitNoIstioctl(), [], 'the hung istioctl was killed');

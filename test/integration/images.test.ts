@@ -20,6 +20,7 @@ import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/steps/settings.js';
 import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { installKindStandin, registerIdleCluster, stopStandinClusters } from '../support/kind-standin.js';
 
 const reason = dockerUnavailableReason();
 const skip = reason ? `real docker environment unavailable: ${reason}` : false;
@@ -37,7 +38,7 @@ interface Harness {
  * A Context for the step alone. No cluster is involved in these tests, so kube() and inventory() are stubs:
  * kube() only names the current context, and the inventory is a tiny in-memory object with recordImages.
  */
-function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter } = {}): Harness {
+function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[] } = {}): Harness {
   const events: MeshEvent[] = [];
   const sink: EventSink = { emit: (e) => events.push(e) };
   const options: GlobalOptions = {
@@ -62,7 +63,9 @@ function harness(opts: Record<string, unknown>, extra: { contextName?: string; p
       for (const i of list) if (!recorded.includes(i)) recorded.push(i);
     },
   };
-  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1' }) as unknown as KubeClient;
+  // Nodes: none unless a test names their architectures (then images are built for linux/<arch>)
+  const nodes = (extra.nodeArchitectures ?? []).map((architecture, i) => ({ metadata: { name: `node-${i}` }, status: { nodeInfo: { architecture } } }));
+  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1', list: async () => nodes }) as unknown as KubeClient;
   ctx.inventory = async () => inventory as unknown as Inventory;
   return { ctx, events, recorded };
 }
@@ -241,11 +244,14 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
   });
 
   it('kind context: loads meshdemo/<service>:<hash> with kind load (no rebuild when present locally)', async () => {
-    // a stand-in `kind` on PATH that records its arguments (the kind CLI itself is not what is tested here)
-    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-fake-kind-'));
-    const logFile = path.join(bin, 'calls.log');
-    fs.writeFileSync(path.join(bin, 'kind'), `#!/bin/sh\necho "$@" >> '${logFile}'\necho "Image loaded"\n`, { mode: 0o755 });
+    // the kind stand-in (test/support/kind-standin.ts, as strict as kind v0.17.0) on PATH, with a cluster "mesh"
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kind-standin-'));
+    const state = path.join(bin, 'clusters');
+    installKindStandin(bin);
+    registerIdleCluster(state, 'mesh');
     process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
+    process.env.STANDIN_KIND_STATE = state;
+    process.env.STANDIN_KIND_LOG = path.join(bin, 'calls.log');
     try {
       const { ctx, events, recorded } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh' });
       await dockerPreflight(ctx);
@@ -256,14 +262,17 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.equal(dockerCounters.build, 0);
       assert.equal(dockerCounters.push, 0);
       assert.deepEqual(
-        fs.readFileSync(logFile, 'utf8').trim().split('\n').filter((l) => l.startsWith('load')),
-        SERVICES.map((s) => `load docker-image ${refs[s]} --name mesh`),
+        fs.readFileSync(path.join(bin, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c[0] === 'load'),
+        SERVICES.map((s) => ['load', 'docker-image', refs[s], '--name', 'mesh']),
       );
       assert.ok(infoLines(events).some((l) => l.includes('kind load docker-image') && l.includes('--name mesh')));
       assert.deepEqual([...recorded].sort(), Object.values(refs).sort());
       assert.equal((await images.check(ctx)).satisfied, true);
     } finally {
       process.env.PATH = savedPath;
+      await stopStandinClusters(state);
+      delete process.env.STANDIN_KIND_STATE;
+      delete process.env.STANDIN_KIND_LOG;
       fs.rmSync(bin, { recursive: true, force: true });
     }
   });

@@ -14,7 +14,7 @@ import { extractArchiveSafely } from '../../src/download/extract.js';
 import { apiRequest, controlPlaneAvailable, startControlPlane, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
-import { JWT_WARNING, planInstall } from '../support/istioctl-standin.js';
+import { JWT_WARNING, planInstall, waitTimeoutMs } from '../support/istioctl-standin.js';
 
 const available = controlPlaneAvailable();
 const skipCluster = available ? false : `control plane binaries not found in ${testenvBinDir()} (run test/setup.sh)`;
@@ -67,7 +67,8 @@ describe('release archive', () => {
     const data = await readFile(archive.path);
     assert.equal(archive.bytes, data.length);
     assert.equal(archive.sha256, createHash('sha256').update(data).digest('hex'));
-    assert.equal(await readFile(`${archive.path}.sha256`, 'utf8'), `${archive.sha256}  ${archive.name}\n`);
+    // release-builder (release-1.8) pkg/util/files.go CreateSha: "%x %s\n", one space
+    assert.equal(await readFile(`${archive.path}.sha256`, 'utf8'), `${archive.sha256} ${archive.name}\n`);
 
     const entries: string[] = [];
     await list({ file: archive.path, onReadEntry: (e) => entries.push(e.path) });
@@ -105,7 +106,7 @@ describe('release archive', () => {
     });
     assert.equal(a.name, 'custom.tar.gz');
     assert.ok(a.bytes > 3 * 1024 * 1024, `padding is incompressible (${a.bytes} bytes)`);
-    assert.match(await readFile(`${a.path}.sha256`, 'utf8'), /^[0-9a-f]{64} {2}custom\.tar\.gz\n$/);
+    assert.match(await readFile(`${a.path}.sha256`, 'utf8'), /^[0-9a-f]{64} custom\.tar\.gz\n$/);
     await extractArchiveSafely(a.path, path.join(work, 'tree2'));
     const r = await run(path.join(work, 'tree2', 'istio-1.9.0', 'bin', 'istioctl'), ['version']);
     assert.equal(r.stdout, 'custom version\n');
@@ -158,17 +159,32 @@ describe('istioctl stand-in (no cluster)', () => {
     ]);
   });
 
-  it('STANDIN_HANG prints one line and sleeps until killed', async () => {
+  it('STANDIN_HANG prints one progress line (stderr) and sleeps until killed', async () => {
     const child = spawn(istioctl, ['install', '-y'], { env: { ...process.env, STANDIN_HANG: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
-    await new Promise<void>((resolve) => child.stdout.on('data', (d) => ((stdout += d), stdout.includes('\n') && resolve())));
+    await new Promise<void>((resolve) => child.stderr.on('data', (d) => ((stdout += d), stdout.includes('Istio core.') && resolve())));
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(child.exitCode, null);
     child.kill('SIGTERM');
     const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.once('close', (c, s) => r([c, s])));
     assert.equal(code, null);
     assert.equal(signal, 'SIGTERM');
-    assert.equal(stdout.trim().split('\n').length, 1);
+    assert.equal(stdout, '\n- Processing resources for Istio core.');
+  });
+
+  it('WAIT_FOR_RESOURCES_TIMEOUT is read as a Go duration; an invalid one warns and falls back to 300 s (reconciler.go)', () => {
+    assert.equal(waitTimeoutMs({}), 300_000);
+    assert.equal(waitTimeoutMs({ WAIT_FOR_RESOURCES_TIMEOUT: '40s' }), 40_000);
+    assert.equal(waitTimeoutMs({ WAIT_FOR_RESOURCES_TIMEOUT: '1m30s' }), 90_000);
+    assert.equal(waitTimeoutMs({ WAIT_FOR_RESOURCES_TIMEOUT: '40' }), 300_000); // Go: missing unit
+  });
+
+  it('STANDIN_ENV_LOG records WAIT_FOR_RESOURCES_TIMEOUT as istioctl received it', async () => {
+    const log = path.join(work, 'istioctl-env.log');
+    await run(istioctl, ['install', '-y', '--kubeconfig', '/nonexistent'], { STANDIN_ENV_LOG: log, STANDIN_FAIL: '1', WAIT_FOR_RESOURCES_TIMEOUT: '41s' });
+    const [line] = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(line.argv, ['install', '-y', '--kubeconfig', '/nonexistent']);
+    assert.equal(line.env.WAIT_FOR_RESOURCES_TIMEOUT, '41s');
   });
 
   it('leaves out the injector webhook unless STANDIN_WITH_INJECTOR_WEBHOOK=1; keeps the fail-open validating webhook', () => {
@@ -210,12 +226,18 @@ describe('istioctl stand-in against a real control plane', { skip: skipCluster, 
     const r = await run(istioctl, ['install', '--set', 'profile=demo', '-y', '--readiness-timeout', '120s', ...kubeArgs()]);
     console.log(`# istioctl install (stand-in) took ${(r.ms / 1000).toFixed(1)} s`);
     assert.equal(r.code, 0, show(r));
-    const lines = r.stdout.split('\n');
-    assert.equal(lines.filter((l) => l === JWT_WARNING).length, 1);
-    for (const l of ['✔ Istio core installed', '✔ Istiod installed', '✔ Ingress gateways installed', '✔ Egress gateways installed', '✔ Installation complete']) {
-      assert.ok(lines.includes(l), `missing "${l}":\n${r.stdout}`);
+    // operator/pkg/util/k8s.go: this API server serves serviceaccounts/token (third-party JWT), so no first-party
+    // JWT note on stdout; progress.go + pb v3: progress on stderr, each message preceded (not followed) by a newline
+    assert.equal(r.stdout, '');
+    assert.ok(!r.stderr.includes(JWT_WARNING));
+    const lines = r.stderr.split('\n');
+    assert.equal(lines[0], '');
+    for (const l of ['- Processing resources for Istio core.', '✔ Istio core installed', '✔ Istiod installed', '✔ Ingress gateways installed', '✔ Egress gateways installed', '- Pruning removed resources']) {
+      assert.ok(lines.includes(l), `missing "${l}":\n${r.stderr}`);
     }
-    assert.ok(lines.indexOf('✔ Installation complete') === lines.filter(Boolean).length - 1);
+    assert.ok(r.stderr.endsWith('\n- Pruning removed resources\n✔ Installation complete'), r.stderr);
+    // operator/cmd/mesh/shared.go createNamespace
+    assert.equal((await get('/api/v1/namespaces/istio-system')).json().metadata.labels['istio-injection'], 'disabled');
 
     const iop = await get('/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state');
     assert.equal(iop.status, 200, iop.body);
@@ -276,29 +298,39 @@ describe('istioctl stand-in against a real control plane', { skip: skipCluster, 
         assert.ok(Date.now() < deadline, 'gateway pods still ready');
         await new Promise((r) => setTimeout(r, 250));
       }
-      const r = await run(istioctl, ['install', '--set', 'profile=demo', '-y', '--readiness-timeout', '5s', ...kubeArgs()]);
-      console.log(`# failing istioctl install (stand-in, 5s readiness timeout) took ${(r.ms / 1000).toFixed(1)} s`);
+      // --readiness-timeout is parsed and ignored by 1.8.4; WAIT_FOR_RESOURCES_TIMEOUT bounds the wait
+      const r = await run(istioctl, ['install', '--set', 'profile=demo', '-y', '--readiness-timeout', '1s', ...kubeArgs()], { WAIT_FOR_RESOURCES_TIMEOUT: '6s' });
+      console.log(`# failing istioctl install (stand-in, WAIT_FOR_RESOURCES_TIMEOUT=6s) took ${(r.ms / 1000).toFixed(1)} s`);
       assert.equal(r.code, 1, show(r));
       assert.ok(
-        r.stdout.includes(
-          '✘ Ingress gateways encountered an error: failed to wait for resource: resources not ready after 5s: timed out waiting for the condition\nDeployment/istio-system/istio-ingressgateway',
+        r.stderr.includes(
+          '\n✘ Ingress gateways encountered an error: failed to wait for resource: resources not ready after 6s: timed out waiting for the condition\nDeployment/istio-system/istio-ingressgateway\n',
         ),
         show(r),
       );
-      assert.ok(r.stdout.includes('✔ Istiod installed'));
-      assert.ok(!r.stdout.includes('✔ Installation complete'));
-      assert.match(r.stderr, /Error: failed to install manifests: errors occurred during operation/);
+      assert.ok(r.stderr.includes('\n✔ Istiod installed'));
+      assert.ok(!r.stderr.includes('✔ Installation complete'));
+      // pb never ends its last message with a newline: cobra's error lands on the same line
+      assert.ok(r.stderr.endsWith('\n- Pruning removed resourcesError: failed to install manifests: errors occurred during operation\n'), show(r));
     } finally {
       sim.setPodReadiness(() => true);
     }
   });
 
-  it('x uninstall --purge -y removes everything install created', async () => {
+  it('x uninstall --purge -y removes everything install created, and anything else labelled as Istio, cluster-wide', async () => {
+    for (const [name, labels] of [['other-istio', { 'operator.istio.io/component': 'Pilot' }], ['unrelated', {}]] as const) {
+      const c = await apiRequest(cp.server, { ca, token: cp.adminToken, path: '/api/v1/namespaces/default/configmaps', method: 'POST', body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels } } });
+      assert.equal(c.status, 201, c.body);
+    }
     const r = await run(istioctl, ['x', 'uninstall', '--purge', '-y', ...kubeArgs()]);
     console.log(`# istioctl x uninstall --purge (stand-in) took ${(r.ms / 1000).toFixed(1)} s`);
     assert.equal(r.code, 0, show(r));
-    assert.match(r.stdout, /✔ Uninstall complete\n$/);
-    assert.match(r.stdout, /Removed IstioOperator:istio-system:installed-state\./);
+    assert.ok(r.stdout.startsWith('All Istio resources will be pruned from the cluster\n\n'), show(r));
+    assert.equal(r.stderr, '\n✔ Uninstall complete');
+    assert.match(r.stdout, /^ {2}Removed IstioOperator:istio-system:installed-state\.$/m);
+    // prune.go GetPrunedResources: by label, in every namespace — not only what this install created
+    assert.equal((await get('/api/v1/namespaces/default/configmaps/other-istio')).status, 404, 'labelled object elsewhere purged too');
+    assert.equal((await get('/api/v1/namespaces/default/configmaps/unrelated')).status, 200, 'unlabelled object kept');
     for (const p of [
       '/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state',
       '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/istiooperators.install.istio.io',
@@ -322,7 +354,8 @@ describe('istioctl stand-in against a real control plane', { skip: skipCluster, 
     // nothing left to remove: still fine
     const again = await run(istioctl, ['x', 'uninstall', '--purge', '-y', ...kubeArgs()]);
     assert.equal(again.code, 0, show(again));
-    assert.equal(again.stdout, '✔ Uninstall complete\n');
+    assert.equal(again.stdout, 'All Istio resources will be pruned from the cluster\n\n');
+    assert.equal(again.stderr, '\n✔ Uninstall complete');
   });
 
   it('uses KUBECONFIG when --kubeconfig is not given, and rejects an unknown --context', async () => {

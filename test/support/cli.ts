@@ -13,11 +13,14 @@ export interface CliResult {
   events(): any[];
 }
 
-export function runMeshdemo(args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number; onStdout?: (chunk: string) => void; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
+export function runMeshdemo(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number; onStdout?: (chunk: string) => void; onSpawn?: (child: ChildProcess) => void } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const env: Record<string, string | undefined> = { ...process.env, CI: 'true', ...opts.env };
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-    const child = spawn(process.execPath, [MESHDEMO_BIN, ...args], { env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MESHDEMO_BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';

@@ -1,21 +1,28 @@
 /**
  * A STAND-IN for istioctl 1.8.4 — not the real binary, which cannot run in meshdemo's tests. The release
  * archive built by release-archive.ts ships a bin/istioctl sh script that execs this file with Node.
+ * Every behaviour meshdemo can observe follows istio/istio at tag 1.8.4; the file is cited beside each one.
  *
- * It does what meshdemo needs from istioctl, against a real API server:
  *   istioctl version --remote=false                      prints the version (1.8.4, or env STANDIN_VERSION)
  *   istioctl install --set profile=demo [--set k=v]… -y [--readiness-timeout 300s] [--kubeconfig f] [--context c]
- *       server-side-applies (field manager "istioctl") the real rendered 1.8.4 control plane from the release's
- *       manifests/charts (base CRDs, cluster RBAC, istiod) plus the demo gateways, waits for readiness, and
- *       saves the IstioOperator "installed-state" on success — printing what istioctl 1.8 prints.
+ *       creates istio-system (labelled istio-injection=disabled) when missing, applies the real rendered 1.8.4
+ *       control plane from the release's manifests/charts (base CRDs, cluster RBAC, istiod) plus the demo
+ *       gateways, component by component (Base → Istiod → gateways), each with its own readiness wait bounded by
+ *       WAIT_FOR_RESOURCES_TIMEOUT or 300 s — NOT by --readiness-timeout, which 1.8.4 ignores — and saves the
+ *       IstioOperator "installed-state" only after a healthy install. Progress goes to stderr the way pb v3
+ *       writes it without a TTY; the JWT note goes to stdout. A component not ready in time prints the real
+ *       "✘ … resources not ready after …" lines and the command exits 1.
  *   istioctl x uninstall --purge -y [--kubeconfig f] [--context c]
- *       deletes all of it again (the istio-system namespace stays, as with the real one).
+ *       deletes every IstioOperator and every object labelled operator.istio.io/component, cluster-wide
+ *       (the istio-system namespace stays, as with the real one).
  * Anything else: "Error: unknown command" on stderr, exit 64.
  *
  * Env:
+ *   WAIT_FOR_RESOURCES_TIMEOUT=<Go duration>  the per-component readiness wait, as in real 1.8.4 (default 300s)
  *   STANDIN_VERSION=<v>                 version reported and stamped (tag / labels); default 1.8.4
  *   STANDIN_RELEASE_DIR=<dir>           the release tree whose manifests/ are applied (set by bin/istioctl); default FIXTURES
  *   STANDIN_LOG=<file>                  append one line per invocation: JSON array of argv
+ *   STANDIN_ENV_LOG=<file>              append one line per invocation: {"argv": [...], "env": {<RECORDED_ENV that are set>}}
  *   STANDIN_FAIL=1                      install / uninstall print a few lines and fail (exit 1) without touching the cluster
  *   STANDIN_HANG=1                      install / uninstall print one line, then sleep until killed
  *   STANDIN_WITH_INJECTOR_WEBHOOK=1     also apply the sidecar injector's MutatingWebhookConfiguration and any
@@ -156,8 +163,6 @@ export interface InstallPlan {
   components: Array<{ component: Component; objects: Obj[]; deployments: string[] }>;
   /** The IstioOperator saved as installed-state after a successful install. */
   installedState: Obj;
-  /** Everything `x uninstall --purge` deletes (whatever the env toggles), installed-state first. */
-  purge: Obj[];
 }
 
 function loadDocs(file: string): Obj[] {
@@ -294,10 +299,11 @@ export function planInstall(o: { releaseDir?: string; set?: string[]; env?: Node
     'install.operator.istio.io/owning-resource-namespace': ISTIO_NAMESPACE,
     'operator.istio.io/component': component,
     'operator.istio.io/managed': 'Reconcile',
+    // reconciler.go getCoreOwnerLabels: istioctl's own version (not the image tag), and the revision
     'operator.istio.io/version': version,
+    'istio.io/rev': spec.revision ? String(spec.revision) : 'default',
   });
   const seen = new Set<string>();
-  const purge: Obj[] = [];
   const components: InstallPlan['components'] = [];
   const add = (component: Component, objs: Obj[], keep: (o: Obj) => boolean, deployments: string[]) => {
     const objects: Obj[] = [];
@@ -306,7 +312,6 @@ export function planInstall(o: { releaseDir?: string; set?: string[]; env?: Node
       if (seen.has(key)) continue;
       seen.add(key);
       obj.metadata.labels = { ...(obj.metadata.labels ?? {}), ...ownerLabels(component) };
-      purge.push(obj);
       if (keep(obj)) objects.push(obj);
     }
     components.push({ component, objects, deployments });
@@ -345,16 +350,33 @@ export function planInstall(o: { releaseDir?: string; set?: string[]; env?: Node
   const installedState: Obj = {
     apiVersion: 'install.istio.io/v1alpha1',
     kind: 'IstioOperator',
-    metadata: { name: 'installed-state', namespace: ISTIO_NAMESPACE, annotations: { 'install.istio.io/ignoreReconcile': 'true' } },
+    // operator/cmd/mesh/install.go savedIOPName: "installed-state", plus "-<revision>" when spec.revision is set
+    metadata: { name: spec.revision ? `installed-state-${spec.revision}` : 'installed-state', namespace: ISTIO_NAMESPACE, annotations: { 'install.istio.io/ignoreReconcile': 'true' } },
     spec,
   };
-  // Custom resources (installed-state, EnvoyFilters) go before their CRDs, workloads before RBAC.
-  const order = (o: Obj) => (o.kind === 'CustomResourceDefinition' ? 3 : o.kind.endsWith('WebhookConfiguration') ? 0 : /Role|ServiceAccount/.test(o.kind) ? 2 : o.apiVersion.includes('istio.io') ? 0 : 1);
-  purge.sort((a, b) => order(a) - order(b));
-  return { version, components, installedState, purge: [installedState, ...purge] };
+  return { version, components, installedState };
 }
 
 // ------------------------------------------------------------------------------------------------ API client
+
+/**
+ * client-go tools/clientcmd loader.go ResolveLocalPaths, as istioctl (client-go) loads a kubeconfig: relative
+ * certificate-authority, client-certificate, client-key and tokenFile are relative to the kubeconfig file's
+ * directory. (client-node reads them from the working directory, knows only "token-file" and does not trim it.)
+ */
+function resolveKubeconfigPaths(cfg: any, dir: string): any {
+  const abs = (p: unknown) => (typeof p === 'string' && p !== '' && !path.isAbsolute(p) ? path.join(dir, p) : p);
+  for (const c of cfg?.clusters ?? []) if (c?.cluster?.['certificate-authority']) c.cluster['certificate-authority'] = abs(c.cluster['certificate-authority']);
+  for (const u of cfg?.users ?? []) {
+    const user = u?.user;
+    if (!user) continue;
+    for (const k of ['client-certificate', 'client-key']) if (user[k]) user[k] = abs(user[k]);
+    // client-go transport/token_source.go: the file's content, whitespace trimmed
+    if (user.tokenFile && !user.token) user.token = readFileSync(String(abs(user.tokenFile)), 'utf8').trim();
+    delete user.tokenFile;
+  }
+  return cfg;
+}
 
 interface Resp {
   status: number;
@@ -384,8 +406,8 @@ class Api {
     // loaded lazily: importing client-node takes ~1 s, and `version` / usage errors do not need it
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
-    const file = flagStr(a, 'kubeconfig');
-    if (file) kc.loadFromFile(file);
+    const file = flagStr(a, 'kubeconfig') ?? (process.env.KUBECONFIG && !process.env.KUBECONFIG.includes(path.delimiter) ? process.env.KUBECONFIG : undefined);
+    if (file) kc.loadFromString(yaml.dump(resolveKubeconfigPaths(yaml.load(readFileSync(file, 'utf8')), path.dirname(path.resolve(file)))));
     else kc.loadFromDefault();
     const context = flagStr(a, 'context');
     if (context) {
@@ -475,48 +497,111 @@ function apiMessage(r: Resp): string {
 
 // ------------------------------------------------------------------------------------------------ install
 
+/**
+ * istioctl's progress display: operator/pkg/util/progress/progress.go drawing with github.com/cheggaaa/pb/v3
+ * v3.0.5 (v3/pb.go). pb writes to os.Stderr; without a TTY progress.go sets its ReturnSymbol to "\n" and pb
+ * writes that symbol BEFORE each message, so every message starts a new line, no line is terminated, there is
+ * no colour, and whatever is printed next (cobra's "Error: …") lands on the same line as the last message.
+ * Identical consecutive messages are not repeated (progress.go SetMessage).
+ */
+class ProgressLog {
+  private components = new Map<string, string[]>(); // user-facing name → resources it waits for
+  private template = '';
+
+  private write(message: string): void {
+    if (message === this.template) return;
+    this.template = message;
+    process.stderr.write(`\n${message}`);
+  }
+
+  private status(): string {
+    const comps = [...this.components.keys()].sort();
+    const waiting = [...this.components.values()].flat().sort();
+    return `- Processing resources for ${comps.join(', ')}.${waiting.length ? ` Waiting for ${waiting.join(', ')}` : ''}`;
+  }
+
+  /** ManifestLog.ReportProgress: after each applied object. */
+  progress(component: string): void {
+    if (!this.components.has(component)) this.components.set(component, []);
+    this.write(this.status());
+  }
+
+  /** ManifestLog.ReportWaiting: at each readiness poll that found resources not ready. */
+  waiting(component: string, resources: string[]): void {
+    this.components.set(component, resources);
+    this.write(this.status());
+  }
+
+  finished(component: string): void {
+    this.components.delete(component);
+    this.write(`✔ ${component} installed`);
+  }
+
+  error(component: string, message: string): void {
+    this.components.delete(component);
+    this.write(`✘ ${component} encountered an error: ${message}`);
+  }
+
+  /** progress.go SetState: StatePruning / StateComplete / StateUninstallComplete. */
+  state(message: '- Pruning removed resources' | '✔ Installation complete' | '✔ Uninstall complete'): void {
+    this.template = message;
+    process.stderr.write(`\n${message}`);
+  }
+}
+
+/** operator/pkg/helmreconciler/wait.go deploymentsReady: the Deployment's ready replicas against spec.replicas. */
 function deploymentReady(d: any): boolean {
   const want = d.spec?.replicas ?? 1;
   const st = d.status ?? {};
-  return (
-    (st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
-    (st.updatedReplicas ?? 0) >= want &&
-    (st.readyReplicas ?? 0) >= want &&
-    (st.availableReplicas ?? 0) >= want
-  );
+  return (st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && (st.updatedReplicas ?? 0) >= want && (st.readyReplicas ?? 0) >= want;
 }
 
-async function waitCrdsEstablished(api: Api, names: string[], deadline: number): Promise<string[]> {
-  let pending = names;
-  for (;;) {
-    const next: string[] = [];
-    for (const n of pending) {
-      const r = await api.request('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${n}`);
-      const established = r.status === 200 && (r.json().status?.conditions ?? []).some((c: any) => c.type === 'Established' && c.status === 'True');
-      if (!established) next.push(n);
-    }
-    pending = next;
-    if (!pending.length || Date.now() >= deadline) return pending;
-    await sleep(200);
-  }
-}
+/** wait.go: cRDPollTimeout — every component's CRDs get a fixed 60 s to be Established, polled every 500 ms. */
+export const CRD_POLL_TIMEOUT_MS = 60_000;
+/** wait.go: defaultWaitResourceTimeout. */
+export const DEFAULT_WAIT_RESOURCE_TIMEOUT_MS = 300_000;
 
-/** Waits for the Deployments; returns those not ready by the deadline. */
-async function waitDeployments(api: Api, names: string[], deadline: number, title: string): Promise<string[]> {
-  let announced = false;
+async function waitCrdsEstablished(api: Api, names: string[]): Promise<void> {
+  const deadline = Date.now() + CRD_POLL_TIMEOUT_MS;
   for (;;) {
-    const notReady: string[] = [];
+    let pending = false;
     for (const n of names) {
-      const r = await api.request('GET', `/apis/apps/v1/namespaces/${ISTIO_NAMESPACE}/deployments/${n}`);
-      if (r.status !== 200 || !deploymentReady(r.json())) notReady.push(n);
+      const r = await api.request('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${n}`);
+      if (!(r.status === 200 && (r.json().status?.conditions ?? []).some((c: any) => c.type === 'Established' && c.status === 'True'))) {
+        pending = true;
+        break;
+      }
     }
-    if (!notReady.length || Date.now() >= deadline) return notReady;
-    if (!announced) {
-      announced = true;
-      out(`- Processing resources for ${title}. Waiting for ${notReady.map((n) => `Deployment/${ISTIO_NAMESPACE}/${n}`).join(', ')}`);
-    }
+    if (!pending) return;
+    if (Date.now() >= deadline) throw new Error('failed to verify CRD creation: timed out waiting for the condition');
     await sleep(500);
   }
+}
+
+/**
+ * wait.go WaitForResources: checks once, then polls every 2 s for up to waitTimeout; on timeout the error is
+ * "resources not ready after <d>: timed out waiting for the condition\n<Kind/ns/name lines>".
+ */
+async function waitDeployments(api: Api, names: string[], waitMs: number, component: string, log: ProgressLog): Promise<void> {
+  const notReady = async () => {
+    const out: string[] = [];
+    for (const n of names) {
+      const r = await api.request('GET', `/apis/apps/v1/namespaces/${ISTIO_NAMESPACE}/deployments/${n}`);
+      if (r.status !== 200 || !deploymentReady(r.json())) out.push(`Deployment/${ISTIO_NAMESPACE}/${n}`);
+    }
+    if (out.length) log.waiting(component, out);
+    return out;
+  };
+  if (!(await notReady()).length) return;
+  const deadline = Date.now() + waitMs;
+  let pending: string[] = [];
+  for (;;) {
+    await sleep(Math.min(2000, Math.max(0, deadline - Date.now())));
+    pending = await notReady();
+    if (!pending.length) return;
+    if (Date.now() >= deadline) break;
+  }
+  throw new Error(`resources not ready after ${formatDuration(waitMs)}: timed out waiting for the condition\n${pending.join('\n')}`);
 }
 
 async function confirm(question: string): Promise<boolean> {
@@ -540,7 +625,7 @@ async function confirm(question: string): Promise<boolean> {
 
 async function faultToggles(first: string): Promise<number | undefined> {
   if (process.env.STANDIN_HANG === '1') {
-    out(first);
+    process.stderr.write(`\n${first}`);
     setInterval(() => {}, 1 << 30);
     await new Promise(() => {});
   }
@@ -548,8 +633,28 @@ async function faultToggles(first: string): Promise<number | undefined> {
   return undefined;
 }
 
+/**
+ * The wait per component. operator/pkg/helmreconciler/reconciler.go NewHelmReconciler (1.8.4) overwrites
+ * Options.WaitTimeout with WAIT_FOR_RESOURCES_TIMEOUT when set (time.ParseDuration; an invalid value logs a
+ * warning and falls back) or with wait.go's defaultWaitResourceTimeout (300 s) otherwise: the
+ * --readiness-timeout flag (operator/cmd/mesh/install.go) is parsed and then ignored (istio/istio#30221,
+ * honoured from 1.9).
+ */
+export function waitTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.WAIT_FOR_RESOURCES_TIMEOUT;
+  if (raw === undefined) return DEFAULT_WAIT_RESOURCE_TIMEOUT_MS;
+  try {
+    if (/^\d+(\.\d+)?$/.test(raw) && raw !== '0') throw new UsageError('missing unit'); // Go: "time: missing unit in duration"
+    return parseDuration(raw);
+  } catch {
+    err(`warn\tinvalid env variable value: ${raw} for 'WAIT_FOR_RESOURCES_TIMEOUT'! falling back to default value...`);
+    return DEFAULT_WAIT_RESOURCE_TIMEOUT_MS;
+  }
+}
+
 async function install(a: Args): Promise<number> {
-  const timeoutMs = parseDuration(flagStr(a, 'readiness-timeout') ?? '300s');
+  parseDuration(flagStr(a, 'readiness-timeout') ?? '300s'); // validated like cobra's DurationVar, then unused (see waitTimeoutMs)
+  const waitMs = waitTimeoutMs();
   const plan = planInstall({ set: a.set });
   const profile = plan.installedState.spec.profile;
   if (!flagBool(a, 'y')) {
@@ -560,59 +665,66 @@ async function install(a: Args): Promise<number> {
     }
   }
   if ((await faultToggles('- Processing resources for Istio core.')) === -1) {
-    out(JWT_WARNING);
-    out('- Processing resources for Istio core.');
-    out('✘ Istio core encountered an error: boom');
+    process.stderr.write('\n- Processing resources for Istio core.\n✘ Istio core encountered an error: boom\n- Pruning removed resources');
     err('Error: failed to install manifests: boom');
     return 1;
   }
 
   const api = await Api.connect(a);
   try {
-    out(JWT_WARNING);
-    const ns = await api.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ISTIO_NAMESPACE } });
-    if (ns.status !== 201 && ns.status !== 409) throw new Error(`failed to create namespace ${ISTIO_NAMESPACE}: ${ns.status} ${apiMessage(ns)}`);
+    // operator/pkg/manifest/shared.go: the first-party JWT note, on stdout (clog LogAndPrint) — only when the cluster
+    // does not serve serviceaccounts/token (operator/pkg/util/k8s.go DetectSupportedJWTPolicy)
+    const core = await api.request('GET', '/api/v1');
+    if (!(core.status === 200 && (core.json().resources ?? []).some((r: any) => r.name === 'serviceaccounts/token'))) out(JWT_WARNING);
+    // operator/cmd/mesh/shared.go createNamespace: only when missing, labelled istio-injection=disabled
+    const existing = await api.request('GET', `/api/v1/namespaces/${ISTIO_NAMESPACE}`);
+    if (existing.status === 404) {
+      const ns = await api.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ISTIO_NAMESPACE, labels: { 'istio-injection': 'disabled' } } });
+      if (ns.status !== 201 && ns.status !== 409) throw new Error(`failed to create namespace ${ISTIO_NAMESPACE}: ${ns.status} ${apiMessage(ns)}`);
+    } else if (existing.status !== 200) {
+      throw new Error(`failed to check if namespace ${ISTIO_NAMESPACE} exists: ${existing.status} ${apiMessage(existing)}`);
+    }
 
-    const deadline = Date.now() + timeoutMs;
-    const failures: string[] = [];
+    const log = new ProgressLog();
+    let failed = false;
+    // operator/pkg/helmreconciler/apply.go ApplyManifest: CRDs, then everything else, then WaitForResources
+    // (CRDs: fixed 60 s; workloads: the wait timeout) — a separate wait per component.
     const runComponent = async (c: InstallPlan['components'][number]): Promise<void> => {
       const title = COMPONENT_TITLES[c.component];
       try {
-        // CRDs first, then wait for them to be Established before anything that might be a custom resource.
         const crds = c.objects.filter((o) => o.kind === 'CustomResourceDefinition');
-        for (const o of crds) await api.apply(o);
-        if (crds.length) {
-          const pending = await waitCrdsEstablished(api, crds.map((o) => o.metadata.name), Math.max(deadline, Date.now() + 30_000));
-          if (pending.length) throw new Error(`failed to wait for resource: CRDs not established: ${pending.join(', ')}`);
+        for (const o of crds) {
+          await api.apply(o);
+          log.progress(title);
         }
-        for (const o of c.objects.filter((o) => o.kind !== 'CustomResourceDefinition')) await api.apply(o, 30_000);
-        const notReady = await waitDeployments(api, c.deployments, deadline, title);
-        if (notReady.length) {
-          failures.push(title);
-          out(
-            `✘ ${title} encountered an error: failed to wait for resource: resources not ready after ${formatDuration(timeoutMs)}: timed out waiting for the condition\n` +
-              notReady.map((n) => `Deployment/${ISTIO_NAMESPACE}/${n}`).join('\n'),
-          );
-          return;
+        for (const o of c.objects.filter((o) => o.kind !== 'CustomResourceDefinition')) {
+          await api.apply(o, 30_000);
+          log.progress(title);
         }
-        out(`✔ ${title} installed`);
+        if (crds.length) await waitCrdsEstablished(api, crds.map((o) => o.metadata.name));
+        await waitDeployments(api, c.deployments, waitMs, title, log);
+        log.finished(title);
       } catch (e) {
-        failures.push(title);
-        out(`✘ ${title} encountered an error: ${(e as Error).message}`);
+        failed = true;
+        log.error(title, `failed to wait for resource: ${(e as Error).message}`);
       }
     };
     const byName = (n: Component) => plan.components.find((c) => c.component === n)!;
-    // istioctl's component dependencies: Base → Pilot → (IngressGateways ∥ EgressGateways).
+    // common.go ComponentDependencies: Base → Pilot → (IngressGateways ∥ EgressGateways); reconciler.go
+    // processRecursive unblocks the children even when the parent failed.
     await runComponent(byName('Base'));
     await runComponent(byName('Pilot'));
     await Promise.all([runComponent(byName('IngressGateways')), runComponent(byName('EgressGateways'))]);
-    if (failures.length) {
-      out('- Pruning removed resources');
+    // reconciler.go Reconcile: the pruning state is shown after every reconcile, healthy or not
+    log.state('- Pruning removed resources');
+    if (failed) {
+      // install.go InstallManifests: status != HEALTHY → "errors occurred during operation"; no installed-state
       err('Error: failed to install manifests: errors occurred during operation');
       return 1;
     }
+    log.state('✔ Installation complete');
+    // install.go: installed-state is saved only after a healthy install (savedIOPName, ignoreReconcile)
     await api.apply(plan.installedState, 30_000);
-    out('✔ Installation complete');
     return 0;
   } finally {
     api.close();
@@ -621,42 +733,94 @@ async function install(a: Args): Promise<number> {
 
 // ------------------------------------------------------------------------------------------------ uninstall
 
+/**
+ * What `x uninstall --purge` selects (operator/pkg/helmreconciler/prune.go GetPrunedResources with
+ * includeClusterResources): every IstioOperator in every namespace, then every object of
+ * NamespacedResources and AllClusterResources, in every namespace, that carries the label
+ * operator.istio.io/component — whoever installed it.
+ */
+const PURGE_KINDS: Array<[apiVersion: string, kind: string]> = [
+  ['autoscaling/v2beta1', 'HorizontalPodAutoscaler'],
+  ['policy/v1beta1', 'PodDisruptionBudget'],
+  ['apps/v1', 'Deployment'],
+  ['apps/v1', 'DaemonSet'],
+  ['v1', 'Service'],
+  ['v1', 'ConfigMap'],
+  ['v1', 'PersistentVolumeClaim'],
+  ['v1', 'Pod'],
+  ['v1', 'Secret'],
+  ['v1', 'ServiceAccount'],
+  ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+  ['rbac.authorization.k8s.io/v1', 'Role'],
+  ['networking.istio.io/v1alpha3', 'DestinationRule'],
+  ['networking.istio.io/v1alpha3', 'EnvoyFilter'],
+  ['networking.istio.io/v1alpha3', 'Gateway'],
+  ['networking.istio.io/v1alpha3', 'VirtualService'],
+  ['security.istio.io/v1beta1', 'PeerAuthentication'],
+  ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'],
+  ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration'],
+  ['rbac.authorization.k8s.io/v1', 'ClusterRole'],
+  ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'],
+  ['apiextensions.k8s.io/v1', 'CustomResourceDefinition'],
+];
+
 async function uninstall(a: Args): Promise<number> {
+  // uninstall.go: Args check
   if (!flagBool(a, 'purge') && !flagStr(a, 'revision') && !flagStr(a, 'filename')) {
-    throw new UsageError('at least one of the --revision (or --set revision=<revision>), --filename or --purge flags must be set');
+    throw new UsageError('at least one of the --revision, --filename or --purge flags must be set');
   }
+  if (!flagBool(a, 'purge')) throw new UsageError('this stand-in implements only x uninstall --purge');
+  // uninstall.go preCheckWarnings: AllResourcesRemovedWarning via LogAndPrint (stdout, one more "\n") with -y
   if (!flagBool(a, 'y')) {
-    out('All Istio resources will be pruned from the cluster');
-    if (!(await confirm('Proceed? (y/N) '))) {
+    if (!(await confirm('All Istio resources will be pruned from the cluster\nProceed? (y/N)'))) {
       out('Cancelled.');
       return 1;
     }
   }
   if ((await faultToggles('- Removing Istio control plane')) === -1) {
-    out('All Istio resources will be pruned from the cluster');
-    err('Error: failed to prune resources: boom');
+    out('All Istio resources will be pruned from the cluster\n');
+    err('Error: failed to delete control plane resources by revision: boom');
     return 1;
   }
-  const plan = planInstall({ set: a.set, env: { ...process.env, STANDIN_WITH_INJECTOR_WEBHOOK: '1' } });
   const api = await Api.connect(a);
   try {
+    if (flagBool(a, 'y')) out('All Istio resources will be pruned from the cluster\n');
+    const victims: Array<{ path: string; hash: string }> = [];
+    const collect = async (apiVersion: string, kind: string, labelSelector?: string) => {
+      const r = await api.resource(apiVersion, kind);
+      if (!r) return; // not served (the IstioOperator CRD is gone): prune.go skips kinds it cannot list
+      const res = await api.request('GET', `${r.path}/${r.plural}${labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : ''}`);
+      if (res.status !== 200) return;
+      for (const o of res.json().items ?? []) {
+        const ns = o.metadata.namespace ?? '';
+        const p = `${r.path}${ns ? `/namespaces/${encodeURIComponent(ns)}` : ''}/${r.plural}/${encodeURIComponent(o.metadata.name)}`;
+        // object.go Hash: Kind:namespace:name
+        if (!victims.some((v) => v.path === p)) victims.push({ path: p, hash: `${kind}:${ns}:${o.metadata.name}` });
+      }
+    };
+    await collect('install.istio.io/v1alpha1', 'IstioOperator');
+    for (const [apiVersion, kind] of PURGE_KINDS) await collect(apiVersion, kind, 'operator.istio.io/component');
+
+    // prune.go DeleteObjectsList: background deletion, "  Removed <hash>." on stdout (LogAndPrintf)
     const deleted: string[] = [];
-    for (const o of plan.purge) {
-      const p = await api.objectPath(o);
-      if (!p) continue; // kind not served (e.g. the IstioOperator CRD is gone): nothing to delete
-      const r = await api.request('DELETE', p, { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' });
-      if (r.status === 404) continue;
-      if (r.status !== 200 && r.status !== 202) throw new Error(`failed to delete ${o.kind}/${o.metadata.name}: ${r.status} ${apiMessage(r)}`);
-      const ns = (await api.resource(o.apiVersion, o.kind))?.namespaced ? (o.metadata.namespace ?? ISTIO_NAMESPACE) : '';
-      out(`  Removed ${o.kind}:${ns}:${o.metadata.name}.`);
-      deleted.push(p);
+    const errors: string[] = [];
+    for (const v of victims) {
+      const r = await api.request('DELETE', v.path, { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' });
+      if (r.status === 404) out(`object: ${v.hash} is not being deleted because it no longer exists`);
+      else if (r.status !== 200 && r.status !== 202) errors.push(`${r.status} ${apiMessage(r)}`);
+      else deleted.push(v.path);
+      out(`  Removed ${v.hash}.`);
     }
-    // Wait (bounded) until the objects are really gone, so callers see a clean cluster when we return.
+    if (errors.length) {
+      err(`Error: failed to delete control plane resources by revision: ${errors.join('\n')}`);
+      return 1;
+    }
+    // Not istioctl: wait (bounded) until the objects are gone, so tests see the end state when it returns.
     const deadline = Date.now() + 60_000;
     for (const p of deleted) {
       while (Date.now() < deadline && (await api.request('GET', p)).status === 200) await sleep(200);
     }
-    out('✔ Uninstall complete');
+    new ProgressLog().state('✔ Uninstall complete');
     return 0;
   } finally {
     api.close();
@@ -665,8 +829,15 @@ async function uninstall(a: Args): Promise<number> {
 
 // ------------------------------------------------------------------------------------------------ main
 
+/** The environment variables istioctl 1.8.4 reads that STANDIN_ENV_LOG records. */
+const RECORDED_ENV = ['WAIT_FOR_RESOURCES_TIMEOUT', 'KUBECONFIG'];
+
 export async function main(argv: string[]): Promise<number> {
   if (process.env.STANDIN_LOG) appendFileSync(process.env.STANDIN_LOG, `${JSON.stringify(argv)}\n`);
+  if (process.env.STANDIN_ENV_LOG) {
+    const env = Object.fromEntries(RECORDED_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+    appendFileSync(process.env.STANDIN_ENV_LOG, `${JSON.stringify({ argv, env })}\n`);
+  }
   try {
     const a = parseArgs(argv);
     const [cmd, sub] = a.commands;

@@ -462,3 +462,22 @@ export async function stopStandinClusters(root: string): Promise<void> {
     else process.env.STANDIN_KIND_STATE = previous;
   }
 }
+
+/** Writes `<dir>/kind`, the stand-in as an executable to put first on PATH. */
+export function installKindStandin(dir: string): string {
+  const file = path.join(dir, 'kind');
+  fs.writeFileSync(file, kindStandinScript(), { mode: 0o755 });
+  return file;
+}
+
+/**
+ * A cluster that exists for `get clusters` and `load docker-image` without a control plane, for tests that only load
+ * images: its "node container" is an idle child process, stopped by stopStandinClusters(root).
+ */
+export function registerIdleCluster(root: string, name: string): void {
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir, { recursive: true });
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+  child.unref();
+  fs.writeFileSync(path.join(dir, 'pid'), String(child.pid));
+}

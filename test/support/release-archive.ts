@@ -120,7 +120,8 @@ export async function buildReleaseArchive(opts: BuildReleaseArchiveOptions): Pro
     const file = path.join(outDir, name);
     await create({ gzip: true, portable: true, cwd: staging, file }, [top]);
     const sha256 = await sha256File(file);
-    await writeFile(`${file}.sha256`, `${sha256}  ${name}\n`);
+    // istio/release-builder (release-1.8) pkg/util/files.go CreateSha: fmt.Sprintf("%x %s\n", …) — ONE space
+    await writeFile(`${file}.sha256`, `${sha256} ${name}\n`);
     return { path: file, name, sha256, bytes: (await stat(file)).size };
   } finally {
     await rm(staging, { recursive: true, force: true });

@@ -45,7 +45,7 @@ export async function startReleaseServer(files: Record<string, Buffer | string>)
     const data = typeof src === 'string' ? readFileSync(src) : src;
     const hex = createHash('sha256').update(data).digest('hex');
     assets.set(name, data);
-    if (!(`${name}.sha256` in files)) assets.set(`${name}.sha256`, Buffer.from(`${hex}  ${posix.basename(name)}\n`));
+    if (!(`${name}.sha256` in files)) assets.set(`${name}.sha256`, Buffer.from(`${hex} ${posix.basename(name)}\n`) /* release-builder pkg/util/files.go CreateSha: "%x %s\n" */);
   }
   const modes: Modes = { redirect: false, dropOnce: false, ignoreRange: false, wrongChecksum: false, status500Times: 0 };
   const requests: RecordedRequest[] = [];
@@ -71,7 +71,7 @@ export async function startReleaseServer(files: Record<string, Buffer | string>)
     }
     let data = assets.get(name);
     if (!data) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    if (modes.wrongChecksum && name.endsWith('.sha256')) data = Buffer.from(`${'0'.repeat(64)}  ${posix.basename(name, '.sha256')}\n`);
+    if (modes.wrongChecksum && name.endsWith('.sha256')) data = Buffer.from(`${'0'.repeat(64)} ${posix.basename(name, '.sha256')}\n`);
     serve(req, res, data, range);
   });
 
