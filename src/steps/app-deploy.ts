@@ -1,14 +1,31 @@
-import { MANAGED_BY } from '../core/inventory.js';
+import { MANAGED_BY, type Inventory } from '../core/inventory.js';
 import type { Step } from '../core/step.js';
 import { applyAll } from '../kube/apply.js';
-import type { KubeClient, KubeObject } from '../kube/client.js';
+import { describeRef, type KubeClient, type KubeObject } from '../kube/client.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
-import { APP_DEPLOYMENTS, renderAppManifests } from './app-manifests.js';
+import { APP_DEPLOYMENTS, legacyAppRefs, renderAppManifests } from './app-manifests.js';
 import { resolveImages, resolveTarget } from './images.js';
 import type { UpSettings } from './settings.js';
 
 async function desiredObjects(ctx: Parameters<Step<UpSettings>['run']>[0]): Promise<KubeObject[]> {
   return renderAppManifests(ctx.options.namespace, await resolveImages(ctx)).objects;
+}
+
+/**
+ * The previous meshdemo version's objects (Deployment micro-order, VirtualService micro-api) that are still there
+ * and are meshdemo's: recorded as created by up, or carrying its managed-by label. Objects of those names that
+ * someone else made are left alone.
+ */
+async function legacyObjects(kube: KubeClient, inventory: Inventory, namespace: string): Promise<KubeObject[]> {
+  const out: KubeObject[] = [];
+  for (const ref of legacyAppRefs(namespace)) {
+    if (!(await kube.serves(ref.apiVersion, ref.kind))) continue;
+    const live = await kube.get(ref);
+    if (!live) continue;
+    const ours = inventory.isCreated(ref) || live.metadata.labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
+    if (ours) out.push({ ...live, apiVersion: ref.apiVersion, kind: ref.kind });
+  }
+  return out;
 }
 
 /** Which of the app objects are missing or run another image than the one wanted. */
@@ -36,6 +53,8 @@ export const appDeploy: Step<UpSettings> = {
     // a check never asks (plan, --dry-run): with no registry chosen yet, the images step asks when it runs
     if (!(await resolveTarget(ctx, { ask: false }))) return { satisfied: false, detail: 'deploy the app (its image registry is chosen when the images step runs, or pass --registry)' };
     const problems = await drift(kube, await desiredObjects(ctx));
+    const legacy = await legacyObjects(kube, await ctx.inventory(), ctx.options.namespace);
+    problems.push(...legacy.map((o) => `${o.kind} ${o.metadata.name} of an earlier meshdemo version to replace`));
     if (problems.length) return { satisfied: false, detail: problems.join('; ') };
     const states = await Promise.all(APP_DEPLOYMENTS.map((d) => deploymentState(kube, ctx.options.namespace, d)));
     const notReady = states.filter((s) => !s.ready);
@@ -62,6 +81,13 @@ export const appDeploy: Step<UpSettings> = {
       APP_DEPLOYMENTS.map((name) => ({ namespace, name })),
       { deadline, signal: ctx.signal, onWaiting: (n) => ctx.log.info(`waiting for ${n.map((s) => `${s.name} ${s.available}/${s.desired}`).join(', ')}`) },
     );
+    // an earlier meshdemo version named these objects differently: the new ones serve now, so the old ones go
+    for (const old of await legacyObjects(kube, inventory, namespace)) {
+      const ref = { apiVersion: old.apiVersion, kind: old.kind, namespace, name: old.metadata.name };
+      await kube.delete(ref);
+      await inventory.forgetCreated(ref);
+      ctx.log.info(`replaced ${describeRef(ref)} of an earlier meshdemo version`);
+    }
     const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: 'app in (micro-api,micro-order,micro-pay)' });
     const bare = pods.filter((p) => !p.metadata.deletionTimestamp && !(p.spec?.containers ?? []).some((c: any) => c.name === 'istio-proxy'));
     if (bare.length) {

@@ -4,6 +4,7 @@ import { deploymentState } from '../kube/readiness.js';
 import { clusterVersion, type VersionVerdict } from './preflight.js';
 import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodeAddress } from './facts.js';
 import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
+import { DEPLOYMENT_OF } from './app-manifests.js';
 import { istioctlPath } from './istio-release.js';
 
 export interface Status {
@@ -14,7 +15,7 @@ export interface Status {
   namespace: { name: string; injection: string | null };
   addons: Array<{ name: string; present: boolean; ready: boolean }>;
   dashboards: Array<{ name: string; url: string }>;
-  app: { deployed: boolean; services: Array<{ name: string; present: boolean; ready: boolean }> };
+  app: { deployed: boolean; services: Array<{ name: string; deployment: string; present: boolean; ready: boolean }> };
   gatewayUrl: string | null;
 }
 
@@ -32,7 +33,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     const url = await dashboardUrl(kube, name, address);
     if (url) dashboards.push({ name, url });
   }
-  const app = await Promise.all(SERVICES.map((n) => deploymentState(kube, namespace, n)));
+  const app = await Promise.all(SERVICES.map(async (s) => ({ ...(await deploymentState(kube, namespace, DEPLOYMENT_OF[s])), name: s, deployment: DEPLOYMENT_OF[s] })));
   const gateway = await gatewayUrl(kube, address);
   const binary = istioctlPath(ctx.options.cacheDir, installation?.version ?? DEFAULT_ISTIO_VERSION);
   return {
@@ -43,7 +44,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     namespace: { name: namespace, injection: (await injectionLabel(kube, namespace)) ?? null },
     addons: addons.filter((a) => a.present || a.name !== 'zipkin').map(({ name, present, ready }) => ({ name, present, ready })),
     dashboards,
-    app: { deployed: app.every((a) => a.present), services: app.map(({ name, present, ready }) => ({ name, present, ready })) },
+    app: { deployed: app.every((a) => a.present), services: app.map(({ name, deployment, present, ready }) => ({ name, deployment, present, ready })) },
     gatewayUrl: gateway ? `${gateway}/api/order/create` : null,
   };
 }
