@@ -28,6 +28,23 @@ async function legacyObjects(kube: KubeClient, inventory: Inventory, namespace: 
   return out;
 }
 
+const portsOf = (svc: KubeObject) => (svc.spec?.ports ?? []).map((p: any) => `${p.port}/${p.protocol ?? 'TCP'}`).sort().join(',');
+
+/**
+ * Server-side apply keeps ports that another field manager owns — port 80 that an earlier meshdemo version created
+ * with a plain create (its Services could not be applied) — and then refuses the merged list (two ports named
+ * http). So a Service whose ports differ gets the template's list first, by merge patch (which replaces lists).
+ */
+async function reconcileServicePorts(kube: KubeClient, objects: KubeObject[], log: (m: string) => void): Promise<void> {
+  for (const o of objects.filter((x) => x.kind === 'Service')) {
+    const ref = { apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name };
+    const live = await kube.get(ref);
+    if (!live || portsOf(live) === portsOf(o)) continue;
+    await kube.mergePatch(ref, { spec: { ports: o.spec.ports } });
+    log(`Service ${o.metadata.name}: ports ${portsOf(live)} → ${portsOf(o)}`);
+  }
+}
+
 /** Which of the app objects are missing or run another image than the one wanted. */
 async function drift(kube: KubeClient, objects: KubeObject[]): Promise<string[]> {
   const out: string[] = [];
@@ -38,6 +55,7 @@ async function drift(kube: KubeClient, objects: KubeObject[]): Promise<string[]>
     }
     const live = await kube.get({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
     if (!live) out.push(`${o.kind} ${o.metadata.name} missing`);
+    else if (o.kind === 'Service' && portsOf(live) !== portsOf(o)) out.push(`Service ${o.metadata.name} has ports ${portsOf(live)}, not ${portsOf(o)}`);
     else if (o.kind === 'Deployment' && live.spec.template.spec.containers[0]?.image !== o.spec.template.spec.containers[0].image) {
       out.push(`${o.metadata.name} runs another image`);
     }
@@ -67,6 +85,7 @@ export const appDeploy: Step<UpSettings> = {
     const namespace = ctx.options.namespace;
     const deadline = Date.now() + ctx.options.timeoutMs;
     const objects = await desiredObjects(ctx);
+    await reconcileServicePorts(kube, objects, (m) => ctx.log.info(m));
     const outcomes = await applyAll(kube, objects, {
       defaultNamespace: namespace,
       signal: ctx.signal,

@@ -5,25 +5,13 @@ import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { freePorts } from '../support/local-services.js';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const srv = net.createServer().listen(0, '127.0.0.1');
-      await once(srv, 'listening');
-      return srv;
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 /**
  * `npm run services -- <args>` as a terminal runs it: its own process group, so Ctrl-C reaches npm and the runner.
@@ -60,6 +48,7 @@ describe('npm run services', { timeout: 60_000 }, () => {
   it("starts micro-pay, micro-order and micro-api from templates/services and the tutorial's curl succeeds", async () => {
     const [api, order, pay, payHttp] = await freePorts(4);
     const run = startServices(['--api-port', String(api), '--order-port', String(order), '--pay-port', String(pay), '--pay-http-port', String(payHttp)]);
+    let orderId = '';
     try {
       await run.until(/run-local: ready/);
       // the tutorial's request, with curl as the tutorial sends it
@@ -75,11 +64,13 @@ describe('npm run services', { timeout: 60_000 }, () => {
       assert.match(body.data.orderId, /^\d{23}$/);
       // each service's log lines are prefixed with its name; each ran from templates/services
       for (const svc of ['micro-api', 'micro-order', 'micro-pay']) assert.match(run.out(), new RegExp(`^${svc}\\s*\\| \\{.*"msg":"listening"`, 'm'));
-      assert.match(run.out(), /^micro-pay\s*\| .*"msg":"request".*"orderId":"\d{23}"/m);
+      orderId = body.data.orderId;
     } finally {
       run.interrupt();
     }
     assert.equal(await run.exited, 'SIGINT', run.err());
+    // all output is in once the pipes closed: micro-pay was paid for that order
+    assert.match(run.out(), new RegExp(`^micro-pay\\s*\\| .*"msg":"request".*"orderId":"${orderId}"`, 'm'));
     for (const svc of ['micro-api', 'micro-order', 'micro-pay']) assert.match(run.out(), new RegExp(`^${svc}\\s*\\| .*"msg":"shutdown complete"`, 'm'));
   });
 
