@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action } from '../core/command.js';
+import { action, type CommandContext } from '../core/command.js';
 import { InterruptedError, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
 
@@ -59,8 +59,11 @@ export function register(program: Command): void {
     .action(action<TrafficSettings>((opts) => parseTraffic(opts), (ctx) => sendTraffic(ctx)));
 }
 
-/** The traffic run shared by `traffic` and `up --traffic`. */
-export async function sendTraffic(ctx: Parameters<Parameters<typeof action<TrafficSettings>>[1]>[0]): Promise<void> {
+/**
+ * The traffic run shared by `traffic` and `up --traffic`. `asResult`: the summary is the command's result event
+ * (traffic); otherwise a `traffic` summary event after up's own result.
+ */
+export async function sendTraffic(ctx: CommandContext<TrafficSettings>, opts: { asResult?: boolean } = { asResult: true }): Promise<void> {
   const s = ctx.settings;
   let url = s.url;
   let tracingUrl = s.tracingUrl;
@@ -98,5 +101,6 @@ export async function sendTraffic(ctx: Parameters<Parameters<typeof action<Traff
     throw new InterruptedError('traffic stopped by Ctrl-C');
   }
   checkTraffic(summary, url);
-  ctx.ui.result(true, { traffic: data });
+  if (opts.asResult) ctx.ui.result(true, { traffic: data });
+  else ctx.ui.emit({ type: 'traffic', phase: 'summary', ...data });
 }

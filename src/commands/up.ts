@@ -22,7 +22,8 @@ export function addUpOptions(cmd: Command): Command {
     .option('--skip-build', 'use prebuilt images given with --image')
     .option('--image <service=ref>', 'prebuilt image for a service (repeatable)', collect, [])
     .option('--render [dir]', 'write the app manifests instead of applying them')
-    .option('--verify', 'send sample orders through the gateway at the end');
+    .option('--verify', 'send sample orders through the gateway at the end')
+    .option('--traffic <duration>', 'then send steady orders through the gateway this long (as meshdemo traffic --duration), e.g. 5m');
 }
 
 export function register(program: Command): void {
@@ -52,6 +53,11 @@ Examples:
         });
         const { summarize } = await import('./summary.js');
         await summarize(ctx, outcomes);
+        if (ctx.settings.trafficMs !== undefined && !ctx.dryRun) {
+          const { sendTraffic } = await import('./traffic.js');
+          await ctx.lock.release(); // the cluster is not changed any more: let other up/down runs in
+          await sendTraffic({ ...ctx, settings: { nodeAddress: ctx.settings.nodeAddress, durationMs: ctx.settings.trafficMs, rate: 10, concurrency: 4 } }, { asResult: false });
+        }
       }, { dryRun: (o) => Boolean(o.dryRun) }),
     );
 }

@@ -6,3 +6,8 @@ export async function tracingBaseUrl(kube: KubeClient, address: string | undefin
   const url = await dashboardUrl(kube, 'tracing', address);
   return url?.replace(/\/+$/, '');
 }
+
+/** The 1.8.4 Jaeger addon serves its UI under QUERY_BASE_PATH=/jaeger (samples/addons/jaeger.yaml). */
+export function traceLink(tracingUrl: string, traceId: string): string {
+  return `${tracingUrl.replace(/\/+$/, '')}/jaeger/trace/${traceId}`;
+}

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { ExternalCommandError } from '../core/errors.js';
+import { traceLink } from './trace-link.js';
+
+export { traceLink };
 
 /** Steady load on the order endpoint, so Kiali's graph and Jaeger's traces fill (`meshdemo traffic`, `up --traffic`). */
 export interface TrafficOptions {
@@ -171,11 +174,6 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
     errorKinds,
     traceId,
   };
-}
-
-/** The 1.8.4 Jaeger addon serves its UI under QUERY_BASE_PATH=/jaeger (samples/addons/jaeger.yaml). */
-export function traceLink(tracingUrl: string, traceId: string): string {
-  return `${tracingUrl.replace(/\/+$/, '')}/jaeger/trace/${traceId}`;
 }
 
 export function formatSnapshot(s: TrafficSnapshot): string {

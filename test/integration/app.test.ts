@@ -158,7 +158,7 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     // a second up finds nothing to replace
     const again = await up(['--namespace', ns, '--json']);
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(again.events().find((e) => e.id === 'app-deploy')?.status, 'skipped');
+    assert.equal(again.events().filter((e) => e.type === 'step' && e.id === 'app-deploy').at(-1)?.status, 'skipped');
 
     const down = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--namespace', ns, 'down', '--yes', '--keep-istio'], { timeoutMs: 300_000 });
     assert.equal(down.code, 0, down.stderr);

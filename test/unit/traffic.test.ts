@@ -82,6 +82,17 @@ describe('meshdemo traffic', { timeout: 120_000 }, () => {
     assert.match(r.stderr, /^error: traffic stopped by Ctrl-C$/m);
   });
 
+  it('verify prints the trace micro-api returned and its Jaeger link', async () => {
+    const r = await runMeshdemo(['verify', '--url', chain.url, '--count', '4', '--tracing-url', TRACING, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const result = r.events().at(-1);
+    assert.equal(result.ok, 4);
+    assert.match(result.traceId, /^[0-9a-f]{32}$/);
+    assert.equal(result.traceUrl, `${TRACING}/jaeger/trace/${result.traceId}`);
+    assert.deepEqual(Object.keys(result.servedBy).sort(), chain.orderPods.map((p) => `${p}/v1`).sort());
+    assert.match(r.stderr, new RegExp(`4/4 orders succeeded, .*; trace ${TRACING}/jaeger/trace/${result.traceId}$`, 'm'));
+  });
+
   it('exit 6 when no request gets through, and exit 2 for bad numbers', async () => {
     const [closed] = await freePorts(1);
     const r = await runMeshdemo(['traffic', '--url', `http://127.0.0.1:${closed}/api/order/create`, '--requests', '3']);
