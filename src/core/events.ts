@@ -7,6 +7,8 @@ export type MeshEvent =
   | { type: 'progress'; step?: string; received: number; total?: number; rate?: number }
   /** `traffic`: counters while it runs (phase progress), then its summary (phase summary). */
   | { type: 'traffic'; phase: 'progress' | 'summary'; [key: string]: unknown }
+  /** `logs`: one line of a pod's container log. */
+  | { type: 'podlog'; pod: string; container: string; line: string }
   | { type: 'result'; ok: boolean; [key: string]: unknown };
 
 export interface EventSink {

@@ -26,6 +26,8 @@ export interface NodeSimulatorOptions {
   podIP?: string; // default: first address of `hostname -I` (none if that prints nothing)
   externalIP?: string; // an ExternalIP address on the Node, only when given
   ready?: PodReadinessFn; // default: every pod ready
+  kubeletPort?: number; // status.daemonEndpoints.kubeletEndpoint.Port (default 10250): where a kubelet stand-in listens
+  hostnameAddress?: boolean; // list a Hostname address (default true); the API server dials it first for logs/exec
 }
 
 /** First address printed by `hostname -I`, or '' if none. */
@@ -178,7 +180,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
         addresses: [
           { type: 'InternalIP', address: '127.0.0.1' },
           ...(opts.externalIP ? [{ type: 'ExternalIP', address: opts.externalIP }] : []),
-          { type: 'Hostname', address: nodeName },
+          ...(opts.hostnameAddress === false ? [] : [{ type: 'Hostname', address: nodeName }]),
         ],
         capacity: resources,
         allocatable: resources,
@@ -200,7 +202,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
           operatingSystem: 'linux',
           architecture: 'amd64',
         },
-        daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+        daemonEndpoints: { kubeletEndpoint: { Port: opts.kubeletPort ?? 10250 } },
       },
     };
   };
