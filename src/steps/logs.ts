@@ -70,7 +70,8 @@ export async function streamLogs(kube: KubeClient, r: LogsRequest, onLine: (l: L
             const lines = createInterface({ input: res, crlfDelay: Infinity });
             lines.on('line', (line) => onLine({ pod: pods[i].metadata.name, container, line }));
             lines.on('close', () => resolve());
-            res.on('error', () => resolve()); // aborted (Ctrl-C) or the connection dropped: that pod's stream is over
+            // aborted (Ctrl-C) or the connection dropped: that pod's stream is over (readline re-emits the error)
+            lines.on('error', () => resolve());
           }),
       ),
     );
