@@ -7,7 +7,7 @@ const SHELLS = ['bash', 'zsh', 'fish'];
 export function register(program: Command): void {
   const cmd = program
     .command('completion')
-    .argument('<shell>', `one of ${SHELLS.join(', ')}`)
+    .argument('<shell>', 'the shell to complete in')
     .description('print a shell completion script (commands, flags, dashboard and service names)')
     .addHelpText(
       'after',

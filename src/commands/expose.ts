@@ -27,7 +27,7 @@ function parseExpose(opts: Record<string, any>, args: string[]): ExposeSettings 
 
 /** The names are offered by shell completion and help (argChoices); parseExpose checks them with a one-line error. */
 function dashboardArgument(): Argument {
-  const arg = new Argument('<dashboard>', `one of ${Object.keys(DASHBOARDS).join(', ')}, or all`);
+  const arg = new Argument('<dashboard>', 'the dashboard to expose, or all');
   arg.argChoices = [...Object.keys(DASHBOARDS), 'all'];
   return arg;
 }

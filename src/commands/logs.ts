@@ -14,7 +14,7 @@ interface LogsSettings {
 export function register(program: Command): void {
   program
     .command('logs')
-    .addArgument(Object.assign(new Argument('<service>', `one of ${TARGETS.join(', ')}`), { argChoices: [...TARGETS] })) // for completion; checked below
+    .addArgument(Object.assign(new Argument('<service>', 'whose pods to read'), { argChoices: [...TARGETS] })) // for completion; checked below
     .description("print the app's (or with --proxy the Envoy sidecar's) logs of every pod of a service, each line prefixed with its pod")
     .option('--proxy', 'the istio-proxy sidecar container (the tutorial reads its access log to see the load balancing)')
     .option('-f, --follow', 'keep streaming new lines until Ctrl-C')
