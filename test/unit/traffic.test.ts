@@ -4,6 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runMeshdemo } from '../support/cli.js';
 import { freePorts, startLocalChain, type LocalChain } from '../support/local-services.js';
+import { parseUpSettings } from '../../src/steps/settings.js';
+import { percentile } from '../../src/steps/traffic.js';
 
 const TRACING = 'http://127.0.0.1:16686';
 
@@ -110,5 +112,22 @@ describe('meshdemo traffic', { timeout: 120_000 }, () => {
       assert.match(bad.stderr, says);
       assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
     }
+  });
+
+  it('up --traffic <duration> is parsed like --duration, and refused where up deploys no app', () => {
+    assert.equal(parseUpSettings({ traffic: '5m' }).trafficMs, 300_000);
+    assert.equal(parseUpSettings({}).trafficMs, undefined);
+    assert.throws(() => parseUpSettings({ traffic: 'later' }), /--traffic "later" is not a duration/);
+    assert.throws(() => parseUpSettings({ traffic: '1m', app: false }), /--traffic sends orders to the demo app, which --no-app leaves out/);
+    assert.throws(() => parseUpSettings({ traffic: '1m', render: true }), /which --render does not deploy/);
+  });
+
+  it('percentiles are the nearest rank', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    assert.equal(percentile(values, 50), 50);
+    assert.equal(percentile(values, 95), 95);
+    assert.equal(percentile(values, 99), 99);
+    assert.equal(percentile([7], 99), 7);
+    assert.equal(percentile([], 50), undefined);
   });
 });
