@@ -144,14 +144,9 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
       if (stopped() || performance.now() >= deadline) return;
       if (opts.requests !== undefined && issued >= opts.requests) return;
       const i = issued++;
-      if (opts.rate && !(await waitUntil(started + (i * 1000) / opts.rate))) {
-        issued--;
-        return;
-      }
-      if (performance.now() >= deadline) {
-        issued--;
-        return;
-      }
+      const due = opts.rate ? started + (i * 1000) / opts.rate : 0;
+      // a request due after --duration is never sent; a stop (Ctrl-C) while waiting sends nothing more
+      if (due >= deadline || (opts.rate && !(await waitUntil(due)))) return;
       await one(i);
     }
   };

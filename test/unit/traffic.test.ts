@@ -84,6 +84,15 @@ describe('meshdemo traffic', { timeout: 120_000 }, () => {
     assert.match(r.stderr, /^error: traffic stopped by Ctrl-C$/m);
   });
 
+  it('--duration with --rate bounds the count: nothing due after the duration is sent', async () => {
+    const r = await runMeshdemo(['traffic', '--url', chain.url, '--duration', '1s', '--rate', '5', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const t = r.events().at(-1).traffic;
+    assert.equal(t.interrupted, false);
+    assert.ok(t.sent >= 1 && t.sent <= 5, `at 5/s for 1s at most 5 are due, sent ${t.sent}`);
+    assert.equal(t.ok + t.errors, t.sent);
+  });
+
   it('verify prints the trace micro-api returned and its Jaeger link', async () => {
     const r = await runMeshdemo(['verify', '--url', chain.url, '--count', '4', '--tracing-url', TRACING, '--json']);
     assert.equal(r.code, 0, r.stderr);
