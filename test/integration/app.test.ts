@@ -17,6 +17,8 @@ import { startReleaseServer, type ReleaseServer } from '../support/release-serve
 import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
+import { startLocalChain } from '../support/local-services.js';
+import { startRoundRobin } from '../support/round-robin.js';
 
 const skip = !controlPlaneAvailable() ? 'control plane binaries not built (run test/setup.sh)' : dockerUnavailableReason() ?? false;
 
@@ -110,6 +112,40 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     assert.deepEqual(ran, ['preflight', 'tools-preflight', 'gateway-url'], 'only read-only steps ran');
     assert.match(r.events().find((e) => e.id === 'images' && e.status === 'skipped')?.message, /^all 3 images are in registry /);
     assert.deepEqual(await snapshotCluster(cp), before);
+  });
+
+  it('up --verify --traffic 2s: after up, steady orders through the gateway URL up printed, with the share per pod and a Jaeger link', async () => {
+    // no Envoy runs here: the ingress gateway's http2 nodePort on the node address (127.0.0.1) is answered by a
+    // forwarder (standing in for kube-proxy and the gateway) to the demo chain running locally, two micro-order
+    const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
+    const http2 = gw.body.spec.ports.find((p: any) => p.name === 'http2').nodePort;
+    const chain = await startLocalChain({ orderInstances: 2 });
+    const gateway = await startRoundRobin([new URL(chain.url).origin], { port: http2 });
+    try {
+      const r = await up(['--verify', '--traffic', '2s', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const events = r.events();
+      // --verify: the sample orders' summary ends with the last order's trace link
+      const verified = events.find((e) => e.type === 'step' && e.id === 'gateway-url' && e.status === 'done');
+      assert.match(verified.message, /6\/6 orders succeeded, .*; trace http:\/\/127\.0\.0\.1:31004\/jaeger\/trace\/[0-9a-f]{32}$/);
+      const result = events.findIndex((e) => e.type === 'result');
+      const summaryAt = events.findIndex((e) => e.type === 'traffic' && e.phase === 'summary');
+      assert.ok(result >= 0 && summaryAt > result, 'traffic runs after up has printed its URLs');
+      const t = events[summaryAt];
+      assert.equal(t.url, `http://127.0.0.1:${http2}/api/order/create`);
+      assert.equal(t.interrupted, false);
+      assert.ok(t.sent > 0);
+      assert.equal(t.ok, t.sent, JSON.stringify(t.errorKinds));
+      assert.equal(gateway.counts[0], 6 + t.sent, 'every order (6 from --verify, then the traffic) went through the gateway port');
+      // at 10/s for 2s up to 20 orders, taken in turn: both micro-order instances answered
+      assert.ok(t.sent >= 2, `sent ${t.sent}`);
+      assert.deepEqual(Object.keys(t.servedBy).sort(), chain.orderPods.map((p) => `${p}/v1`).sort());
+      // the tracing dashboard is on its NodePort (31004): the link points at Jaeger's UI under /jaeger
+      assert.equal(t.traceUrl, `http://127.0.0.1:31004/jaeger/trace/${t.traceId}`);
+    } finally {
+      await gateway.close();
+      await chain.stop();
+    }
   });
 
   it("an up over the previous meshdemo version's app replaces its objects and keeps the record true; down then removes all", async () => {

@@ -12,7 +12,8 @@ export interface RoundRobin {
   close(): Promise<void>;
 }
 
-export async function startRoundRobin(upstreams: string[]): Promise<RoundRobin> {
+/** `port`: listen there (e.g. a gateway's nodePort on the node address 127.0.0.1); default any free port. */
+export async function startRoundRobin(upstreams: string[], opts: { port?: number } = {}): Promise<RoundRobin> {
   let next = 0;
   const counts = upstreams.map(() => 0);
   const agent = new http.Agent({ keepAlive: true });
@@ -30,7 +31,7 @@ export async function startRoundRobin(upstreams: string[]): Promise<RoundRobin> 
     });
     req.pipe(out);
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(opts.port ?? 0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as net.AddressInfo;
   return {
