@@ -58,7 +58,7 @@ export function formatStatus(s: Status): string {
     `namespace   ${s.namespace.name}: istio-injection=${s.namespace.injection ?? '(unset)'}`,
     `addons      ${s.addons.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')}`,
     `dashboards  ${s.dashboards.length ? s.dashboards.map((d) => `${d.name} ${d.url}`).join(', ') : 'none exposed'}`,
-    `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (${s.app.services.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
+    `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (deployments ${s.app.services.map((a) => `${a.deployment} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
     `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}`,
   ];
   return lines.join('\n');

@@ -112,6 +112,11 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     assert.deepEqual(ran, ['preflight', 'tools-preflight', 'gateway-url'], 'only read-only steps ran');
     assert.match(r.events().find((e) => e.id === 'images' && e.status === 'skipped')?.message, /^all 3 images are in registry /);
     assert.deepEqual(await snapshotCluster(cp), before);
+
+    // status names the Deployments as the tutorial does (kubectl get deploy micro-order-v1)
+    const status = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), 'status']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^app {9}deployed \(deployments micro-api ready, micro-order-v1 ready, micro-pay ready\)$/m);
   });
 
   it('up --verify --traffic 2s: after up, steady orders through the gateway URL up printed, with the share per pod and a Jaeger link', async () => {
