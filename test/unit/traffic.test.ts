@@ -6,6 +6,9 @@ import { runMeshdemo } from '../support/cli.js';
 import { freePorts, startLocalChain, type LocalChain } from '../support/local-services.js';
 import { parseUpSettings } from '../../src/steps/settings.js';
 import { percentile } from '../../src/steps/traffic.js';
+import { createLiveLine } from '../../src/ui/live-line.js';
+import type { Renderer } from '../../src/ui/renderer.js';
+import { PassThrough } from 'node:stream';
 
 const TRACING = 'http://127.0.0.1:16686';
 
@@ -138,5 +141,16 @@ describe('meshdemo traffic', { timeout: 120_000 }, () => {
     assert.equal(percentile(values, 99), 99);
     assert.equal(percentile([7], 99), 7);
     assert.equal(percentile([], 50), undefined);
+  });
+
+  it('the live line falls back to plain lines on a terminal that reports 0 columns', async () => {
+    const stream = Object.assign(new PassThrough(), { columns: 0 });
+    let written = '';
+    stream.on('data', (c) => (written += c));
+    const line = await createLiveLine({ mode: 'tty' } as Renderer, { stream });
+    line.update('sent 1  ok 1  errors 0  p50 3ms  p99 3ms');
+    line.update('sent 2  ok 2  errors 0  p50 3ms  p99 3ms'); // within 5s of the last line: not repeated
+    line.stop();
+    assert.equal(written, '  sent 1  ok 1  errors 0  p50 3ms  p99 3ms\n');
   });
 });
