@@ -7,6 +7,9 @@ import { register as registerDown } from './commands/down.js';
 import { register as registerExpose } from './commands/expose.js';
 import { register as registerIstioctl } from './commands/istioctl.js';
 import { register as registerVerify } from './commands/verify.js';
+import { register as registerTraffic } from './commands/traffic.js';
+import { register as registerLogs } from './commands/logs.js';
+import { register as registerCompletion } from './commands/completion.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshdemo')
@@ -37,7 +40,7 @@ Exit codes: 0 ok, 1 unexpected failure, 2 bad usage or input, 3 preflight refuse
             6 an external command failed, 130 interrupted.`,
     );
   program.exitOverride();
-  for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify]) register(program);
+  for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify, registerTraffic, registerLogs, registerCompletion]) register(program);
   return program;
 }
 

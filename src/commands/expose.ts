@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
 import { action } from '../core/command.js';
 import { UsageError } from '../core/errors.js';
 import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../steps/settings.js';
@@ -25,10 +25,17 @@ function parseExpose(opts: Record<string, any>, args: string[]): ExposeSettings 
   return { dashboards, nodePort, nodeAddress: opts.nodeAddress, portForward: Boolean(opts.portForward), localPort };
 }
 
+/** The names are offered by shell completion and help (argChoices); parseExpose checks them with a one-line error. */
+function dashboardArgument(): Argument {
+  const arg = new Argument('<dashboard>', 'the dashboard to expose, or all');
+  arg.argChoices = [...Object.keys(DASHBOARDS), 'all'];
+  return arg;
+}
+
 export function register(program: Command): void {
   program
     .command('expose')
-    .argument('<dashboard>', `one of ${Object.keys(DASHBOARDS).join(', ')}, or all`)
+    .addArgument(dashboardArgument())
     .description('make a dashboard reachable from outside the cluster (a NodePort, or a local port-forward)')
     .option('--node-port <port>', 'node port to use (default: kiali 31001, grafana 31002, prometheus 31003, tracing 31004, zipkin 31005)')
     .option('--node-address <addr>', 'address printed in the URL (default: first node ExternalIP, else InternalIP)')

@@ -28,7 +28,8 @@ export function addUpOptions(cmd: Command): Command {
     .addOption(new Option('--cluster-name <name>', 'name of the local kind cluster (context kind-<name>)').default('meshdemo').env('MESHDEMO_CLUSTER_NAME'))
     .addOption(new Option('--kind-mirror <url>', 'where kind releases are downloaded from').env('MESHDEMO_KIND_MIRROR'))
     .addOption(new Option('--kind-sha256 <hex>', 'pinned sha256 of the kind binary').env('MESHDEMO_KIND_SHA256'))
-    .addOption(new Option('--gateway-node-port <port>', 'ingress gateway http2 node port on a kind cluster (mapped to 127.0.0.1 on the local cluster)').default('31080').env('MESHDEMO_GATEWAY_NODE_PORT'));
+    .addOption(new Option('--gateway-node-port <port>', 'ingress gateway http2 node port on a kind cluster (mapped to 127.0.0.1 on the local cluster)').default('31080').env('MESHDEMO_GATEWAY_NODE_PORT'))
+    .option('--traffic <duration>', 'then send steady orders through the gateway this long (as meshdemo traffic --duration), e.g. 5m');
 }
 
 export function register(program: Command): void {
@@ -72,6 +73,11 @@ Examples:
         );
         const { summarize } = await import('./summary.js');
         await summarize(ctx, outcomes);
+        if (ctx.settings.trafficMs !== undefined && !ctx.dryRun) {
+          const { sendTraffic } = await import('./traffic.js');
+          await ctx.lock.release(); // the cluster is not changed any more: let other up/down runs in
+          await sendTraffic({ ...ctx, settings: { nodeAddress: ctx.settings.nodeAddress, durationMs: ctx.settings.trafficMs, rate: 10, concurrency: 4 } }, { asResult: false });
+        }
       }, { dryRun: (o) => Boolean(o.dryRun) }),
     );
 }

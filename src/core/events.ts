@@ -5,6 +5,10 @@ export type MeshEvent =
   | { type: 'step'; id: string; title: string; status: StepStatus; durationMs?: number; message?: string }
   | { type: 'log'; step?: string; level: 'info' | 'warn' | 'note' | 'debug'; message: string }
   | { type: 'progress'; step?: string; received: number; total?: number; rate?: number }
+  /** `traffic`: counters while it runs (phase progress), then its summary (phase summary). */
+  | { type: 'traffic'; phase: 'progress' | 'summary'; [key: string]: unknown }
+  /** `logs`: one line of a pod's container log. */
+  | { type: 'podlog'; pod: string; container: string; line: string }
   | { type: 'result'; ok: boolean; [key: string]: unknown };
 
 export interface EventSink {

@@ -66,6 +66,14 @@ export class Inventory {
     await this.flush();
   }
 
+  /** The object is gone (replaced by a newer one, or deleted): the record stops naming it. */
+  async forgetCreated(ref: ObjectRef): Promise<void> {
+    const kept = this.data.created.filter((c) => !sameRef(c, ref));
+    if (kept.length === this.data.created.length) return;
+    this.data.created = kept;
+    await this.flush();
+  }
+
   async recordCreatedNamespace(name: string): Promise<void> {
     if (this.data.createdNamespaces.includes(name)) return;
     this.data.createdNamespaces.push(name);

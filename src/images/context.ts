@@ -9,9 +9,11 @@ import type { ServiceName } from '../steps/settings.js';
 
 /**
  * Build contexts for the demo services, prepared by meshdemo so that `docker build` needs nothing from the
- * network but the base image. Layout of one context (the image's /app after `COPY . .`):
+ * network but the base image. Layout of one context (the image's /app after `COPY . .`), the same as
+ * templates/services/ so that the services run in place too (they import ../common/):
  *
- *   Dockerfile, package.json, server.mjs, …   everything in templates/services/<service>/ (minus node_modules, dot files)
+ *   Dockerfile                                templates/services/<service>/Dockerfile (where docker build looks)
+ *   <service>/package.json, server.mjs, …     everything in templates/services/<service>/ (minus node_modules, dot files)
  *   common/…                                  templates/services/common/ (shared runtime), when present
  *   paycore.proto (any templates/services/*.proto)  for services that depend on @grpc/proto-loader
  *   node_modules/…                            the production dependency closure of the service's package.json,
@@ -51,7 +53,7 @@ export function sourceDirs(): SourceDirs {
 }
 
 /** Bump when the layout changes, so old tags are not mistaken for new contents. */
-const LAYOUT_VERSION = 'meshdemo-context-v1';
+const LAYOUT_VERSION = 'meshdemo-context-v2';
 
 export interface ContextEntry {
   /** Path inside the context, '/'-separated. */
@@ -231,7 +233,9 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
     });
   }
   const entries: ContextEntry[] = [];
-  await listFiles(serviceDir, '', { skipNodeModules: true, skipDotFiles: true }, entries);
+  await listFiles(serviceDir, service, { skipNodeModules: true, skipDotFiles: true }, entries);
+  const dockerfile = entries.find((e) => e.rel === `${service}/Dockerfile`);
+  if (dockerfile) entries.push({ ...dockerfile, rel: 'Dockerfile' });
 
   const commonDir = path.join(dirs.servicesDir, 'common');
   if (fs.existsSync(commonDir)) await listFiles(commonDir, 'common', { skipNodeModules: true, skipDotFiles: true }, entries);
@@ -256,7 +260,7 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   }
 
   const byRel = new Map<string, ContextEntry>();
-  for (const e of entries) if (!byRel.has(e.rel)) byRel.set(e.rel, e); // the service's own files win over common/
+  for (const e of entries) if (!byRel.has(e.rel)) byRel.set(e.rel, e);
   const sorted = [...byRel.values()].sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
   const hash = createHash('sha256');

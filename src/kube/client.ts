@@ -289,6 +289,41 @@ export class KubeClient {
     }
   }
 
+  /**
+   * A GET whose body is read as it arrives (pods/log with follow): resolves with the response once its status is
+   * 2xx; an error status is read whole and rejected like any other request. Aborting the signal ends the stream.
+   */
+  async stream(path: string, opts: { query?: RequestOptions['query']; signal?: AbortSignal } = {}): Promise<http.IncomingMessage> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const reqOpts: https.RequestOptions = { method: 'GET', headers: { Accept: '*/*' } };
+    await this.config.applyToHTTPSOptions(reqOpts);
+    if (!this.config.proxied) reqOpts.agent = this.agent;
+    this.requestCount++;
+    const lib = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(url, { ...reqOpts, signal: opts.signal }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve(res);
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: any = text;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            /* plain text */
+          }
+          reject(this.translate(new HttpStatusError(status, body), 'GET', path));
+        });
+      });
+      req.on('error', (err) => reject(opts.signal?.aborted ? new InterruptedError() : this.translate(err, 'GET', path)));
+      req.end();
+    });
+  }
+
   async version(opts: { retryMs?: number } = {}): Promise<{ major: string; minor: string; gitVersion: string }> {
     return this.request('GET', '/version', { retryMs: opts.retryMs });
   }

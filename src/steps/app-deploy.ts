@@ -1,14 +1,48 @@
-import { MANAGED_BY } from '../core/inventory.js';
+import { MANAGED_BY, type Inventory } from '../core/inventory.js';
 import type { Step } from '../core/step.js';
 import { applyAll } from '../kube/apply.js';
-import type { KubeClient, KubeObject } from '../kube/client.js';
+import { describeRef, type KubeClient, type KubeObject } from '../kube/client.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
-import { APP_DEPLOYMENTS, renderAppManifests } from './app-manifests.js';
+import { APP_DEPLOYMENTS, legacyAppRefs, renderAppManifests } from './app-manifests.js';
 import { resolveImages, resolveTarget } from './images.js';
 import type { UpSettings } from './settings.js';
 
 async function desiredObjects(ctx: Parameters<Step<UpSettings>['run']>[0]): Promise<KubeObject[]> {
   return renderAppManifests(ctx.options.namespace, await resolveImages(ctx)).objects;
+}
+
+/**
+ * The previous meshdemo version's objects (Deployment micro-order, VirtualService micro-api) that are still there
+ * and are meshdemo's: recorded as created by up, or carrying its managed-by label. Objects of those names that
+ * someone else made are left alone.
+ */
+async function legacyObjects(kube: KubeClient, inventory: Inventory, namespace: string): Promise<KubeObject[]> {
+  const out: KubeObject[] = [];
+  for (const ref of legacyAppRefs(namespace)) {
+    if (!(await kube.serves(ref.apiVersion, ref.kind))) continue;
+    const live = await kube.get(ref);
+    if (!live) continue;
+    const ours = inventory.isCreated(ref) || live.metadata.labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
+    if (ours) out.push({ ...live, apiVersion: ref.apiVersion, kind: ref.kind });
+  }
+  return out;
+}
+
+const portsOf = (svc: KubeObject) => (svc.spec?.ports ?? []).map((p: any) => `${p.port}/${p.protocol ?? 'TCP'}`).sort().join(',');
+
+/**
+ * Server-side apply keeps ports that another field manager owns — port 80 that an earlier meshdemo version created
+ * with a plain create (its Services could not be applied) — and then refuses the merged list (two ports named
+ * http). So a Service whose ports differ gets the template's list first, by merge patch (which replaces lists).
+ */
+async function reconcileServicePorts(kube: KubeClient, objects: KubeObject[], log: (m: string) => void): Promise<void> {
+  for (const o of objects.filter((x) => x.kind === 'Service')) {
+    const ref = { apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name };
+    const live = await kube.get(ref);
+    if (!live || portsOf(live) === portsOf(o)) continue;
+    await kube.mergePatch(ref, { spec: { ports: o.spec.ports } });
+    log(`Service ${o.metadata.name}: ports ${portsOf(live)} → ${portsOf(o)}`);
+  }
 }
 
 /** Which of the app objects are missing or run another image than the one wanted. */
@@ -21,6 +55,7 @@ async function drift(kube: KubeClient, objects: KubeObject[]): Promise<string[]>
     }
     const live = await kube.get({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
     if (!live) out.push(`${o.kind} ${o.metadata.name} missing`);
+    else if (o.kind === 'Service' && portsOf(live) !== portsOf(o)) out.push(`Service ${o.metadata.name} has ports ${portsOf(live)}, not ${portsOf(o)}`);
     else if (o.kind === 'Deployment' && live.spec.template.spec.containers[0]?.image !== o.spec.template.spec.containers[0].image) {
       out.push(`${o.metadata.name} runs another image`);
     }
@@ -36,6 +71,8 @@ export const appDeploy: Step<UpSettings> = {
     // a check never asks (plan, --dry-run): with no registry chosen yet, the images step asks when it runs
     if (!(await resolveTarget(ctx, { ask: false }))) return { satisfied: false, detail: 'deploy the app (its image registry is chosen when the images step runs, or pass --registry)' };
     const problems = await drift(kube, await desiredObjects(ctx));
+    const legacy = await legacyObjects(kube, await ctx.inventory(), ctx.options.namespace);
+    problems.push(...legacy.map((o) => `${o.kind} ${o.metadata.name} of an earlier meshdemo version to replace`));
     if (problems.length) return { satisfied: false, detail: problems.join('; ') };
     const states = await Promise.all(APP_DEPLOYMENTS.map((d) => deploymentState(kube, ctx.options.namespace, d)));
     const notReady = states.filter((s) => !s.ready);
@@ -48,6 +85,7 @@ export const appDeploy: Step<UpSettings> = {
     const namespace = ctx.options.namespace;
     const deadline = Date.now() + ctx.options.timeoutMs;
     const objects = await desiredObjects(ctx);
+    await reconcileServicePorts(kube, objects, (m) => ctx.log.info(m));
     const outcomes = await applyAll(kube, objects, {
       defaultNamespace: namespace,
       signal: ctx.signal,
@@ -62,6 +100,13 @@ export const appDeploy: Step<UpSettings> = {
       APP_DEPLOYMENTS.map((name) => ({ namespace, name })),
       { deadline, signal: ctx.signal, onWaiting: (n) => ctx.log.info(`waiting for ${n.map((s) => `${s.name} ${s.available}/${s.desired}`).join(', ')}`) },
     );
+    // an earlier meshdemo version named these objects differently: the new ones serve now, so the old ones go
+    for (const old of await legacyObjects(kube, inventory, namespace)) {
+      const ref = { apiVersion: old.apiVersion, kind: old.kind, namespace, name: old.metadata.name };
+      await kube.delete(ref);
+      await inventory.forgetCreated(ref);
+      ctx.log.info(`replaced ${describeRef(ref)} of an earlier meshdemo version`);
+    }
     const pods = await kube.list('v1', 'Pod', { namespace, labelSelector: 'app in (micro-api,micro-order,micro-pay)' });
     const bare = pods.filter((p) => !p.metadata.deletionTimestamp && !(p.spec?.containers ?? []).some((c: any) => c.name === 'istio-proxy'));
     if (bare.length) {

@@ -6,7 +6,8 @@ import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '
 import { readManifests } from '../kube/manifests.js';
 import { istioInstallation, ISTIO_NAMESPACE } from './facts.js';
 import { istioctlPath, releaseDir } from './istio-release.js';
-import { DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
+import { DEFAULT_ISTIO_VERSION } from './settings.js';
+import { appRefs as currentAppRefs, legacyAppRefs } from './app-manifests.js';
 
 /**
  * What `meshdemo down` works from: the inventory `up` wrote (src/core/inventory.ts), or — only with --force and
@@ -70,17 +71,9 @@ export async function loadRecords(ctx: Context<DownSettings>): Promise<DownRecor
   return scanForForce(kube, ctx.options.namespace, ctx.options.cacheDir);
 }
 
-/** The demo app's objects by name (templates/manifests/app.yaml), without rendering images. */
+/** The demo app's objects by name (templates/manifests/app.yaml), and those an earlier meshdemo version named otherwise. */
 export function appRefs(namespace: string): ObjectRef[] {
-  const services = SERVICES.flatMap((name) => [
-    { apiVersion: 'apps/v1', kind: 'Deployment', namespace, name },
-    { apiVersion: 'v1', kind: 'Service', namespace, name },
-  ]);
-  return [
-    ...services,
-    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'Gateway', namespace, name: 'micro-gateway' },
-    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'VirtualService', namespace, name: 'micro-api' },
-  ];
+  return [...currentAppRefs(namespace), ...legacyAppRefs(namespace)];
 }
 
 const ADDON_FILES = ['prometheus.yaml', 'grafana.yaml', 'jaeger.yaml', 'kiali.yaml', 'extras/zipkin.yaml'];

@@ -3,6 +3,7 @@ import type { Step } from '../core/step.js';
 import { gatewayUrl, nodePortReach } from './facts.js';
 import type { UpSettings } from './settings.js';
 import { verifyOrders } from './verify.js';
+import { tracingBaseUrl } from './trace-link.js';
 
 export const ORDER_PATH = '/api/order/create';
 
@@ -15,7 +16,8 @@ export const gatewayUrlStep: Step<Pick<UpSettings, 'nodeAddress' | 'verify'>> = 
   },
   async run(ctx) {
     const kube = await ctx.kube();
-    const base = await gatewayUrl(kube, await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress));
+    const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
+    const base = await gatewayUrl(kube, address);
     if (!base) {
       throw new UsageError('cannot work out the gateway URL: istio-ingressgateway has no LoadBalancer address and no http2 nodePort, or no node address is known', {
         hint: 'pass --node-address <address of a node>',
@@ -23,7 +25,7 @@ export const gatewayUrlStep: Step<Pick<UpSettings, 'nodeAddress' | 'verify'>> = 
     }
     const url = `${base}${ORDER_PATH}`;
     if (ctx.settings.verify) {
-      const report = await verifyOrders(url, { signal: ctx.signal });
+      const report = await verifyOrders(url, { signal: ctx.signal, tracingUrl: await tracingBaseUrl(kube, address) });
       for (const line of report.lines) ctx.log.info(line);
       return `${url} — ${report.summary}`;
     }

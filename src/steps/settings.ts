@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { UsageError } from '../core/errors.js';
 import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, gatewayNodePorts } from '../kind/config.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from '../kind/pins.js';
+import { parseDuration } from '../core/options.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
 export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';
@@ -58,6 +59,8 @@ export interface UpSettings {
   gatewayNodePort: number;
   /** Set when up works on a local kind cluster it creates or reuses (src/kind/decide.ts). */
   local?: LocalCluster;
+  /** up --traffic <duration>: send orders through the gateway this long at the end. */
+  trafficMs?: number;
 }
 
 /** The local kind cluster of this run; `kind` and `exists` are filled in by the local-cluster steps as they learn them. */
@@ -174,6 +177,9 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     const missing = SERVICES.filter((s) => !images[s]);
     if (missing.length) throw new UsageError(`--skip-build needs an --image for ${missing.join(', ')}`, { hint: 'pass --image SERVICE=IMAGE for each service' });
   }
+  if (o.traffic !== undefined && (o.app === false || o.render)) {
+    throw new UsageError(`--traffic sends orders to the demo app, which ${o.render ? '--render does not deploy' : '--no-app leaves out'}`, { hint: 'drop --traffic, or run meshdemo traffic later' });
+  }
   if (o.app === false && (Object.keys(images).length || o.registry || skipBuild)) {
     throw new UsageError('--no-app conflicts with --registry, --image and --skip-build', { hint: 'drop --no-app to deploy the demo app' });
   }
@@ -197,6 +203,7 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     images,
     render: o.render,
     verify: Boolean(o.verify),
+    trafficMs: o.traffic !== undefined ? parseDuration(o.traffic, '--traffic') : undefined,
     ...parseLocalClusterOptions(o),
   };
 }

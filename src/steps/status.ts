@@ -4,6 +4,7 @@ import { deploymentState } from '../kube/readiness.js';
 import { clusterVersion, type VersionVerdict } from './preflight.js';
 import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodePortReach } from './facts.js';
 import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
+import { DEPLOYMENT_OF } from './app-manifests.js';
 import { istioctlPath } from './istio-release.js';
 import { stateForContext } from '../kind/state.js';
 
@@ -15,7 +16,7 @@ export interface Status {
   namespace: { name: string; injection: string | null };
   addons: Array<{ name: string; present: boolean; ready: boolean }>;
   dashboards: Array<{ name: string; url: string }>;
-  app: { deployed: boolean; services: Array<{ name: string; present: boolean; ready: boolean }> };
+  app: { deployed: boolean; services: Array<{ name: string; deployment: string; present: boolean; ready: boolean }> };
   gatewayUrl: string | null;
   /** A kind cluster (context kind-<name>): whether meshdemo created it, and its ports mapped to 127.0.0.1. */
   localCluster: { name: string; exists: boolean; createdByMeshdemo: boolean; createdAt?: string; nodeImage?: string; ports: Array<{ name: string; nodePort: number; hostPort: number }> } | null;
@@ -49,7 +50,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     const url = await dashboardUrl(kube, name, address);
     if (url) dashboards.push({ name, url });
   }
-  const app = await Promise.all(SERVICES.map((n) => deploymentState(kube, namespace, n)));
+  const app = await Promise.all(SERVICES.map(async (s) => ({ ...(await deploymentState(kube, namespace, DEPLOYMENT_OF[s])), name: s, deployment: DEPLOYMENT_OF[s] })));
   const gateway = await gatewayUrl(kube, address);
   const binary = istioctlPath(ctx.options.cacheDir, installation?.version ?? DEFAULT_ISTIO_VERSION);
   return {
@@ -60,7 +61,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     namespace: { name: namespace, injection: (await injectionLabel(kube, namespace)) ?? null },
     addons: addons.filter((a) => a.present || a.name !== 'zipkin').map(({ name, present, ready }) => ({ name, present, ready })),
     dashboards,
-    app: { deployed: app.every((a) => a.present), services: app.map(({ name, present, ready }) => ({ name, present, ready })) },
+    app: { deployed: app.every((a) => a.present), services: app.map(({ name, deployment, present, ready }) => ({ name, deployment, present, ready })) },
     gatewayUrl: gateway ? `${gateway}/api/order/create` : null,
     localCluster: localClusterStatus(ctx.options.cacheDir, kube.contextName),
   };
@@ -75,7 +76,7 @@ export function formatStatus(s: Status): string {
     `namespace   ${s.namespace.name}: istio-injection=${s.namespace.injection ?? '(unset)'}`,
     `addons      ${s.addons.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')}`,
     `dashboards  ${s.dashboards.length ? s.dashboards.map((d) => `${d.name} ${d.url}`).join(', ') : 'none exposed'}`,
-    `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (${s.app.services.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
+    `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (deployments ${s.app.services.map((a) => `${a.deployment} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
     `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}`,
   ];
   if (s.localCluster) {

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { ExternalCommandError } from '../core/errors.js';
+import { traceLink } from './trace-link.js';
 
 export interface VerifyReport {
   ok: number;
@@ -6,22 +8,26 @@ export interface VerifyReport {
   lines: string[];
   summary: string;
   servedBy: Record<string, number>;
+  /** The last successful order's trace, as micro-api returned it (x-b3-traceid). */
+  traceId?: string;
 }
 
 /** POSTs sample orders to the gateway: success, latency, and which micro-order pods answered. */
-export async function verifyOrders(url: string, opts: { count?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<VerifyReport> {
+export async function verifyOrders(url: string, opts: { count?: number; signal?: AbortSignal; timeoutMs?: number; tracingUrl?: string } = {}): Promise<VerifyReport> {
   const count = opts.count ?? 6;
   const { request } = await import('undici');
   const lines: string[] = [];
   const servedBy: Record<string, number> = {};
   const latencies: number[] = [];
   let ok = 0;
+  let traceId: string | undefined;
   for (let i = 0; i < count; i++) {
     const started = performance.now();
     try {
       const res = await request(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-b3-sampled': '1' },
+        // a new sampled B3 trace per order: the gateway's Envoy continues it, micro-api hands its id back
+        headers: { 'content-type': 'application/json', 'x-b3-traceid': randomBytes(16).toString('hex'), 'x-b3-spanid': randomBytes(8).toString('hex'), 'x-b3-sampled': '1' },
         body: JSON.stringify({ businessId: `meshdemo-verify-${i}`, amount: 100, channel: 1 }),
         signal: opts.signal,
         headersTimeout: opts.timeoutMs ?? 5000,
@@ -34,7 +40,9 @@ export async function verifyOrders(url: string, opts: { count?: number; signal?:
         ok++;
         latencies.push(ms);
         servedBy[order] = (servedBy[order] ?? 0) + 1;
-        lines.push(`order ${i + 1}: ${res.statusCode} in ${ms.toFixed(0)}ms, orderId ${body.data?.orderId}, micro-order ${order}`);
+        const trace = typeof res.headers['x-b3-traceid'] === 'string' ? res.headers['x-b3-traceid'] : undefined;
+        if (trace) traceId = trace;
+        lines.push(`order ${i + 1}: ${res.statusCode} in ${ms.toFixed(0)}ms, orderId ${body.data?.orderId}, micro-order ${order}${trace ? `, trace ${trace}` : ''}`);
       } else {
         lines.push(`order ${i + 1}: HTTP ${res.statusCode} ${JSON.stringify(body ?? '').slice(0, 120)}`);
       }
@@ -43,7 +51,8 @@ export async function verifyOrders(url: string, opts: { count?: number; signal?:
     }
   }
   const median = latencies.sort((a, b) => a - b)[Math.floor(latencies.length / 2)];
-  const summary = `${ok}/${count} orders succeeded${ok ? `, median ${median.toFixed(0)}ms, answered by ${Object.keys(servedBy).length} micro-order pod(s): ${Object.entries(servedBy).map(([k, v]) => `${k}×${v}`).join(', ')}` : ''}`;
+  const link = traceId && opts.tracingUrl ? `; trace ${traceLink(opts.tracingUrl, traceId)}` : traceId ? `; trace ${traceId}` : '';
+  const summary = `${ok}/${count} orders succeeded${ok ? `, median ${median.toFixed(0)}ms, answered by ${Object.keys(servedBy).length} micro-order pod(s): ${Object.entries(servedBy).map(([k, v]) => `${k}×${v}`).join(', ')}${link}` : ''}`;
   if (ok === 0) throw new ExternalCommandError(`no order succeeded through ${url}`, { details: lines, hint: 'check meshdemo status and the ingress gateway' });
-  return { ok, failed: count - ok, lines, summary, servedBy };
+  return { ok, failed: count - ok, lines, summary, servedBy, traceId };
 }

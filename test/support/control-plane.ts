@@ -427,6 +427,9 @@ export async function startControlPlane(opts: StartControlPlaneOptions = {}): Pr
       '--service-cluster-ip-range=127.96.0.0/16',
       '--service-node-port-range=30000-32767',
       '--allow-privileged=true',
+      // kubelet calls (logs, exec, port-forward) go to the node's InternalIP (loopback here), never to a Hostname
+      // address that would be looked up in DNS
+      '--kubelet-preferred-address-types=InternalIP',
     ];
     const apiLog = path.join(dir, 'kube-apiserver.log');
     let caPem: Buffer | undefined;

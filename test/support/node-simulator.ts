@@ -27,6 +27,8 @@ export interface NodeSimulatorOptions {
   externalIP?: string; // an ExternalIP address on the Node, only when given
   internalIP?: string; // the Node's InternalIP and pods' hostIP; default 127.0.0.1 (a loopback address such as 127.0.0.2 stands for a kind node container)
   ready?: PodReadinessFn; // default: every pod ready
+  kubeletPort?: number; // status.daemonEndpoints.kubeletEndpoint.Port (default 10250): where a kubelet stand-in listens
+  hostnameAddress?: boolean; // list a Hostname address (default true); the API server dials it first for logs/exec
 }
 
 /** First address printed by `hostname -I`, or '' if none. */
@@ -180,7 +182,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
         addresses: [
           { type: 'InternalIP', address: internalIP },
           ...(opts.externalIP ? [{ type: 'ExternalIP', address: opts.externalIP }] : []),
-          { type: 'Hostname', address: nodeName },
+          ...(opts.hostnameAddress === false ? [] : [{ type: 'Hostname', address: nodeName }]),
         ],
         capacity: resources,
         allocatable: resources,
@@ -202,7 +204,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
           operatingSystem: 'linux',
           architecture: 'amd64',
         },
-        daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+        daemonEndpoints: { kubeletEndpoint: { Port: opts.kubeletPort ?? 10250 } },
       },
     };
   };

@@ -1,12 +1,14 @@
-// Runs the three demo services (templates/services/*) as real local processes,
-// each from a temp build context laid out exactly like the image builder does:
-//   <ctx>/server.mjs, <ctx>/package.json, <ctx>/Dockerfile, <ctx>/common/*.mjs,
-//   <ctx>/paycore.proto, <ctx>/node_modules (micro-order and micro-pay only).
+// Runs the three demo services (templates/services/*) as real local processes, each from the build context
+// meshdemo's image builder prepares (src/images/context.ts: the image's /app, laid out like templates/services):
+//   <ctx>/Dockerfile, <ctx>/<service>/server.mjs, <ctx>/common/*.mjs,
+//   <ctx>/paycore.proto and <ctx>/node_modules (micro-order and micro-pay only).
+// test/unit/services-local.test.ts runs them in place, as `npm run services` does.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { cp, mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -15,11 +17,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
+import { prepareContext } from '../../src/images/context.js';
 
 // dist/test/unit/services.test.js -> repository root
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TEMPLATES = path.join(ROOT, 'templates', 'services');
-const NODE_MODULES = path.join(ROOT, 'node_modules');
 
 type ServiceName = 'micro-api' | 'micro-order' | 'micro-pay';
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -34,16 +36,14 @@ let workDir = '';
 const contexts = new Map<ServiceName, string>();
 const running = new Set<ChildProcess>();
 
+/** The image's /app as meshdemo builds it; returns the service's working directory (/app/<service>). */
 async function buildContext(svc: ServiceName): Promise<string> {
-  const dir = path.join(workDir, svc);
-  await cp(path.join(TEMPLATES, svc), dir, { recursive: true });
-  await cp(path.join(TEMPLATES, 'common'), path.join(dir, 'common'), { recursive: true });
-  if (svc !== 'micro-api') {
-    // micro-api must run without node_modules and without the proto
-    await cp(path.join(TEMPLATES, 'paycore.proto'), path.join(dir, 'paycore.proto'));
-    await symlink(NODE_MODULES, path.join(dir, 'node_modules'), 'dir');
-  }
-  return dir;
+  const { dir } = await prepareContext(svc, 'node:22-alpine', { tmpRoot: workDir });
+  // micro-api must run without node_modules and without the proto
+  assert.equal(existsSync(path.join(dir, 'node_modules')), svc !== 'micro-api', `${svc} context node_modules`);
+  assert.equal(existsSync(path.join(dir, 'paycore.proto')), svc !== 'micro-api', `${svc} context paycore.proto`);
+  assert.ok(existsSync(path.join(dir, 'Dockerfile')), `${svc} context has its Dockerfile at the root`);
+  return path.join(dir, svc);
 }
 
 async function freePort(): Promise<number> {
@@ -181,7 +181,7 @@ async function refused(url: string): Promise<boolean> {
 // ---------------------------------------------------------------------------
 // a fake micro-order, to drive micro-api's downstream error paths
 
-type StubMode = 'fail' | 'garbage' | 'hang' | 'slow-ok';
+type StubMode = 'fail' | 'result-error' | 'garbage' | 'hang' | 'slow-ok';
 let stubMode: StubMode = 'fail';
 const stubRequests: { headers: http.IncomingHttpHeaders; body: string }[] = [];
 let onStubRequest: (() => void) | null = null;
@@ -196,13 +196,16 @@ const stub = http.createServer((req, res) => {
       case 'fail':
         res.writeHead(503, json).end(JSON.stringify({ error: 'unavailable', message: 'stub says no' }));
         break;
+      case 'result-error':
+        res.writeHead(400, json).end(JSON.stringify({ code: 9998, message: "stub: invalid field 'amount'" }));
+        break;
       case 'garbage':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('this is not json');
         break;
       case 'hang':
         break; // never answers
       case 'slow-ok':
-        setTimeout(() => res.writeHead(200, json).end(JSON.stringify({ orderId: 'stub-order-1', status: 2 })), 700);
+        setTimeout(() => res.writeHead(200, json).end(JSON.stringify({ code: 0, message: '成功', data: { orderId: 'stub-order-1', status: 2 } })), 700);
         break;
     }
   });
@@ -296,8 +299,8 @@ describe('demo services (micro-api -> micro-order -> micro-pay)', { timeout: 120
       const lines = docker.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
       assert.equal(lines[0], 'ARG BASE_IMAGE=node:22-alpine');
       assert.equal(lines[1], 'FROM ${BASE_IMAGE}');
-      assert.ok(lines.includes('WORKDIR /app'));
-      assert.ok(lines.includes('COPY . .'));
+      assert.ok(lines.indexOf('WORKDIR /app') < lines.indexOf('COPY . .'));
+      assert.ok(lines.indexOf('COPY . .') < lines.indexOf(`WORKDIR /app/${svc}`), `${svc} runs from /app/${svc}`);
       assert.equal(lines.at(-1), 'CMD ["node","server.mjs"]');
       assert.doesNotMatch(lines.join('\n'), /\b(npm|yarn|pnpm|apk|apt-get|curl|wget)\b/i, `${svc} Dockerfile must not need the network`);
       const exposed = lines.filter((l) => l.startsWith('EXPOSE')).flatMap((l) => l.split(/\s+/).slice(1));
@@ -310,6 +313,7 @@ describe('demo services (micro-api -> micro-order -> micro-pay)', { timeout: 120
     const res = await postJson(`${api.url}/api/order/create`, { businessId: 'biz-1', amount: 100, channel: 1 });
     assert.equal(res.status, 200, res.text);
     assert.match(String(res.headers['content-type']), /^application\/json/);
+    assert.deepEqual(Object.keys(res.json), ['code', 'message', 'data']);
     assert.equal(res.json.code, 0);
     assert.equal(res.json.message, '成功');
     assert.deepEqual(Object.keys(res.json.data).sort(), ['orderId', 'status']);
@@ -334,6 +338,9 @@ describe('demo services (micro-api -> micro-order -> micro-pay)', { timeout: 120
       'x-b3-sampled': '1',
       'x-b3-flags': '0',
       'x-ot-span-context': 'ot-ctx-1',
+      'x-datadog-trace-id': '1234567890123456789',
+      'x-datadog-parent-id': '987654321987654321',
+      'x-datadog-sampled': '1',
       traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
       tracestate: 'congo=t61rcWkgMzE',
       'end-user': 'jason',
@@ -345,6 +352,8 @@ describe('demo services (micro-api -> micro-order -> micro-pay)', { timeout: 120
     );
     assert.equal(res.status, 200, res.text);
     assert.equal(res.json.code, 0);
+    // micro-api hands the trace id back, for a link to Jaeger
+    assert.equal(res.headers['x-b3-traceid'], trace['x-b3-traceid']);
 
     const last = await request(`${pay.url}/debug/last-metadata`);
     assert.equal(last.status, 200, last.text);
@@ -431,35 +440,47 @@ describe('demo services (micro-api -> micro-order -> micro-pay)', { timeout: 120
       const res = await postJson(`${api.url}/api/order/create`, body);
       assert.equal(res.status, 400, `${name}: ${res.text}`);
       assert.equal(res.json.code, 9998, name);
-      assert.equal(res.json.data, null, name);
+      assert.deepEqual(Object.keys(res.json), ['code', 'message'], `${name}: an error carries no data`);
       assert.ok(res.json.message.includes(field), `${name}: message names '${field}': ${res.json.message}`);
       assert.equal(res.headers['x-served-by'], 'micro-api-0/v1');
     }
     // micro-order validates its own input too
     const direct = await postJson(`${order.url}/order/create`, { businessId: 'b', amount: 'x', channel: 1 });
     assert.equal(direct.status, 400);
-    assert.equal(direct.json.field, 'amount');
+    assert.equal(direct.json.code, 9998);
+    assert.match(direct.json.message, /'amount'/);
 
     await sleep(100);
     assert.equal(requestLogs(order, '/order/create').length, before + 1, 'only the direct call reached micro-order');
   });
 
-  test('unknown paths answer 404 and wrong methods 405', { timeout: TEST_TIMEOUT }, async () => {
+  test('unknown paths answer 404 and wrong methods 405 with code 9996', { timeout: TEST_TIMEOUT }, async () => {
     const r404 = await request(`${api.url}/api/nope`);
     assert.equal(r404.status, 404);
     assert.equal(r404.json.code, 404);
-    const r405 = await request(`${api.url}/api/order/create`);
-    assert.equal(r405.status, 405);
-    assert.equal(r405.headers.allow, 'POST');
+    for (const url of [`${api.url}/api/order/create`, `${order.url}/order/create`]) {
+      for (const method of ['GET', 'PUT', 'DELETE']) {
+        const r405 = await request(url, { method });
+        assert.equal(r405.status, 405, `${method} ${url}`);
+        assert.equal(r405.headers.allow, 'POST');
+        assert.deepEqual(Object.keys(r405.json), ['code', 'message']);
+        assert.equal(r405.json.code, 9996, `${method} ${url}`);
+        assert.match(r405.json.message, new RegExp(`unsupported HTTP method ${method}`));
+      }
+    }
     assert.equal((await request(`${order.url}/nope`, { method: 'POST' })).status, 404);
     assert.equal((await request(`${pay.url}/nope`)).status, 404);
   });
 
-  test('micro-order alone answers {orderId, status} with x-served-by and x-pay-served-by', { timeout: TEST_TIMEOUT }, async () => {
+  test('micro-order alone answers the ResponseResult {code 0, 成功, data {orderId, status 2}} with x-served-by and x-pay-served-by', { timeout: TEST_TIMEOUT }, async () => {
     const res = await postJson(`${order.url}/order/create`, { businessId: 'direct', amount: 7, channel: 1 });
     assert.equal(res.status, 200, res.text);
-    assert.deepEqual(Object.keys(res.json).sort(), ['orderId', 'status']);
-    assert.equal(res.json.status, 2);
+    assert.deepEqual(Object.keys(res.json), ['code', 'message', 'data']);
+    assert.equal(res.json.code, 0);
+    assert.equal(res.json.message, '成功');
+    assert.deepEqual(Object.keys(res.json.data).sort(), ['orderId', 'status']);
+    assert.match(res.json.data.orderId, /^\d{23}$/);
+    assert.equal(res.json.data.status, 2);
     assert.equal(res.headers['x-served-by'], 'micro-order-0/v1');
     assert.equal(res.headers['x-pay-served-by'], 'micro-pay-0/v2');
   });
@@ -516,26 +537,27 @@ describe('demo services (micro-api -> micro-order -> micro-pay)', { timeout: 120
     const down = await postJson(`${api2.url}/api/order/create`, { businessId: 'b', amount: 1, channel: 1 });
     assert.equal(down.status, 500, down.text);
     assert.equal(down.json.code, 9999);
-    assert.equal(down.json.data, null);
+    assert.deepEqual(Object.keys(down.json), ['code', 'message']);
     assert.match(down.json.message, /micro-order/);
     assert.match(down.json.message, /ECONNREFUSED/);
     // no POD_NAME / VERSION: hostname and v1
     assert.equal(down.headers['x-served-by'], `${HOSTNAME}/v1`);
 
-    // micro-order up, but its micro-pay is not: 502 from micro-order, 500/9999 from micro-api
+    // micro-order up, but its micro-pay is not: 9999 from micro-order, passed through by micro-api
     const order2 = await startService('micro-order', orderPort, {
       PORT: String(orderPort),
       GRPC_SERVER_HOST: '127.0.0.1',
       GRPC_SERVER_PORT: String(deadPayPort),
     });
     const direct = await postJson(`${order2.url}/order/create`, { businessId: 'b', amount: 1, channel: 1 });
-    assert.equal(direct.status, 502, direct.text);
-    assert.equal(direct.json.error, 'pay_failed');
-    assert.equal(direct.json.grpcStatus, 'UNAVAILABLE');
+    assert.equal(direct.status, 500, direct.text);
+    assert.equal(direct.json.code, 9999);
+    assert.match(direct.json.message, /^micro-pay doPay failed: UNAVAILABLE/);
     const viaApi = await postJson(`${api2.url}/api/order/create`, { businessId: 'b', amount: 1, channel: 1 });
     assert.equal(viaApi.status, 500, viaApi.text);
+    assert.deepEqual(Object.keys(viaApi.json), ['code', 'message']);
     assert.equal(viaApi.json.code, 9999);
-    assert.match(viaApi.json.message, /502/);
+    assert.match(viaApi.json.message, /^micro-pay doPay failed: UNAVAILABLE/);
     assert.equal(viaApi.headers['x-order-served-by'], `${HOSTNAME}/v1`);
 
     // SIGINT (interactive stop): no readiness delay (default SHUTDOWN_DELAY_MS is 1000), exits 0
@@ -583,6 +605,15 @@ describe('demo services (micro-api -> micro-order -> micro-pay)', { timeout: 120
       assert.equal(seen.headers['end-user'], 'e');
       assert.equal(seen.headers.cookie, undefined);
       assert.deepEqual(JSON.parse(seen.body), { businessId: 'fwd', amount: 3, channel: 9 });
+    });
+
+    test("micro-order's non-zero code reaches the client with its code and message", { timeout: TEST_TIMEOUT }, async () => {
+      stubMode = 'result-error';
+      const res = await postJson(`${api3.url}/api/order/create`, { businessId: 'b', amount: 1, channel: 1 }, { 'x-b3-traceid': 'abc123' });
+      assert.equal(res.status, 400, res.text);
+      assert.deepEqual(res.json, { code: 9998, message: "stub: invalid field 'amount'" });
+      assert.equal(res.headers['x-b3-traceid'], 'abc123');
+      assert.equal(res.headers['x-order-served-by'], 'stub-order/v9');
     });
 
     test('non-2xx, invalid body and timeout from micro-order become 500/9999', { timeout: TEST_TIMEOUT }, async () => {

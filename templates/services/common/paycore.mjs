@@ -1,6 +1,6 @@
 // gRPC helpers shared by micro-order (client) and micro-pay (server).
-// Expects /app/paycore.proto next to /app/server.mjs (override with PROTO_PATH)
-// and @grpc/grpc-js + @grpc/proto-loader in /app/node_modules.
+// Reads ../paycore.proto (templates/services/paycore.proto, /app/paycore.proto in an image; override with
+// PROTO_PATH); @grpc/grpc-js and @grpc/proto-loader resolve from node_modules above (the repository's, or /app's).
 
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';

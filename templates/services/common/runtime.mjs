@@ -2,13 +2,17 @@
 // header propagation, request validation, an HTTP server with health probes,
 // and graceful shutdown. Plain Node.js (>= 20), no dependencies.
 //
-// In an image this file lives at /app/common/runtime.mjs next to /app/server.mjs.
+// Layout, the same in templates/services/ and in an image's /app:
+//   common/runtime.mjs, common/paycore.mjs, paycore.proto, <service>/server.mjs (imports ../common/…).
 
 import http from 'node:http';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 
-/** Headers every hop forwards (Istio / Zipkin B3 / W3C trace context / routing). */
+/**
+ * Headers every hop forwards: the tutorial's list (Istio's "trace context propagation" headers: request id,
+ * Zipkin B3, OpenTracing, Datadog, routing by end-user / user-agent) plus W3C trace context.
+ */
 export const TRACE_HEADERS = Object.freeze([
   'x-request-id',
   'x-b3-traceid',
@@ -17,11 +21,35 @@ export const TRACE_HEADERS = Object.freeze([
   'x-b3-sampled',
   'x-b3-flags',
   'x-ot-span-context',
+  'x-datadog-trace-id',
+  'x-datadog-parent-id',
+  'x-datadog-sampled',
   'traceparent',
   'tracestate',
   'end-user',
   'user-agent',
 ]);
+
+/** The original services' GlobalCodeEnum codes carried in the ResponseResult wrapper. */
+export const CODES = Object.freeze({
+  OK: 0,
+  /** unsupported HTTP method */
+  METHOD_NOT_SUPPORTED: 9996,
+  /** request parameters failed validation */
+  BAD_REQUEST: 9998,
+  /** system error: a call downstream failed */
+  SYSTEM_ERROR: 9999,
+});
+
+/**
+ * The tutorial's ResponseResult: `{"code":0,"message":"成功","data":{…}}`; errors carry no data:
+ * `{"code":9998,"message":"…"}`.
+ */
+export function responseResult(code, message, data) {
+  return data === undefined ? { code, message } : { code, message, data };
+}
+
+export const SUCCESS_MESSAGE = '成功';
 
 /**
  * gRPC's HTTP/2 transport owns the `user-agent` header (grpc-js overwrites it
@@ -346,7 +374,7 @@ export function createHttpService({ logger, lifecycle, servedBy: who, handle }) 
     };
     run().catch((err) => {
       logger.error('handler failed', { path, traceId, error: String(err?.stack ?? err) });
-      sendJson(res, 500, { error: 'internal_error', message: 'internal error' });
+      sendJson(res, 500, responseResult(CODES.SYSTEM_ERROR, 'internal error'));
     });
   });
 

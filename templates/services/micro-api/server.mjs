@@ -1,29 +1,32 @@
 // micro-api: public HTTP entry point of the meshdemo.
 //   POST /api/order/create {"businessId": string, "amount": int, "channel": int}
 //   -> POST ${ORDER_URL} (micro-order) -> {"code":0,"message":"成功","data":{"orderId","status"}}
-// Build context: /app/server.mjs, /app/common/*.mjs (no npm dependencies).
+// micro-order's ResponseResult is checked: code 0 passes its data through, any other code reaches the client
+// with micro-order's code and message. The request's x-b3-traceid comes back as a response header.
+// Runs in place (node templates/services/micro-api/server.mjs) and in the image (/app/micro-api/server.mjs).
 
 import {
+  CODES,
   HttpError,
+  SUCCESS_MESSAGE,
   createHttpService,
   createLifecycle,
   createLogger,
   envInt,
   envPort,
   envString,
+  headerValue,
   installCrashHandlers,
   parseOrderRequest,
   pickTraceHeaders,
   readBody,
+  responseResult,
   sendJson,
   servedBy,
   shutdownConfig,
-} from './common/runtime.mjs';
+} from '../common/runtime.mjs';
 
 const SVC = 'micro-api';
-const CODE_OK = 0;
-const CODE_BAD_REQUEST = 9998;
-const CODE_DOWNSTREAM = 9999;
 
 const logger = createLogger(SVC);
 installCrashHandlers(logger);
@@ -45,9 +48,6 @@ try {
 const who = servedBy();
 const lifecycle = createLifecycle({ logger, ...config.shutdown });
 
-/** The tutorial's ResponseResult wrapper. */
-const result = (code, message, data = null) => ({ code, message, data });
-
 function describeFetchError(err) {
   if (err?.name === 'TimeoutError') return `micro-order did not answer within ${config.orderTimeoutMs}ms`;
   if (err?.name === 'AbortError') return 'request aborted';
@@ -56,13 +56,16 @@ function describeFetchError(err) {
   return `micro-order call failed: ${cause?.message ?? err?.message ?? String(err)}`;
 }
 
+const isResult = (body) => body !== null && typeof body === 'object' && Number.isInteger(body.code) && typeof body.message === 'string';
+const isOrder = (data) => data !== null && typeof data === 'object' && typeof data.orderId === 'string' && data.orderId !== '' && Number.isInteger(data.status);
+
 async function createOrder(req, res, ctx) {
   let text;
   try {
     text = await readBody(req);
   } catch (err) {
     if (err instanceof HttpError) {
-      return sendJson(res, err.status, result(CODE_BAD_REQUEST, `invalid field 'body': ${err.message}`), {
+      return sendJson(res, err.status, responseResult(CODES.BAD_REQUEST, `invalid field 'body': ${err.message}`), {
         connection: 'close',
       });
     }
@@ -72,7 +75,7 @@ async function createOrder(req, res, ctx) {
   const parsed = parseOrderRequest(text);
   if (parsed.error) {
     const { field, message } = parsed.error;
-    return sendJson(res, 400, result(CODE_BAD_REQUEST, `invalid field '${field}': ${message}`));
+    return sendJson(res, 400, responseResult(CODES.BAD_REQUEST, `invalid field '${field}': ${message}`));
   }
 
   // abort the downstream call on timeout or when our client disconnects
@@ -100,7 +103,7 @@ async function createOrder(req, res, ctx) {
   } catch (err) {
     const message = describeFetchError(err);
     logger.warn('micro-order call failed', { traceId: ctx.traceId, url: config.orderUrl, error: message });
-    return sendJson(res, 500, result(CODE_DOWNSTREAM, message));
+    return sendJson(res, 500, responseResult(CODES.SYSTEM_ERROR, message));
   }
 
   const downstreamHeaders = {};
@@ -116,20 +119,23 @@ async function createOrder(req, res, ctx) {
     // handled below
   }
 
-  if (upstream.status < 200 || upstream.status > 299) {
+  if (isResult(body) && body.code !== CODES.OK) {
+    // micro-order's own error (bad input, micro-pay failed): the client gets its code and message
+    logger.warn('micro-order answered an error', { traceId: ctx.traceId, status: upstream.status, code: body.code, error: body.message });
+    const status = upstream.status >= 400 ? upstream.status : 500;
+    return sendJson(res, status, responseResult(body.code, body.message), downstreamHeaders);
+  }
+  if (upstream.status < 200 || upstream.status > 299 || !isResult(body) || !isOrder(body.data)) {
     const detail = body && typeof body === 'object' && typeof body.message === 'string' ? `: ${body.message}` : '';
-    const message = `micro-order answered HTTP ${upstream.status}${detail}`;
+    const message = upstream.status < 200 || upstream.status > 299
+      ? `micro-order answered HTTP ${upstream.status}${detail}`
+      : 'micro-order returned an invalid response';
     logger.warn('micro-order call failed', { traceId: ctx.traceId, url: config.orderUrl, error: message });
-    return sendJson(res, 500, result(CODE_DOWNSTREAM, message), downstreamHeaders);
+    return sendJson(res, 500, responseResult(CODES.SYSTEM_ERROR, message), downstreamHeaders);
   }
 
-  if (!body || typeof body.orderId !== 'string' || body.orderId === '' || !Number.isInteger(body.status)) {
-    const message = 'micro-order returned an invalid response';
-    logger.warn('micro-order call failed', { traceId: ctx.traceId, url: config.orderUrl, error: message });
-    return sendJson(res, 500, result(CODE_DOWNSTREAM, message), downstreamHeaders);
-  }
-
-  return sendJson(res, 200, result(CODE_OK, '成功', { orderId: body.orderId, status: body.status }), downstreamHeaders);
+  const data = { orderId: body.data.orderId, status: body.data.status };
+  return sendJson(res, 200, responseResult(CODES.OK, SUCCESS_MESSAGE, data), downstreamHeaders);
 }
 
 const http = createHttpService({
@@ -137,11 +143,14 @@ const http = createHttpService({
   lifecycle,
   servedBy: who,
   async handle(req, res, ctx) {
+    // the trace this request belongs to (set by the sidecar, or the caller), for links to Jaeger
+    const traceId = headerValue(req.headers, 'x-b3-traceid');
+    if (traceId) res.setHeader('x-b3-traceid', traceId);
     if (ctx.path !== '/api/order/create') {
-      return sendJson(res, 404, result(404, `no route for ${req.method} ${ctx.path}`));
+      return sendJson(res, 404, responseResult(404, `no route for ${req.method} ${ctx.path}`));
     }
     if (req.method !== 'POST') {
-      return sendJson(res, 405, result(405, `method ${req.method} not allowed, use POST`), { allow: 'POST' });
+      return sendJson(res, 405, responseResult(CODES.METHOD_NOT_SUPPORTED, `unsupported HTTP method ${req.method}, use POST`), { allow: 'POST' });
     }
     return createOrder(req, res, ctx);
   },

@@ -1,12 +1,16 @@
 // micro-order: creates an order and pays it through micro-pay over gRPC.
 //   POST /order/create {"businessId": string, "amount": int, "channel": int}
 //   -> PayService.doPay({orderId, amount}) at ${GRPC_SERVER_HOST}:${GRPC_SERVER_PORT}
-//   -> {"orderId": string, "status": int}
-// Build context: /app/server.mjs, /app/common/*.mjs, /app/paycore.proto, /app/node_modules.
+//   -> {"code":0,"message":"成功","data":{"orderId": string, "status": int}}   (the tutorial's ResponseResult)
+//   errors: {"code":9998|9999|9996,"message": string}
+// Runs in place (node templates/services/micro-order/server.mjs) and in the image (/app/micro-order/server.mjs):
+// both have ../common/*.mjs and ../paycore.proto beside it.
 
 import { randomInt } from 'node:crypto';
 import {
+  CODES,
   HttpError,
+  SUCCESS_MESSAGE,
   createHttpService,
   createLifecycle,
   createLogger,
@@ -18,11 +22,12 @@ import {
   parseOrderRequest,
   pickTraceHeaders,
   readBody,
+  responseResult,
   sendJson,
   servedBy,
   shutdownConfig,
-} from './common/runtime.mjs';
-import { grpc, loadPayService, metadataFromTraceHeaders } from './common/paycore.mjs';
+} from '../common/runtime.mjs';
+import { grpc, loadPayService, metadataFromTraceHeaders } from '../common/paycore.mjs';
 
 const SVC = 'micro-order';
 
@@ -85,14 +90,14 @@ async function createOrder(req, res, ctx) {
     text = await readBody(req);
   } catch (err) {
     if (err instanceof HttpError) {
-      return sendJson(res, err.status, { error: 'bad_request', field: 'body', message: err.message }, { connection: 'close' });
+      return sendJson(res, err.status, responseResult(CODES.BAD_REQUEST, `invalid field 'body': ${err.message}`), { connection: 'close' });
     }
     return;
   }
   const parsed = parseOrderRequest(text);
   if (parsed.error) {
     const { field, message } = parsed.error;
-    return sendJson(res, 400, { error: 'bad_request', field, message: `invalid field '${field}': ${message}` });
+    return sendJson(res, 400, responseResult(CODES.BAD_REQUEST, `invalid field '${field}': ${message}`));
   }
 
   const orderId = newOrderId();
@@ -112,13 +117,13 @@ async function createOrder(req, res, ctx) {
       status: response.status,
       payServedBy,
     });
-    return sendJson(res, 200, { orderId, status: response.status }, headers);
+    return sendJson(res, 200, responseResult(CODES.OK, SUCCESS_MESSAGE, { orderId, status: response.status }), headers);
   } catch (err) {
     const grpcStatus = grpc.status[err.code] ?? 'UNKNOWN';
     const message = `micro-pay doPay failed: ${grpcStatus}: ${String(err.details ?? err.message).trim()}`;
-    logger.warn('pay call failed', { traceId: ctx.traceId, orderId, target: config.payTarget, error: message });
+    logger.warn('pay call failed', { traceId: ctx.traceId, orderId, target: config.payTarget, grpcCode: err.code ?? null, error: message });
     const headers = err.payServedBy ? { 'x-pay-served-by': err.payServedBy } : {};
-    return sendJson(res, 502, { error: 'pay_failed', message, grpcCode: err.code ?? null, grpcStatus, orderId }, headers);
+    return sendJson(res, 500, responseResult(CODES.SYSTEM_ERROR, message), headers);
   }
 }
 
@@ -128,10 +133,10 @@ const http = createHttpService({
   servedBy: who,
   async handle(req, res, ctx) {
     if (ctx.path !== '/order/create') {
-      return sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method} ${ctx.path}` });
+      return sendJson(res, 404, responseResult(404, `no route for ${req.method} ${ctx.path}`));
     }
     if (req.method !== 'POST') {
-      return sendJson(res, 405, { error: 'method_not_allowed', message: 'use POST' }, { allow: 'POST' });
+      return sendJson(res, 405, responseResult(CODES.METHOD_NOT_SUPPORTED, `unsupported HTTP method ${req.method}, use POST`), { allow: 'POST' });
     }
     return createOrder(req, res, ctx);
   },

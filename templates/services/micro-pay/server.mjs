@@ -1,7 +1,7 @@
 // micro-pay: gRPC PayService.doPay on GRPC_PORT, answering status = 2,
 // plus HTTP on HTTP_PORT: /healthz, /ready and GET /debug/last-metadata
 // (the trace metadata and request of the most recent doPay call).
-// Build context: /app/server.mjs, /app/common/*.mjs, /app/paycore.proto, /app/node_modules.
+// Runs in place (node templates/services/micro-pay/server.mjs) and in the image (/app/micro-pay/server.mjs).
 
 import { performance } from 'node:perf_hooks';
 import {
@@ -18,8 +18,8 @@ import {
   shutdownConfig,
   traceIdFrom,
   MAX_INT32,
-} from './common/runtime.mjs';
-import { grpc, loadPayService, metadataToObject, traceFromMetadata } from './common/paycore.mjs';
+} from '../common/runtime.mjs';
+import { grpc, loadPayService, metadataToObject, traceFromMetadata } from '../common/paycore.mjs';
 
 const SVC = 'micro-pay';
 

@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import { ExternalCommandError } from '../core/errors.js';
+import { traceLink } from './trace-link.js';
+
+export { traceLink };
+
+/** Steady load on the order endpoint, so Kiali's graph and Jaeger's traces fill (`meshdemo traffic`, `up --traffic`). */
+export interface TrafficOptions {
+  /** The order endpoint, e.g. http://127.0.0.1:31380/api/order/create */
+  url: string;
+  /** Requests per second (all workers together); undefined: as fast as `concurrency` allows. */
+  rate?: number;
+  durationMs?: number;
+  requests?: number;
+  concurrency: number;
+  /** Per request: headers and body each within this. */
+  timeoutMs?: number;
+  /** Stops issuing; requests in flight finish (each bounded by timeoutMs). */
+  signal?: AbortSignal;
+  onProgress?: (snapshot: TrafficSnapshot) => void;
+  /** How often onProgress is called. */
+  progressEveryMs?: number;
+}
+
+export interface TrafficSnapshot {
+  sent: number;
+  ok: number;
+  errors: number;
+  elapsedMs: number;
+  p50?: number;
+  p99?: number;
+}
+
+export interface TrafficSummary extends TrafficSnapshot {
+  /** Stopped by the signal (Ctrl-C) rather than by --requests/--duration. */
+  interrupted: boolean;
+  successRate: number;
+  latencyMs: { p50?: number; p95?: number; p99?: number };
+  /** Successful requests per micro-order pod (x-order-served-by), the tutorial's load-balancing observation. */
+  servedBy: Record<string, number>;
+  /** Failures by kind: `code 9999`, `HTTP 503`, `ECONNREFUSED`, `timeout` … */
+  errorKinds: Record<string, number>;
+  /** The trace of the slowest successful request, as micro-api returned it in x-b3-traceid. */
+  traceId?: string;
+}
+
+export function percentile(sorted: number[], p: number): number | undefined {
+  if (!sorted.length) return undefined;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+const round = (n: number | undefined) => (n === undefined ? undefined : Math.round(n * 10) / 10);
+
+/** B3 headers for a new sampled trace: the ingress gateway (Envoy) continues it, micro-api hands the id back. */
+function newTrace(): Record<string, string> {
+  return { 'x-b3-traceid': randomBytes(16).toString('hex'), 'x-b3-spanid': randomBytes(8).toString('hex'), 'x-b3-sampled': '1' };
+}
+
+function failureKind(err: unknown): string {
+  const e = err as { code?: string; name?: string; cause?: { code?: string } };
+  if (e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  return e?.cause?.code ?? e?.code ?? e?.name ?? 'error';
+}
+
+/** Runs until `requests` are answered, `durationMs` has passed, or the signal aborts. Uses one undici Pool. */
+export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> {
+  const { Pool } = await import('undici');
+  const target = new URL(opts.url);
+  const pool = new Pool(target.origin, { connections: opts.concurrency, pipelining: 1 });
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const started = performance.now();
+  const deadline = opts.durationMs !== undefined ? started + opts.durationMs : Number.POSITIVE_INFINITY;
+  const latencies: number[] = [];
+  const servedBy: Record<string, number> = {};
+  const errorKinds: Record<string, number> = {};
+  let sent = 0;
+  let ok = 0;
+  let errors = 0;
+  let issued = 0;
+  let slowest = -1;
+  let traceId: string | undefined;
+  const stopped = () => opts.signal?.aborted === true;
+
+  const snapshot = (): TrafficSnapshot => {
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return { sent, ok, errors, elapsedMs: Math.round(performance.now() - started), p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)) };
+  };
+
+  /** Waits until `at` (performance.now() time); false when stopped first. */
+  const waitUntil = (at: number) =>
+    new Promise<boolean>((resolve) => {
+      const ms = at - performance.now();
+      if (ms <= 0) return resolve(!stopped());
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        resolve(!stopped());
+      }, ms);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+
+  const one = async (i: number) => {
+    const t0 = performance.now();
+    sent++;
+    try {
+      const res = await pool.request({
+        path: target.pathname + target.search,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...newTrace() },
+        body: JSON.stringify({ businessId: `meshdemo-traffic-${i}`, amount: 100, channel: 1 }),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const body = (await res.body.json().catch(() => undefined)) as { code?: unknown } | undefined;
+      const ms = performance.now() - t0;
+      if (res.statusCode === 200 && body?.code === 0) {
+        ok++;
+        latencies.push(ms);
+        const pod = String(res.headers['x-order-served-by'] ?? 'unknown');
+        servedBy[pod] = (servedBy[pod] ?? 0) + 1;
+        const id = res.headers['x-b3-traceid'];
+        if (typeof id === 'string' && id && ms > slowest) {
+          slowest = ms;
+          traceId = id;
+        }
+      } else {
+        errors++;
+        const kind = typeof body?.code === 'number' && body.code !== 0 ? `code ${body.code}` : `HTTP ${res.statusCode}`;
+        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+      }
+    } catch (err) {
+      errors++;
+      const kind = failureKind(err);
+      errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+    }
+  };
+
+  const worker = async () => {
+    for (;;) {
+      if (stopped() || performance.now() >= deadline) return;
+      if (opts.requests !== undefined && issued >= opts.requests) return;
+      const i = issued++;
+      const due = opts.rate ? started + (i * 1000) / opts.rate : 0;
+      // a request due after --duration is never sent; a stop (Ctrl-C) while waiting sends nothing more
+      if (due >= deadline || (opts.rate && !(await waitUntil(due)))) return;
+      await one(i);
+    }
+  };
+
+  const ticker = opts.onProgress ? setInterval(() => opts.onProgress!(snapshot()), opts.progressEveryMs ?? 1000) : undefined;
+  try {
+    await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  } finally {
+    if (ticker) clearInterval(ticker);
+    await pool.close().catch(() => {});
+  }
+  const sorted = latencies.sort((a, b) => a - b);
+  const snap = snapshot();
+  return {
+    ...snap,
+    interrupted: stopped(),
+    successRate: sent ? ok / sent : 0,
+    latencyMs: { p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)) },
+    servedBy,
+    errorKinds,
+    traceId,
+  };
+}
+
+export function formatSnapshot(s: TrafficSnapshot): string {
+  const ms = (n?: number) => (n === undefined ? '-' : `${Math.round(n)}ms`);
+  return `sent ${s.sent}  ok ${s.ok}  errors ${s.errors}  p50 ${ms(s.p50)}  p99 ${ms(s.p99)}`;
+}
+
+/** The summary's lines: counts, success rate, latency, the share per micro-order pod, one trace and its link. */
+export function formatSummary(s: TrafficSummary, tracingUrl?: string): string[] {
+  const ms = (n?: number) => (n === undefined ? '-' : `${Math.round(n)}ms`);
+  const lines = [
+    `${s.interrupted ? 'stopped' : 'done'} after ${(s.elapsedMs / 1000).toFixed(1)}s: ${s.sent} sent, ${s.ok} ok, ${s.errors} failed — success rate ${(s.successRate * 100).toFixed(1)}%`,
+    `latency     p50 ${ms(s.latencyMs.p50)}  p95 ${ms(s.latencyMs.p95)}  p99 ${ms(s.latencyMs.p99)}`,
+  ];
+  if (s.errors) lines.push(`failures    ${Object.entries(s.errorKinds).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
+  const pods = Object.entries(s.servedBy).sort(([a], [b]) => (a < b ? -1 : 1));
+  if (pods.length) {
+    lines.push(`micro-order ${pods.length} pod(s) answered:`);
+    for (const [pod, n] of pods) lines.push(`  ${pod.padEnd(40)} ${String(n).padStart(6)}  ${((n / s.ok) * 100).toFixed(1)}%`);
+  }
+  if (s.traceId) {
+    lines.push(`trace       ${s.traceId} (the slowest successful request)`);
+    lines.push(tracingUrl ? `jaeger      ${traceLink(tracingUrl, s.traceId)}` : 'jaeger      no tracing URL known: run meshdemo expose tracing, or pass --tracing-url');
+  } else if (s.ok) {
+    lines.push('trace       micro-api returned no x-b3-traceid header');
+  }
+  return lines;
+}
+
+/** `traffic` fails (exit 6) only when nothing got through. */
+export function checkTraffic(s: TrafficSummary, url: string): void {
+  if (s.sent > 0 && s.ok === 0) {
+    throw new ExternalCommandError(`no request succeeded through ${url}`, {
+      details: Object.entries(s.errorKinds).map(([k, v]) => `${k} ×${v}`),
+      hint: 'check meshdemo status and the ingress gateway',
+    });
+  }
+}

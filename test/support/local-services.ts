@@ -1,0 +1,77 @@
+// The demo chain as real processes on 127.0.0.1, each service run from templates/services/<name>/server.mjs as
+// it is (what `npm run services` does), with any number of micro-order instances behind a round-robin forwarder
+// (test/support/round-robin.ts, standing in for the sidecar's load balancing).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRoundRobin, type RoundRobin } from './round-robin.js';
+
+const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/services');
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const srv = net.createServer().listen(0, '127.0.0.1');
+      await once(srv, 'listening');
+      return srv;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+const freePort = async () => (await freePorts(1))[0];
+
+export interface LocalChain {
+  /** micro-api's order endpoint */
+  url: string;
+  /** POD_NAME of each micro-order instance */
+  orderPods: string[];
+  balancer: RoundRobin;
+  stop(): Promise<void>;
+}
+
+export async function startLocalChain(opts: { orderInstances?: number } = {}): Promise<LocalChain> {
+  const children: ChildProcess[] = [];
+  const run = (name: string, env: Record<string, string | number>) => {
+    const child = spawn(process.execPath, [path.join(TEMPLATES, name, 'server.mjs')], {
+      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0', LOG_LEVEL: 'warn', ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(child);
+  };
+  const ready = async (port: number) => {
+    for (let i = 0; i < 300; i++) {
+      if (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`nothing became ready on 127.0.0.1:${port}`);
+  };
+  const [payGrpc, payHttp, apiPort] = [await freePort(), await freePort(), await freePort()];
+  run('micro-pay', { GRPC_PORT: payGrpc, HTTP_PORT: payHttp, POD_NAME: 'micro-pay-6d4b7c9f5-x2m4q' });
+  const orderPods: string[] = [];
+  const orderPorts: number[] = [];
+  for (let i = 0; i < (opts.orderInstances ?? 1); i++) {
+    const port = await freePort();
+    const pod = `micro-order-v1-7c8f9d6b5-${'abcdefgh'[i]}${'abcdefgh'[i]}k7x`;
+    run('micro-order', { PORT: port, GRPC_SERVER_HOST: '127.0.0.1', GRPC_SERVER_PORT: payGrpc, POD_NAME: pod });
+    orderPods.push(pod);
+    orderPorts.push(port);
+  }
+  const balancer = await startRoundRobin(orderPorts.map((p) => `http://127.0.0.1:${p}`));
+  run('micro-api', { PORT: apiPort, ORDER_URL: `${balancer.url}/order/create`, POD_NAME: 'micro-api-5f7d8c9b4-q9w8e' });
+  const stop = async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await balancer.close();
+  };
+  try {
+    await Promise.all([payHttp, ...orderPorts, apiPort].map(ready));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `http://127.0.0.1:${apiPort}/api/order/create`, orderPods, balancer, stop };
+}
