@@ -2,14 +2,14 @@
  * Verified, resumable downloads. Nothing here logs: progress and retries are reported through callbacks.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
+import { extractArchiveSafely } from './extract.js';
+import { TreeWriter, type ExtractLimits } from './tree-writer.js';
 
 export interface DownloadProgress {
   received: number;
@@ -41,6 +41,11 @@ export interface DownloadOptions {
   idleTimeoutMs?: number;
   /** Default: a shared EnvHttpProxyAgent, so HTTPS_PROXY/HTTP_PROXY/NO_PROXY are honoured. */
   dispatcher?: Dispatcher;
+  /**
+   * Unpack the .tar.gz while it downloads (src/download/tree-writer.ts), into a private temporary
+   * directory beside dir; the tree replaces dir only once the sha256 matches. dest keeps the archive.
+   */
+  extractTo?: { dir: string; limits?: ExtractLimits };
 }
 
 export interface DownloadResult {
@@ -49,6 +54,8 @@ export interface DownloadResult {
   bytes: number;
   resumed: boolean;
   fromCache: boolean;
+  /** With extractTo, on a download: the number of entries unpacked. */
+  entries?: number;
 }
 
 export interface FetchTextOptions {
@@ -82,16 +89,26 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
   if (expected !== undefined && !SHA256.test(expected)) {
     throw new UsageError(`invalid sha256 for ${o.url}: ${JSON.stringify(o.expectedSha256)}`);
   }
-  const { url, dest, signal } = o;
+  const { url, dest, signal, extractTo } = o;
   const part = `${dest}.part`;
   const idle = o.idleTimeoutMs ?? 30_000;
   const dispatcher = withRedirects(o.dispatcher);
 
-  const cachedBytes = await sizeOf(dest);
-  if (cachedBytes !== undefined) {
-    const sha256 = await sha256File(dest);
-    if (expected === undefined || sha256 === expected) {
-      return { path: dest, sha256, bytes: cachedBytes, resumed: false, fromCache: true };
+  if ((await sizeOf(dest)) !== undefined) {
+    if (extractTo) {
+      // one local pass: hash and unpack together; a stale or corrupt cached archive is downloaded again
+      try {
+        const { sha256 } = await extractArchiveSafely(dest, extractTo.dir, { signal, expectedSha256: expected, limits: extractTo.limits });
+        return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
+      } catch (err) {
+        if (err instanceof InterruptedError) throw err;
+        await rm(dest, { force: true });
+      }
+    } else {
+      const sha256 = await sha256File(dest);
+      if (expected === undefined || sha256 === expected) {
+        return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
+      }
     }
   }
   await mkdir(dirname(dest), { recursive: true });
@@ -104,22 +121,49 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
     o.onProgress({ received, total, url });
   };
 
+  // Every byte received goes, in order, to the hash, to the .part file (kept for a resume by a later
+  // run) and, with extractTo, to the tree writer. A retry in this process continues all three from
+  // where they stopped; a fresh start (server ignores Range, 416) restarts all three.
+  let hash = createHash('sha256');
+  let fed = 0;
+  let writer: TreeWriter | undefined;
+  const restart = async () => {
+    await writer?.abort();
+    writer = extractTo ? await TreeWriter.open(extractTo.dir, url, extractTo.limits) : undefined;
+    hash = createHash('sha256');
+    fed = 0;
+  };
+  const replayPart = async () => {
+    if (!(await sizeOf(part))) return;
+    try {
+      for await (const chunk of createReadStream(part, { highWaterMark: 1 << 20, signal })) {
+        hash.update(chunk as Buffer);
+        fed += (chunk as Buffer).length;
+        await writer?.write(chunk as Buffer);
+      }
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      // a .part that does not unpack is not worth resuming
+      await rm(part, { force: true });
+      await restart();
+    }
+  };
+
   const attempt = async () => {
-    let offset = (await sizeOf(part)) ?? 0;
     for (;;) {
       const res = await request(url, {
         dispatcher,
         signal,
-        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        headers: fed > 0 ? { range: `bytes=${fed}-` } : {},
         headersTimeout: idle,
         bodyTimeout: idle,
       });
       const status = res.statusCode;
-      if (status === 416 && offset > 0) {
+      if (status === 416 && fed > 0) {
         // Our .part is not a prefix the server recognises (e.g. already complete or from another file).
         await discard(res.body);
         await rm(part, { force: true });
-        offset = 0;
+        await restart();
         continue;
       }
       if (status >= 500) {
@@ -133,50 +177,59 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
         });
       }
       const resumed = status === 206;
-      if (resumed && rangeStart(res.headers['content-range']) !== offset) {
+      if (resumed && rangeStart(res.headers['content-range']) !== fed) {
         await discard(res.body);
         await rm(part, { force: true });
-        throw new TransientError(`server answered range ${String(res.headers['content-range'])} to a request from byte ${offset}`);
+        await restart();
+        throw new TransientError(`server answered range ${String(res.headers['content-range'])} to a request from byte ${fed}`);
       }
-      if (!resumed) offset = 0;
+      if (!resumed && fed > 0) await restart();
 
-      const hash = createHash('sha256');
-      if (resumed) await hashInto(hash, part);
       const length = Number(res.headers['content-length']);
-      const total = Number.isFinite(length) ? offset + length : undefined;
-      let received = offset;
-      const meter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          hash.update(chunk);
-          received += chunk.length;
-          progress(received, total);
-          cb(null, chunk);
-        },
-      });
-      // A network error ends the body gracefully instead of tearing down the pipeline, so every byte
-      // received so far reaches the .part file and the retry can resume from it.
+      const total = Number.isFinite(length) ? fed + length : undefined;
+      // A network error ends the body gracefully instead of throwing, so every byte received so far
+      // is in the .part file and the retry can resume from it.
       let bodyError: unknown;
-      // a 1 MB buffer lets chunks that arrive during a write go out together (writev): far fewer write calls
-      const file = createWriteStream(part, { flags: resumed ? 'a' : 'w', highWaterMark: 1 << 20 });
-      await pipeline(untilError(res.body, (err) => (bodyError = err)), meter, file, { signal });
-      if (bodyError !== undefined) throw bodyError;
-      if (total !== undefined && received !== total) {
-        throw new TransientError(`connection closed after ${received} of ${total} bytes`);
+      const fd = openSync(part, fed > 0 ? 'a' : 'w');
+      try {
+        for await (const chunk of untilError(res.body, (err) => (bodyError = err))) {
+          for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+          hash.update(chunk);
+          fed += chunk.length;
+          progress(fed, total);
+          if (writer) await writer.write(chunk);
+        }
+      } finally {
+        closeSync(fd);
       }
-      progress(received, total, true);
-      return { sha256: hash.digest('hex'), bytes: received, resumed };
+      if (bodyError !== undefined) throw bodyError;
+      if (total !== undefined && fed !== total) {
+        throw new TransientError(`connection closed after ${fed} of ${total} bytes`);
+      }
+      progress(fed, total, true);
+      return { sha256: hash.digest('hex'), bytes: fed, resumed };
     }
   };
 
-  const got = await withRetries(url, o, idle, attempt);
-  if (expected !== undefined && got.sha256 !== expected) {
-    await rm(part, { force: true });
-    throw new DownloadError(`${url} served a file with sha256 ${got.sha256}, but ${expected} was expected`, {
-      hint: 'the download is corrupt or was tampered with; run again, and report it if it persists',
-    });
+  try {
+    await restart();
+    await replayPart();
+    const got = await withRetries(url, o, idle, attempt);
+    if (expected !== undefined && got.sha256 !== expected) {
+      throw new DownloadError(`${url} served a file with sha256 ${got.sha256}, but ${expected} was expected`, {
+        hint: 'the download is corrupt or was tampered with; run again, and report it if it persists',
+      });
+    }
+    const entries = writer ? (await writer.finish()).entries : undefined;
+    await rename(part, dest);
+    if (writer && extractTo) await writer.commit(extractTo.dir);
+    return { path: dest, ...got, fromCache: false, ...(entries === undefined ? {} : { entries }) };
+  } catch (err) {
+    await writer?.abort();
+    // a refused or unverified archive leaves nothing; an interrupted or failed transfer keeps its .part for a resume
+    if (err instanceof DownloadError && !(err.cause !== undefined && isTransient(err.cause))) await rm(part, { force: true });
+    throw err;
   }
-  await rename(part, dest);
-  return { path: dest, ...got, fromCache: false };
 }
 
 export async function fetchText(url: string, o: FetchTextOptions = {}): Promise<string> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
@@ -9,8 +9,15 @@ import { Agent } from 'undici';
 import { DownloadError, InterruptedError } from '../../src/core/errors.js';
 import { downloadVerified, fetchText, parseSha256File, sha256File, type DownloadOptions } from '../../src/download/download.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { rawTarGz } from '../support/raw-tar.js';
 
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
+const TGZ = 'tree.tar.gz';
+const EVIL = 'evil.tar.gz';
+// 200 files of 4 kB random bytes: a gzip that cannot shrink, so a drop at 100 kB is mid-archive
+const tgz = rawTarGz(Array.from({ length: 200 }, (_, i) => ({ path: `pkg/f${i}`, body: randomBytes(4096) })));
+const tgzDigest = createHash('sha256').update(tgz).digest('hex');
+const evil = rawTarGz([{ path: 'pkg/ok', body: randomBytes(200_000) }, { path: '../evil', body: 'x' }]);
 const data = randomBytes(300 * 1024);
 const digest = createHash('sha256').update(data).digest('hex');
 
@@ -21,7 +28,7 @@ describe('downloadVerified', () => {
   const dispatcher = new Agent();
 
   before(async () => {
-    server = await startReleaseServer({ [ASSET]: data, 'small.txt': Buffer.from('hello\n') });
+    server = await startReleaseServer({ [ASSET]: data, 'small.txt': Buffer.from('hello\n'), [TGZ]: tgz, [EVIL]: evil });
   });
   after(async () => {
     await server.close();
@@ -207,6 +214,72 @@ describe('downloadVerified', () => {
     );
     assert.ok(err instanceof DownloadError);
     assert.match(err.message, /after 2 attempts: .*ECONNREFUSED/);
+  });
+
+  describe('with extractTo: one pass from the socket to the tree', () => {
+    const tree = () => join(dir, 'tree');
+    const xopts = (o: Partial<DownloadOptions> = {}) => opts({ url: `${server.url}/${TGZ}`, expectedSha256: tgzDigest, extractTo: { dir: tree() }, ...o });
+    const checkTree = async () => {
+      for (const i of [0, 99, 199]) assert.equal((await readFile(join(tree(), 'pkg', `f${i}`))).length, 4096);
+      assert.deepEqual((await readdir(dir)).sort(), ['istio.tar.gz', 'tree']);
+    };
+
+    it('unpacks while downloading, and keeps the archive', async () => {
+      const res = await downloadVerified(xopts());
+      assert.equal(res.entries, 200);
+      assert.equal(res.sha256, tgzDigest);
+      assert.deepEqual(await readFile(join(dir, 'istio.tar.gz')), tgz);
+      await checkTree();
+    });
+
+    it('continues the same pass after the connection drops (Range)', async () => {
+      server.setMode({ dropAfterBytes: 100 * 1024, dropOnce: true });
+      const res = await downloadVerified(xopts());
+      assert.equal(res.resumed, true);
+      assert.deepEqual(server.requests.map((r) => r.range), [undefined, `bytes=${100 * 1024}-`]);
+      await checkTree();
+    });
+
+    it('restarts the pass when the server ignores Range', async () => {
+      server.setMode({ dropAfterBytes: 100 * 1024, dropOnce: true, ignoreRange: true });
+      const res = await downloadVerified(xopts());
+      assert.equal(res.resumed, false);
+      await checkTree();
+    });
+
+    it('a later run resumes an interrupted one: the kept .part is replayed from disk, the rest fetched', async () => {
+      server.setMode({ stallAfterBytes: 100 * 1024 });
+      const ac = new AbortController();
+      const pending = downloadVerified(xopts({ signal: ac.signal, onProgress: () => setTimeout(() => ac.abort(), 100) }));
+      await assert.rejects(pending, InterruptedError);
+      assert.deepEqual(await readdir(dir), ['istio.tar.gz.part'], 'no tree, no temporary tree');
+      server.setMode({ stallAfterBytes: undefined });
+      server.requests.length = 0;
+      const res = await downloadVerified(xopts());
+      assert.equal(res.resumed, true);
+      assert.deepEqual(server.requests.map((r) => r.range), [`bytes=${100 * 1024}-`]);
+      await checkTree();
+    });
+
+    it('a wrong checksum leaves nothing: no tree, no archive, no .part', async () => {
+      await assert.rejects(downloadVerified(xopts({ expectedSha256: 'e'.repeat(64) })), (e: unknown) => e instanceof DownloadError && e.exitCode === 5);
+      assert.deepEqual(await readdir(dir), []);
+    });
+
+    it('a malicious archive is refused mid-stream and leaves nothing', async () => {
+      const err = await downloadVerified(xopts({ url: `${server.url}/${EVIL}`, expectedSha256: undefined })).then(() => assert.fail('should refuse'), (e: unknown) => e);
+      assert.ok(err instanceof DownloadError && err.exitCode === 5, String(err));
+      assert.match(err.message, /"\.\.\/evil" contains a '\.\.'/);
+      assert.deepEqual(await readdir(dir), []);
+    });
+
+    it('a cached archive is unpacked without a request', async () => {
+      await writeFile(join(dir, 'istio.tar.gz'), tgz);
+      const res = await downloadVerified(xopts());
+      assert.equal(res.fromCache, true);
+      assert.equal(server.requests.length, 0);
+      await checkTree();
+    });
   });
 
   it('fetchText retries 5xx and returns the body', async () => {
