@@ -6,7 +6,8 @@ import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { httpGet, IdleTimeoutError } from './http-get.js';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
 import { extractArchiveSafely } from './extract.js';
 import { TreeWriter, type ExtractLimits } from './tree-writer.js';
@@ -68,21 +69,16 @@ export interface FetchTextOptions {
 
 const SHA256 = /^[0-9a-f]{64}$/i;
 const PROGRESS_INTERVAL_MS = 250;
-const MAX_REDIRECTS = 5;
 const NETWORK_HINT = 'check the network connection and proxy settings (HTTPS_PROXY, NO_PROXY), then run again';
 const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
   'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'IDLE_TIMEOUT',
 ]);
 
 /** A failure worth retrying that is not a network error object: a 5xx, a short body. */
 class TransientError extends Error {}
 
-let sharedAgent: Dispatcher | undefined;
-function withRedirects(d: Dispatcher | undefined): Dispatcher {
-  return (d ?? (sharedAgent ??= new EnvHttpProxyAgent())).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
-}
 
 export async function downloadVerified(o: DownloadOptions): Promise<DownloadResult> {
   const expected = o.expectedSha256?.toLowerCase();
@@ -92,7 +88,7 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
   const { url, dest, signal, extractTo } = o;
   const part = `${dest}.part`;
   const idle = o.idleTimeoutMs ?? 30_000;
-  const dispatcher = withRedirects(o.dispatcher);
+  const { dispatcher } = o;
 
   if ((await sizeOf(dest)) !== undefined) {
     if (extractTo) {
@@ -151,34 +147,28 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
 
   const attempt = async () => {
     for (;;) {
-      const res = await request(url, {
-        dispatcher,
-        signal,
-        headers: fed > 0 ? { range: `bytes=${fed}-` } : {},
-        headersTimeout: idle,
-        bodyTimeout: idle,
-      });
+      const res = await httpGet(url, { dispatcher, signal, headers: fed > 0 ? { range: `bytes=${fed}-` } : {}, idleTimeoutMs: idle });
       const status = res.statusCode;
       if (status === 416 && fed > 0) {
         // Our .part is not a prefix the server recognises (e.g. already complete or from another file).
-        await discard(res.body);
+        await res.discard();
         await rm(part, { force: true });
         await restart();
         continue;
       }
       if (status >= 500) {
-        await discard(res.body);
+        await res.discard();
         throw new TransientError(`HTTP ${status}`);
       }
       if (status !== 200 && status !== 206) {
-        await discard(res.body);
+        await res.discard();
         throw new DownloadError(`${url} answered HTTP ${status}`, {
           hint: status === 404 ? 'the release asset does not exist; check the version and platform' : NETWORK_HINT,
         });
       }
       const resumed = status === 206;
       if (resumed && rangeStart(res.headers['content-range']) !== fed) {
-        await discard(res.body);
+        await res.discard();
         await rm(part, { force: true });
         await restart();
         throw new TransientError(`server answered range ${String(res.headers['content-range'])} to a request from byte ${fed}`);
@@ -233,19 +223,18 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
 }
 
 export async function fetchText(url: string, o: FetchTextOptions = {}): Promise<string> {
-  const dispatcher = withRedirects(o.dispatcher);
   const idle = o.idleTimeoutMs ?? 30_000;
   return withRetries(url, o, idle, async () => {
-    const res = await request(url, { dispatcher, signal: o.signal, headersTimeout: idle, bodyTimeout: idle });
+    const res = await httpGet(url, { dispatcher: o.dispatcher, signal: o.signal, idleTimeoutMs: idle });
     if (res.statusCode >= 500) {
-      await discard(res.body);
+      await res.discard();
       throw new TransientError(`HTTP ${res.statusCode}`);
     }
     if (res.statusCode !== 200) {
-      await discard(res.body);
+      await res.discard();
       throw new DownloadError(`${url} answered HTTP ${res.statusCode}`, { hint: NETWORK_HINT });
     }
-    return res.body.text();
+    return res.text();
   });
 }
 
@@ -322,7 +311,7 @@ function isTransient(err: unknown): boolean {
 
 function describe(err: unknown, idleTimeoutMs: number): string {
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') return `stalled: no data for ${idleTimeoutMs} ms`;
+  if (err instanceof IdleTimeoutError) return `stalled: no data for ${idleTimeoutMs} ms`;
   const message = err instanceof Error ? err.message : String(err);
   return typeof code === 'string' ? `${code}: ${message}` : message;
 }
@@ -348,9 +337,6 @@ async function hashInto(hash: Hash, path: string): Promise<void> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }
 
-async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
-  await body.dump().catch(() => {});
-}
 
 function rangeStart(contentRange: string | string[] | undefined): number | undefined {
   const m = typeof contentRange === 'string' ? /^bytes (\d+)-/.exec(contentRange) : null;

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, linkSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import { createGunzip, type Gunzip, type ZlibOptions } from 'node:zlib';
 import { DownloadError } from '../core/errors.js';
 
 export interface ExtractLimits {
@@ -98,7 +98,8 @@ export class TreeWriter {
   private constructor(tmpDir: string, private readonly label: string, limits: ExtractLimits) {
     this.tmpDir = tmpDir;
     this.limits = { ...DEFAULT_LIMITS, ...limits };
-    this.gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK });
+    // a 1 MB input buffer lets the socket keep reading while the last chunk inflates (bounded all the same)
+    this.gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK, writableHighWaterMark: 1 << 20 } as ZlibOptions);
     this.gunzip.on('data', (chunk: Buffer) => {
       if (this.failure) return;
       try {
