@@ -77,8 +77,14 @@ export async function run(): Promise<BenchResult> {
       if (ok && r.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-1500)}`);
       return r;
     };
+    const phases: string[] = [];
+    const mark = (name: string, since: number) => phases.push(`${name} ${ms(total - since)}`);
     await timed(istioctl, ['install', '--set', 'profile=demo', '-y']);
+    mark('istioctl install', 0);
+    let at = total;
     await timed(kubectl.path, [...kc, 'label', 'namespace', 'default', 'istio-injection=enabled']);
+    mark('label', at);
+    at = total;
     let attempts = 0;
     for (;;) {
       attempts++;
@@ -86,6 +92,8 @@ export async function run(): Promise<BenchResult> {
       if (r.code === 0) break;
       if (attempts >= 20) throw new Error(`kubectl apply -f samples/addons failed ${attempts} times: ${r.stderr.slice(-1500)}`);
     }
+    mark(`addons (${attempts} attempts)`, at);
+    at = total;
     for (const [name, nodePort] of Object.entries(NODE_PORTS)) {
       const got = await timed(kubectl.path, [...kc, '-n', 'istio-system', 'get', 'svc', name, '-o', 'yaml']);
       const svc = yaml.load(got.stdout) as { spec: { type: string; ports: Array<{ name?: string; nodePort?: number }> } };
@@ -96,7 +104,8 @@ export async function run(): Promise<BenchResult> {
       fs.writeFileSync(file, yaml.dump(svc));
       await timed(kubectl.path, [...kc, 'apply', '-f', file]);
     }
-    return { ms: total, cpuMs: cpu, detail: `${attempts} addons attempts` };
+    mark('4 services to NodePort', at);
+    return { ms: total, cpuMs: cpu, detail: phases.join(', ') };
   };
 
   const md: Measured[] = [];
