@@ -59,9 +59,16 @@ export async function run(): Promise<BenchResult> {
   const istioctl = path.join(release, 'bin', 'istioctl');
 
   const meshdemo = (kubeconfig: string): Promise<Measured> =>
-    mustRun(process.execPath, [MESHDEMO_BIN, '--kubeconfig', kubeconfig, '--cache-dir', cache, 'up', '--no-app', '--yes', '--istio-mirror', server.url], { env, cpu: true, timeoutMs: 900_000 }).then(
-      (r) => ({ ms: r.ms, cpuMs: r.cpuMs ?? NaN, detail: '' }),
-    );
+    mustRun(process.execPath, [MESHDEMO_BIN, '--kubeconfig', kubeconfig, '--cache-dir', cache, 'up', '--no-app', '--yes', '--json', '--istio-mirror', server.url], { env, cpu: true, timeoutMs: 900_000 }).then((r) => {
+      // where its time went: the runner's step events (readiness waits are inside the steps)
+      const steps = r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter((e) => e.type === 'step' && e.status !== 'start' && typeof e.durationMs === 'number')
+        .map((e) => `${e.id} ${ms(e.durationMs)}${e.status === 'skipped' ? ' (skipped)' : ''}`);
+      return { ms: r.ms, cpuMs: r.cpuMs ?? NaN, detail: steps.join(', ') };
+    });
 
   const script = async (kubeconfig: string, round: number): Promise<Measured> => {
     const work = path.join(tmp, `script-${round}`);
@@ -137,10 +144,12 @@ export async function run(): Promise<BenchResult> {
       {
         what: 'meshdemo up --no-app ≤ 0.8× the tutorial\'s command sequence',
         met: m <= 0.8 * s,
-        detail: `${ms(m)} vs ${ms(s)} = ${ratio(m, s)}; median of the per-round ratios ${median(ratios).toFixed(2)}×; script: ${sc.map((x) => x.detail).join(', ')}`,
+        detail: `${ms(m)} vs ${ms(s)} = ${ratio(m, s)}; per-round ratios ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}×)`,
       },
     ],
     notes: [
+      ...md.map((x, i) => `meshdemo round ${i + 1}: ${x.detail}`),
+      ...sc.map((x, i) => `script round ${i + 1}: ${x.detail}`),
       'same istioctl stand-in for both (it applies the real rendered control plane and waits for its readiness); meshdemo also waits for the addon Deployments to be ready, the script does not',
       'CPU = user + system of the tools\' processes (GNU time), control plane excluded',
     ],
