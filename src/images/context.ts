@@ -355,9 +355,10 @@ const ARCHIVE_MTIME = new Date('2000-01-01T00:00:00Z');
  * `labels` go into one LABEL line appended to the Dockerfile: the legacy builder turns every `--label`
  * into an instruction of its own (one more commit each); one line is one.
  */
-export async function contextArchive(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; labels?: (plan: ContextPlan) => Record<string, string> } = {}): Promise<ContextArchive> {
+export async function contextArchive(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; labels?: (plan: ContextPlan) => Record<string, string>; plan?: ContextPlan } = {}): Promise<ContextArchive> {
   const { Header, Pax } = await import('tar');
-  const plan = await planContext(service, baseImage, opts.dirs);
+  // a plan made moments ago is reused: the bytes read below are checked against its hash all the same
+  const plan = opts.plan ?? (await planContext(service, baseImage, opts.dirs));
   const datas: Buffer[] = new Array(plan.entries.length);
   let next = 0;
   const reader = async () => {

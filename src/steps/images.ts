@@ -3,7 +3,7 @@ import https from 'node:https';
 import { ExternalCommandError, InterruptedError, PreflightError, UsageError } from '../core/errors.js';
 import type { CheckResult, Context, Step } from '../core/step.js';
 import * as docker from '../exec/docker.js';
-import { contextArchive, planContext } from '../images/context.js';
+import { contextArchive, planContext, type ContextPlan } from '../images/context.js';
 import { parseRegistry, SERVICES, type ServiceName, type UpSettings } from './settings.js';
 
 /**
@@ -280,7 +280,7 @@ export const images: Step<UpSettings> = {
         await docker.tag(local, ref, callOpts);
         how = 'retagged';
       } else {
-        await buildOne(ctx, service, ref, local, callOpts);
+        await buildOne(ctx, service, ref, local, plan, callOpts);
         how = 'built';
       }
 
@@ -337,9 +337,10 @@ export const images: Step<UpSettings> = {
   },
 };
 
-async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, callOpts: docker.DockerCallOptions): Promise<void> {
+async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, planned: ContextPlan, callOpts: docker.DockerCallOptions): Promise<void> {
   const started = Date.now();
   const { plan, tar } = await contextArchive(service, ctx.settings.baseImage, {
+    plan: planned,
     labels: (p) => ({ 'io.meshdemo.service': service, 'io.meshdemo.content-hash': p.hash }),
   });
   ctx.log.debug(`${service}: build context: ${plan.entries.length} files, ${(plan.bytes / 1e6).toFixed(1)} MB; ${plan.packages.length ? `packages ${plan.packages.join(' ')}` : 'no npm packages'}`);
