@@ -248,17 +248,18 @@ export const images: Step<UpSettings> = {
       return `using ${SERVICES.length} prebuilt images`;
     }
     ctx.log.info(`images go to ${describeTarget(target)}, built on base image ${s.baseImage}`);
-    // The three services are built and published at the same time (the daemon overlaps one build's
-    // COPY with another's commit); kind and minikube loads still go one at a time. The first failure
-    // stops the others.
+    // The three services are built at the same time (the daemon overlaps one build's COPY with another's
+    // commit). Publishing goes one image at a time: three pushes at once would each upload the shared base
+    // layers (the daemon dedups uploads per repository only), while one after the other the later pushes
+    // mount them from the first; kind and minikube loads stay sequential too. The first failure stops the others.
     const siblings = new AbortController();
     const stopSiblings = () => siblings.abort();
     ctx.signal.addEventListener('abort', stopSiblings, { once: true });
     const signal = siblings.signal;
-    let loadQueue: Promise<unknown> = Promise.resolve();
-    const oneLoadAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
-      const turn = loadQueue.then(fn);
-      loadQueue = turn.catch(() => undefined);
+    let publishQueue: Promise<unknown> = Promise.resolve();
+    const onePublishAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+      const turn = publishQueue.then(fn);
+      publishQueue = turn.catch(() => undefined);
       return turn;
     };
 
@@ -286,12 +287,12 @@ export const images: Step<UpSettings> = {
 
       if (target.kind === 'registry') {
         ctx.log.debug(`docker push ${ref}`);
-        await wrap(`pushing ${ref} failed`, 'check `docker login` for that registry and that it accepts pushes; --verbose shows docker\'s output', () =>
-          docker.push(ref, callOpts),
+        await onePublishAtATime(() =>
+          wrap(`pushing ${ref} failed`, 'check `docker login` for that registry and that it accepts pushes; --verbose shows docker\'s output', () => docker.push(ref, callOpts)),
         );
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and pushed' : 'pushed (already built)'}`);
       } else if (target.kind === 'kind') {
-        await oneLoadAtATime(async () => {
+        await onePublishAtATime(async () => {
           ctx.log.info(`${service}: loading ${ref} into kind cluster "${target.cluster}" (kind load docker-image ${ref} --name ${target.cluster})`);
           await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
             docker.kindLoad(ref, target.cluster, callOpts),
@@ -299,7 +300,7 @@ export const images: Step<UpSettings> = {
         });
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);
       } else {
-        await oneLoadAtATime(async () => {
+        await onePublishAtATime(async () => {
           if (how === 'built' || !(await docker.minikubeHasImage(ref, { signal, profile: target.profile }))) {
             ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref})`);
             await wrap(`minikube image load ${ref} failed`, 'check that minikube is running (minikube status)', () => docker.minikubeLoad(ref, { ...callOpts, profile: target.profile }));
