@@ -28,23 +28,14 @@ interface Timeline {
   events: Array<{ at: number; e: MeshEvent }>;
 }
 
-/** How the first run's time splits: docker build (the step's own "built … in N s" lines) and the pushes after them. */
-function split(t: Timeline): { buildMs: number; pushMs: number } {
+/** The step's docker build times (its own "built … in N s" lines), summed. */
+function buildTime(t: Timeline): number {
   let buildMs = 0;
-  let pushMs = 0;
-  let builtAt: number | undefined;
-  for (const { at, e } of t.events) {
-    if (e.type !== 'log') continue;
-    const built = / built \S+ in ([\d.]+) s$/.exec(e.message);
-    if (built) {
-      buildMs += Number(built[1]) * 1000;
-      builtAt = at;
-    } else if (builtAt !== undefined && /built and pushed$/.test(e.message)) {
-      pushMs += at - builtAt;
-      builtAt = undefined;
-    }
+  for (const { e } of t.events) {
+    const built = e.type === 'log' ? / built \S+ in ([\d.]+) s$/.exec(e.message) : null;
+    if (built) buildMs += Number(built[1]) * 1000;
   }
-  return { buildMs, pushMs };
+  return buildMs;
 }
 
 function stepContext(registry: string, baseImage: string, timeline: Timeline = { events: [] }): Context<UpSettings> {
@@ -91,7 +82,6 @@ export async function run(): Promise<BenchResult> {
   const reference: number[] = [];
   const firstCounts: string[] = [];
   const firstBuild: number[] = [];
-  const firstPush: number[] = [];
   const secondCounts: string[] = [];
   let secondStatus = '';
   let forcedMessage = '';
@@ -108,9 +98,7 @@ export async function run(): Promise<BenchResult> {
           const timeline: Timeline = { events: [] };
           const [outcome] = await runSteps([images], stepContext(registry, env.baseImage, timeline));
           first.push(performance.now() - t0);
-          const parts = split(timeline);
-          firstBuild.push(parts.buildMs);
-          firstPush.push(parts.pushMs);
+          firstBuild.push(buildTime(timeline));
           if (outcome.status !== 'done') throw new Error(`first images step: ${outcome.status} ${outcome.message}`);
           firstCounts.push(`${dockerCounters.build} builds, ${dockerCounters.push} pushes`);
           // second up with unchanged sources: a new context, as a new process would have
@@ -153,16 +141,22 @@ export async function run(): Promise<BenchResult> {
     headers: ['run', 'median', 'runs', 'docker builds / pushes', 'vs docker build ×3'],
     rows: [
       ['meshdemo images step, first up (check, build + push ×3)', ms(f), list(first), firstCounts.join('; '), ratio(f, r)],
-      ['  … of which its docker builds', ms(median(firstBuild)), list(firstBuild), '3 builds', ratio(median(firstBuild), r)],
-      ['  … of which its docker pushes', ms(median(firstPush)), list(firstPush), '3 pushes', ''],
+      ['  … its three docker builds, summed (they run at the same time, so this exceeds their wall time)', ms(median(firstBuild)), list(firstBuild), '3 builds', ''],
       ['docker build --no-cache ×3, in sequence (no push)', ms(r), list(reference), '3 builds, 0 pushes', '1.00×'],
       [`meshdemo second up, sources unchanged: check → ${secondStatus}`, ms(median(second)), list(second), secondCounts.join('; '), ratio(median(second), r)],
       [`  … and run() forced anyway: "${forcedMessage}"`, ms(median(forced)), list(forced), secondCounts.join('; '), ratio(median(forced), r)],
     ],
-    targets: [{ what: 'second up with unchanged sources: zero builds and zero pushes', met: zero, detail: secondCounts.join('; ') }],
+    targets: [
+      {
+        what: 'first images step (build + push ×3) ≤ 1.0× three sequential plain docker builds without push',
+        met: f <= r,
+        detail: `${ms(f)} vs ${ms(r)} = ${ratio(f, r)}; per-round ratios ${first.map((x, k) => (x / reference[k]).toFixed(2)).join(', ')}`,
+      },
+      { what: 'second up with unchanged sources: zero builds and zero pushes', met: zero, detail: secondCounts.join('; ') },
+    ],
     notes: [
       `dockerd + registry + base image start-up (not timed above): ${ms(env.timings.dockerdMs + env.timings.registryMs + env.timings.baseImageMs)}`,
-      'the first-build row includes what the reference does not: hashing the sources, preparing the contexts and pushing to the registry',
+      'the first-build row includes what the reference does not: hashing the sources, preparing the contexts, the LABEL line and pushing to the registry; the three services build and push concurrently',
     ],
   };
 }

@@ -15,6 +15,7 @@ const BENCHES: Record<string, { title: string; load: () => Promise<{ run: () => 
   startup: { title: 'start-up', load: () => import('./startup.js') },
   download: { title: 'download + verify + extract', load: () => import('./download.js') },
   images: { title: 'image step', load: () => import('./images.js') },
+  'up-tutorial': { title: 'up --no-app vs the tutorial\'s commands', load: () => import('./up-tutorial.js') },
 };
 
 async function main(): Promise<void> {

@@ -10,6 +10,7 @@ import { register as registerVerify } from './commands/verify.js';
 import { register as registerTraffic } from './commands/traffic.js';
 import { register as registerLogs } from './commands/logs.js';
 import { register as registerCompletion } from './commands/completion.js';
+import { register as registerDownload } from './commands/download.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshdemo')
@@ -34,13 +35,14 @@ Examples:
   meshdemo status --json           what is installed, as one JSON object
   meshdemo expose kiali            make Kiali reachable on a NodePort (31001)
   meshdemo down --yes              remove what up created, revert what it changed
+  meshdemo download                fetch and verify the Istio release into the cache (no cluster)
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad usage or input, 3 preflight refused,
             4 timed out waiting for readiness, 5 download/verification failed,
             6 an external command failed, 130 interrupted.`,
     );
   program.exitOverride();
-  for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify, registerTraffic, registerLogs, registerCompletion]) register(program);
+  for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify, registerTraffic, registerLogs, registerCompletion, registerDownload]) register(program);
   return program;
 }
 

@@ -2,14 +2,15 @@
  * Verified, resumable downloads. Nothing here logs: progress and retries are reported through callbacks.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { httpGet, IdleTimeoutError } from './http-get.js';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
+import { extractArchiveSafely } from './extract.js';
+import { TreeWriter, type ExtractLimits } from './tree-writer.js';
 
 export interface DownloadProgress {
   received: number;
@@ -41,6 +42,11 @@ export interface DownloadOptions {
   idleTimeoutMs?: number;
   /** Default: a shared EnvHttpProxyAgent, so HTTPS_PROXY/HTTP_PROXY/NO_PROXY are honoured. */
   dispatcher?: Dispatcher;
+  /**
+   * Unpack the .tar.gz while it downloads (src/download/tree-writer.ts), into a private temporary
+   * directory beside dir; the tree replaces dir only once the sha256 matches. dest keeps the archive.
+   */
+  extractTo?: { dir: string; limits?: ExtractLimits };
 }
 
 export interface DownloadResult {
@@ -49,6 +55,8 @@ export interface DownloadResult {
   bytes: number;
   resumed: boolean;
   fromCache: boolean;
+  /** With extractTo, on a download: the number of entries unpacked. */
+  entries?: number;
 }
 
 export interface FetchTextOptions {
@@ -61,37 +69,42 @@ export interface FetchTextOptions {
 
 const SHA256 = /^[0-9a-f]{64}$/i;
 const PROGRESS_INTERVAL_MS = 250;
-const MAX_REDIRECTS = 5;
 const NETWORK_HINT = 'check the network connection and proxy settings (HTTPS_PROXY, NO_PROXY), then run again';
 const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
   'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'IDLE_TIMEOUT',
 ]);
 
 /** A failure worth retrying that is not a network error object: a 5xx, a short body. */
 class TransientError extends Error {}
 
-let sharedAgent: Dispatcher | undefined;
-function withRedirects(d: Dispatcher | undefined): Dispatcher {
-  return (d ?? (sharedAgent ??= new EnvHttpProxyAgent())).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
-}
 
 export async function downloadVerified(o: DownloadOptions): Promise<DownloadResult> {
   const expected = o.expectedSha256?.toLowerCase();
   if (expected !== undefined && !SHA256.test(expected)) {
     throw new UsageError(`invalid sha256 for ${o.url}: ${JSON.stringify(o.expectedSha256)}`);
   }
-  const { url, dest, signal } = o;
+  const { url, dest, signal, extractTo } = o;
   const part = `${dest}.part`;
   const idle = o.idleTimeoutMs ?? 30_000;
-  const dispatcher = withRedirects(o.dispatcher);
+  const { dispatcher } = o;
 
-  const cachedBytes = await sizeOf(dest);
-  if (cachedBytes !== undefined) {
-    const sha256 = await sha256File(dest);
-    if (expected === undefined || sha256 === expected) {
-      return { path: dest, sha256, bytes: cachedBytes, resumed: false, fromCache: true };
+  if ((await sizeOf(dest)) !== undefined) {
+    if (extractTo) {
+      // one local pass: hash and unpack together; a stale or corrupt cached archive is downloaded again
+      try {
+        const { sha256 } = await extractArchiveSafely(dest, extractTo.dir, { signal, expectedSha256: expected, limits: extractTo.limits });
+        return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
+      } catch (err) {
+        if (err instanceof InterruptedError) throw err;
+        await rm(dest, { force: true });
+      }
+    } else {
+      const sha256 = await sha256File(dest);
+      if (expected === undefined || sha256 === expected) {
+        return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
+      }
     }
   }
   await mkdir(dirname(dest), { recursive: true });
@@ -104,95 +117,124 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
     o.onProgress({ received, total, url });
   };
 
+  // Every byte received goes, in order, to the hash, to the .part file (kept for a resume by a later
+  // run) and, with extractTo, to the tree writer. A retry in this process continues all three from
+  // where they stopped; a fresh start (server ignores Range, 416) restarts all three.
+  let hash = createHash('sha256');
+  let fed = 0;
+  let writer: TreeWriter | undefined;
+  const restart = async () => {
+    await writer?.abort();
+    writer = extractTo ? await TreeWriter.open(extractTo.dir, url, extractTo.limits) : undefined;
+    hash = createHash('sha256');
+    fed = 0;
+  };
+  const replayPart = async () => {
+    if (!(await sizeOf(part))) return;
+    try {
+      for await (const chunk of createReadStream(part, { highWaterMark: 1 << 20, signal })) {
+        hash.update(chunk as Buffer);
+        fed += (chunk as Buffer).length;
+        await writer?.write(chunk as Buffer);
+      }
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      // a .part that does not unpack is not worth resuming
+      await rm(part, { force: true });
+      await restart();
+    }
+  };
+
   const attempt = async () => {
-    let offset = (await sizeOf(part)) ?? 0;
     for (;;) {
-      const res = await request(url, {
-        dispatcher,
-        signal,
-        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-        headersTimeout: idle,
-        bodyTimeout: idle,
-      });
+      const res = await httpGet(url, { dispatcher, signal, headers: fed > 0 ? { range: `bytes=${fed}-` } : {}, idleTimeoutMs: idle });
       const status = res.statusCode;
-      if (status === 416 && offset > 0) {
+      if (status === 416 && fed > 0) {
         // Our .part is not a prefix the server recognises (e.g. already complete or from another file).
-        await discard(res.body);
+        await res.discard();
         await rm(part, { force: true });
-        offset = 0;
+        await restart();
         continue;
       }
       if (status >= 500) {
-        await discard(res.body);
+        await res.discard();
         throw new TransientError(`HTTP ${status}`);
       }
       if (status !== 200 && status !== 206) {
-        await discard(res.body);
+        await res.discard();
         throw new DownloadError(`${url} answered HTTP ${status}`, {
           hint: status === 404 ? 'the release asset does not exist; check the version and platform' : NETWORK_HINT,
         });
       }
       const resumed = status === 206;
-      if (resumed && rangeStart(res.headers['content-range']) !== offset) {
-        await discard(res.body);
+      if (resumed && rangeStart(res.headers['content-range']) !== fed) {
+        await res.discard();
         await rm(part, { force: true });
-        throw new TransientError(`server answered range ${String(res.headers['content-range'])} to a request from byte ${offset}`);
+        await restart();
+        throw new TransientError(`server answered range ${String(res.headers['content-range'])} to a request from byte ${fed}`);
       }
-      if (!resumed) offset = 0;
+      if (!resumed && fed > 0) await restart();
 
-      const hash = createHash('sha256');
-      if (resumed) await hashInto(hash, part);
       const length = Number(res.headers['content-length']);
-      const total = Number.isFinite(length) ? offset + length : undefined;
-      let received = offset;
-      const meter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          hash.update(chunk);
-          received += chunk.length;
-          progress(received, total);
-          cb(null, chunk);
-        },
-      });
-      // A network error ends the body gracefully instead of tearing down the pipeline, so every byte
-      // received so far reaches the .part file and the retry can resume from it.
+      const total = Number.isFinite(length) ? fed + length : undefined;
+      // A network error ends the body gracefully instead of throwing, so every byte received so far
+      // is in the .part file and the retry can resume from it.
       let bodyError: unknown;
-      // a 1 MB buffer lets chunks that arrive during a write go out together (writev): far fewer write calls
-      const file = createWriteStream(part, { flags: resumed ? 'a' : 'w', highWaterMark: 1 << 20 });
-      await pipeline(untilError(res.body, (err) => (bodyError = err)), meter, file, { signal });
-      if (bodyError !== undefined) throw bodyError;
-      if (total !== undefined && received !== total) {
-        throw new TransientError(`connection closed after ${received} of ${total} bytes`);
+      const fd = openSync(part, fed > 0 ? 'a' : 'w');
+      try {
+        for await (const chunk of untilError(res.body, (err) => (bodyError = err))) {
+          for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+          hash.update(chunk);
+          fed += chunk.length;
+          progress(fed, total);
+          if (writer) await writer.write(chunk);
+        }
+      } finally {
+        closeSync(fd);
       }
-      progress(received, total, true);
-      return { sha256: hash.digest('hex'), bytes: received, resumed };
+      if (bodyError !== undefined) throw bodyError;
+      if (total !== undefined && fed !== total) {
+        throw new TransientError(`connection closed after ${fed} of ${total} bytes`);
+      }
+      progress(fed, total, true);
+      return { sha256: hash.digest('hex'), bytes: fed, resumed };
     }
   };
 
-  const got = await withRetries(url, o, idle, attempt);
-  if (expected !== undefined && got.sha256 !== expected) {
-    await rm(part, { force: true });
-    throw new DownloadError(`${url} served a file with sha256 ${got.sha256}, but ${expected} was expected`, {
-      hint: 'the download is corrupt or was tampered with; run again, and report it if it persists',
-    });
+  try {
+    await restart();
+    await replayPart();
+    const got = await withRetries(url, o, idle, attempt);
+    if (expected !== undefined && got.sha256 !== expected) {
+      throw new DownloadError(`${url} served a file with sha256 ${got.sha256}, but ${expected} was expected`, {
+        hint: 'the download is corrupt or was tampered with; run again, and report it if it persists',
+      });
+    }
+    const entries = writer ? (await writer.finish()).entries : undefined;
+    await rename(part, dest);
+    if (writer && extractTo) await writer.commit(extractTo.dir);
+    return { path: dest, ...got, fromCache: false, ...(entries === undefined ? {} : { entries }) };
+  } catch (err) {
+    await writer?.abort();
+    // a refused or unverified archive leaves nothing; an interrupted or failed transfer keeps its .part for a resume
+    if (err instanceof DownloadError && !(err.cause !== undefined && isTransient(err.cause))) await rm(part, { force: true });
+    throw err;
   }
-  await rename(part, dest);
-  return { path: dest, ...got, fromCache: false };
 }
 
 export async function fetchText(url: string, o: FetchTextOptions = {}): Promise<string> {
-  const dispatcher = withRedirects(o.dispatcher);
   const idle = o.idleTimeoutMs ?? 30_000;
   return withRetries(url, o, idle, async () => {
-    const res = await request(url, { dispatcher, signal: o.signal, headersTimeout: idle, bodyTimeout: idle });
+    const res = await httpGet(url, { dispatcher: o.dispatcher, signal: o.signal, idleTimeoutMs: idle });
     if (res.statusCode >= 500) {
-      await discard(res.body);
+      await res.discard();
       throw new TransientError(`HTTP ${res.statusCode}`);
     }
     if (res.statusCode !== 200) {
-      await discard(res.body);
+      await res.discard();
       throw new DownloadError(`${url} answered HTTP ${res.statusCode}`, { hint: NETWORK_HINT });
     }
-    return res.body.text();
+    return res.text();
   });
 }
 
@@ -269,7 +311,7 @@ function isTransient(err: unknown): boolean {
 
 function describe(err: unknown, idleTimeoutMs: number): string {
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') return `stalled: no data for ${idleTimeoutMs} ms`;
+  if (err instanceof IdleTimeoutError) return `stalled: no data for ${idleTimeoutMs} ms`;
   const message = err instanceof Error ? err.message : String(err);
   return typeof code === 'string' ? `${code}: ${message}` : message;
 }
@@ -295,9 +337,6 @@ async function hashInto(hash: Hash, path: string): Promise<void> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }
 
-async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
-  await body.dump().catch(() => {});
-}
 
 function rangeStart(contentRange: string | string[] | undefined): number | undefined {
   const m = typeof contentRange === 'string' ? /^bytes (\d+)-/.exec(contentRange) : null;

@@ -85,7 +85,10 @@ export async function imageId(ref: string, opts: DockerCallOptions = {}): Promis
 }
 
 export interface BuildOptions {
-  contextDir: string;
+  /** The context directory; ignored when contextTar is given. */
+  contextDir?: string;
+  /** The context as a tar, sent on stdin (`docker build -`): nothing is copied to disk first. */
+  contextTar?: Uint8Array;
   /** One or more names for the result (`-t` each). */
   tags: string[];
   buildArgs?: Record<string, string>;
@@ -104,9 +107,10 @@ export async function build(b: BuildOptions, opts: DockerCallOptions = {}): Prom
   for (const t of b.tags) args.push('-t', t);
   for (const [k, v] of Object.entries(b.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(b.labels ?? {})) args.push('--label', `${k}=${v}`);
-  args.push(b.contextDir);
+  if (b.contextTar === undefined && b.contextDir === undefined) throw new Error('docker build needs a context');
+  args.push(b.contextTar ? '-' : b.contextDir!);
   dockerCounters.build++;
-  await run(DOCKER, args, opts);
+  await run(DOCKER, args, opts, b.contextTar ? { input: b.contextTar } : {});
 }
 
 export async function tag(source: string, target: string, opts: DockerCallOptions = {}): Promise<void> {

@@ -13,7 +13,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** The error to throw when timeoutMs killed the process (e.g. a ReadinessTimeoutError, exit 4). */
   onTimeout?: (info: { name: string; timeoutMs: number; tail: string[] }) => Error;
-  input?: string;
+  /** Written to the child's stdin (a string, or bytes such as a build context tar). */
+  input?: string | Uint8Array;
   /** How many of the last output lines an error carries. */
   tailLines?: number;
   /** Exit codes that are not failures. */

@@ -350,3 +350,69 @@ export async function prepareContext(service: ServiceName, baseImage: string, op
     throw err;
   }
 }
+
+export interface ContextArchive {
+  plan: ContextPlan;
+  /** The context as an uncompressed tar, for `docker build -`. */
+  tar: Buffer;
+}
+
+/** Fixed, so the same sources always make the same archive. */
+const ARCHIVE_MTIME = new Date('2000-01-01T00:00:00Z');
+
+/**
+ * The planned context as a tar in memory, for `docker build -`: the sources are read where they are
+ * (node_modules too) instead of being copied into a temp dir first, and checked against the plan's hash.
+ * `labels` go into one LABEL line appended to the Dockerfile: the legacy builder turns every `--label`
+ * into an instruction of its own (one more commit each); one line is one.
+ */
+export async function contextArchive(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; labels?: (plan: ContextPlan) => Record<string, string>; plan?: ContextPlan; platform?: string } = {}): Promise<ContextArchive> {
+  const { Header, Pax } = await import('tar');
+  // a plan made moments ago is reused: the bytes read below are checked against its hash all the same
+  const plan = opts.plan ?? (await planContext(service, baseImage, opts.dirs, opts.platform));
+  const datas: Buffer[] = new Array(plan.entries.length);
+  let next = 0;
+  const reader = async () => {
+    while (next < plan.entries.length) {
+      const i = next++;
+      datas[i] = await fsp.readFile(plan.entries[i].src);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, reader));
+
+  const verify = createHash('sha256');
+  verify.update(`${LAYOUT_VERSION}\0`);
+  const blocks: Buffer[] = [];
+  const header = (p: string, type: 'File' | 'Directory', mode: number, size: number) => {
+    const block = Buffer.alloc(512);
+    const h = new Header({ path: p, type, mode, size, mtime: ARCHIVE_MTIME, uid: 0, gid: 0 });
+    if (h.encode(block, 0)) blocks.push(new Pax({ path: p, mtime: ARCHIVE_MTIME }).encode());
+    blocks.push(block);
+  };
+  const labels = Object.entries(opts.labels?.(plan) ?? {});
+  const dirs = new Set<string>();
+  for (const [i, e] of plan.entries.entries()) {
+    const parts = e.rel.split('/');
+    for (let d = 1; d < parts.length; d++) {
+      const dir = `${parts.slice(0, d).join('/')}/`;
+      if (!dirs.has(dir)) {
+        dirs.add(dir);
+        header(dir, 'Directory', 0o755, 0);
+      }
+    }
+    let data = datas[i];
+    verify.update(entryLine({ ...e, size: data.length }, fileDigest(data)));
+    if (e.rel === 'Dockerfile' && labels.length) {
+      const line = `LABEL ${labels.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`;
+      data = Buffer.concat([data, Buffer.from(`${data.length && data[data.length - 1] !== 0x0a ? '\n' : ''}${line}\n`)]);
+    }
+    header(e.rel, 'File', e.executable ? 0o755 : 0o644, data.length);
+    blocks.push(data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  verify.update(hashTail(baseImage, plan.platform));
+  if (verify.digest('hex') !== plan.hash) {
+    throw new PreflightError(`the sources of ${service} changed while its build context was being prepared`, { hint: 'run the command again' });
+  }
+  return { plan, tar: Buffer.concat(blocks) };
+}

@@ -1,9 +1,9 @@
 import http from 'node:http';
 import https from 'node:https';
-import { ExternalCommandError, PreflightError, UsageError } from '../core/errors.js';
+import { ExternalCommandError, InterruptedError, PreflightError, UsageError } from '../core/errors.js';
 import type { CheckResult, Context, Step } from '../core/step.js';
 import * as docker from '../exec/docker.js';
-import { planContext, prepareContext } from '../images/context.js';
+import { contextArchive, planContext, type ContextPlan } from '../images/context.js';
 import { kindBinaryFor } from '../kind/state.js';
 import { parseRegistry, SERVICES, type ServiceName, type UpSettings } from './settings.js';
 
@@ -294,21 +294,30 @@ export const images: Step<UpSettings> = {
     }
     const platform = await imagePlatform(ctx);
     ctx.log.info(`images go to ${describeTarget(target)}, built on base image ${s.baseImage}${platform ? ` for ${platform} (the nodes' platform)` : ''}`);
-    let built = 0;
-    let unchanged = 0;
-    let pushedOnly = 0;
-    const recorded: string[] = [];
-    for (const service of SERVICES) {
-      const callOpts: docker.DockerCallOptions = { signal: ctx.signal, onLine: (line) => ctx.log.debug(`${service}: ${line}`) };
+    // The three services are built at the same time (the daemon overlaps one build's COPY with another's
+    // commit). Publishing goes one image at a time: three pushes at once would each upload the shared base
+    // layers (the daemon dedups uploads per repository only), while one after the other the later pushes
+    // mount them from the first; kind and minikube loads stay sequential too. The first failure stops the others.
+    const siblings = new AbortController();
+    const stopSiblings = () => siblings.abort();
+    ctx.signal.addEventListener('abort', stopSiblings, { once: true });
+    const signal = siblings.signal;
+    let publishQueue: Promise<unknown> = Promise.resolve();
+    const onePublishAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+      const turn = publishQueue.then(fn);
+      publishQueue = turn.catch(() => undefined);
+      return turn;
+    };
+
+    const publishOne = async (service: ServiceName): Promise<{ ref: string; how: 'built' | 'present' | 'retagged' | 'unchanged' }> => {
+      const callOpts: docker.DockerCallOptions = { signal, onLine: (line) => ctx.log.debug(`${service}: ${line}`) };
       const plan = await planFor(ctx, service);
       const ref = refFor(target, service, plan.tag);
       const local = `${LOCAL_REPO}/${service}:${plan.tag}`;
 
-      if (target.kind === 'registry' && (await registryHas(ref, { signal: ctx.signal })) === 'present') {
-        unchanged++;
-        recorded.push(ref);
+      if (target.kind === 'registry' && (await registryHas(ref, { signal })) === 'present') {
         ctx.log.info(`${service}: ${ref} unchanged (already in the registry)`);
-        continue;
+        return { ref, how: 'unchanged' };
       }
 
       let how: 'built' | 'present' | 'retagged';
@@ -318,65 +327,77 @@ export const images: Step<UpSettings> = {
         await docker.tag(local, ref, callOpts);
         how = 'retagged';
       } else {
-        await buildOne(ctx, service, ref, local, callOpts);
+        await buildOne(ctx, service, ref, local, plan, callOpts);
         how = 'built';
-        built++;
       }
 
       if (target.kind === 'registry') {
         ctx.log.debug(`docker push ${ref}`);
-        await wrap(`pushing ${ref} failed`, 'check `docker login` for that registry and that it accepts pushes; --verbose shows docker\'s output', () =>
-          docker.push(ref, callOpts),
+        await onePublishAtATime(() =>
+          wrap(`pushing ${ref} failed`, 'check `docker login` for that registry and that it accepts pushes; --verbose shows docker\'s output', () => docker.push(ref, callOpts)),
         );
-        if (how !== 'built') pushedOnly++;
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and pushed' : 'pushed (already built)'}`);
       } else if (target.kind === 'kind') {
-        ctx.log.info(`${service}: loading ${ref} into kind cluster "${target.cluster}" (kind load docker-image ${ref} --name ${target.cluster})`);
-        await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
-          docker.kindLoad(ref, target.cluster, { ...callOpts, kind: kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local) }),
-        );
-        if (how !== 'built') unchanged++;
+        await onePublishAtATime(async () => {
+          ctx.log.info(`${service}: loading ${ref} into kind cluster "${target.cluster}" (kind load docker-image ${ref} --name ${target.cluster})`);
+          await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
+            docker.kindLoad(ref, target.cluster, { ...callOpts, kind: kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local) }),
+          );
+        });
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);
       } else {
-        if (how === 'built' || !(await docker.minikubeHasImage(ref, { signal: ctx.signal, profile: target.profile }))) {
-          ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref} -p ${target.profile})`);
-          await wrap(`minikube image load ${ref} failed`, `check that minikube is running (minikube status -p ${target.profile})`, () => docker.minikubeLoad(ref, { ...callOpts, profile: target.profile }));
-        }
-        if (how !== 'built') unchanged++;
+        await onePublishAtATime(async () => {
+          if (how === 'built' || !(await docker.minikubeHasImage(ref, { signal, profile: target.profile }))) {
+            ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref} -p ${target.profile})`);
+            await wrap(`minikube image load ${ref} failed`, `check that minikube is running (minikube status -p ${target.profile})`, () => docker.minikubeLoad(ref, { ...callOpts, profile: target.profile }));
+          }
+        });
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged'}`);
       }
-      recorded.push(ref);
+      return { ref, how };
+    };
+
+    let results: Array<PromiseSettledResult<Awaited<ReturnType<typeof publishOne>>>>;
+    try {
+      results = await Promise.allSettled(
+        SERVICES.map((service) =>
+          publishOne(service).catch((err) => {
+            siblings.abort();
+            throw err;
+          }),
+        ),
+      );
+    } finally {
+      ctx.signal.removeEventListener('abort', stopSiblings);
     }
-    await (await ctx.inventory()).recordImages(recorded);
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+    if (failures.length) {
+      // the first real failure, not the interruptions it caused in the other builds
+      throw ctx.signal.aborted ? failures[0] : (failures.find((e) => !(e instanceof InterruptedError)) ?? failures[0]);
+    }
+    const done = results.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof publishOne>>>).value);
+    await (await ctx.inventory()).recordImages(done.map((d) => d.ref));
+    const built = done.filter((d) => d.how === 'built').length;
+    const pushedOnly = target.kind === 'registry' ? done.filter((d) => d.how === 'present' || d.how === 'retagged').length : 0;
+    const unchanged = done.length - built - pushedOnly;
     return `${built} built, ${unchanged} unchanged${pushedOnly ? `, ${pushedOnly} pushed without rebuilding` : ''}`;
   },
 };
 
-async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, callOpts: docker.DockerCallOptions): Promise<void> {
+async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, planned: ContextPlan, callOpts: docker.DockerCallOptions): Promise<void> {
   const started = Date.now();
-  const prepared = await prepareContext(service, ctx.settings.baseImage, { platform: await imagePlatform(ctx) });
-  try {
-    ctx.log.debug(`${service}: build context ${prepared.dir}: ${prepared.plan.entries.length} files, ${(prepared.plan.bytes / 1e6).toFixed(1)} MB; ${prepared.plan.packages.length ? `packages ${prepared.plan.packages.join(' ')}` : 'no npm packages'}`);
-    const tags = ref === local ? [ref] : [local, ref];
-    await wrap(
-      `building the ${service} image ${ref} failed`,
-      `is the base image ${ctx.settings.baseImage} available (docker image inspect ${ctx.settings.baseImage}) or pullable? pass another with --base-image`,
-      () =>
-        docker.build(
-          {
-            contextDir: prepared.dir,
-            tags,
-            buildArgs: { BASE_IMAGE: ctx.settings.baseImage },
-            platform: prepared.plan.platform,
-            labels: { 'io.meshdemo.service': service, 'io.meshdemo.content-hash': prepared.plan.hash },
-          },
-          callOpts,
-        ),
-    );
-    ctx.log.debug(`${service}: built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  } finally {
-    await prepared.cleanup();
-  }
+  const { plan, tar } = await contextArchive(service, ctx.settings.baseImage, {
+    plan: planned,
+    labels: (p) => ({ 'io.meshdemo.service': service, 'io.meshdemo.content-hash': p.hash }),
+  });
+  ctx.log.debug(`${service}: build context: ${plan.entries.length} files, ${(plan.bytes / 1e6).toFixed(1)} MB; ${plan.packages.length ? `packages ${plan.packages.join(' ')}` : 'no npm packages'}`);
+  const tags = ref === local ? [ref] : [local, ref];
+  await wrap(
+    `building the ${service} image ${ref} failed`,
+    `is the base image ${ctx.settings.baseImage} available (docker image inspect ${ctx.settings.baseImage}) or pullable? pass another with --base-image`,
+    () => docker.build({ contextTar: tar, tags, buildArgs: { BASE_IMAGE: ctx.settings.baseImage }, platform: plan.platform }, callOpts),
+  );
+  ctx.log.debug(`${service}: built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 /** Keeps docker's last lines (ExternalCommandError from runCommand) under a message that names the service. */

@@ -19,42 +19,35 @@ export const istioDownload: Step<Settings> = {
   },
   async run(ctx) {
     const { istioVersion: version } = ctx.settings;
-    const { downloadVerified, fetchText, parseSha256File, sha256File } = await import('../download/download.js');
+    const { downloadVerified, fetchText, parseSha256File } = await import('../download/download.js');
     const { extractArchiveSafely } = await import('../download/extract.js');
-    let archive: string;
+    const tree = extractDir(ctx.options.cacheDir, version);
     let how: string;
     if (ctx.settings.istioArchive) {
-      archive = path.resolve(ctx.settings.istioArchive);
+      const archive = path.resolve(ctx.settings.istioArchive);
       const companion = `${archive}.sha256`;
       const expected = ctx.settings.istioSha256 ?? (fs.existsSync(companion) ? parseSha256File(fs.readFileSync(companion, 'utf8')) : undefined);
-      if (expected) {
-        const actual = await sha256File(archive);
-        if (actual !== expected) {
-          throw new DownloadError(`${archive} has sha256 ${actual}, expected ${expected}`, { hint: 'the archive is corrupt or not the release you meant; download it again' });
-        }
-        how = `verified local archive ${archive}`;
-      } else {
-        ctx.log.warn(`no checksum for ${archive}: pass --istio-sha256 or put ${path.basename(companion)} beside it to verify it`);
-        how = `unverified local archive ${archive}`;
-      }
+      if (!expected) ctx.log.warn(`no checksum for ${archive}: pass --istio-sha256 or put ${path.basename(companion)} beside it to verify it`);
+      // one pass: hashed and unpacked together; the tree is kept only if the hash matches
+      await extractArchiveSafely(archive, tree, { signal: ctx.signal, expectedSha256: expected });
+      how = `${expected ? 'verified' : 'unverified'} local archive ${archive}`;
     } else {
       const asset = assetName(version);
       if (asset.note) ctx.log.note(asset.note);
       const url = `${ctx.settings.istioMirror}/${version}/${asset.name}`;
       const expected = ctx.settings.istioSha256 ?? parseSha256File(await fetchText(`${url}.sha256`, { signal: ctx.signal }), asset.name);
-      archive = path.join(versionCacheDir(ctx.options.cacheDir, version), asset.name);
-      fs.mkdirSync(path.dirname(archive), { recursive: true });
+      const archive = path.join(versionCacheDir(ctx.options.cacheDir, version), asset.name);
       const result = await downloadVerified({
         url,
         dest: archive,
         expectedSha256: expected,
+        extractTo: { dir: tree },
         signal: ctx.signal,
         onProgress: (p) => ctx.log.progress(p.received, p.total),
         onRetry: (r) => ctx.log.warn(`download attempt ${r.attempt} failed (${r.reason}); retrying in ${Math.round(r.delayMs)}ms`),
       });
       how = result.fromCache ? `cached ${asset.name}` : `${asset.name} (${(result.bytes / 1048576).toFixed(1)} MB${result.resumed ? ', resumed' : ''}) from ${url}`;
     }
-    await extractArchiveSafely(archive, extractDir(ctx.options.cacheDir, version), { signal: ctx.signal });
     const binary = istioctlPath(ctx.options.cacheDir, version);
     if (!isExecutable(binary)) {
       throw new DownloadError(`the archive has no executable istio-${version}/bin/istioctl`, { hint: 'it is not an Istio release archive; check --istio-archive or --istio-mirror' });

@@ -237,3 +237,18 @@ function parseLocalClusterOptions(o: Record<string, any>): Pick<UpSettings, 'clu
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** What `meshdemo download` needs: the Istio release options of up, nothing about a cluster. */
+export type ReleaseSettings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;
+
+export function parseReleaseSettings(o: Record<string, any>): ReleaseSettings {
+  if (o.istioArchive && !fs.existsSync(o.istioArchive)) {
+    throw new UsageError(`--istio-archive ${o.istioArchive} does not exist`, { hint: 'pass the path of a downloaded istio-<version>-<platform>.tar.gz' });
+  }
+  return {
+    istioVersion: parseIstioVersion(o.istioVersion ?? DEFAULT_ISTIO_VERSION),
+    istioMirror: parseMirror(o.istioMirror ?? DEFAULT_ISTIO_MIRROR),
+    istioSha256: o.istioSha256 ? parseSha256(o.istioSha256) : undefined,
+    istioArchive: o.istioArchive,
+  };
+}

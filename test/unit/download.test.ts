@@ -1,31 +1,45 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { Agent } from 'undici';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { DownloadError, InterruptedError } from '../../src/core/errors.js';
 import { downloadVerified, fetchText, parseSha256File, sha256File, type DownloadOptions } from '../../src/download/download.js';
+import { proxyFor } from '../../src/download/http-get.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { rawTarGz } from '../support/raw-tar.js';
 
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
+const TGZ = 'tree.tar.gz';
+const EVIL = 'evil.tar.gz';
+// 200 files of 4 kB random bytes: a gzip that cannot shrink, so a drop at 100 kB is mid-archive
+const tgz = rawTarGz(Array.from({ length: 200 }, (_, i) => ({ path: `pkg/f${i}`, body: randomBytes(4096) })));
+const tgzDigest = createHash('sha256').update(tgz).digest('hex');
+const evil = rawTarGz([{ path: 'pkg/ok', body: randomBytes(200_000) }, { path: '../evil', body: 'x' }]);
 const data = randomBytes(300 * 1024);
 const digest = createHash('sha256').update(data).digest('hex');
 
 describe('downloadVerified', () => {
   let server: ReleaseServer;
   let dir: string;
-  // An explicit agent, so a proxy configured in the environment cannot capture loopback traffic.
-  const dispatcher = new Agent();
+  // No proxy from the environment may capture loopback traffic: the proxy tests set their own.
+  const PROXY_VARS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy'];
+  const savedEnv = Object.fromEntries(PROXY_VARS.map((k) => [k, process.env[k]]));
+  const clearProxyEnv = () => {
+    for (const k of PROXY_VARS) delete process.env[k];
+  };
 
   before(async () => {
-    server = await startReleaseServer({ [ASSET]: data, 'small.txt': Buffer.from('hello\n') });
+    clearProxyEnv();
+    server = await startReleaseServer({ [ASSET]: data, 'small.txt': Buffer.from('hello\n'), [TGZ]: tgz, [EVIL]: evil });
   });
   after(async () => {
     await server.close();
-    await dispatcher.close();
+    for (const [k, v] of Object.entries(savedEnv)) if (v !== undefined) process.env[k] = v;
   });
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'meshdemo-dl-'));
@@ -40,7 +54,6 @@ describe('downloadVerified', () => {
     url: `${server.url}/${ASSET}`,
     dest: join(dir, 'istio.tar.gz'),
     expectedSha256: digest,
-    dispatcher,
     retryBaseDelayMs: 10,
     ...o,
   });
@@ -143,7 +156,7 @@ describe('downloadVerified', () => {
   it('rejects a wrong checksum and leaves nothing behind', async () => {
     server.setMode({ wrongChecksum: true });
     const url = `${server.url}/${ASSET}`;
-    const expected = parseSha256File(await fetchText(`${url}.sha256`, { dispatcher }), ASSET);
+    const expected = parseSha256File(await fetchText(`${url}.sha256`), ASSET);
     const err = await downloadVerified(opts({ expectedSha256: expected })).then(
       () => assert.fail('should fail'),
       (e: unknown) => e,
@@ -209,9 +222,128 @@ describe('downloadVerified', () => {
     assert.match(err.message, /after 2 attempts: .*ECONNREFUSED/);
   });
 
+  describe('with extractTo: one pass from the socket to the tree', () => {
+    const tree = () => join(dir, 'tree');
+    const xopts = (o: Partial<DownloadOptions> = {}) => opts({ url: `${server.url}/${TGZ}`, expectedSha256: tgzDigest, extractTo: { dir: tree() }, ...o });
+    const checkTree = async () => {
+      for (const i of [0, 99, 199]) assert.equal((await readFile(join(tree(), 'pkg', `f${i}`))).length, 4096);
+      assert.deepEqual((await readdir(dir)).sort(), ['istio.tar.gz', 'tree']);
+    };
+
+    it('unpacks while downloading, and keeps the archive', async () => {
+      const res = await downloadVerified(xopts());
+      assert.equal(res.entries, 200);
+      assert.equal(res.sha256, tgzDigest);
+      assert.deepEqual(await readFile(join(dir, 'istio.tar.gz')), tgz);
+      await checkTree();
+    });
+
+    it('continues the same pass after the connection drops (Range)', async () => {
+      server.setMode({ dropAfterBytes: 100 * 1024, dropOnce: true });
+      const res = await downloadVerified(xopts());
+      assert.equal(res.resumed, true);
+      assert.deepEqual(server.requests.map((r) => r.range), [undefined, `bytes=${100 * 1024}-`]);
+      await checkTree();
+    });
+
+    it('restarts the pass when the server ignores Range', async () => {
+      server.setMode({ dropAfterBytes: 100 * 1024, dropOnce: true, ignoreRange: true });
+      const res = await downloadVerified(xopts());
+      assert.equal(res.resumed, false);
+      await checkTree();
+    });
+
+    it('a later run resumes an interrupted one: the kept .part is replayed from disk, the rest fetched', async () => {
+      server.setMode({ stallAfterBytes: 100 * 1024 });
+      const ac = new AbortController();
+      const pending = downloadVerified(xopts({ signal: ac.signal, onProgress: () => setTimeout(() => ac.abort(), 100) }));
+      await assert.rejects(pending, InterruptedError);
+      assert.deepEqual(await readdir(dir), ['istio.tar.gz.part'], 'no tree, no temporary tree');
+      server.setMode({ stallAfterBytes: undefined });
+      server.requests.length = 0;
+      const res = await downloadVerified(xopts());
+      assert.equal(res.resumed, true);
+      assert.deepEqual(server.requests.map((r) => r.range), [`bytes=${100 * 1024}-`]);
+      await checkTree();
+    });
+
+    it('a wrong checksum leaves nothing: no tree, no archive, no .part', async () => {
+      await assert.rejects(downloadVerified(xopts({ expectedSha256: 'e'.repeat(64) })), (e: unknown) => e instanceof DownloadError && e.exitCode === 5);
+      assert.deepEqual(await readdir(dir), []);
+    });
+
+    it('a malicious archive is refused mid-stream and leaves nothing', async () => {
+      const err = await downloadVerified(xopts({ url: `${server.url}/${EVIL}`, expectedSha256: undefined })).then(() => assert.fail('should refuse'), (e: unknown) => e);
+      assert.ok(err instanceof DownloadError && err.exitCode === 5, String(err));
+      assert.match(err.message, /"\.\.\/evil" contains a '\.\.'/);
+      assert.deepEqual(await readdir(dir), []);
+    });
+
+    it('a cached archive is unpacked without a request', async () => {
+      await writeFile(join(dir, 'istio.tar.gz'), tgz);
+      const res = await downloadVerified(xopts());
+      assert.equal(res.fromCache, true);
+      assert.equal(server.requests.length, 0);
+      await checkTree();
+    });
+  });
+
+  it('goes through HTTP_PROXY (undici\'s EnvHttpProxyAgent, a CONNECT tunnel) unless NO_PROXY names the host', async () => {
+    // a tunnelling proxy on loopback that records what it connects to
+    const tunnels: string[] = [];
+    const proxy = createServer((_req, res) => res.writeHead(405).end());
+    proxy.on('connect', (req, socket, head) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host, () => {
+        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+      });
+      upstream.on('error', () => socket.destroy());
+      socket.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const serverHost = new URL(server.url).host;
+    try {
+      process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      server.setMode({ redirect: true });
+      const res = await downloadVerified(opts({ url: `${server.url}/releases/download/${ASSET}` }));
+      assert.equal(res.sha256, digest);
+      assert.ok(tunnels.length >= 1 && tunnels.every((t) => t === serverHost), String(tunnels));
+      assert.deepEqual(server.requests.map((r) => r.path), [`/releases/download/${ASSET}`, `/files/${ASSET}`], 'the redirect is followed through the proxy');
+
+      const before = tunnels.length;
+      process.env.NO_PROXY = 'example.org,127.0.0.1';
+      await rm(res.path);
+      assert.equal((await downloadVerified(opts())).sha256, digest);
+      assert.equal(tunnels.length, before, 'NO_PROXY host: direct');
+    } finally {
+      clearProxyEnv();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+
   it('fetchText retries 5xx and returns the body', async () => {
     server.setMode({ status500Times: 1 });
-    assert.equal(await fetchText(`${server.url}/small.txt`, { dispatcher, retryBaseDelayMs: 5 }), 'hello\n');
+    assert.equal(await fetchText(`${server.url}/small.txt`, { retryBaseDelayMs: 5 }), 'hello\n');
+  });
+});
+
+describe('proxyFor', () => {
+  const u = (x: string) => new URL(x);
+  it('picks the variable by scheme and honours NO_PROXY like curl', () => {
+    assert.equal(proxyFor(u('https://github.com/x'), { HTTPS_PROXY: 'http://p:3128' }), 'http://p:3128');
+    assert.equal(proxyFor(u('https://github.com/x'), { https_proxy: 'http://lower:1', HTTPS_PROXY: 'http://upper:1' }), 'http://lower:1');
+    assert.equal(proxyFor(u('http://mirror.local/x'), { HTTPS_PROXY: 'http://p:3128' }), undefined);
+    assert.equal(proxyFor(u('http://mirror.local/x'), { HTTP_PROXY: 'http://p:3128' }), 'http://p:3128');
+    assert.equal(proxyFor(u('https://github.com/x'), { HTTPS_PROXY: 'http://p', NO_PROXY: 'localhost, .github.com' }), undefined);
+    assert.equal(proxyFor(u('https://objects.github.com/x'), { HTTPS_PROXY: 'http://p', NO_PROXY: 'github.com' }), undefined);
+    assert.equal(proxyFor(u('https://notgithub.com/x'), { HTTPS_PROXY: 'http://p', NO_PROXY: 'github.com' }), 'http://p');
+    assert.equal(proxyFor(u('https://github.com/x'), { HTTPS_PROXY: 'http://p', no_proxy: '*' }), undefined);
+    assert.equal(proxyFor(u('https://github.com:8443/x'), { HTTPS_PROXY: 'http://p', NO_PROXY: 'github.com:443' }), 'http://p');
   });
 });
 

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { create, list } from 'tar';
 import { DownloadError, InterruptedError, UsageError } from '../../src/core/errors.js';
 import { extractArchiveSafely } from '../../src/download/extract.js';
-import { rawTarGz, type RawEntry } from '../support/raw-tar.js';
+import { rawTar, rawTarGz, type RawEntry } from '../support/raw-tar.js';
 
 
 async function entriesOf(archive: string): Promise<Array<{ path: string; type: string; linkpath?: string }>> {
@@ -185,6 +185,70 @@ describe('extractArchiveSafely', () => {
     // Writes already in flight when the abort arrived must not resurrect the temp dir.
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(await readdir(parent), []);
+  });
+
+  it('refuses a symlink that would redirect an earlier link through it (streaming order)', async () => {
+    // esc is inside when written (x is a plain path then); making x a link to . afterwards would let it escape
+    await writeFile(archive, rawTarGz([
+      { path: 'esc', type: 'SymbolicLink', linkpath: 'x/x/x/../../..' },
+      { path: 'x', type: 'SymbolicLink', linkpath: '.' },
+    ]));
+    const err = await extractArchiveSafely(archive, target).then(() => assert.fail('should refuse'), (e: unknown) => e);
+    assert.ok(err instanceof DownloadError && err.exitCode === 5, String(err));
+    assert.match(err.message, /symbolic link "x" would redirect an earlier link/);
+    assert.deepEqual(await walk(sandbox), [archive]);
+  });
+
+  it('refuses a hard link to something not written before it', async () => {
+    await writeFile(archive, rawTarGz([{ path: 'h', type: 'Link', linkpath: 'later' }, { path: 'later', body: 'x' }]));
+    await assert.rejects(extractArchiveSafely(archive, target), /hard link "h" points to "later", which is not a file earlier/);
+  });
+
+  it('refuses a file that replaces a directory', async () => {
+    await writeFile(archive, rawTarGz([{ path: 'd/f', body: 'x' }, { path: 'd', body: 'y' }]));
+    await assert.rejects(extractArchiveSafely(archive, target), /entry "d" replaces an earlier entry of another type/);
+  });
+
+  it('reads pax and GNU long names', async () => {
+    const long = `istio-1.8.4/${'deep/'.repeat(30)}file.yaml`;
+    const pax = ` path=${long}\n`;
+    const digits = [1, 2, 3].find((d) => String(d + pax.length).length === d)!;
+    await writeFile(archive, rawTarGz([
+      { path: 'PaxHeader/x', type: 'ExtendedHeader', body: `${digits + pax.length}${pax}` },
+      { path: 'truncated-name', body: 'pax' },
+      { path: '././@LongLink', type: 'NextFileHasLongPath', body: `${long}.gnu\0` },
+      { path: 'truncated-too', body: 'gnu' },
+    ]));
+    await extractArchiveSafely(archive, target);
+    assert.equal(await readFile(join(target, long), 'utf8'), 'pax');
+    assert.equal(await readFile(join(target, `${long}.gnu`), 'utf8'), 'gnu');
+  });
+
+  it('refuses past the per-entry, total and entry-count caps before writing the entry that crosses them', async () => {
+    const entries: RawEntry[] = [{ path: 'a', body: Buffer.alloc(4000) }, { path: 'b', body: Buffer.alloc(4000) }];
+    await writeFile(archive, rawTarGz(entries));
+    await assert.rejects(extractArchiveSafely(archive, target, { limits: { maxEntryBytes: 3999 } }), /entry "a" unpacks to 4000 bytes, more than the limit of 3999 for one file/);
+    await assert.rejects(extractArchiveSafely(archive, target, { limits: { maxTotalBytes: 6000 } }), /unpacks to more than the limit of 6000 bytes \(at entry "b"\)/);
+    await assert.rejects(extractArchiveSafely(archive, target, { limits: { maxEntries: 1 } }), /more than 1 entries/);
+    assert.deepEqual(await walk(sandbox), [archive]);
+    await extractArchiveSafely(archive, target, { limits: { maxTotalBytes: 9024 } });
+    assert.deepEqual(await readdir(target), ['a', 'b']);
+  });
+
+  it('keeps the tree only when the sha256 matches', async () => {
+    await writeFile(archive, rawTarGz([{ path: 'f', body: 'x' }]));
+    await assert.rejects(extractArchiveSafely(archive, target, { expectedSha256: '0'.repeat(64) }), (e: unknown) => e instanceof DownloadError && /has sha256 [0-9a-f]{64}, expected 0{64}/.test(e.message));
+    assert.deepEqual(await walk(sandbox), [archive]);
+    const { sha256 } = await extractArchiveSafely(archive, target);
+    await extractArchiveSafely(archive, target, { expectedSha256: sha256.toUpperCase() });
+    assert.equal(await readFile(join(target, 'f'), 'utf8'), 'x');
+  });
+
+  it('reports a truncated archive', async () => {
+    const tar = rawTar([{ path: 'f', body: Buffer.alloc(5000) }]);
+    await writeFile(archive, gzipSync(tar.subarray(0, 2048)));
+    await assert.rejects(extractArchiveSafely(archive, target), /not a readable tar\.gz archive: the archive is truncated/);
+    assert.deepEqual(await walk(sandbox), [archive]);
   });
 
   it('refuses to start when already aborted', async () => {

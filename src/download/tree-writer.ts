@@ -1,0 +1,462 @@
+/**
+ * One streaming pass from .tar.gz bytes to a tree on disk: gunzip → tar headers → files, in a private
+ * temporary directory beside the target. Every entry is validated (path, type, links, size) from its
+ * header, before any byte of it is written; the unpacked size is capped; memory stays bounded (one
+ * gunzip window, one partial header, pax/long-name records of at most 1 MiB) whatever the archive.
+ * The tree appears at the target only through commit(), a rename, which callers do after verifying
+ * the archive's checksum; abort() deletes everything.
+ *
+ * The tar format handled is what release archives use: POSIX ustar (with its prefix field), pax
+ * extended headers (path, linkpath, size) and GNU long names (types L and K), sizes in octal or
+ * base-256.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, linkSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { chmod, mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { createGunzip, type Gunzip, type ZlibOptions } from 'node:zlib';
+import { DownloadError } from '../core/errors.js';
+
+export interface ExtractLimits {
+  /** Unpacked bytes of the whole tree, tar headers included. Default 1 GiB. */
+  maxTotalBytes?: number;
+  /** Unpacked bytes of one entry. Default 1 GiB. */
+  maxEntryBytes?: number;
+  /** Number of entries. Default 100 000. */
+  maxEntries?: number;
+}
+
+/** An Istio release unpacks to 100–200 MB in a few thousand entries; these leave room and stop a bomb early. */
+export const DEFAULT_LIMITS: Required<ExtractLimits> = {
+  maxTotalBytes: 1024 ** 3,
+  maxEntryBytes: 1024 ** 3,
+  maxEntries: 100_000,
+};
+
+const BLOCK = 512;
+/** pax and GNU long-name records are buffered whole; real ones are a few hundred bytes. */
+const MAX_META_BYTES = 1 << 20;
+/** gunzip output per chunk: node's default of 16 kB costs a callback per 16 kB. */
+const GUNZIP_CHUNK = 256 * 1024;
+const REFUSED_HINT = 'the archive is malformed or malicious; nothing was kept';
+
+const TYPES: Record<string, string> = {
+  '0': 'File', '\0': 'OldFile', '7': 'ContiguousFile', '1': 'Link', '2': 'SymbolicLink', '3': 'CharacterDevice',
+  '4': 'BlockDevice', '5': 'Directory', '6': 'FIFO', D: 'GNUDumpDir', x: 'ExtendedHeader', g: 'GlobalExtendedHeader',
+  L: 'NextFileHasLongPath', K: 'NextFileHasLongLinkpath', S: 'SparseFile', V: 'TapeVolumeHeader', M: 'MultiVolume',
+};
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+const DIR_TYPES = new Set(['Directory', 'GNUDumpDir']);
+const META_TYPES = new Set(['ExtendedHeader', 'GlobalExtendedHeader', 'NextFileHasLongPath', 'NextFileHasLongLinkpath']);
+
+interface Header {
+  path: string;
+  type: string;
+  size: number;
+  mode: number;
+  linkpath: string;
+}
+
+type Body =
+  | { kind: 'file'; fd: number }
+  | { kind: 'meta'; type: string; chunks: Buffer[] }
+  | { kind: 'skip' };
+
+/** Thrown inside the parser; becomes the DownloadError the caller sees. */
+class Refusal extends Error {}
+class Unreadable extends Error {}
+
+export class TreeWriter {
+  readonly tmpDir: string;
+  private readonly limits: Required<ExtractLimits>;
+  private readonly gunzip: Gunzip;
+  private failure: Error | undefined;
+  private finished = false;
+
+  // parser state
+  private header = Buffer.alloc(BLOCK);
+  private headerFill = 0;
+  private zeroBlocks = 0;
+  private ended = false;
+  private body: Body | undefined;
+  private bodyLeft = 0;
+  private padLeft = 0;
+  private pax: Record<string, string> = {};
+  private longPath: string | undefined;
+  private longLink: string | undefined;
+
+  // validation state
+  private entries = 0;
+  private total = 0;
+  /** Case-folded keys of the symbolic links written so far. */
+  private readonly symlinks = new Set<string>();
+  /** Case-folded keys of the intermediate paths earlier link targets walk through: none may become a symlink. */
+  private readonly traversed = new Set<string>();
+  /** Exact relative path → type, of what is written. */
+  private readonly written = new Map<string, 'dir' | 'file' | 'symlink'>();
+
+  private constructor(tmpDir: string, private readonly label: string, limits: ExtractLimits) {
+    this.tmpDir = tmpDir;
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
+    // a 1 MB input buffer lets the socket keep reading while the last chunk inflates (bounded all the same)
+    this.gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK, writableHighWaterMark: 1 << 20 } as ZlibOptions);
+    this.gunzip.on('data', (chunk: Buffer) => {
+      if (this.failure) return;
+      try {
+        this.parse(chunk);
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    });
+    this.gunzip.on('error', (err) => this.fail(new Unreadable(err.message)));
+  }
+
+  /** A private temporary directory beside targetDir (its parent is created if needed). */
+  static async open(targetDir: string, label: string, limits: ExtractLimits = {}): Promise<TreeWriter> {
+    const target = resolve(targetDir);
+    await mkdir(dirname(target), { recursive: true });
+    const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
+    await mkdir(tmp, { mode: 0o700 });
+    return new TreeWriter(tmp, label, limits);
+  }
+
+  /** Feeds compressed bytes; resolves when they may be followed by more (backpressure). */
+  async write(chunk: Buffer): Promise<void> {
+    this.throwIfFailed();
+    if (!this.gunzip.write(chunk)) {
+      await new Promise<void>((res) => {
+        const done = () => {
+          this.gunzip.off('drain', done);
+          this.gunzip.off('close', done);
+          res();
+        };
+        this.gunzip.on('drain', done);
+        this.gunzip.on('close', done);
+      });
+    }
+    this.throwIfFailed();
+  }
+
+  /** All bytes are in: waits for the last of them to be written, and checks the archive was complete. */
+  async finish(): Promise<{ entries: number; bytes: number }> {
+    this.throwIfFailed();
+    await new Promise<void>((res) => {
+      this.gunzip.once('end', res);
+      this.gunzip.once('close', res);
+      this.gunzip.end();
+    });
+    this.throwIfFailed();
+    this.closeBody();
+    if (!this.ended && (this.body !== undefined || this.headerFill !== 0 || this.bodyLeft !== 0 || this.padLeft !== 0)) {
+      this.fail(new Unreadable('the archive is truncated'));
+      this.throwIfFailed();
+    }
+    this.finished = true;
+    return { entries: this.entries, bytes: this.total };
+  }
+
+  /** Moves the finished tree to targetDir, replacing what was there. */
+  async commit(targetDir: string): Promise<void> {
+    if (!this.finished) throw new Error('commit before finish');
+    await chmod(this.tmpDir, 0o755);
+    await replaceDir(this.tmpDir, resolve(targetDir));
+  }
+
+  /** Stops and deletes the temporary tree. Safe to call at any time, more than once. */
+  async abort(): Promise<void> {
+    if (!this.failure) this.failure = new Error('aborted');
+    this.closeBody();
+    this.gunzip.destroy();
+    await rm(this.tmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.closeBody();
+    this.gunzip.destroy();
+  }
+
+  private throwIfFailed(): void {
+    const err = this.failure;
+    if (!err) return;
+    if (err instanceof Refusal) throw new DownloadError(`refusing to extract ${this.label}: ${err.message}`, { hint: REFUSED_HINT });
+    if (err instanceof Unreadable) throw new DownloadError(`${this.label} is not a readable tar.gz archive: ${err.message}`, { hint: REFUSED_HINT });
+    if (err.message === 'aborted') throw new DownloadError(`extraction of ${this.label} was stopped`);
+    throw new DownloadError(`could not extract ${this.label}: ${err.message}`, { cause: err });
+  }
+
+  private closeBody(): void {
+    if (this.body?.kind === 'file') closeSync(this.body.fd);
+    this.body = undefined;
+  }
+
+  private parse(buf: Buffer): void {
+    let off = 0;
+    while (off < buf.length && !this.ended) {
+      if (this.bodyLeft > 0) {
+        const n = Math.min(this.bodyLeft, buf.length - off);
+        this.consumeBody(buf.subarray(off, off + n));
+        off += n;
+        this.bodyLeft -= n;
+        if (this.bodyLeft === 0) this.endBody();
+        continue;
+      }
+      if (this.padLeft > 0) {
+        const n = Math.min(this.padLeft, buf.length - off);
+        off += n;
+        this.padLeft -= n;
+        continue;
+      }
+      const n = Math.min(BLOCK - this.headerFill, buf.length - off);
+      buf.copy(this.header, this.headerFill, off, off + n);
+      this.headerFill += n;
+      off += n;
+      if (this.headerFill === BLOCK) {
+        this.headerFill = 0;
+        this.onHeaderBlock(this.header);
+      }
+    }
+  }
+
+  private onHeaderBlock(block: Buffer): void {
+    if (block.every((b) => b === 0)) {
+      // two zero blocks end the archive; what follows (more padding) is ignored
+      if (++this.zeroBlocks === 2) this.ended = true;
+      return;
+    }
+    this.zeroBlocks = 0;
+    const h = this.decodeHeader(block);
+    this.bodyLeft = h.size;
+    this.padLeft = (BLOCK - (h.size % BLOCK)) % BLOCK;
+
+    if (META_TYPES.has(h.type)) {
+      if (h.size > MAX_META_BYTES) throw new Refusal(`a ${h.type} record of ${h.size} bytes is larger than ${MAX_META_BYTES}`);
+      this.body = { kind: 'meta', type: h.type, chunks: [] };
+      if (h.size === 0) this.endBody();
+      return;
+    }
+    this.body = this.startEntry(h);
+    if (h.size === 0) this.endBody();
+  }
+
+  private decodeHeader(block: Buffer): Header {
+    const stored = readOctal(block, 148, 8);
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i];
+    if (stored !== sum) throw new Unreadable('bad tar header checksum');
+    const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
+    const prefix = ustar ? cString(block, 345, 155) : '';
+    let path = cString(block, 0, 100);
+    if (prefix) path = `${prefix}/${path}`;
+    let linkpath = cString(block, 157, 100);
+    const flag = String.fromCharCode(block[156]);
+    let size = readNumber(block, 124, 12);
+    const mode = readOctal(block, 100, 8);
+    let type = TYPES[flag] ?? `entry of unknown type ${JSON.stringify(flag)}`;
+    if (type === 'OldFile' && path.endsWith('/')) type = 'Directory';
+
+    if (!META_TYPES.has(type)) {
+      // per-entry overrides from the records before this header
+      if (this.longPath !== undefined) path = this.longPath;
+      if (this.longLink !== undefined) linkpath = this.longLink;
+      if (this.pax.path !== undefined) path = this.pax.path;
+      if (this.pax.linkpath !== undefined) linkpath = this.pax.linkpath;
+      if (this.pax.size !== undefined) size = Number(this.pax.size);
+      this.pax = {};
+      this.longPath = undefined;
+      this.longLink = undefined;
+    }
+    if (!Number.isSafeInteger(size) || size < 0) throw new Unreadable(`entry ${JSON.stringify(path)} has an invalid size`);
+    return { path, type, size, mode, linkpath };
+  }
+
+  private consumeBody(data: Buffer): void {
+    const body = this.body;
+    if (body?.kind === 'file') {
+      for (let off = 0; off < data.length; ) off += writeSync(body.fd, data, off, data.length - off);
+    } else if (body?.kind === 'meta') {
+      body.chunks.push(Buffer.from(data));
+    }
+  }
+
+  private endBody(): void {
+    const body = this.body;
+    this.closeBody();
+    if (body?.kind !== 'meta') return;
+    const data = Buffer.concat(body.chunks);
+    if (body.type === 'NextFileHasLongPath') this.longPath = cString(data, 0, data.length);
+    else if (body.type === 'NextFileHasLongLinkpath') this.longLink = cString(data, 0, data.length);
+    else if (body.type === 'ExtendedHeader') this.pax = parsePax(data);
+    // global pax headers carry nothing this extractor uses
+  }
+
+  /** Validates an entry from its header, then creates it; returns where its data goes. */
+  private startEntry(h: Header): Body {
+    const name = JSON.stringify(h.path);
+    if (++this.entries > this.limits.maxEntries) throw new Refusal(`it has more than ${this.limits.maxEntries} entries`);
+    const isFile = FILE_TYPES.has(h.type);
+    const isDir = DIR_TYPES.has(h.type);
+    if (!isFile && !isDir && h.type !== 'SymbolicLink' && h.type !== 'Link') throw new Refusal(`entry ${name} is a ${h.type}`);
+    if (h.size > this.limits.maxEntryBytes) {
+      throw new Refusal(`entry ${name} unpacks to ${h.size} bytes, more than the limit of ${this.limits.maxEntryBytes} for one file`);
+    }
+    this.total += BLOCK + h.size;
+    if (this.total > this.limits.maxTotalBytes) {
+      throw new Refusal(`it unpacks to more than the limit of ${this.limits.maxTotalBytes} bytes (at entry ${name})`);
+    }
+    if (isAbsolute(h.path)) throw new Refusal(`entry ${name} has an absolute path`);
+    const segments = h.path.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
+    if (segments.includes('..')) throw new Refusal(`entry ${name} contains a '..' path segment`);
+    if (segments.length === 0) return { kind: 'skip' }; // the archive root itself ("./")
+    const dirs = segments.slice(0, -1);
+    for (let i = 1; i <= dirs.length; i++) {
+      if (this.symlinks.has(key(dirs.slice(0, i)))) throw new Refusal(`entry ${name} would be written through a symbolic link`);
+    }
+    const rel = segments.join('/');
+    const abs = join(this.tmpDir, ...segments);
+    const existing = this.written.get(rel);
+    const kind = isDir ? 'dir' : isFile || h.type === 'Link' ? 'file' : 'symlink';
+    if (existing !== undefined && (existing === 'dir') !== (kind === 'dir')) {
+      throw new Refusal(`entry ${name} replaces an earlier entry of another type`);
+    }
+    if (kind === 'symlink' && this.traversed.has(key(segments))) {
+      throw new Refusal(`symbolic link ${name} would redirect an earlier link through it`);
+    }
+    this.makeParents(dirs);
+
+    if (isDir) {
+      if (existing === undefined) mkdirSync(abs, { recursive: true });
+      this.written.set(rel, 'dir');
+      return { kind: 'skip' };
+    }
+    if (h.type === 'SymbolicLink' || h.type === 'Link') {
+      // a symlink target is relative to the link's directory, a hardlink target to the archive root
+      const base = h.type === 'SymbolicLink' ? dirs : [];
+      const walked = walkInside(base, h.linkpath, this.symlinks);
+      if (isAbsolute(h.linkpath) || walked === undefined) {
+        throw new Refusal(`${h.type === 'Link' ? 'hard' : 'symbolic'} link ${name} points outside the target directory (${JSON.stringify(h.linkpath)})`);
+      }
+      if (existing !== undefined) unlinkSync(abs);
+      if (h.type === 'SymbolicLink') {
+        for (const k of walked.intermediates) this.traversed.add(k);
+        symlinkSync(h.linkpath, abs);
+        this.symlinks.add(key(segments));
+        this.written.set(rel, 'symlink');
+      } else {
+        const target = walked.at.join('/');
+        if (this.written.get(target) !== 'file') throw new Refusal(`hard link ${name} points to ${JSON.stringify(h.linkpath)}, which is not a file earlier in the archive`);
+        linkSync(join(this.tmpDir, ...walked.at), abs);
+        this.written.set(rel, 'file');
+      }
+      return { kind: 'skip' };
+    }
+    if (existing !== undefined) unlinkSync(abs);
+    // O_EXCL: never follows a symlink, never appends to something already there
+    const fd = openSync(abs, 'wx', h.mode & 0o777);
+    this.written.set(rel, 'file');
+    return { kind: 'file', fd };
+  }
+
+  private makeParents(dirs: string[]): void {
+    if (dirs.length === 0) return;
+    const rel = dirs.join('/');
+    const existing = this.written.get(rel);
+    if (existing === 'dir') return;
+    if (existing !== undefined) throw new Refusal(`entry ${JSON.stringify(rel)} is used as a directory but is not one`);
+    mkdirSync(join(this.tmpDir, ...dirs), { recursive: true });
+    for (let i = 1; i <= dirs.length; i++) {
+      const p = dirs.slice(0, i).join('/');
+      const e = this.written.get(p);
+      if (e !== undefined && e !== 'dir') throw new Refusal(`entry ${JSON.stringify(p)} is used as a directory but is not one`);
+      this.written.set(p, 'dir');
+    }
+  }
+}
+
+/** Walks `link` from `base`: the resolved path and the paths it passes through, or undefined if it climbs out or through an archive symlink. */
+function walkInside(base: string[], link: string, symlinks: Set<string>): { at: string[]; intermediates: string[] } | undefined {
+  const at = [...base];
+  const intermediates: string[] = [];
+  const segments = link.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
+  for (const [i, s] of segments.entries()) {
+    if (s === '..') {
+      if (at.pop() === undefined) return undefined;
+      continue;
+    }
+    at.push(s);
+    if (i < segments.length - 1) {
+      const k = key(at);
+      if (symlinks.has(k)) return undefined;
+      intermediates.push(k);
+    }
+  }
+  return { at, intermediates };
+}
+
+// Case-folded so that a case-insensitive filesystem (macOS) cannot alias a symlink.
+function key(segments: string[]): string {
+  return segments.join('/').normalize('NFC').toLowerCase();
+}
+
+function isAbsolute(p: string): boolean {
+  return p.startsWith('/') || p.startsWith('\\') || /^[a-zA-Z]:/.test(p);
+}
+
+function cString(buf: Buffer, off: number, len: number): string {
+  const end = buf.indexOf(0, off);
+  return buf.toString('utf8', off, end === -1 || end > off + len ? off + len : end);
+}
+
+function readOctal(buf: Buffer, off: number, len: number): number {
+  const s = buf.toString('latin1', off, off + len).replace(/[\0 ]+$/, '').trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new Unreadable('bad number in a tar header');
+  return parseInt(s, 8);
+}
+
+/** Octal, or GNU base-256 (first byte 0x80) for sizes of 8 GiB and more. */
+function readNumber(buf: Buffer, off: number, len: number): number {
+  if (buf[off] === 0x80) {
+    let n = 0;
+    for (let i = off + 1; i < off + len; i++) n = n * 256 + buf[i];
+    return n;
+  }
+  if (buf[off] & 0x80) throw new Unreadable('negative number in a tar header');
+  return readOctal(buf, off, len);
+}
+
+/** pax records: "<length> <key>=<value>\n". */
+function parsePax(data: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let off = 0;
+  while (off < data.length) {
+    const space = data.indexOf(0x20, off);
+    if (space === -1) break;
+    const len = Number(data.toString('latin1', off, space));
+    if (!Number.isSafeInteger(len) || len <= space - off || off + len > data.length) throw new Unreadable('malformed pax header');
+    const record = data.toString('utf8', space + 1, off + len - 1);
+    const eq = record.indexOf('=');
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    off += len;
+  }
+  return out;
+}
+
+async function replaceDir(fresh: string, target: string): Promise<void> {
+  const old = `${target}.old-${randomBytes(6).toString('hex')}`;
+  let moved = false;
+  try {
+    await rename(target, old);
+    moved = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  try {
+    await rename(fresh, target);
+  } catch (err) {
+    if (moved) await rename(old, target).catch(() => {});
+    throw err;
+  }
+  if (moved) await rm(old, { recursive: true, force: true });
+}

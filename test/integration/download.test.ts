@@ -1,0 +1,187 @@
+// `meshdemo download`, run as a user runs it, against a REAL local HTTP server (test/support/release-server.ts)
+// serving a release-shaped archive. No cluster: the kubeconfig given does not exist. Also the two archives
+// of issue 13 that only a capped, streaming extraction survives: a 48 MB archive whose .sha256 matches,
+// with an 8 GiB file of zeros after 40 MB of random bytes, and a small archive inflating to 3 GiB.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
+import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { errorLines, runMeshdemo } from '../support/cli.js';
+import { rawTar } from '../support/raw-tar.js';
+
+const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+/** Every file (not directory) under dir, relative. */
+function filesUnder(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+let zerosMember: Buffer | undefined;
+/** gzip members concatenate: `count` copies of one compressed 64 MiB of zeros inflate to count × 64 MiB. */
+function zerosGz(bytes: number): Buffer[] {
+  const unit = 64 * MiB;
+  assert.equal(bytes % unit, 0);
+  const member = (zerosMember ??= gzipSync(Buffer.alloc(unit), { level: 9 }));
+  return Array.from({ length: bytes / unit }, () => member);
+}
+
+/** A tar header (plus a pax record when the size needs one) for a file of `size` bytes whose data follows. */
+function fileHeader(name: string, size: number): Buffer {
+  const tooBigForOctal = size > 0o77777777777;
+  // a pax record is "<length> size=<n>\n", its length counting its own digits
+  const body = ` size=${size}\n`;
+  const digits = [1, 2, 3].find((d) => String(d + body.length).length === d)!;
+  const record = `${digits + body.length}${body}`;
+  const withoutData = rawTar([
+    ...(tooBigForOctal ? [{ path: `PaxHeader/${name}`, type: 'ExtendedHeader' as const, body: record }] : []),
+    { path: name, size: tooBigForOctal ? 0 : size, mode: 0o644 },
+  ]);
+  return withoutData.subarray(0, withoutData.length - 1024); // no end-of-archive blocks: the data follows
+}
+
+/** Peak resident memory (VmHWM) of a running process, polled until it exits. */
+function watchPeakRss(pid: number): { peak: () => number; stop: () => void } {
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch {
+      /* exited */
+    }
+  }, 20);
+  return { peak: () => peak, stop: () => clearInterval(timer) };
+}
+
+describe('meshdemo download', () => {
+  let server: ReleaseServer;
+  let archive: ReleaseArchive;
+  let tmp: string;
+  const noCluster = () => ['--kubeconfig', path.join(tmp, 'no-such-kubeconfig')];
+  const download = (cache: string, args: string[] = [], mirror = server.url) =>
+    runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', mirror, ...args], { env: { KUBECONFIG: path.join(tmp, 'nope') } });
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-download-'));
+    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
+    server = await startReleaseServer({ [ASSET]: archive.path });
+  });
+  after(async () => {
+    await server?.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('downloads and verifies once, without a cluster; a second run downloads nothing', async () => {
+    const cache = path.join(tmp, 'cache-once');
+    server.requests.length = 0;
+    const first = await download(cache, ['--json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(server.requests.map((r) => r.path), [`/${ASSET}.sha256`, `/${ASSET}`]);
+    const result = first.events().find((e) => e.type === 'result');
+    const istioctl = path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl');
+    assert.deepEqual(result, { type: 'result', ok: true, istioVersion: '1.8.4', istioctl, downloaded: true });
+    assert.ok(fs.statSync(istioctl).mode & 0o100, 'istioctl is executable');
+    assert.ok(fs.existsSync(path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'samples', 'addons', 'kiali.yaml')));
+    // the cache holds the archive and the tree, and no temporary leftovers
+    assert.deepEqual(fs.readdirSync(path.join(cache, 'istio', '1.8.4')).sort(), ['istio-1.8.4-linux-amd64.tar.gz', 'tree']);
+
+    server.requests.length = 0;
+    const second = await download(cache);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(server.requests, [], 'second run sends no request');
+    assert.match(second.stdout, /istioctl 1\.8\.4: .*bin\/istioctl/);
+  });
+
+  it('refuses a wrong checksum: exit 5, one error line, nothing kept', async () => {
+    const cache = path.join(tmp, 'cache-bad');
+    server.setMode({ wrongChecksum: true });
+    try {
+      const r = await download(cache);
+      assert.equal(r.code, 5, r.stderr);
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /sha256 .* but 0{64} was expected/);
+      assert.deepEqual(filesUnder(cache), []);
+    } finally {
+      server.setMode({ wrongChecksum: false });
+    }
+  });
+
+  it('a local --istio-archive is verified against --istio-sha256 in the same pass', async () => {
+    const cache = path.join(tmp, 'cache-local');
+    const wrong = await download(cache, ['--istio-archive', archive.path, '--istio-sha256', 'f'.repeat(64)]);
+    assert.equal(wrong.code, 5, wrong.stderr);
+    assert.match(errorLines(wrong.stderr)[0], /has sha256 [0-9a-f]{64}, expected f{64}/);
+    assert.deepEqual(filesUnder(cache), []);
+    const ok = await download(cache, ['--istio-archive', archive.path, '--istio-sha256', archive.sha256]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(fs.existsSync(path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl')));
+  });
+
+  it('refuses an archive whose .sha256 matches but that holds an 8 GiB file after 40 MB: exit 5, nothing left in the cache', async (t) => {
+    const random = randomBytes(40 * MiB);
+    const parts = [
+      gzipSync(Buffer.concat([fileHeader('istio-1.8.4/bin/istioctl', random.length), random]), { level: 1 }),
+      gzipSync(fileHeader('istio-1.8.4/zeros.bin', 8 * GiB)),
+      ...zerosGz(8 * GiB),
+      gzipSync(Buffer.alloc(1024)),
+    ];
+    const bomb = Buffer.concat(parts);
+    t.diagnostic(`archive: ${(bomb.length / MiB).toFixed(1)} MiB, inflating to ${((40 * MiB + 8 * GiB) / GiB).toFixed(2)} GiB`);
+    const bombServer = await startReleaseServer({ [ASSET]: bomb });
+    try {
+      const cache = path.join(tmp, 'cache-8g');
+      let watch: ReturnType<typeof watchPeakRss> | undefined;
+      const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', bombServer.url], {
+        onSpawn: (child) => (watch = watchPeakRss(child.pid!)),
+      });
+      watch?.stop();
+      t.diagnostic(`peak RSS of meshdemo download: ${(watch!.peak() / MiB).toFixed(0)} MiB`);
+      assert.equal(r.code, 5, r.stderr);
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /refusing to extract .*"istio-1\.8\.4\/zeros\.bin" unpacks to 8589934592 bytes, more than the limit of 1073741824/);
+      assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
+    } finally {
+      await bombServer.close();
+    }
+  });
+
+  it('refuses a small archive inflating to 3 GiB at the 1 GiB cap, in bounded memory', async (t) => {
+    // 12 files of 256 MiB of zeros: each under the per-file cap, together 3 GiB
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 12; i++) parts.push(gzipSync(fileHeader(`istio-1.8.4/zeros-${i}.bin`, 256 * MiB)), ...zerosGz(256 * MiB));
+    parts.push(gzipSync(Buffer.alloc(1024)));
+    const bomb = Buffer.concat(parts);
+    t.diagnostic(`archive: ${(bomb.length / MiB).toFixed(1)} MiB, inflating to 3 GiB`);
+    const bombServer = await startReleaseServer({ [ASSET]: bomb });
+    try {
+      const cache = path.join(tmp, 'cache-3g');
+      let watch: ReturnType<typeof watchPeakRss> | undefined;
+      const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', bombServer.url], {
+        onSpawn: (child) => (watch = watchPeakRss(child.pid!)),
+      });
+      watch?.stop();
+      const peak = watch!.peak();
+      t.diagnostic(`peak RSS of meshdemo download: ${(peak / MiB).toFixed(0)} MiB`);
+      assert.equal(r.code, 5, r.stderr);
+      assert.match(errorLines(r.stderr)[0], /refusing to extract .*unpacks to more than the limit of 1073741824 bytes \(at entry "istio-1\.8\.4\/zeros-3\.bin"\)/);
+      assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
+      // a hard bound far above normal (~100 MiB), far below what buffering the inflated data would take
+      assert.ok(peak > 0 && peak < 512 * MiB, `peak RSS ${peak}`);
+    } finally {
+      await bombServer.close();
+    }
+  });
+});
