@@ -13,7 +13,7 @@ import { readState, stateForContext, type LocalClusterState } from './state.js';
  * answer is never a reason: that stays a preflight failure (exit 3) whose hint names --local.
  * In local mode the context is fixed to kind-<name> (what kind names it, pkg/cluster/internal/kubeconfig).
  */
-export function decideLocalCluster(settings: UpSettings, global: GlobalOptions, env: NodeJS.ProcessEnv = process.env): UpSettings['local'] {
+export function decideLocalCluster(settings: Pick<UpSettings, 'clusterName' | 'forceLocal'>, global: GlobalOptions, env: NodeJS.ProcessEnv = process.env): UpSettings['local'] {
   const name = settings.clusterName;
   const context = `kind-${name}`;
   const local = (reason: string) => {

@@ -241,6 +241,19 @@ export function collect(value: string, previous: string[] = []): string[] {
 /** What `meshdemo download` needs: the Istio release options of up, nothing about a cluster. */
 export type ReleaseSettings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;
 
+/** `meshdemo download`: the Istio release, and kind when up would work on the local cluster (or with --kind). */
+export type DownloadSettings = ReleaseSettings & Pick<UpSettings, 'clusterName' | 'forceLocal' | 'kindMirror' | 'kindSha256' | 'local'>;
+
+export function parseDownloadSettings(o: Record<string, any>): DownloadSettings {
+  return {
+    ...parseReleaseSettings(o),
+    clusterName: DEFAULT_CLUSTER_NAME,
+    forceLocal: Boolean(o.kind),
+    kindMirror: parseMirror(o.kindMirror ?? DEFAULT_KIND_MIRROR, '--kind-mirror', DEFAULT_KIND_MIRROR),
+    kindSha256: o.kindSha256 ? parseSha256(o.kindSha256, '--kind-sha256') : undefined,
+  };
+}
+
 export function parseReleaseSettings(o: Record<string, any>): ReleaseSettings {
   if (o.istioArchive && !fs.existsSync(o.istioArchive)) {
     throw new UsageError(`--istio-archive ${o.istioArchive} does not exist`, { hint: 'pass the path of a downloaded istio-<version>-<platform>.tar.gz' });

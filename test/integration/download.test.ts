@@ -13,8 +13,11 @@ import { buildReleaseArchive, type ReleaseArchive } from '../support/release-arc
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { rawTar } from '../support/raw-tar.js';
+import { kindStandinScript } from '../support/kind-standin.js';
+import { createHash } from 'node:crypto';
 
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
+const KIND_ASSET = 'v0.17.0/kind-linux-amd64';
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
@@ -75,7 +78,10 @@ describe('meshdemo download', () => {
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-download-'));
     archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ [ASSET]: archive.path });
+    // kind's release assets as GitHub serves them (the binary is the kind stand-in, test/support/kind-standin.ts)
+    const kind = Buffer.from(kindStandinScript());
+    const kindSum = `${createHash('sha256').update(kind).digest('hex')}  kind-linux-amd64\n`;
+    server = await startReleaseServer({ [ASSET]: archive.path, [KIND_ASSET]: kind, [`${KIND_ASSET}.sha256sum`]: Buffer.from(kindSum) });
   });
   after(async () => {
     await server?.close();
@@ -101,6 +107,39 @@ describe('meshdemo download', () => {
     assert.equal(second.code, 0, second.stderr);
     assert.deepEqual(server.requests, [], 'second run sends no request');
     assert.match(second.stdout, /istioctl 1\.8\.4: .*bin\/istioctl/);
+  });
+
+  it('with no cluster configured (no kubeconfig at all), fetches kind too, as up would need it; a second run downloads nothing', async () => {
+    const home = fs.mkdtempSync(path.join(tmp, 'home-'));
+    const cache = path.join(tmp, 'cache-kind');
+    const run = () =>
+      runMeshdemo(['--cache-dir', cache, 'download', '--json', '--istio-mirror', server.url, '--kind-mirror', server.url], {
+        env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
+      });
+    server.requests.length = 0;
+    const first = await run();
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(server.requests.map((r) => r.path).sort(), [`/${ASSET}`, `/${ASSET}.sha256`, `/${KIND_ASSET}`, `/${KIND_ASSET}.sha256sum`].sort());
+    const kind = path.join(cache, 'kind', 'v0.17.0', 'kind');
+    const result = first.events().find((e) => e.type === 'result');
+    assert.equal(result.kind, kind);
+    assert.equal(result.kindDownloaded, true);
+    assert.ok(fs.statSync(kind).mode & 0o100, 'kind is executable');
+    assert.ok(!fs.existsSync(path.join(home, '.kube')), 'no kubeconfig is written: no cluster is created');
+
+    server.requests.length = 0;
+    const second = await run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(server.requests, [], 'second run sends no request');
+    assert.equal(second.events().find((e) => e.type === 'result').kindDownloaded, false);
+  });
+
+  it('--kind with a wrong --kind-sha256: exit 5, kind is neither kept nor run', async () => {
+    const cache = path.join(tmp, 'cache-kind-bad');
+    const r = await download(cache, ['--kind', '--kind-mirror', server.url, '--kind-sha256', 'e'.repeat(64)]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+    assert.ok(!fs.existsSync(path.join(cache, 'kind', 'v0.17.0', 'kind')));
   });
 
   it('refuses a wrong checksum: exit 5, one error line, nothing kept', async () => {
