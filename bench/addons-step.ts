@@ -9,7 +9,7 @@ import type { MeshEvent } from '../src/core/events.js';
 import { createPrompter } from '../src/core/prompt.js';
 import { runSteps } from '../src/core/runner.js';
 import { addons } from '../src/steps/addons.js';
-import { parseUpSettings } from '../src/steps/settings.js';
+import { parseUpSettings } from '../src/settings.js';
 
 const [kubeconfig, cacheDir] = process.argv.slice(2);
 

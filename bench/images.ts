@@ -20,7 +20,7 @@ import { dockerCounters, resetDockerCounters } from '../src/exec/docker.js';
 import { prepareContext } from '../src/images/context.js';
 import type { KubeClient } from '../src/kube/client.js';
 import { images } from '../src/steps/images.js';
-import { parseUpSettings, SERVICES, type UpSettings } from '../src/steps/settings.js';
+import { parseUpSettings, SERVICES, type UpSettings } from '../src/settings.js';
 import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../test/support/docker-env.js';
 import { list, log, median, ms, onCleanup, ratio, reps, tmpDir, type BenchResult } from './common.js';
 

@@ -23,7 +23,7 @@ import { findKubectl, list, log, loopbackEnv, median, MESHDEMO_BIN, ms, mustRun,
 
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 const NODE_PORTS: Record<string, number> = { kiali: 31001, grafana: 31002, prometheus: 31003, tracing: 31004 };
-/** The Service port that gets the node port (src/steps/settings.ts DASHBOARDS). */
+/** The Service port that gets the node port (src/settings.ts DASHBOARDS). */
 const PORT_NAMES: Record<string, string | undefined> = { kiali: 'http', grafana: undefined, prometheus: 'http', tracing: 'http-query' };
 
 interface Measured {

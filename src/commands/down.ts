@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { action, type CommandContext } from '../core/command.js';
 import { InterruptedError } from '../core/errors.js';
-import type { DownSettings } from '../steps/down-records.js';
+import type { DownSettings } from '../down/records.js';
 import type { LocalClusterState } from '../kind/state.js';
 
 export function register(program: Command): void {
@@ -54,7 +54,7 @@ Examples:
 
 async function down(ctx: CommandContext<DownSettings & { keepCluster: boolean; local?: LocalClusterState }>): Promise<void> {
   if (ctx.settings.local && !ctx.settings.keepCluster) return deleteLocalCluster(ctx, ctx.settings.local);
-  const { loadRecords } = await import('../steps/down-records.js');
+  const { loadRecords } = await import('../down/records.js');
   const { DOWN_STEPS, planDown } = await import('../steps/down.js');
   const { runSteps } = await import('../core/runner.js');
   const kube = await ctx.kube();

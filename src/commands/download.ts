@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { action } from '../core/command.js';
 import type { GlobalOptions } from '../core/options.js';
 import type { Step } from '../core/step.js';
-import { DEFAULT_ISTIO_VERSION, parseDownloadSettings, type DownloadSettings } from '../steps/settings.js';
+import { DEFAULT_ISTIO_VERSION, parseDownloadSettings, type DownloadSettings } from '../settings.js';
 
 export function register(program: Command): void {
   program
@@ -29,7 +29,7 @@ Examples:
         const { runSteps } = await import('../core/runner.js');
         const { istioDownload } = await import('../steps/istio-download.js');
         const { kindDownload } = await import('../steps/local-cluster.js');
-        const { istioctlPath } = await import('../steps/istio-release.js');
+        const { istioctlPath } = await import('../demo/istio-release.js');
         const local = ctx.settings.local;
         const steps: Step<any>[] = local ? [istioDownload, kindDownload] : [istioDownload];
         const outcomes = await runSteps(steps, ctx);

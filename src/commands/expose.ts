@@ -1,7 +1,7 @@
 import { Argument, type Command } from 'commander';
 import { action } from '../core/command.js';
 import { UsageError } from '../core/errors.js';
-import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../steps/settings.js';
+import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../settings.js';
 
 interface ExposeSettings {
   dashboards: string[];
@@ -45,7 +45,7 @@ export function register(program: Command): void {
     .action(
       action<ExposeSettings>((opts, args) => parseExpose(opts, args), async (ctx) => {
         const kube = await ctx.kube();
-        const { ISTIO_NAMESPACE, dashboardUrl, nodePortReach } = await import('../steps/facts.js');
+        const { ISTIO_NAMESPACE, dashboardUrl, nodePortReach } = await import('../demo/facts.js');
         if (ctx.settings.portForward) {
           const { forwardServicePort } = await import('../kube/port-forward.js');
           const d = DASHBOARDS[ctx.settings.dashboards[0]];

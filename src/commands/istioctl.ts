@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { action } from '../core/command.js';
 import { UsageError } from '../core/errors.js';
-import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../steps/settings.js';
+import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../settings.js';
 
 export function register(program: Command): void {
   program
@@ -17,7 +17,7 @@ export function register(program: Command): void {
       action(
         (opts, args) => ({ args: (args ?? []) as string[], printPath: Boolean(opts.printPath), version: parseIstioVersion(opts.istioVersion) }),
         async (ctx) => {
-          const { istioctlPath } = await import('../steps/istio-release.js');
+          const { istioctlPath } = await import('../demo/istio-release.js');
           const binary = istioctlPath(ctx.options.cacheDir, ctx.settings.version);
           if (!fs.existsSync(binary)) {
             throw new UsageError(`istioctl ${ctx.settings.version} is not in the cache (${binary})`, { hint: 'run meshdemo up (or meshdemo up --no-app) first' });

@@ -2,7 +2,7 @@ import { Argument, type Command } from 'commander';
 import { action } from '../core/command.js';
 import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
-import { LOG_TARGETS as TARGETS, type LogTarget } from '../steps/logs.js';
+import { LOG_TARGETS as TARGETS, type LogTarget } from '../demo/logs.js';
 
 interface LogsSettings {
   target: LogTarget;
@@ -30,7 +30,7 @@ export function register(program: Command): void {
         },
         async (ctx) => {
           const kube = await ctx.kube();
-          const { streamLogs } = await import('../steps/logs.js');
+          const { streamLogs } = await import('../demo/logs.js');
           const json = ctx.ui.mode === 'json';
           const result = await streamLogs(kube, { ...ctx.settings, namespace: ctx.options.namespace, signal: ctx.signal }, ({ pod, container, line }) => {
             if (json) ctx.ui.emit({ type: 'podlog', pod, container, line });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action } from '../core/command.js';
-import type { UpSettings } from '../steps/settings.js';
+import type { UpSettings } from '../settings.js';
 import { addUpOptions, buildUpSettings, contextOrNothing } from './up.js';
 
 export function register(program: Command): void {

@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n  meshdemo status\n  meshdemo status --context kind-mesh --json')
     .action(
       action((opts) => ({ nodeAddress: opts.nodeAddress as string | undefined }), async (ctx) => {
-        const { gatherStatus, formatStatus } = await import('../steps/status.js');
+        const { gatherStatus, formatStatus } = await import('../demo/status.js');
         const status = await gatherStatus(ctx);
         if (ctx.options.json) ctx.ui.result(true, { status });
         else ctx.ui.print(formatStatus(status));

@@ -69,14 +69,14 @@ export async function sendTraffic(ctx: CommandContext<TrafficSettings>, opts: { 
   let tracingUrl = s.tracingUrl;
   if (!url) {
     const kube = await ctx.kube();
-    const { gatewayUrl, nodePortReach } = await import('../steps/facts.js');
+    const { gatewayUrl, nodePortReach } = await import('../demo/facts.js');
     const address = await nodePortReach(kube, ctx.options.cacheDir, s.nodeAddress);
     const base = await gatewayUrl(kube, address);
     if (!base) throw new UsageError('cannot work out the gateway URL', { hint: 'pass --url or --node-address' });
     url = `${base}/api/order/create`;
-    if (!tracingUrl) tracingUrl = await (await import('../steps/trace-link.js')).tracingBaseUrl(kube, address);
+    if (!tracingUrl) tracingUrl = await (await import('../demo/trace-link.js')).tracingBaseUrl(kube, address);
   }
-  const { runTraffic, formatSnapshot, formatSummary, checkTraffic, traceLink } = await import('../steps/traffic.js');
+  const { runTraffic, formatSnapshot, formatSummary, checkTraffic, traceLink } = await import('../demo/traffic.js');
   const { createLiveLine } = await import('../ui/live-line.js');
   const bound = [s.requests !== undefined ? `${s.requests} requests` : '', s.durationMs !== undefined ? `${s.durationMs / 1000}s` : ''].filter(Boolean).join(' or ') || 'Ctrl-C';
   ctx.log.info(`sending orders to ${url} at ${s.rate ? `${s.rate}/s` : 'full speed'}, ${s.concurrency} at a time, until ${bound}`);

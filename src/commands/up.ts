@@ -3,7 +3,7 @@ import { action } from '../core/command.js';
 import { InterruptedError } from '../core/errors.js';
 import type { GlobalOptions } from '../core/options.js';
 import type { Context } from '../core/step.js';
-import { collect, DEFAULT_ISTIO_VERSION, parseUpSettings, type UpSettings } from '../steps/settings.js';
+import { collect, DEFAULT_ISTIO_VERSION, parseUpSettings, type UpSettings } from '../settings.js';
 
 /** The options `up` and `plan` share: everything that decides what up does. */
 export function addUpOptions(cmd: Command): Command {

@@ -25,15 +25,15 @@ export function register(program: Command): void {
           let tracingUrl = ctx.settings.tracingUrl;
           if (!url) {
             const kube = await ctx.kube();
-            const { gatewayUrl, nodePortReach } = await import('../steps/facts.js');
+            const { gatewayUrl, nodePortReach } = await import('../demo/facts.js');
             const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
             const base = await gatewayUrl(kube, address);
             if (!base) throw new UsageError('cannot work out the gateway URL', { hint: 'pass --url or --node-address' });
             url = `${base}/api/order/create`;
-            tracingUrl ??= await (await import('../steps/trace-link.js')).tracingBaseUrl(kube, address);
+            tracingUrl ??= await (await import('../demo/trace-link.js')).tracingBaseUrl(kube, address);
           }
-          const { verifyOrders } = await import('../steps/verify.js');
-          const { traceLink } = await import('../steps/trace-link.js');
+          const { verifyOrders } = await import('../demo/verify.js');
+          const { traceLink } = await import('../demo/trace-link.js');
           const report = await verifyOrders(url, { count: ctx.settings.count, signal: ctx.signal, tracingUrl });
           for (const line of report.lines) ctx.ui.print(line);
           ctx.ui.print(report.summary);

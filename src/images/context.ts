@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PreflightError } from '../core/errors.js';
-import type { ServiceName } from '../steps/settings.js';
+import type { ServiceName } from '../settings.js';
 
 /**
  * Build contexts for the demo services, prepared by meshdemo so that `docker build` needs nothing from the

@@ -3,7 +3,7 @@ import yaml from 'js-yaml';
 import { UsageError } from '../core/errors.js';
 import type { GlobalOptions } from '../core/options.js';
 import { kubeconfigPaths } from '../kube/config.js';
-import type { UpSettings } from '../steps/settings.js';
+import type { UpSettings } from '../settings.js';
 import { readState, stateForContext, type LocalClusterState } from './state.js';
 
 /**

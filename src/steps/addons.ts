@@ -6,9 +6,9 @@ import type { KubeClient, KubeObject } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
 import { waitForDeployments } from '../kube/readiness.js';
 import { deploymentState } from '../kube/readiness.js';
-import { ISTIO_NAMESPACE } from './facts.js';
-import { releaseDir } from './istio-release.js';
-import type { UpSettings } from './settings.js';
+import { ISTIO_NAMESPACE } from '../demo/facts.js';
+import { releaseDir } from '../demo/istio-release.js';
+import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'addons'>;
 

@@ -3,9 +3,9 @@ import type { Step } from '../core/step.js';
 import { applyAll } from '../kube/apply.js';
 import { describeRef, type KubeClient, type KubeObject } from '../kube/client.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
-import { APP_DEPLOYMENTS, legacyAppRefs, renderAppManifests } from './app-manifests.js';
+import { APP_DEPLOYMENTS, legacyAppRefs, renderAppManifests } from '../demo/app-manifests.js';
 import { resolveImages, resolveTarget } from './images.js';
-import type { UpSettings } from './settings.js';
+import type { UpSettings } from '../settings.js';
 
 async function desiredObjects(ctx: Parameters<Step<UpSettings>['run']>[0]): Promise<KubeObject[]> {
   return renderAppManifests(ctx.options.namespace, await resolveImages(ctx)).objects;

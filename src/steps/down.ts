@@ -15,10 +15,10 @@ import {
   records,
   type DownRecords,
   type DownSettings,
-} from './down-records.js';
-import { ISTIO_NAMESPACE } from './facts.js';
+} from '../down/records.js';
+import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { istioctlKubeArgs } from './istio-install.js';
-import { istioctlPath } from './istio-release.js';
+import { istioctlPath } from '../demo/istio-release.js';
 
 /**
  * The steps of `meshdemo down`, one per phase, in order. Each works out from the record and the live cluster

@@ -2,8 +2,8 @@ import type { Step } from '../core/step.js';
 import { UsageError } from '../core/errors.js';
 import { KubeApiError } from '../kube/client.js';
 import { gatewayNodePorts } from '../kind/config.js';
-import { ISTIO_NAMESPACE } from './facts.js';
-import type { UpSettings } from './settings.js';
+import { ISTIO_NAMESPACE } from '../demo/facts.js';
+import type { UpSettings } from '../settings.js';
 
 const GATEWAY = { apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: 'istio-ingressgateway' };
 

@@ -1,9 +1,9 @@
 import { UsageError } from '../core/errors.js';
 import type { Step } from '../core/step.js';
-import { gatewayUrl, nodePortReach } from './facts.js';
-import type { UpSettings } from './settings.js';
-import { verifyOrders } from './verify.js';
-import { tracingBaseUrl } from './trace-link.js';
+import { gatewayUrl, nodePortReach } from '../demo/facts.js';
+import type { UpSettings } from '../settings.js';
+import { verifyOrders } from '../demo/verify.js';
+import { tracingBaseUrl } from '../demo/trace-link.js';
 
 export const ORDER_PATH = '/api/order/create';
 

@@ -5,7 +5,7 @@ import type { CheckResult, Context, Step } from '../core/step.js';
 import * as docker from '../exec/docker.js';
 import { contextArchive, planContext, type ContextPlan } from '../images/context.js';
 import { kindBinaryFor } from '../kind/state.js';
-import { parseRegistry, SERVICES, type ServiceName, type UpSettings } from './settings.js';
+import { parseRegistry, SERVICES, type ServiceName, type UpSettings } from '../settings.js';
 
 /**
  * Where the demo images go:

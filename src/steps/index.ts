@@ -1,5 +1,5 @@
 import type { Step } from '../core/step.js';
-import type { UpSettings } from './settings.js';
+import type { UpSettings } from '../settings.js';
 import { preflight } from './preflight.js';
 import { istioDownload } from './istio-download.js';
 import { istioInstall } from './istio-install.js';

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { DownloadError, ExternalCommandError } from '../core/errors.js';
 import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
-import { assetName, extractDir, istioctlPath, versionCacheDir } from './istio-release.js';
-import type { UpSettings } from './settings.js';
+import { assetName, extractDir, istioctlPath, versionCacheDir } from '../demo/istio-release.js';
+import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;
 

@@ -4,10 +4,10 @@ import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
 import { describeRef, KubeApiError, type KubeClient } from '../kube/client.js';
-import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from './facts.js';
+import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from '../demo/facts.js';
 import { MANAGED_BY } from '../core/inventory.js';
-import { istioctlPath } from './istio-release.js';
-import type { UpSettings } from './settings.js';
+import { istioctlPath } from '../demo/istio-release.js';
+import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioSet' | 'reinstall'>;
 export const PROFILE = 'demo';

@@ -12,7 +12,7 @@ import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
 import { configPath, readState, removeState, writeState } from '../kind/state.js';
-import { allDashboardNodePorts, type LocalCluster, type UpSettings } from './settings.js';
+import { allDashboardNodePorts, type LocalCluster, type UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
 

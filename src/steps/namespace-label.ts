@@ -1,6 +1,6 @@
 import type { Step } from '../core/step.js';
 import { MANAGED_BY } from '../core/inventory.js';
-import { injectionLabel } from './facts.js';
+import { injectionLabel } from '../demo/facts.js';
 
 export const INJECTION_LABEL = 'istio-injection';
 

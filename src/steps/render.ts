@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandContext } from '../core/command.js';
 import type { Step } from '../core/step.js';
-import { renderAppManifests } from './app-manifests.js';
+import { renderAppManifests } from '../demo/app-manifests.js';
 import { resolveImages } from './images.js';
-import type { UpSettings } from './settings.js';
+import type { UpSettings } from '../settings.js';
 
 /** `up --render [dir]`: the app manifests written to dir/app.yaml (or printed), nothing applied. */
 export const renderStep: Step<UpSettings> = {

@@ -18,7 +18,7 @@ import { dockerCounters, resetDockerCounters } from '../../src/exec/docker.js';
 import { configureSources, sourceDirs } from '../../src/images/context.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
-import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/steps/settings.js';
+import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/settings.js';
 import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { installKindStandin, registerIdleCluster, stopStandinClusters } from '../support/kind-standin.js';
 

@@ -14,7 +14,7 @@ import type { GlobalOptions } from '../../src/core/options.js';
 import { createPrompter } from '../../src/core/prompt.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
-import { parseUpSettings, SERVICES } from '../../src/steps/settings.js';
+import { parseUpSettings, SERVICES } from '../../src/settings.js';
 import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { installKindStandin, registerIdleCluster, stopStandinClusters } from '../support/kind-standin.js';
 import { installMinikubeStandin } from '../support/minikube-standin.js';

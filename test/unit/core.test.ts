@@ -11,8 +11,8 @@ import { stepLog, type MeshEvent } from '../../src/core/events.js';
 import type { Context, Step } from '../../src/core/step.js';
 import { createRenderer, outputMode } from '../../src/ui/renderer.js';
 import { versionVerdict, requiredPermissions } from '../../src/steps/preflight.js';
-import { parseImages, parseNodePorts, parseRegistry, parseUpSettings } from '../../src/steps/settings.js';
-import { assetName } from '../../src/steps/istio-release.js';
+import { parseImages, parseNodePorts, parseRegistry, parseUpSettings } from '../../src/settings.js';
+import { assetName } from '../../src/demo/istio-release.js';
 import { kubeconfigPaths, loadKubeconfig } from '../../src/kube/config.js';
 
 function fakeContext(events: MeshEvent[], opts: { dryRun?: boolean } = {}): Context {

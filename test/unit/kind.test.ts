@@ -9,7 +9,7 @@ import { kindAssetName, kindDownloadUrl, NODE_IMAGE, parseClusterName } from '..
 import { decideLocalCluster } from '../../src/kind/decide.js';
 import { hostEndpoint, stateForContext, writeState } from '../../src/kind/state.js';
 import { kubeconfigKindWrites } from '../../src/steps/local-cluster.js';
-import { allDashboardNodePorts, parseUpSettings } from '../../src/steps/settings.js';
+import { allDashboardNodePorts, parseUpSettings } from '../../src/settings.js';
 import { UsageError } from '../../src/core/errors.js';
 import type { GlobalOptions } from '../../src/core/options.js';
 

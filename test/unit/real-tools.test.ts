@@ -171,7 +171,7 @@ describe('installed Istio, as istioctl 1.8.4 leaves it', () => {
   const istiod = (name: string, version: string) => ({ kind: 'Deployment', metadata: { name, namespace: 'istio-system', labels: { 'operator.istio.io/version': version } } });
 
   it('--set revision=canary: installed-state-canary, version from istiod-canary, tag kept apart', async () => {
-    const { istioInstallation, revisionOf } = await import('../../src/steps/facts.js');
+    const { istioInstallation, revisionOf } = await import('../../src/demo/facts.js');
     assert.equal(revisionOf(['tag=x', 'revision=canary']), 'canary');
     const kube = fakeKube([iop('installed-state-canary', { profile: 'demo', tag: '1.8.4-custom', revision: 'canary' }), istiod('istiod-canary', '1.8.4')]);
     assert.deepEqual(await istioInstallation(kube, { revision: 'canary' }), {
@@ -187,7 +187,7 @@ describe('installed Istio, as istioctl 1.8.4 leaves it', () => {
   });
 
   it('a custom tag with no istiod label: no version guessed from the tag', async () => {
-    const { istioInstallation } = await import('../../src/steps/facts.js');
+    const { istioInstallation } = await import('../../src/demo/facts.js');
     const kube = fakeKube([iop('installed-state', { profile: 'demo', tag: 'my-build' }, { 'app.kubernetes.io/managed-by': 'meshdemo' })]);
     const found = await istioInstallation(kube);
     assert.equal(found?.version, undefined);

@@ -4,10 +4,10 @@ import { Inventory, INVENTORY_NAME, MANAGED_BY, type ChangedEntry, type CreatedE
 import type { Context } from '../core/step.js';
 import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
-import { istioInstallation, ISTIO_NAMESPACE } from './facts.js';
-import { istioctlPath, releaseDir } from './istio-release.js';
-import { DEFAULT_ISTIO_VERSION } from './settings.js';
-import { appRefs as currentAppRefs, legacyAppRefs } from './app-manifests.js';
+import { istioInstallation, ISTIO_NAMESPACE } from '../demo/facts.js';
+import { istioctlPath, releaseDir } from '../demo/istio-release.js';
+import { DEFAULT_ISTIO_VERSION } from '../settings.js';
+import { appRefs as currentAppRefs, legacyAppRefs } from '../demo/app-manifests.js';
 
 /**
  * What `meshdemo down` works from: the inventory `up` wrote (src/core/inventory.ts), or — only with --force and

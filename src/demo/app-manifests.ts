@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubeObject, ObjectRef } from '../kube/client.js';
 import { parseManifests } from '../kube/manifests.js';
-import { SERVICES, type ServiceName } from './settings.js';
+import { SERVICES, type ServiceName } from '../settings.js';
 
 export const TEMPLATES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates');
 

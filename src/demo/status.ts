@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import type { Context } from '../core/step.js';
 import { deploymentState } from '../kube/readiness.js';
-import { clusterVersion, type VersionVerdict } from './preflight.js';
+import { clusterVersion, type VersionVerdict } from '../steps/preflight.js';
 import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodePortReach } from './facts.js';
-import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from './settings.js';
+import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from '../settings.js';
 import { DEPLOYMENT_OF } from './app-manifests.js';
 import { istioctlPath } from './istio-release.js';
 import { stateForContext } from '../kind/state.js';

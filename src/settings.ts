@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import { UsageError } from '../core/errors.js';
-import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, gatewayNodePorts } from '../kind/config.js';
-import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from '../kind/pins.js';
-import { parseDuration } from '../core/options.js';
+import { UsageError } from './core/errors.js';
+import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, gatewayNodePorts } from './kind/config.js';
+import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from './kind/pins.js';
+import { parseDuration } from './core/options.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
 export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';

@@ -1,6 +1,6 @@
 import type { Context } from '../core/step.js';
 import { dashboardUrl, gatewayUrl, nodePortReach } from './facts.js';
-import { DASHBOARDS } from './settings.js';
+import { DASHBOARDS } from '../settings.js';
 
 /** The URLs `up` ends with: the gateway's order endpoint and every exposed dashboard. */
 export async function collectUrls(ctx: Context<{ nodeAddress?: string; app?: boolean }>): Promise<Record<string, string>> {

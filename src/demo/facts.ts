@@ -1,6 +1,6 @@
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { hostEndpoint, stateForContext } from '../kind/state.js';
-import { DASHBOARDS } from './settings.js';
+import { DASHBOARDS } from '../settings.js';
 
 /** Read-only facts about the cluster, shared by steps' checks and `status`. */
 
