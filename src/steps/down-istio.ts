@@ -1,0 +1,73 @@
+import type { Context } from '../core/step.js';
+import { runCommand } from '../exec/run.js';
+import { refOf, type KubeClient, type KubeObject } from '../kube/client.js';
+import { ISTIO_NAMESPACE } from '../demo/facts.js';
+import { istioctlPath } from '../demo/istio-release.js';
+import { deadline, deleteAndWait, stepOf, type DownStep, type Work } from '../down/phase.js';
+import { istioObjects, istioObjectsElsewhere, istioctlFor, records, type DownSettings } from '../down/records.js';
+import { istioctlKubeArgs } from './istio-install.js';
+
+async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: KubeObject[]; istioctl?: string }> {
+  const r = records(ctx);
+  if (ctx.settings.keepIstio) return { items: [], objects: [], nothing: 'Istio kept (--keep-istio)' };
+  if (!r.istioOurs) return { items: [], objects: [], nothing: 'Istio was not installed by meshdemo: left as it is' };
+  const objects = await istioObjects(await ctx.kube());
+  if (!objects.length) return { items: [], objects, nothing: 'Istio is not installed' };
+  const istioctl = istioctlFor(ctx.options.cacheDir, r.istioVersion);
+  const notes = istioctl
+    ? [await purgeScopeNote(await ctx.kube())]
+    : [`istioctl ${r.istioVersion} is not in the cache (${istioctlPath(ctx.options.cacheDir, r.istioVersion)}): deleting Istio's ${objects.length} objects directly (found by istioctl's labels) instead`];
+  return {
+    items: [
+      {
+        phase: 'down-istio',
+        action: 'uninstall',
+        target: `Istio ${r.istioVersion}`,
+        detail: istioctl ? `istioctl x uninstall --purge, cluster-wide (${objects.length} objects)` : `istioctl is not cached: delete its ${objects.length} objects directly`,
+      },
+    ],
+    objects,
+    istioctl,
+    nothing: '',
+    notes,
+  };
+}
+
+/**
+ * istioctl 1.8.4's purge (operator/pkg/helmreconciler/prune.go GetPrunedResources) selects every IstioOperator and
+ * every object labelled operator.istio.io/component in every namespace: the plan says so, and names what it would
+ * take outside istio-system.
+ */
+async function purgeScopeNote(kube: KubeClient): Promise<string> {
+  const elsewhere = await istioObjectsElsewhere(kube);
+  const shown = elsewhere.slice(0, 5).map((o) => `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`);
+  return (
+    'istioctl x uninstall --purge is cluster-wide: it deletes every IstioOperator and every object labelled operator.istio.io/component in every namespace, whoever installed it' +
+    (elsewhere.length ? ` — here also ${elsewhere.length} outside ${ISTIO_NAMESPACE}: ${shown.join(', ')}${elsewhere.length > shown.length ? ', …' : ''}` : '')
+  );
+}
+
+export const downIstio: DownStep = stepOf(
+  'down-istio',
+  'Uninstall Istio (istioctl x uninstall --purge)',
+  istioWork,
+  async (ctx, w0) => {
+    const w = w0 as Awaited<ReturnType<typeof istioWork>>;
+    const kube = await ctx.kube();
+    if (w.istioctl) {
+      const seconds = Math.max(30, Math.round((deadline(ctx) - Date.now()) / 1000));
+      await runCommand(w.istioctl, ['x', 'uninstall', '--purge', '-y', ...(await istioctlKubeArgs(ctx))], {
+        signal: ctx.signal,
+        timeoutMs: seconds * 1000,
+        tailLines: 10,
+        onLine: (line) => {
+          if (line.trim()) ctx.log.info(line);
+        },
+      });
+    }
+    // whatever istioctl left (or all of it, without istioctl) is deleted directly
+    const left = (await istioObjects(kube)).map((o) => ({ ref: refOf(o), terminating: Boolean(o.metadata.deletionTimestamp) }));
+    const n = await deleteAndWait(ctx, left, 'Istio objects');
+    return w.istioctl ? `istioctl x uninstall --purge${n ? `; ${n} leftover object(s) deleted` : ''}` : `${n} Istio object(s) deleted (istioctl not cached)`;
+  },
+);
