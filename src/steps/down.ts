@@ -254,13 +254,20 @@ function describeService(type: string | undefined, ports: any[] | undefined): st
   return `${type ?? '?'}${nodePorts.length ? ` (node port ${nodePorts.join(', ')})` : ''}`;
 }
 
-async function serviceReverts(ctx: Context<DownSettings>): Promise<{ pending: ServiceRevert[]; gone: ChangedEntry[] }> {
+/**
+ * The Services up changed that still differ from what they were. `gateway` selects the ingress gateway's pinned
+ * node ports (step gateway-ports), which down reverts only in its Istio phase — after the addons are gone: the
+ * gateway's random node ports from before pinning may be a dashboard's (31001–31005), and taking them back while
+ * that dashboard still holds them is refused ("provided port is already allocated").
+ */
+async function serviceReverts(ctx: Context<DownSettings>, gateway = false): Promise<{ pending: ServiceRevert[]; gone: ChangedEntry[] }> {
   const kube = await ctx.kube();
   const r = records(ctx);
   const pending: ServiceRevert[] = [];
   const gone: ChangedEntry[] = [];
   for (const c of r.changed) {
     if (c.ref.kind !== 'Service' || !('type' in c.previous || 'ports' in c.previous)) continue;
+    if ((c.step === 'gateway-ports') !== gateway) continue;
     if (r.created.some((e) => e.kind === 'Service' && e.name === c.ref.name && e.namespace === c.ref.namespace)) continue;
     const live = await kube.get(c.ref);
     if (!live) {
@@ -273,44 +280,52 @@ async function serviceReverts(ctx: Context<DownSettings>): Promise<{ pending: Se
   return { pending, gone };
 }
 
+function revertItems(phase: string, pending: ServiceRevert[]): PlanItem[] {
+  return pending.map((p) => ({
+    phase,
+    action: 'revert',
+    target: describeRef(p.ref),
+    detail: `back to ${describeService(p.previous.type, p.previous.ports)}, now ${describeService(p.live.spec?.type, p.live.spec?.ports)}`,
+  }));
+}
+
 export const downDashboards: DownStep = stepOf(
   'down-dashboards',
   'Revert the dashboard Services',
   async (ctx) => {
     const { pending, gone } = await serviceReverts(ctx);
     return {
-      items: pending.map((p) => ({
-        phase: 'down-dashboards',
-        action: 'revert',
-        target: describeRef(p.ref),
-        detail: `back to ${describeService(p.previous.type, p.previous.ports)}, now ${describeService(p.live.spec?.type, p.live.spec?.ports)}`,
-      })),
+      items: revertItems('down-dashboards', pending),
       nothing: 'no dashboard Service to revert',
       notes: gone.map((g) => `${describeRef(g.ref)} no longer exists: nothing to revert`),
     };
   },
   async (ctx) => {
-    const kube = await ctx.kube();
     const { pending } = await serviceReverts(ctx);
-    for (const p of pending) {
-      // a merge patch replaces the ports list as a whole: node ports the previous list lacks are dropped
-      const spec: Record<string, unknown> = {};
-      if (p.previous.type) spec.type = p.previous.type;
-      const ports = previousPorts(p.previous);
-      if (ports) spec.ports = ports;
-      try {
-        await kube.mergePatch(p.ref, { spec });
-      } catch (err) {
-        if (!(err instanceof KubeApiError && err.status === 422)) throw err;
-        throw new KubeApiError(`reverting ${describeRef(p.ref)} to ${describeService(p.previous.type, ports)} was refused: ${err.message}`, 422, err.reason, {
-          hint: 'a node port it had may now belong to another Service: free it (or change the Service by hand), then re-run meshdemo down',
-        });
-      }
-      ctx.log.info(`${describeRef(p.ref)}: ${describeService(p.previous.type, ports)}`);
-    }
+    await revertServices(ctx, pending);
     return `reverted ${pending.length} Service(s)`;
   },
 );
+
+async function revertServices(ctx: Context<DownSettings>, pending: ServiceRevert[]): Promise<void> {
+  const kube = await ctx.kube();
+  for (const p of pending) {
+    // a merge patch replaces the ports list as a whole: node ports the previous list lacks are dropped
+    const spec: Record<string, unknown> = {};
+    if (p.previous.type) spec.type = p.previous.type;
+    const ports = previousPorts(p.previous);
+    if (ports) spec.ports = ports;
+    try {
+      await kube.mergePatch(p.ref, { spec });
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.status === 422)) throw err;
+      throw new KubeApiError(`reverting ${describeRef(p.ref)} to ${describeService(p.previous.type, ports)} was refused: ${err.message}`, 422, err.reason, {
+        hint: 'a node port it had may now belong to another Service: free it (or change the Service by hand), then re-run meshdemo down',
+      });
+    }
+    ctx.log.info(`${describeRef(p.ref)}: ${describeService(p.previous.type, ports)}`);
+  }
+}
 
 function addonEntries(r: DownRecords): CreatedEntry[] {
   return r.created.filter((c) => ISTIO_HALF_STEPS.has(c.step) && c.kind !== 'Namespace');
@@ -330,16 +345,23 @@ export const downAddons: DownStep = stepOf(
   },
 );
 
-async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: KubeObject[]; istioctl?: string }> {
+async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: KubeObject[]; istioctl?: string; gateway?: ServiceRevert[] }> {
   const r = records(ctx);
-  if (ctx.settings.keepIstio) return { items: [], objects: [], nothing: 'Istio kept (--keep-istio)' };
-  if (!r.istioOurs) return { items: [], objects: [], nothing: 'Istio was not installed by meshdemo: left as it is' };
+  if (ctx.settings.keepIstio || !r.istioOurs) {
+    // Istio stays: the ingress gateway gets its node ports from before meshdemo pinned them back
+    const { pending: gateway } = await serviceReverts(ctx, true);
+    const nothing = ctx.settings.keepIstio ? 'Istio kept (--keep-istio)' : 'Istio was not installed by meshdemo: left as it is';
+    return { items: revertItems('down-istio', gateway), objects: [], gateway, nothing };
+  }
   const objects = await istioObjects(await ctx.kube());
   if (!objects.length) return { items: [], objects, nothing: 'Istio is not installed' };
   const istioctl = istioctlFor(ctx.options.cacheDir, r.istioVersion);
   const notes = istioctl
     ? []
     : [`istioctl ${r.istioVersion} is not in the cache (${istioctlPath(ctx.options.cacheDir, r.istioVersion)}): deleting Istio's ${objects.length} objects directly (found by istioctl's labels) instead`];
+  for (const c of r.changed) {
+    if (c.step === 'gateway-ports') notes.push(`${describeRef(c.ref)}: its pinned node ports are not reverted, it goes with Istio`);
+  }
   return {
     items: [
       {
@@ -362,6 +384,10 @@ export const downIstio: DownStep = stepOf(
   istioWork,
   async (ctx, w0) => {
     const w = w0 as Awaited<ReturnType<typeof istioWork>>;
+    if (w.gateway) {
+      await revertServices(ctx, w.gateway);
+      return `Istio left installed; reverted ${w.gateway.length} Service(s)`;
+    }
     const kube = await ctx.kube();
     if (w.istioctl) {
       const seconds = Math.max(30, Math.round((deadline(ctx) - Date.now()) / 1000));

@@ -218,16 +218,37 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     fs.writeFileSync(file, yaml.dump(kc));
   });
 
-  it('down --keep-cluster removes the demo and keeps the cluster', async () => {
-    const r = await meshdemo(['down', '--yes', '--keep-cluster', '--json']);
+  it('down --keep-cluster: the gateway goes with Istio unreverted; --keep-istio keeps the cluster and reverts the gateway after the dashboards', async () => {
+    // the 1-in-100 install: the gateway's random http2 node port before pinning was kiali's 31001 — as if it had been
+    const invPath = '/api/v1/namespaces/default/configmaps/meshdemo-inventory';
+    const cm = await api(invPath);
+    const inv = JSON.parse(cm.data['inventory.json']);
+    const gwChange = inv.changed.find((c: any) => c.step === 'gateway-ports');
+    assert.ok(gwChange, 'gateway-ports recorded what it changed');
+    gwChange.previous.ports = gwChange.previous.ports.map((p: any) => (p.name === 'http2' ? { ...p, nodePort: 31001 } : p));
+    await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, method: 'PATCH', path: invPath, contentType: 'application/merge-patch+json', body: { data: { 'inventory.json': JSON.stringify(inv) } } });
+
+    // without --keep-istio, Istio is uninstalled: the gateway is not reverted first (it goes with Istio)
+    const dry = await meshdemo(['down', '--keep-cluster', '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const dryResult = dry.events().at(-1);
+    assert.ok(!dryResult.plan.some((i: any) => i.target === 'Service/istio-system/istio-ingressgateway'), JSON.stringify(dryResult.plan));
+    assert.ok(dryResult.notes.includes('Service/istio-system/istio-ingressgateway: its pinned node ports are not reverted, it goes with Istio'), JSON.stringify(dryResult.notes));
+
+    // --keep-istio (without --keep-cluster): keeps the cluster, and reverts the gateway once kiali gave 31001 back
+    const r = await meshdemo(['down', '--yes', '--keep-istio', '--json']);
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    assert.ok(r.events().some((e) => e.type === 'log' && e.level === 'note' && /--keep-istio keeps the local kind cluster "meshdemo" too/.test(e.message)));
     assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
     assert.equal((await api('/apis/apps/v1/namespaces/default/deployments')).items.length, 0);
     const plan: any[] = r.events().at(-1).plan;
-    assert.ok(
-      plan.some((i) => i.action === 'revert' && i.target === 'Service/istio-system/istio-ingressgateway' && /now LoadBalancer \(node port 31021, 31080, 31443, 31400, 31543\)/.test(i.detail)),
-      `the pinned gateway ports were recorded and are reverted: ${JSON.stringify(plan)}`,
-    );
+    const gwItem = plan.findIndex((i) => i.action === 'revert' && i.target === 'Service/istio-system/istio-ingressgateway');
+    assert.ok(gwItem >= 0 && /now LoadBalancer \(node port 31021, 31080, 31443, 31400, 31543\)/.test(plan[gwItem].detail), `the pinned gateway ports are reverted: ${JSON.stringify(plan)}`);
+    assert.equal(plan[gwItem].phase, 'down-istio');
+    assert.ok(gwItem > plan.findIndex((i) => i.target === 'Service/istio-system/kiali'), 'after kiali released 31001');
+    const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
+    assert.equal(gw.spec.ports.find((p: any) => p.name === 'http2').nodePort, 31001);
+    assert.equal((await api('/api/v1/namespaces/istio-system/services/kiali')).code, 404, 'kiali went with the addons, before the gateway took 31001 back');
     assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'still recorded as created by meshdemo');
     assert.ok(!kindCalls().some((a) => a[0] === 'delete'));
   });
