@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { UsageError } from '../core/errors.js';
 import type { PortMapping } from './config.js';
 
 /**
@@ -77,6 +78,24 @@ export function stateForContext(cacheDir: string, contextName: string): LocalClu
 export function hostEndpoint(state: LocalClusterState, nodePort: number): { address: string; port: number } | undefined {
   const m = state.mappings.find((x) => x.containerPort === nodePort);
   return m ? { address: '127.0.0.1', port: m.hostPort } : undefined;
+}
+
+/**
+ * Refuses node ports the local cluster does not map to the host: kind sets port mappings only when it creates a
+ * cluster, so a Service on another node port would have no URL on 127.0.0.1.
+ */
+export function requireMapped(
+  state: LocalClusterState,
+  wanted: Array<{ name: string; containerPort: number }>,
+  hint: (missing: { name: string; containerPort: number }) => string,
+): void {
+  const missing = wanted.filter((w) => !state.mappings.some((m) => m.containerPort === w.containerPort));
+  if (!missing.length) return;
+  const what = missing.map((m) => `${m.containerPort} (${m.name})`).join(', ');
+  throw new UsageError(
+    `node port ${what} ${missing.length > 1 ? 'are' : 'is'} not mapped to the host by the local kind cluster "${state.name}", which maps only ${state.mappings.map((m) => m.containerPort).join(', ')} on 127.0.0.1 (kind sets port mappings when it creates a cluster)`,
+    { hint: hint(missing[0]) },
+  );
 }
 
 /** The kind that loads images into cluster `name`: the one this run resolved, else the one that created it, else PATH's. */

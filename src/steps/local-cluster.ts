@@ -11,7 +11,7 @@ import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } fr
 import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
-import { configPath, readState, removeState, writeState } from '../kind/state.js';
+import { configPath, readState, removeState, requireMapped, writeState } from '../kind/state.js';
 import { allDashboardNodePorts, type LocalCluster, type UpSettings } from './settings.js';
 
 type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
@@ -163,6 +163,13 @@ export const localCluster: Step<Settings> = {
       return { satisfied: false, detail: `kind cluster "${l.name}" exists, but the kubeconfig has no context ${l.context}: kind export kubeconfig --name ${l.name}` };
     }
     const state = readState(ctx.options.cacheDir, l.name);
+    if (state) {
+      requireMapped(
+        state,
+        localPortMappings({ dashboardNodePorts: allDashboardNodePorts(ctx.settings.nodePorts), gatewayHttp2NodePort: ctx.settings.gatewayNodePort }),
+        () => 'pass the ports it maps (--node-port/--gateway-node-port as when it was created), or create it again with these: meshdemo down, then meshdemo up',
+      );
+    }
     return {
       satisfied: true,
       detail: state

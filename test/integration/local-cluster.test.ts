@@ -16,6 +16,7 @@ import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../supp
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
+import { writeState } from '../../src/kind/state.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
 const skip = process.env.CI === 'true' ? false : !controlPlaneAvailable() ? 'control plane binaries not built (run test/setup.sh)' : dockerUnavailableReason() ?? false;
@@ -184,6 +185,26 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const lc = steps.find((x: any) => x.id === 'local-cluster');
     assert.equal(lc.satisfied, true);
     assert.match(lc.detail, /ports 127\.0\.0\.1:31001/);
+  });
+
+  it('a node port the local cluster does not map: expose and up refuse it in one line, exit 2, nothing changed', async () => {
+    let before = await snapshotCluster(cp as ControlPlane);
+    const e = await meshdemo(['expose', 'grafana', '--node-port', '32002']);
+    assert.equal(e.code, 2, e.stderr + e.stdout);
+    assert.deepEqual(errorLines(e.stderr), [
+      'error: node port 32002 (grafana) is not mapped to the host by the local kind cluster "meshdemo", which maps only 31001, 31002, 31003, 31004, 31005, 31080 on 127.0.0.1 (kind sets port mappings when it creates a cluster) — pass a mapped one with --node-port, or use meshdemo expose grafana --port-forward; to map it, create the cluster again: meshdemo down, then meshdemo up --node-port grafana=32002',
+    ]);
+    assert.deepEqual(await snapshotCluster(cp as ControlPlane), before);
+    // a mapped port works: zipkin's was mapped for exactly this
+    const mapped = await meshdemo(['expose', 'zipkin', '--json']);
+    assert.equal(mapped.code, 0, mapped.stderr);
+    assert.equal(mapped.events().at(-1).dashboards.zipkin, 'http://127.0.0.1:31005/zipkin');
+    before = await snapshotCluster(cp as ControlPlane);
+    const u = await meshdemo([...upArgs(), '--node-port', 'kiali=32001']);
+    assert.equal(u.code, 2, u.stderr + u.stdout.slice(-2000));
+    assert.match(errorLines(u.stderr)[0], /^error: node port 32001 \(kiali\) is not mapped to the host by the local kind cluster "meshdemo", which maps only 31001, 31002, 31003, 31004, 31005, 31080 on 127\.0\.0\.1 .* — pass the ports it maps/);
+    assert.deepEqual(await snapshotCluster(cp as ControlPlane), before);
+    assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 1, 'not created again');
   });
 
   it('the kubeconfig lost its context: up has kind write it again (kind export kubeconfig) and changes nothing else', async () => {
@@ -364,6 +385,27 @@ describe('local cluster: refusals before anything is created', { skip: process.e
     assert.match(step(other).detail, /download .*\/v0\.17\.0\/kind-linux-amd64/);
     assert.ok(other.events().some((e: any) => e.type === 'log' && /is kind v0\.20\.0, not v0\.17\.0 whose node image meshdemo pins/.test(e.message)));
     assert.deepEqual(server.requests, [], 'plan downloads nothing');
+  });
+
+  it('status on the local cluster meshdemo created that kind no longer lists: says it is absent (exit 0); down forgets it', async () => {
+    const sb = box();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    // what up recorded when it created the cluster, which was then deleted by hand (kind delete cluster --name meshdemo)
+    const mappings = [{ name: 'kiali', containerPort: 31001, hostPort: 31001 }, { name: 'gateway', containerPort: 31080, hostPort: 31080 }];
+    writeState(sb.cache, { version: 1, name: 'meshdemo', context: 'kind-meshdemo', createdAt: '2026-11-30T10:00:00.000Z', kindVersion: '0.17.0', kind: path.join(bin, 'kind'), nodeImage: PINNED_IMAGE, kubeconfig: path.join(sb.home, '.kube', 'config'), configFile: path.join(sb.cache, 'local-clusters', 'meshdemo.kind.yaml'), mappings });
+    const s = await runMeshdemo(['--cache-dir', sb.cache, 'status'], { env: sb.env });
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /local\s+kind cluster "meshdemo" is absent: meshdemo created it 2026-11-30T10:00:00\.000Z, but kind get clusters does not list it — meshdemo up creates it again; meshdemo down forgets it/);
+    const j = await runMeshdemo(['--cache-dir', sb.cache, 'status', '--json'], { env: sb.env });
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual(j.events().at(-1).status.localCluster, { name: 'meshdemo', exists: false, createdByMeshdemo: true, createdAt: '2026-11-30T10:00:00.000Z', nodeImage: PINNED_IMAGE, ports: [{ name: 'kiali', nodePort: 31001, hostPort: 31001 }, { name: 'gateway', nodePort: 31080, hostPort: 31080 }] });
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes'], { env: sb.env });
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stdout + d.stderr, /kind cluster "meshdemo" was already gone; removed meshdemo's record of it/);
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
+    assert.ok(!readLines(sb.kindLog).some((a) => a[0] === 'delete'), 'nothing to delete');
   });
 
   it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {

@@ -7,10 +7,10 @@ import yaml from 'js-yaml';
 import { GATEWAY_NODE_PORTS, kindConfigYaml, localPortMappings } from '../../src/kind/config.js';
 import { kindAssetName, kindDownloadUrl, NODE_IMAGE, parseClusterName } from '../../src/kind/pins.js';
 import { decideLocalCluster } from '../../src/kind/decide.js';
-import { hostEndpoint, stateForContext, writeState } from '../../src/kind/state.js';
+import { hostEndpoint, requireMapped, stateForContext, writeState } from '../../src/kind/state.js';
 import { kubeconfigKindWrites } from '../../src/steps/local-cluster.js';
 import { allDashboardNodePorts, parseUpSettings } from '../../src/steps/settings.js';
-import { UsageError } from '../../src/core/errors.js';
+import { oneLine, UsageError } from '../../src/core/errors.js';
 import type { GlobalOptions } from '../../src/core/options.js';
 
 const mappingsFor = (o: Record<string, any> = {}) => {
@@ -118,6 +118,20 @@ describe('when up uses the local cluster', () => {
     assert.deepEqual(hostEndpoint(state, 31001), { address: '127.0.0.1', port: 41001 });
     assert.equal(hostEndpoint(state, 31002), undefined);
     assert.equal(stateForContext(g.cacheDir, 'kind-other'), undefined);
+  });
+
+  it('a node port the local cluster does not map is refused with one line naming it and the fix: exit 2', () => {
+    const state = { version: 1 as const, name: 'meshdemo', context: 'kind-meshdemo', createdAt: 'now', kindVersion: '0.17.0', kind: '/k', nodeImage: NODE_IMAGE, kubeconfig: 'k', configFile: 'c', mappings: mappingsFor() };
+    assert.doesNotThrow(() => requireMapped(state, mappingsFor(), () => 'fix'));
+    assert.throws(
+      () => requireMapped(state, [{ name: 'grafana', containerPort: 32002 }, { name: 'kiali', containerPort: 31001 }], (m) => `fix ${m.name}=${m.containerPort}`),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.exitCode === 2 &&
+        e.message === 'node port 32002 (grafana) is not mapped to the host by the local kind cluster "meshdemo", which maps only 31001, 31002, 31003, 31004, 31005, 31080 on 127.0.0.1 (kind sets port mappings when it creates a cluster)' &&
+        e.hint === 'fix grafana=32002' &&
+        !oneLine(e).includes('\n'),
+    );
   });
 
   it('the kubeconfig kind merges into (kind pathForMerge)', () => {
