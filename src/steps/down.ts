@@ -251,7 +251,10 @@ function isReverted(live: KubeObject, previous: ServiceRevert['previous']): bool
 
 function describeService(type: string | undefined, ports: any[] | undefined): string {
   const nodePorts = (ports ?? []).map((p) => p.nodePort).filter(Boolean);
-  return `${type ?? '?'}${nodePorts.length ? ` (node port ${nodePorts.join(', ')})` : ''}`;
+  const list = nodePorts.length ? `node port ${nodePorts.join(', ')}` : '';
+  // a record of the ports alone (the gateway's pinning) has no type: say only the ports
+  if (!type) return list || 'as it was';
+  return list ? `${type} (${list})` : type;
 }
 
 /**

@@ -198,7 +198,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     // a mapped port works: zipkin's was mapped for exactly this
     const mapped = await meshdemo(['expose', 'zipkin', '--json']);
     assert.equal(mapped.code, 0, mapped.stderr);
-    assert.equal(mapped.events().at(-1).dashboards.zipkin, 'http://127.0.0.1:31005/zipkin');
+    assert.equal(mapped.events().at(-1).dashboards.zipkin, 'http://127.0.0.1:31005/zipkin/');
     before = await snapshotCluster(cp as ControlPlane);
     const u = await meshdemo([...upArgs(), '--node-port', 'kiali=32001']);
     assert.equal(u.code, 2, u.stderr + u.stdout.slice(-2000));
@@ -264,7 +264,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.equal((await api('/apis/apps/v1/namespaces/default/deployments')).items.length, 0);
     const plan: any[] = r.events().at(-1).plan;
     const gwItem = plan.findIndex((i) => i.action === 'revert' && i.target === 'Service/istio-system/istio-ingressgateway');
-    assert.ok(gwItem >= 0 && /now LoadBalancer \(node port 31021, 31080, 31443, 31400, 31543\)/.test(plan[gwItem].detail), `the pinned gateway ports are reverted: ${JSON.stringify(plan)}`);
+    assert.ok(gwItem >= 0 && /^back to node port \d+, 31001, \d+, \d+, \d+, now LoadBalancer \(node port 31021, 31080, 31443, 31400, 31543\)$/.test(plan[gwItem].detail), `the pinned gateway ports are reverted: ${JSON.stringify(plan)}`);
     assert.equal(plan[gwItem].phase, 'down-istio');
     assert.ok(gwItem > plan.findIndex((i) => i.target === 'Service/istio-system/kiali'), 'after kiali released 31001');
     const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
