@@ -39,12 +39,16 @@ Examples:
   meshdemo down --yes --keep-cluster`,
     )
     .action(
-      action<DownSettings & { keepCluster: boolean; local?: LocalClusterState }>(
+      action<LocalDownOptions>(
         async (opts, _args, global) => {
           const { parseClusterName } = await import('../kind/pins.js');
           const { recordedLocalCluster } = await import('../kind/decide.js');
-          const local = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
-          return { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, state: { deadline: Number.POSITIVE_INFINITY } };
+          const { sameClusterAsRecorded } = await import('../kind/state.js');
+          const { kubeconfigPaths } = await import('../kube/config.js');
+          let local = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          let replaced: LocalClusterState | undefined;
+          if (local && !sameClusterAsRecorded(local, kubeconfigPaths(global.kubeconfig).paths)) [replaced, local] = [local, undefined];
+          return { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, replaced, state: { deadline: Number.POSITIVE_INFINITY } };
         },
         down,
         { dryRun: (o) => Boolean(o.dryRun) },
@@ -52,7 +56,15 @@ Examples:
     );
 }
 
-async function down(ctx: CommandContext<DownSettings & { keepCluster: boolean; local?: LocalClusterState }>): Promise<void> {
+type LocalDownOptions = DownSettings & { keepCluster: boolean; local?: LocalClusterState; replaced?: LocalClusterState };
+
+async function down(ctx: CommandContext<LocalDownOptions>): Promise<void> {
+  const { replaced } = ctx.settings;
+  if (replaced) {
+    ctx.log.note(
+      `kind cluster "${replaced.name}" is not the one meshdemo created at ${replaced.createdAt} (its certificate authority differs: it was created again outside meshdemo): down never deletes it, and works on it as on any cluster`,
+    );
+  }
   if (ctx.settings.local && !ctx.settings.keepCluster) {
     if (!ctx.settings.keepIstio) return deleteLocalCluster(ctx, ctx.settings.local);
     ctx.log.note(`--keep-istio keeps the local kind cluster "${ctx.settings.local.name}" too: deleting it would remove Istio with it`);

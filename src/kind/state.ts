@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import yaml from 'js-yaml';
 import { UsageError } from '../core/errors.js';
 import type { PortMapping } from './config.js';
 
@@ -22,6 +24,12 @@ export interface LocalClusterState {
   /** The config given to kind (also saved beside this file as <name>.kind.yaml). */
   configFile: string;
   mappings: PortMapping[];
+  /**
+   * sha256 of the cluster's certificate authority as kind wrote it into the kubeconfig: a cluster of the same name
+   * created again outside meshdemo has another one, and is then not meshdemo's to delete. Absent when creation
+   * was interrupted before kind wrote the kubeconfig.
+   */
+  caSha256?: string;
 }
 
 export function stateDir(cacheDir: string): string {
@@ -102,4 +110,29 @@ export function requireMapped(
 export function kindBinaryFor(cacheDir: string, name: string, local?: { name: string; kind?: string }): string {
   if (local?.name === name && local.kind) return local.kind;
   return readState(cacheDir, name)?.kind ?? 'kind';
+}
+
+/** sha256 of the certificate-authority-data of the cluster that `context` names, in the first of `files` that defines it. */
+export function clusterCaSha256(files: string[], context: string): string | undefined {
+  for (const file of files) {
+    let doc: any;
+    try {
+      doc = yaml.load(fs.readFileSync(file, 'utf8'));
+    } catch {
+      continue;
+    }
+    const ctx = (Array.isArray(doc?.contexts) ? doc.contexts : []).find((c: any) => c?.name === context);
+    if (!ctx) continue;
+    const cluster = (Array.isArray(doc?.clusters) ? doc.clusters : []).find((c: any) => c?.name === ctx.context?.cluster);
+    const ca = cluster?.cluster?.['certificate-authority-data'];
+    return typeof ca === 'string' && ca ? createHash('sha256').update(ca).digest('hex') : undefined;
+  }
+  return undefined;
+}
+
+/** Is the cluster behind the record's context still the one meshdemo created? Unknown (no CA on either side) counts as yes. */
+export function sameClusterAsRecorded(state: LocalClusterState, kubeconfigFiles: string[]): boolean {
+  if (!state.caSha256) return true;
+  const now = clusterCaSha256(kubeconfigFiles, state.context);
+  return now === undefined || now === state.caSha256;
 }

@@ -11,7 +11,7 @@ import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } fr
 import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
-import { configPath, readState, removeState, requireMapped, writeState } from '../kind/state.js';
+import { clusterCaSha256, configPath, readState, removeState, requireMapped, writeState } from '../kind/state.js';
 import { allDashboardNodePorts, type LocalCluster, type UpSettings } from './settings.js';
 
 type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
@@ -230,6 +230,10 @@ export const localCluster: Step<Settings> = {
       throw err;
     }
     l.exists = true;
+    // what tells this cluster from one created again under the same name outside meshdemo (down must not delete that)
+    const state = readState(ctx.options.cacheDir, l.name);
+    const caSha256 = clusterCaSha256([kubeconfig], l.context);
+    if (state && caSha256) writeState(ctx.options.cacheDir, { ...state, caSha256 });
     ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
     return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
   },

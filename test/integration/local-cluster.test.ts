@@ -4,10 +4,12 @@
 // its node is the real control plane plus the node simulator, InternalIP 127.0.0.2) and istioctl.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import yaml from 'js-yaml';
 import { apiRequest, controlPlaneAvailable, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
 import { buildReleaseArchive } from '../support/release-archive.js';
@@ -152,6 +154,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const state = JSON.parse(fs.readFileSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json'), 'utf8'));
     assert.equal(state.context, 'kind-meshdemo');
     assert.equal(state.nodeImage, PINNED_IMAGE);
+    assert.equal(state.caSha256, createHash('sha256').update(cluster['certificate-authority-data']).digest('hex'), 'what tells this cluster from one created again by hand');
     assert.ok(events.some((e) => e.type === 'log' && /^kind merged context "kind-meshdemo" into .*\/home\/\.kube\/config and made it the current context$/.test(e.message)));
   });
 
@@ -406,6 +409,26 @@ describe('local cluster: refusals before anything is created', { skip: process.e
     assert.match(d.stdout + d.stderr, /kind cluster "meshdemo" was already gone; removed meshdemo's record of it/);
     assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
     assert.ok(!readLines(sb.kindLog).some((a) => a[0] === 'delete'), 'nothing to delete');
+  });
+
+  it('a cluster of the same name created again outside meshdemo (another certificate authority) is never deleted by down', async () => {
+    const sb = box();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    // the user deleted meshdemo's cluster by hand and made their own "meshdemo" with kind
+    await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'meshdemo', '--image', PINNED_IMAGE, '--wait', '60s'], { env: { ...process.env, ...sb.env } as NodeJS.ProcessEnv });
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
+    // meshdemo's record of the cluster it had created, with that cluster's certificate authority
+    writeState(sb.cache, { version: 1, name: 'meshdemo', context: 'kind-meshdemo', createdAt: '2026-11-30T10:00:00.000Z', kindVersion: '0.17.0', kind: path.join(bin, 'kind'), nodeImage: PINNED_IMAGE, kubeconfig: path.join(sb.home, '.kube', 'config'), configFile: path.join(sb.cache, 'local-clusters', 'meshdemo.kind.yaml'), mappings: [], caSha256: 'f'.repeat(64) });
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes', '--json'], { env: sb.env });
+    assert.equal(d.code, 0, d.stderr);
+    assert.ok(
+      d.events().some((e) => e.type === 'log' && e.level === 'note' && /^kind cluster "meshdemo" is not the one meshdemo created at 2026-11-30T10:00:00\.000Z \(its certificate authority differs/.test(e.message)),
+      d.stdout,
+    );
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo'], 'still there');
+    assert.deepEqual(readLines(sb.kindLog).filter((a) => a[0] === 'delete'), []);
   });
 
   it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {
