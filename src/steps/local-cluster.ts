@@ -151,6 +151,13 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** What tells meshdemo's cluster from one created again under its name outside meshdemo (down must not delete that). */
+function recordCa(cacheDir: string, name: string, context: string, kubeconfig: string): void {
+  const state = readState(cacheDir, name);
+  const caSha256 = clusterCaSha256([kubeconfig], context);
+  if (state && caSha256 && !state.caSha256) writeState(cacheDir, { ...state, caSha256 });
+}
+
 export const localCluster: Step<Settings> = {
   id: 'local-cluster',
   title: 'Create the local kind cluster',
@@ -184,6 +191,7 @@ export const localCluster: Step<Settings> = {
       // the cluster is there, its context is not (e.g. the kubeconfig was replaced): have kind write it again
       const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
       await kindExportKubeconfig(l.kind, l.name, ctx.options.kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+      recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
       ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
       return `kind cluster "${l.name}" already existed; context ${l.context} written again into ${kubeconfig}`;
     }
@@ -220,20 +228,25 @@ export const localCluster: Step<Settings> = {
         { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) },
       );
     } catch (err) {
-      // kind deletes what it made when creation fails (pkg/cluster/internal/create/create.go, unless --retain)
-      if (err instanceof ExternalCommandError) {
+      if (!(err instanceof ExternalCommandError)) throw err;
+      if (err.details.some((d) => /already exist/.test(d))) {
         removeState(ctx.options.cacheDir, l.name);
-        if (err.details.some((d) => /already exist/.test(d))) {
-          throw new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
-        }
+        throw new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
       }
-      throw err;
+      // kind deletes what it made when provisioning or an action fails, but not when writing the kubeconfig fails
+      // afterwards (pkg/cluster/internal/create/create.go): such a cluster is meshdemo's, and stays recorded
+      const left = await kindClusters(l.kind, { signal: ctx.signal }).catch(() => [] as string[]);
+      if (!left.includes(l.name)) {
+        removeState(ctx.options.cacheDir, l.name);
+        throw err;
+      }
+      throw new ExternalCommandError(`${err.message}, after it created cluster "${l.name}"`, {
+        details: err.details,
+        hint: `fix what kind reports, then run meshdemo up again (it continues on this cluster), or meshdemo down to delete it`,
+      });
     }
     l.exists = true;
-    // what tells this cluster from one created again under the same name outside meshdemo (down must not delete that)
-    const state = readState(ctx.options.cacheDir, l.name);
-    const caSha256 = clusterCaSha256([kubeconfig], l.context);
-    if (state && caSha256) writeState(ctx.options.cacheDir, { ...state, caSha256 });
+    recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
     ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
     return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
   },

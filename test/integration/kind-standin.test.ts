@@ -49,6 +49,19 @@ describe('kind stand-in: CLI surface of kind v0.17.0', () => {
     assert.match(text, /name: other/);
   });
 
+  it('delete cluster with the kubeconfig locked by someone else: logs it, still exit 0 (delete.go, lock.go)', () => {
+    const kc = path.join(tmp, 'locked');
+    fs.writeFileSync(kc, 'apiVersion: v1\nkind: Config\ncurrent-context: kind-y\n');
+    fs.writeFileSync(`${kc}.lock`, '');
+    assert.deepEqual(kind(['delete', 'cluster', '--name', 'y', '--kubeconfig', kc]), {
+      code: 0,
+      stdout: '',
+      stderr: `Deleting cluster "y" ...\nfailed to update kubeconfig: failed to lock config file: open ${kc}.lock: file exists\n`,
+    });
+    assert.match(fs.readFileSync(kc, 'utf8'), /current-context: kind-y/, 'left as it was');
+    assert.ok(fs.existsSync(`${kc}.lock`), "someone else's lock is not removed");
+  });
+
   it('version -q prints only the semver (version.go); global flags -v/-q are accepted by every command (root.go)', () => {
     assert.deepEqual(kind(['version', '-q']), { code: 0, stdout: '0.17.0\n', stderr: '' });
     assert.deepEqual(kind(['-v', '1', 'get', 'clusters']), { code: 0, stdout: '', stderr: 'No kind clusters found.\n' });

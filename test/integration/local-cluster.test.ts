@@ -431,6 +431,24 @@ describe('local cluster: refusals before anything is created', { skip: process.e
     assert.deepEqual(readLines(sb.kindLog).filter((a) => a[0] === 'delete'), []);
   });
 
+  it('kind creates the cluster but cannot write the kubeconfig (a held lock): exit 6, the cluster stays recorded, down deletes it', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    fs.mkdirSync(path.join(sb.home, '.kube'));
+    fs.writeFileSync(path.join(sb.home, '.kube', 'config.lock'), ''); // as kubectl or client-go leave it while writing
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 6, r.stderr);
+    assert.match(errorLines(r.stderr)[0], /^error: .*kind.* failed with exit code 1, after it created cluster "meshdemo" — fix what kind reports, then run meshdemo up again/);
+    assert.match(r.stderr, /ERROR: failed to create cluster: failed to lock config file: open .*\/home\/\.kube\/config\.lock: file exists/);
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo'], 'kind does not delete a cluster whose kubeconfig export failed');
+    assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'meshdemo created it: recorded');
+    fs.rmSync(path.join(sb.home, '.kube', 'config.lock'));
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes'], { env: sb.env });
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(runningClusters(sb.kindState), []);
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
+  });
+
   it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {
     const server = await serve(kindRelease());
     const sb = box();

@@ -221,9 +221,29 @@ function writeKubeconfig(file: string, doc: any): void {
   fs.writeFileSync(file, yaml.dump(doc), { mode: 0o600 });
 }
 
+/** lock.go: <file>.lock made with O_EXCL, as client-go does; a lock someone else holds fails the write. */
+function withLock<T>(file: string, fn: () => T): T {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  try {
+    fs.closeSync(fs.openSync(`${file}.lock`, 'wx', 0));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new KindError(`failed to lock config file: open ${file}.lock: file exists`);
+    throw e;
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(`${file}.lock`, { force: true });
+  }
+}
+
 /** merge.go: insert or replace cluster, user and context "kind-<name>", set current-context; apiVersion/kind kept or added. */
 function mergeKubeconfig(explicit: string | undefined, name: string, node: NodeInfo): string {
   const file = pathForMerge(explicit);
+  return withLock(file, () => mergeInto(file, name, node));
+}
+
+function mergeInto(file: string, name: string, node: NodeInfo): string {
   const doc = readKubeconfig(file);
   const key = `kind-${name}`;
   const upsert = (list: any[] | undefined, entry: any) => {
@@ -244,24 +264,26 @@ function mergeKubeconfig(explicit: string | undefined, name: string, node: NodeI
   return file;
 }
 
-/** remove.go: drop kind-<name> from every kubeconfig path, unset current-context if it was that. */
+/** remove.go: drop kind-<name> from every kubeconfig path (each locked first), unset current-context if it was that. */
 function removeFromKubeconfigs(explicit: string | undefined, name: string): void {
+  for (const file of kubeconfigPaths(explicit)) withLock(file, () => removeFrom(file, name));
+}
+
+function removeFrom(file: string, name: string): void {
   const key = `kind-${name}`;
-  for (const file of kubeconfigPaths(explicit)) {
-    if (!fs.existsSync(file)) continue;
-    const doc = readKubeconfig(file);
-    let mutated = false;
-    for (const k of ['clusters', 'users', 'contexts']) {
-      const before = (doc[k] ?? []).length;
-      doc[k] = (doc[k] ?? []).filter((e: any) => e?.name !== key);
-      if (doc[k].length !== before) mutated = true;
-    }
-    if (doc['current-context'] === key) {
-      doc['current-context'] = '';
-      mutated = true;
-    }
-    if (mutated) writeKubeconfig(file, doc);
+  if (!fs.existsSync(file)) return;
+  const doc = readKubeconfig(file);
+  let mutated = false;
+  for (const k of ['clusters', 'users', 'contexts']) {
+    const before = (doc[k] ?? []).length;
+    doc[k] = (doc[k] ?? []).filter((e: any) => e?.name !== key);
+    if (doc[k].length !== before) mutated = true;
   }
+  if (doc['current-context'] === key) {
+    doc['current-context'] = '';
+    mutated = true;
+  }
+  if (mutated) writeKubeconfig(file, doc);
 }
 
 // ------------------------------------------------------------------------------------------------ config (v1alpha4)
@@ -454,6 +476,7 @@ async function createCluster(argv: string[]): Promise<void> {
     st.end(true);
     errLine(' • Ready after 1s 💚');
   }
+  // create.go: the kubeconfig export comes after the actions and does not delete the cluster when it fails
   mergeKubeconfig(flags.get('kubeconfig'), name, node);
   // create.go logUsage / logSalutation
   const sample = `kubectl cluster-info --context kind-${name}${flags.get('kubeconfig') ? ` --kubeconfig ${flags.get('kubeconfig')}` : ''}`;
@@ -481,7 +504,13 @@ async function deleteCluster(argv: string[]): Promise<void> {
   if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind delete cluster"`);
   const name = clusterName(flags);
   errLine(`Deleting cluster "${name}" ...`);
-  removeFromKubeconfigs(flags.get('kubeconfig'), name);
+  // delete.go: a kubeconfig that cannot be updated is logged, the nodes are deleted anyway, and the exit is 0
+  try {
+    removeFromKubeconfigs(flags.get('kubeconfig'), name);
+  } catch (e) {
+    if (!(e instanceof KindError)) throw e;
+    errLine(`failed to update kubeconfig: ${e.message}`);
+  }
   await stopNode(name);
 }
 
