@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { kindStandinScript } from '../support/kind-standin.js';
+import { controlPlaneAvailable, testenvBinDir } from '../support/control-plane.js';
+import { kindStandinScript, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
 
 describe('kind stand-in: CLI surface of kind v0.17.0', () => {
   let tmp: string;
@@ -154,4 +155,29 @@ describe('kind stand-in: CLI surface of kind v0.17.0', () => {
       assert.equal(kind(['export', 'kubeconfig', '--name', 'nosuch']).stderr, "ERROR: could not locate any control plane nodes for cluster named 'nosuch'. Use the --name option to select a different cluster\n");
     });
   });
+
+  it(
+    'create cluster whose kubeconfig cannot be written (a held lock): exit 1, and the cluster stays (create.go exports after the actions)',
+    { skip: process.env.CI === 'true' ? false : controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)', timeout: 180_000 },
+    async () => {
+      const state = path.join(tmp, 'lock-state');
+      const kc = path.join(tmp, 'lock-kubeconfig');
+      fs.writeFileSync(`${kc}.lock`, '');
+      try {
+        // no --config: no port mappings, so no fixed host port is bound
+        const r = kind(['create', 'cluster', '--name', 'locked', '--image', 'kindest/node:v1.19.16', '--kubeconfig', kc], {
+          STANDIN_KIND_STATE: state,
+          STANDIN_KIND_OWNER_PID: String(process.pid),
+          MESHDEMO_TESTENV_BIN: testenvBinDir(),
+        });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /\n • Installing StorageClass 💾  \.\.\.\n ✓ Installing StorageClass 💾\nERROR: failed to create cluster: failed to lock config file: open .*lock-kubeconfig\.lock: file exists\n$/);
+        assert.deepEqual(runningClusters(state), ['locked'], 'not deleted');
+        assert.ok(!fs.existsSync(kc), 'nothing written');
+      } finally {
+        await stopStandinClusters(state);
+        fs.rmSync(`${kc}.lock`, { force: true });
+      }
+    },
+  );
 });

@@ -476,8 +476,14 @@ async function createCluster(argv: string[]): Promise<void> {
     st.end(true);
     errLine(' • Ready after 1s 💚');
   }
-  // create.go: the kubeconfig export comes after the actions and does not delete the cluster when it fails
-  mergeKubeconfig(flags.get('kubeconfig'), name, node);
+  // create.go: the kubeconfig export comes after the actions and does not delete the cluster when it fails;
+  // createcluster.go wraps every error of provider.Create in "failed to create cluster"
+  try {
+    mergeKubeconfig(flags.get('kubeconfig'), name, node);
+  } catch (e) {
+    if (e instanceof KindError) throw new KindError(`failed to create cluster: ${e.message}`);
+    throw e;
+  }
   // create.go logUsage / logSalutation
   const sample = `kubectl cluster-info --context kind-${name}${flags.get('kubeconfig') ? ` --kubeconfig ${flags.get('kubeconfig')}` : ''}`;
   errLine(`Set kubectl context to "kind-${name}"`);
