@@ -208,12 +208,12 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
   };
 }
 
-/** --cluster-name, --local, --kind-mirror, --kind-sha256, --gateway-node-port; the pinned gateway ports must not meet a dashboard's. */
 /** The node port of every dashboard (all five, whether or not its addon is applied), --node-port first. */
 export function allDashboardNodePorts(nodePorts: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.keys(DASHBOARDS).map((n) => [n, nodePorts[n] ?? DASHBOARDS[n].defaultNodePort]));
 }
 
+/** --cluster-name, --local, --kind-mirror, --kind-sha256, --gateway-node-port; the pinned gateway ports must not meet a dashboard's. */
 function parseLocalClusterOptions(o: Record<string, any>): Pick<UpSettings, 'clusterName' | 'forceLocal' | 'kindMirror' | 'kindSha256' | 'gatewayNodePort'> {
   const gatewayNodePort = o.gatewayNodePort === undefined ? DEFAULT_GATEWAY_HTTP2_NODE_PORT : parseNodePort(o.gatewayNodePort, '--gateway-node-port');
   const dashboardPorts = new Map(Object.entries(allDashboardNodePorts(parseNodePorts(o.nodePort ?? []))).map(([n, p]) => [p, n]));

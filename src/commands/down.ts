@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .description('remove what up created and revert what it changed, nothing else')
     .option('--keep-istio', 'leave Istio installed')
     .option('--force', 'with no record: remove the well-known demo objects by name and label')
-    .option('--keep-cluster', 'on the local kind cluster meshdemo created: remove only the demo, keep the cluster')
+    .option('--keep-cluster', 'on the local kind cluster meshdemo created: remove only the demo, keep the cluster (implied by --keep-istio)')
     .addOption(new Option('--cluster-name <name>', 'the local kind cluster, when no context is in use').default('meshdemo').env('MESHDEMO_CLUSTER_NAME'))
     .option('--dry-run', 'print the plan, change nothing')
     .addHelpText(
@@ -23,8 +23,8 @@ the dashboard Services' type and ports, the namespace's istio-injection label. I
 gone (--timeout), then removes the record. Before changing anything it shows the plan and asks (--yes skips).
 
 On the local kind cluster that meshdemo up created (recorded in the cache dir), down deletes the whole cluster
-(kind delete cluster) instead; --keep-cluster removes only the demo from it. A cluster meshdemo did not create is
-never deleted.
+(kind delete cluster) instead; --keep-cluster (implied by --keep-istio) removes only the demo from it. A cluster
+meshdemo did not create is never deleted.
 
 --force, only when there is no record: deletes the demo's Deployments/Services/Gateway/VirtualService by name
 and anything labelled app.kubernetes.io/managed-by=meshdemo in --namespace, the cached release's addon objects
@@ -39,12 +39,16 @@ Examples:
   meshdemo down --yes --keep-cluster`,
     )
     .action(
-      action<DownSettings & { keepCluster: boolean; local?: LocalClusterState }>(
+      action<LocalDownOptions>(
         async (opts, _args, global) => {
           const { parseClusterName } = await import('../kind/pins.js');
           const { recordedLocalCluster } = await import('../kind/decide.js');
-          const local = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
-          return { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, state: { deadline: Number.POSITIVE_INFINITY } };
+          const { sameClusterAsRecorded } = await import('../kind/state.js');
+          const { kubeconfigPaths } = await import('../kube/config.js');
+          let local = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          let replaced: LocalClusterState | undefined;
+          if (local && !sameClusterAsRecorded(local, kubeconfigPaths(global.kubeconfig).paths)) [replaced, local] = [local, undefined];
+          return { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, replaced, state: { deadline: Number.POSITIVE_INFINITY } };
         },
         down,
         { dryRun: (o) => Boolean(o.dryRun) },
@@ -52,8 +56,19 @@ Examples:
     );
 }
 
-async function down(ctx: CommandContext<DownSettings & { keepCluster: boolean; local?: LocalClusterState }>): Promise<void> {
-  if (ctx.settings.local && !ctx.settings.keepCluster) return deleteLocalCluster(ctx, ctx.settings.local);
+type LocalDownOptions = DownSettings & { keepCluster: boolean; local?: LocalClusterState; replaced?: LocalClusterState };
+
+async function down(ctx: CommandContext<LocalDownOptions>): Promise<void> {
+  const { replaced } = ctx.settings;
+  if (replaced) {
+    ctx.log.note(
+      `kind cluster "${replaced.name}" is not the one meshdemo created at ${replaced.createdAt} (its certificate authority differs: it was created again outside meshdemo): down never deletes it, and works on it as on any cluster`,
+    );
+  }
+  if (ctx.settings.local && !ctx.settings.keepCluster) {
+    if (!ctx.settings.keepIstio) return deleteLocalCluster(ctx, ctx.settings.local);
+    ctx.log.note(`--keep-istio keeps the local kind cluster "${ctx.settings.local.name}" too: deleting it would remove Istio with it`);
+  }
   const { loadRecords } = await import('../down/records.js');
   const { DOWN_STEPS, planDown } = await import('../steps/down.js');
   const { runSteps } = await import('../core/runner.js');

@@ -64,6 +64,17 @@ export function register(program: Command): void {
           await fwd.closed;
           return;
         }
+        // on meshdemo's local kind cluster only the ports kind mapped at creation reach 127.0.0.1
+        const { stateForContext, requireMapped } = await import('../kind/state.js');
+        const local = ctx.settings.nodeAddress ? undefined : stateForContext(ctx.options.cacheDir, kube.contextName);
+        if (local) {
+          const wanted = ctx.settings.dashboards.map((name) => ({ name, containerPort: ctx.settings.nodePort ?? DASHBOARDS[name].defaultNodePort }));
+          requireMapped(
+            local,
+            wanted,
+            (m) => `pass a mapped one with --node-port, or use meshdemo expose ${m.name} --port-forward; to map it, create the cluster again: meshdemo down, then meshdemo up --node-port ${m.name}=${m.containerPort}`,
+          );
+        }
         await ctx.lock.acquire(); // src/core/lock.ts: a NodePort change waits for a running up/down
         const { exposeDashboard } = await import('../steps/dashboards.js');
         const inventory = await ctx.inventory();

@@ -1,18 +1,34 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { action } from '../core/command.js';
+import type { LocalClusterState } from '../kind/state.js';
 
 export function register(program: Command): void {
   program
     .command('status')
     .description('show what meshdemo finds on the cluster: version, Istio, injection, addons, dashboards, app, URLs (read-only)')
     .option('--node-address <addr>', 'address used in URLs (default: first node ExternalIP, else InternalIP)')
+    .addOption(new Option('--cluster-name <name>', 'the local kind cluster, when no context is in use').default('meshdemo').env('MESHDEMO_CLUSTER_NAME'))
     .addHelpText('after', '\nExamples:\n  meshdemo status\n  meshdemo status --context kind-mesh --json')
     .action(
-      action((opts) => ({ nodeAddress: opts.nodeAddress as string | undefined }), async (ctx) => {
-        const { gatherStatus, formatStatus } = await import('../demo/status.js');
-        const status = await gatherStatus(ctx);
-        if (ctx.options.json) ctx.ui.result(true, { status });
-        else ctx.ui.print(formatStatus(status));
-      }),
+      action<{ nodeAddress?: string; local?: LocalClusterState }>(
+        async (opts, _args, global) => {
+          const { parseClusterName } = await import('../kind/pins.js');
+          const { recordedLocalCluster } = await import('../kind/decide.js');
+          return { nodeAddress: opts.nodeAddress as string | undefined, local: recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo')) };
+        },
+        async (ctx) => {
+          const { gatherStatus, formatStatus, absentLocalCluster, formatAbsentLocalCluster } = await import('../demo/status.js');
+          // meshdemo's local cluster that kind no longer lists: say so, rather than fail to reach its API server
+          const absent = ctx.settings.local ? await absentLocalCluster(ctx, ctx.settings.local) : undefined;
+          if (absent) {
+            if (ctx.options.json) ctx.ui.result(true, { status: absent });
+            else ctx.ui.print(formatAbsentLocalCluster(absent));
+            return;
+          }
+          const status = await gatherStatus(ctx);
+          if (ctx.options.json) ctx.ui.result(true, { status });
+          else ctx.ui.print(formatStatus(status));
+        },
+      ),
     );
 }

@@ -6,7 +6,9 @@ import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAME
 import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from '../settings.js';
 import { DEPLOYMENT_OF } from './app-manifests.js';
 import { istioctlPath } from './istio-release.js';
-import { stateForContext } from '../kind/state.js';
+import { stateForContext, type LocalClusterState } from '../kind/state.js';
+import { kindForState } from '../kind/binary.js';
+import { kindClusters } from '../exec/kind.js';
 
 export interface Status {
   context: string;
@@ -90,4 +92,38 @@ export function formatStatus(s: Status): string {
     );
   }
   return lines.join('\n');
+}
+
+/** status of a local cluster meshdemo created but kind no longer lists (deleted by hand, or Docker lost it). */
+export interface AbsentLocalClusterStatus {
+  context: string;
+  localCluster: NonNullable<Status['localCluster']>;
+}
+
+/** The recorded local cluster, when kind says it is gone; undefined when it exists or no kind can tell. */
+export async function absentLocalCluster(ctx: Context<unknown>, state: LocalClusterState): Promise<AbsentLocalClusterStatus | undefined> {
+  const kind = kindForState(ctx.options.cacheDir, state);
+  if (!kind) return undefined;
+  // kind cannot list (Docker down, say): the API server check that follows names the problem
+  const clusters = await kindClusters(kind, { signal: ctx.signal }).catch(() => undefined);
+  if (!clusters || clusters.includes(state.name)) return undefined;
+  return {
+    context: state.context,
+    localCluster: {
+      name: state.name,
+      exists: false,
+      createdByMeshdemo: true,
+      createdAt: state.createdAt,
+      nodeImage: state.nodeImage,
+      ports: state.mappings.map((m) => ({ name: m.name, nodePort: m.containerPort, hostPort: m.hostPort })),
+    },
+  };
+}
+
+export function formatAbsentLocalCluster(s: AbsentLocalClusterStatus): string {
+  const c = s.localCluster;
+  return [
+    `context     ${s.context}`,
+    `local       kind cluster "${c.name}" is absent: meshdemo created it ${c.createdAt}, but kind get clusters does not list it — meshdemo up creates it again; meshdemo down forgets it`,
+  ].join('\n');
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { KIND_VERSION, kindAssetName } from './pins.js';
+import { KIND_VERSION } from './pins.js';
 
 /** <cache>/kind/v<version>/kind: where meshdemo keeps the kind it downloaded (made executable only once verified). */
 export function cachedKindPath(cacheDir: string, platform: NodeJS.Platform = process.platform): string {
@@ -26,4 +26,7 @@ export function kindOnPath(env: NodeJS.ProcessEnv = process.env): string | undef
   return undefined;
 }
 
-export { KIND_VERSION, kindAssetName };
+/** The kind to ask about a cluster meshdemo created: the one that created it, else meshdemo's cached one, else PATH's. */
+export function kindForState(cacheDir: string, state: { kind: string }): string | undefined {
+  return [state.kind, cachedKindPath(cacheDir), kindOnPath()].find((k): k is string => Boolean(k) && isExecutable(k!));
+}

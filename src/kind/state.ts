@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import yaml from 'js-yaml';
+import { UsageError } from '../core/errors.js';
 import type { PortMapping } from './config.js';
 
 /**
@@ -21,6 +24,12 @@ export interface LocalClusterState {
   /** The config given to kind (also saved beside this file as <name>.kind.yaml). */
   configFile: string;
   mappings: PortMapping[];
+  /**
+   * sha256 of the cluster's certificate authority as kind wrote it into the kubeconfig: a cluster of the same name
+   * created again outside meshdemo has another one, and is then not meshdemo's to delete. Absent when creation
+   * was interrupted before kind wrote the kubeconfig.
+   */
+  caSha256?: string;
 }
 
 export function stateDir(cacheDir: string): string {
@@ -79,8 +88,51 @@ export function hostEndpoint(state: LocalClusterState, nodePort: number): { addr
   return m ? { address: '127.0.0.1', port: m.hostPort } : undefined;
 }
 
+/**
+ * Refuses node ports the local cluster does not map to the host: kind sets port mappings only when it creates a
+ * cluster, so a Service on another node port would have no URL on 127.0.0.1.
+ */
+export function requireMapped(
+  state: LocalClusterState,
+  wanted: Array<{ name: string; containerPort: number }>,
+  hint: (missing: { name: string; containerPort: number }) => string,
+): void {
+  const missing = wanted.filter((w) => !state.mappings.some((m) => m.containerPort === w.containerPort));
+  if (!missing.length) return;
+  const what = missing.map((m) => `${m.containerPort} (${m.name})`).join(', ');
+  throw new UsageError(
+    `node port ${what} ${missing.length > 1 ? 'are' : 'is'} not mapped to the host by the local kind cluster "${state.name}", which maps only ${state.mappings.map((m) => m.containerPort).join(', ')} on 127.0.0.1 (kind sets port mappings when it creates a cluster)`,
+    { hint: hint(missing[0]) },
+  );
+}
+
 /** The kind that loads images into cluster `name`: the one this run resolved, else the one that created it, else PATH's. */
 export function kindBinaryFor(cacheDir: string, name: string, local?: { name: string; kind?: string }): string {
   if (local?.name === name && local.kind) return local.kind;
   return readState(cacheDir, name)?.kind ?? 'kind';
+}
+
+/** sha256 of the certificate-authority-data of the cluster that `context` names, in the first of `files` that defines it. */
+export function clusterCaSha256(files: string[], context: string): string | undefined {
+  for (const file of files) {
+    let doc: any;
+    try {
+      doc = yaml.load(fs.readFileSync(file, 'utf8'));
+    } catch {
+      continue;
+    }
+    const ctx = (Array.isArray(doc?.contexts) ? doc.contexts : []).find((c: any) => c?.name === context);
+    if (!ctx) continue;
+    const cluster = (Array.isArray(doc?.clusters) ? doc.clusters : []).find((c: any) => c?.name === ctx.context?.cluster);
+    const ca = cluster?.cluster?.['certificate-authority-data'];
+    return typeof ca === 'string' && ca ? createHash('sha256').update(ca).digest('hex') : undefined;
+  }
+  return undefined;
+}
+
+/** Is the cluster behind the record's context still the one meshdemo created? Unknown (no CA on either side) counts as yes. */
+export function sameClusterAsRecorded(state: LocalClusterState, kubeconfigFiles: string[]): boolean {
+  if (!state.caSha256) return true;
+  const now = clusterCaSha256(kubeconfigFiles, state.context);
+  return now === undefined || now === state.caSha256;
 }

@@ -1,22 +1,30 @@
 import type { Context } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
-import { refOf, type KubeClient, type KubeObject } from '../kube/client.js';
+import { describeRef, refOf, type KubeClient, type KubeObject } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { istioctlPath } from '../demo/istio-release.js';
 import { deadline, deleteAndWait, stepOf, type DownStep, type Work } from '../down/phase.js';
 import { istioObjects, istioObjectsElsewhere, istioctlFor, records, type DownSettings } from '../down/records.js';
+import { revertItems, revertServices, serviceReverts, type ServiceRevert } from '../down/service-reverts.js';
 import { istioctlKubeArgs } from './istio-install.js';
 
-async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: KubeObject[]; istioctl?: string }> {
+async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: KubeObject[]; istioctl?: string; gateway?: ServiceRevert[] }> {
   const r = records(ctx);
-  if (ctx.settings.keepIstio) return { items: [], objects: [], nothing: 'Istio kept (--keep-istio)' };
-  if (!r.istioOurs) return { items: [], objects: [], nothing: 'Istio was not installed by meshdemo: left as it is' };
+  if (ctx.settings.keepIstio || !r.istioOurs) {
+    // Istio stays: the ingress gateway gets its node ports from before meshdemo pinned them back
+    const { pending: gateway } = await serviceReverts(ctx, true);
+    const nothing = ctx.settings.keepIstio ? 'Istio kept (--keep-istio)' : 'Istio was not installed by meshdemo: left as it is';
+    return { items: revertItems('down-istio', gateway), objects: [], gateway, nothing };
+  }
   const objects = await istioObjects(await ctx.kube());
   if (!objects.length) return { items: [], objects, nothing: 'Istio is not installed' };
   const istioctl = istioctlFor(ctx.options.cacheDir, r.istioVersion);
   const notes = istioctl
     ? [await purgeScopeNote(await ctx.kube())]
     : [`istioctl ${r.istioVersion} is not in the cache (${istioctlPath(ctx.options.cacheDir, r.istioVersion)}): deleting Istio's ${objects.length} objects directly (found by istioctl's labels) instead`];
+  for (const c of r.changed) {
+    if (c.step === 'gateway-ports') notes.push(`${describeRef(c.ref)}: its pinned node ports are not reverted, it goes with Istio`);
+  }
   return {
     items: [
       {
@@ -53,6 +61,10 @@ export const downIstio: DownStep = stepOf(
   istioWork,
   async (ctx, w0) => {
     const w = w0 as Awaited<ReturnType<typeof istioWork>>;
+    if (w.gateway) {
+      await revertServices(ctx, w.gateway);
+      return `Istio left installed; reverted ${w.gateway.length} Service(s)`;
+    }
     const kube = await ctx.kube();
     if (w.istioctl) {
       const seconds = Math.max(30, Math.round((deadline(ctx) - Date.now()) / 1000));

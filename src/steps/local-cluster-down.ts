@@ -1,16 +1,11 @@
 import fs from 'node:fs';
 import type { Step } from '../core/step.js';
 import { kindClusters, kindDeleteCluster } from '../exec/kind.js';
-import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
+import { kindForState } from '../kind/binary.js';
 import { removeState, type LocalClusterState } from '../kind/state.js';
 
 export interface LocalDownSettings {
   cluster: LocalClusterState;
-}
-
-/** The kind that created the cluster, else meshdemo's cached one, else PATH's. */
-function kindFor(cacheDir: string, state: LocalClusterState): string | undefined {
-  return [state.kind, cachedKindPath(cacheDir), kindOnPath()].find((k): k is string => Boolean(k) && isExecutable(k!));
 }
 
 /**
@@ -23,7 +18,7 @@ export const localClusterDelete: Step<LocalDownSettings> = {
   title: 'Delete the local kind cluster',
   async check(ctx) {
     const { cluster } = ctx.settings;
-    const kind = kindFor(ctx.options.cacheDir, cluster);
+    const kind = kindForState(ctx.options.cacheDir, cluster);
     if (kind && !(await kindClusters(kind, { signal: ctx.signal })).includes(cluster.name)) {
       return { satisfied: false, detail: `kind cluster "${cluster.name}" is already gone: remove meshdemo's record of it` };
     }
@@ -31,7 +26,7 @@ export const localClusterDelete: Step<LocalDownSettings> = {
   },
   async run(ctx) {
     const { cluster } = ctx.settings;
-    const kind = kindFor(ctx.options.cacheDir, cluster);
+    const kind = kindForState(ctx.options.cacheDir, cluster);
     if (!kind) {
       const { ExternalCommandError } = await import('../core/errors.js');
       throw new ExternalCommandError(`no kind binary to delete cluster "${cluster.name}" with (${cluster.kind} is gone)`, { hint: `install kind v${cluster.kindVersion} or run meshdemo up once to download it, then run meshdemo down again` });

@@ -11,7 +11,7 @@ import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } fr
 import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
-import { configPath, readState, removeState, writeState } from '../kind/state.js';
+import { clusterCaSha256, configPath, readState, removeState, requireMapped, writeState } from '../kind/state.js';
 import { allDashboardNodePorts, type LocalCluster, type UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
@@ -151,6 +151,13 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** What tells meshdemo's cluster from one created again under its name outside meshdemo (down must not delete that). */
+function recordCa(cacheDir: string, name: string, context: string, kubeconfig: string): void {
+  const state = readState(cacheDir, name);
+  const caSha256 = clusterCaSha256([kubeconfig], context);
+  if (state && caSha256 && !state.caSha256) writeState(cacheDir, { ...state, caSha256 });
+}
+
 export const localCluster: Step<Settings> = {
   id: 'local-cluster',
   title: 'Create the local kind cluster',
@@ -163,6 +170,13 @@ export const localCluster: Step<Settings> = {
       return { satisfied: false, detail: `kind cluster "${l.name}" exists, but the kubeconfig has no context ${l.context}: kind export kubeconfig --name ${l.name}` };
     }
     const state = readState(ctx.options.cacheDir, l.name);
+    if (state) {
+      requireMapped(
+        state,
+        localPortMappings({ dashboardNodePorts: allDashboardNodePorts(ctx.settings.nodePorts), gatewayHttp2NodePort: ctx.settings.gatewayNodePort }),
+        () => 'pass the ports it maps (--node-port/--gateway-node-port as when it was created), or create it again with these: meshdemo down, then meshdemo up',
+      );
+    }
     return {
       satisfied: true,
       detail: state
@@ -177,6 +191,7 @@ export const localCluster: Step<Settings> = {
       // the cluster is there, its context is not (e.g. the kubeconfig was replaced): have kind write it again
       const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
       await kindExportKubeconfig(l.kind, l.name, ctx.options.kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+      recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
       ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
       return `kind cluster "${l.name}" already existed; context ${l.context} written again into ${kubeconfig}`;
     }
@@ -213,16 +228,25 @@ export const localCluster: Step<Settings> = {
         { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) },
       );
     } catch (err) {
-      // kind deletes what it made when creation fails (pkg/cluster/internal/create/create.go, unless --retain)
-      if (err instanceof ExternalCommandError) {
+      if (!(err instanceof ExternalCommandError)) throw err;
+      if (err.details.some((d) => /already exist/.test(d))) {
         removeState(ctx.options.cacheDir, l.name);
-        if (err.details.some((d) => /already exist/.test(d))) {
-          throw new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
-        }
+        throw new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
       }
-      throw err;
+      // kind deletes what it made when provisioning or an action fails, but not when writing the kubeconfig fails
+      // afterwards (pkg/cluster/internal/create/create.go): such a cluster is meshdemo's, and stays recorded
+      const left = await kindClusters(l.kind, { signal: ctx.signal }).catch(() => [] as string[]);
+      if (!left.includes(l.name)) {
+        removeState(ctx.options.cacheDir, l.name);
+        throw err;
+      }
+      throw new ExternalCommandError(`${err.message}, after it created cluster "${l.name}"`, {
+        details: err.details,
+        hint: `fix what kind reports, then run meshdemo up again (it continues on this cluster), or meshdemo down to delete it`,
+      });
     }
     l.exists = true;
+    recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
     ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
     return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
   },

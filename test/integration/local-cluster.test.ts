@@ -4,10 +4,12 @@
 // its node is the real control plane plus the node simulator, InternalIP 127.0.0.2) and istioctl.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import yaml from 'js-yaml';
 import { apiRequest, controlPlaneAvailable, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
 import { buildReleaseArchive } from '../support/release-archive.js';
@@ -16,6 +18,7 @@ import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../supp
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
+import { writeState } from '../../src/kind/state.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
 const skip = process.env.CI === 'true' ? false : !controlPlaneAvailable() ? 'control plane binaries not built (run test/setup.sh)' : dockerUnavailableReason() ?? false;
@@ -151,6 +154,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const state = JSON.parse(fs.readFileSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json'), 'utf8'));
     assert.equal(state.context, 'kind-meshdemo');
     assert.equal(state.nodeImage, PINNED_IMAGE);
+    assert.equal(state.caSha256, createHash('sha256').update(cluster['certificate-authority-data']).digest('hex'), 'what tells this cluster from one created again by hand');
     assert.ok(events.some((e) => e.type === 'log' && /^kind merged context "kind-meshdemo" into .*\/home\/\.kube\/config and made it the current context$/.test(e.message)));
   });
 
@@ -186,6 +190,26 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.match(lc.detail, /ports 127\.0\.0\.1:31001/);
   });
 
+  it('a node port the local cluster does not map: expose and up refuse it in one line, exit 2, nothing changed', async () => {
+    let before = await snapshotCluster(cp as ControlPlane);
+    const e = await meshdemo(['expose', 'grafana', '--node-port', '32002']);
+    assert.equal(e.code, 2, e.stderr + e.stdout);
+    assert.deepEqual(errorLines(e.stderr), [
+      'error: node port 32002 (grafana) is not mapped to the host by the local kind cluster "meshdemo", which maps only 31001, 31002, 31003, 31004, 31005, 31080 on 127.0.0.1 (kind sets port mappings when it creates a cluster) — pass a mapped one with --node-port, or use meshdemo expose grafana --port-forward; to map it, create the cluster again: meshdemo down, then meshdemo up --node-port grafana=32002',
+    ]);
+    assert.deepEqual(await snapshotCluster(cp as ControlPlane), before);
+    // a mapped port works: zipkin's was mapped for exactly this
+    const mapped = await meshdemo(['expose', 'zipkin', '--json']);
+    assert.equal(mapped.code, 0, mapped.stderr);
+    assert.equal(mapped.events().at(-1).dashboards.zipkin, 'http://127.0.0.1:31005/zipkin/');
+    before = await snapshotCluster(cp as ControlPlane);
+    const u = await meshdemo([...upArgs(), '--node-port', 'kiali=32001']);
+    assert.equal(u.code, 2, u.stderr + u.stdout.slice(-2000));
+    assert.match(errorLines(u.stderr)[0], /^error: node port 32001 \(kiali\) is not mapped to the host by the local kind cluster "meshdemo", which maps only 31001, 31002, 31003, 31004, 31005, 31080 on 127\.0\.0\.1 .* — pass the ports it maps/);
+    assert.deepEqual(await snapshotCluster(cp as ControlPlane), before);
+    assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 1, 'not created again');
+  });
+
   it('the kubeconfig lost its context: up has kind write it again (kind export kubeconfig) and changes nothing else', async () => {
     const before = await snapshotCluster(cp as ControlPlane);
     fs.rmSync(path.join(sb.home, '.kube', 'config'));
@@ -218,16 +242,37 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     fs.writeFileSync(file, yaml.dump(kc));
   });
 
-  it('down --keep-cluster removes the demo and keeps the cluster', async () => {
-    const r = await meshdemo(['down', '--yes', '--keep-cluster', '--json']);
+  it('down --keep-cluster: the gateway goes with Istio unreverted; --keep-istio keeps the cluster and reverts the gateway after the dashboards', async () => {
+    // the 1-in-100 install: the gateway's random http2 node port before pinning was kiali's 31001 — as if it had been
+    const invPath = '/api/v1/namespaces/default/configmaps/meshdemo-inventory';
+    const cm = await api(invPath);
+    const inv = JSON.parse(cm.data['inventory.json']);
+    const gwChange = inv.changed.find((c: any) => c.step === 'gateway-ports');
+    assert.ok(gwChange, 'gateway-ports recorded what it changed');
+    gwChange.previous.ports = gwChange.previous.ports.map((p: any) => (p.name === 'http2' ? { ...p, nodePort: 31001 } : p));
+    await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, method: 'PATCH', path: invPath, contentType: 'application/merge-patch+json', body: { data: { 'inventory.json': JSON.stringify(inv) } } });
+
+    // without --keep-istio, Istio is uninstalled: the gateway is not reverted first (it goes with Istio)
+    const dry = await meshdemo(['down', '--keep-cluster', '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const dryResult = dry.events().at(-1);
+    assert.ok(!dryResult.plan.some((i: any) => i.target === 'Service/istio-system/istio-ingressgateway'), JSON.stringify(dryResult.plan));
+    assert.ok(dryResult.notes.includes('Service/istio-system/istio-ingressgateway: its pinned node ports are not reverted, it goes with Istio'), JSON.stringify(dryResult.notes));
+
+    // --keep-istio (without --keep-cluster): keeps the cluster, and reverts the gateway once kiali gave 31001 back
+    const r = await meshdemo(['down', '--yes', '--keep-istio', '--json']);
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    assert.ok(r.events().some((e) => e.type === 'log' && e.level === 'note' && /--keep-istio keeps the local kind cluster "meshdemo" too/.test(e.message)));
     assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
     assert.equal((await api('/apis/apps/v1/namespaces/default/deployments')).items.length, 0);
     const plan: any[] = r.events().at(-1).plan;
-    assert.ok(
-      plan.some((i) => i.action === 'revert' && i.target === 'Service/istio-system/istio-ingressgateway' && /now LoadBalancer \(node port 31021, 31080, 31443, 31400, 31543\)/.test(i.detail)),
-      `the pinned gateway ports were recorded and are reverted: ${JSON.stringify(plan)}`,
-    );
+    const gwItem = plan.findIndex((i) => i.action === 'revert' && i.target === 'Service/istio-system/istio-ingressgateway');
+    assert.ok(gwItem >= 0 && /^back to node port \d+, 31001, \d+, \d+, \d+, now LoadBalancer \(node port 31021, 31080, 31443, 31400, 31543\)$/.test(plan[gwItem].detail), `the pinned gateway ports are reverted: ${JSON.stringify(plan)}`);
+    assert.equal(plan[gwItem].phase, 'down-istio');
+    assert.ok(gwItem > plan.findIndex((i) => i.target === 'Service/istio-system/kiali'), 'after kiali released 31001');
+    const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
+    assert.equal(gw.spec.ports.find((p: any) => p.name === 'http2').nodePort, 31001);
+    assert.equal((await api('/api/v1/namespaces/istio-system/services/kiali')).code, 404, 'kiali went with the addons, before the gateway took 31001 back');
     assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'still recorded as created by meshdemo');
     assert.ok(!kindCalls().some((a) => a[0] === 'delete'));
   });
@@ -343,6 +388,65 @@ describe('local cluster: refusals before anything is created', { skip: process.e
     assert.match(step(other).detail, /download .*\/v0\.17\.0\/kind-linux-amd64/);
     assert.ok(other.events().some((e: any) => e.type === 'log' && /is kind v0\.20\.0, not v0\.17\.0 whose node image meshdemo pins/.test(e.message)));
     assert.deepEqual(server.requests, [], 'plan downloads nothing');
+  });
+
+  it('status on the local cluster meshdemo created that kind no longer lists: says it is absent (exit 0); down forgets it', async () => {
+    const sb = box();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    // what up recorded when it created the cluster, which was then deleted by hand (kind delete cluster --name meshdemo)
+    const mappings = [{ name: 'kiali', containerPort: 31001, hostPort: 31001 }, { name: 'gateway', containerPort: 31080, hostPort: 31080 }];
+    writeState(sb.cache, { version: 1, name: 'meshdemo', context: 'kind-meshdemo', createdAt: '2026-11-30T10:00:00.000Z', kindVersion: '0.17.0', kind: path.join(bin, 'kind'), nodeImage: PINNED_IMAGE, kubeconfig: path.join(sb.home, '.kube', 'config'), configFile: path.join(sb.cache, 'local-clusters', 'meshdemo.kind.yaml'), mappings });
+    const s = await runMeshdemo(['--cache-dir', sb.cache, 'status'], { env: sb.env });
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /local\s+kind cluster "meshdemo" is absent: meshdemo created it 2026-11-30T10:00:00\.000Z, but kind get clusters does not list it — meshdemo up creates it again; meshdemo down forgets it/);
+    const j = await runMeshdemo(['--cache-dir', sb.cache, 'status', '--json'], { env: sb.env });
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual(j.events().at(-1).status.localCluster, { name: 'meshdemo', exists: false, createdByMeshdemo: true, createdAt: '2026-11-30T10:00:00.000Z', nodeImage: PINNED_IMAGE, ports: [{ name: 'kiali', nodePort: 31001, hostPort: 31001 }, { name: 'gateway', nodePort: 31080, hostPort: 31080 }] });
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes'], { env: sb.env });
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stdout + d.stderr, /kind cluster "meshdemo" was already gone; removed meshdemo's record of it/);
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
+    assert.ok(!readLines(sb.kindLog).some((a) => a[0] === 'delete'), 'nothing to delete');
+  });
+
+  it('a cluster of the same name created again outside meshdemo (another certificate authority) is never deleted by down', async () => {
+    const sb = box();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    // the user deleted meshdemo's cluster by hand and made their own "meshdemo" with kind
+    await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'meshdemo', '--image', PINNED_IMAGE, '--wait', '60s'], { env: { ...process.env, ...sb.env } as NodeJS.ProcessEnv });
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
+    // meshdemo's record of the cluster it had created, with that cluster's certificate authority
+    writeState(sb.cache, { version: 1, name: 'meshdemo', context: 'kind-meshdemo', createdAt: '2026-11-30T10:00:00.000Z', kindVersion: '0.17.0', kind: path.join(bin, 'kind'), nodeImage: PINNED_IMAGE, kubeconfig: path.join(sb.home, '.kube', 'config'), configFile: path.join(sb.cache, 'local-clusters', 'meshdemo.kind.yaml'), mappings: [], caSha256: 'f'.repeat(64) });
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes', '--json'], { env: sb.env });
+    assert.equal(d.code, 0, d.stderr);
+    assert.ok(
+      d.events().some((e) => e.type === 'log' && e.level === 'note' && /^kind cluster "meshdemo" is not the one meshdemo created at 2026-11-30T10:00:00\.000Z \(its certificate authority differs/.test(e.message)),
+      d.stdout,
+    );
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo'], 'still there');
+    assert.deepEqual(readLines(sb.kindLog).filter((a) => a[0] === 'delete'), []);
+  });
+
+  it('kind creates the cluster but cannot write the kubeconfig (a held lock): exit 6, the cluster stays recorded, down deletes it', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    fs.mkdirSync(path.join(sb.home, '.kube'));
+    fs.writeFileSync(path.join(sb.home, '.kube', 'config.lock'), ''); // as kubectl or client-go leave it while writing
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 6, r.stderr);
+    assert.match(errorLines(r.stderr)[0], /^error: .*kind.* failed with exit code 1, after it created cluster "meshdemo" — fix what kind reports, then run meshdemo up again/);
+    assert.match(r.stderr, /ERROR: failed to create cluster: failed to lock config file: open .*\/home\/\.kube\/config\.lock: file exists/);
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo'], 'kind does not delete a cluster whose kubeconfig export failed');
+    assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'meshdemo created it: recorded');
+    fs.rmSync(path.join(sb.home, '.kube', 'config.lock'));
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes'], { env: sb.env });
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(runningClusters(sb.kindState), []);
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
   });
 
   it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {

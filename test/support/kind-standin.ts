@@ -4,8 +4,10 @@
  * kindStandinScript below). Each behaviour imitates kind v0.17.0 (github.com/kubernetes-sigs/kind at tag v0.17.0);
  * the source file is named beside it.
  *
- *   kind version                    stdout "kind v0.17.0 go1.19.2 linux/amd64"           (pkg/cmd/kind/version/version.go)
- *   kind get clusters               names on stdout, or "No kind clusters found." on stderr, exit 0 (pkg/cmd/kind/get/clusters/clusters.go)
+ *   kind version                    stdout "kind v0.17.0 go1.19.2 linux/amd64" ("0.17.0" with -q)   (pkg/cmd/kind/version/version.go)
+ *   kind get clusters               names on stdout, or "No kind clusters found." on stderr, exit 0; stopped nodes count
+ *                                   (docker ps -a: pkg/cluster/internal/providers/docker/provider.go ListClusters)
+ *                                                                                      (pkg/cmd/kind/get/clusters/clusters.go)
  *   kind create cluster [--name N] [--image I] [--config F] [--wait D] [--kubeconfig K] [--retain]
  *       starts a "node": a detached background process running the REAL test control plane (etcd, kube-apiserver,
  *       kube-controller-manager; test/support/control-plane.ts) and the node simulator with a Node "<N>-control-plane"
@@ -16,9 +18,16 @@
  *       even when no such cluster exists                                                  (pkg/cluster/internal/delete/delete.go)
  *   kind export kubeconfig [--name N] [--kubeconfig K]   merges kind-<N> again and makes it current; "Set kubectl context to …"
  *                                                                                      (pkg/cmd/kind/export/kubeconfig/kubeconfig.go)
- *   kind load docker-image IMAGE... [--name N]  asks the real Docker daemon (DOCKER_HOST) for each image's ID and records it
- *                                                                                      (pkg/cmd/kind/load/docker-image/docker-image.go)
- * Errors: "ERROR: <message>" on stderr, exit 1 (cmd/kind/app/main.go logError). Progress goes to stderr, as kind's logger does.
+ *   kind load docker-image IMAGE... [--name N] [--nodes N,...]  asks the real Docker daemon (DOCKER_HOST) for each image's
+ *       ID first ("image: … not present locally"), then needs the cluster's nodes ("no nodes found for cluster …"); an
+ *       image whose ID the node has under another tag is re-tagged, not loaded      (pkg/cmd/kind/load/docker-image/docker-image.go)
+ * A cluster whose node process is gone (a stopped container; or kept by --retain after a failed create) still exists
+ * for kind: listed, refused by create, deleted by delete; export and load fail on it with kind's `docker exec` error.
+ * Global flags -v/--verbosity, -q/--quiet (silences stderr) and --loglevel (deprecated) (pkg/cmd/kind/root.go,
+ * cmd/kind/app/main.go checkQuiet). Config files are decoded strictly: unknown fields are refused
+ * (pkg/internal/apis/config/encoding/load.go yamlUnmarshalStrict); --wait is a Go duration (pflag DurationVar).
+ * Errors: "ERROR: <message>" on stderr, exit 1 (cmd/kind/app/main.go logError). Progress goes to stderr, as kind's logger
+ * does, in its no-terminal form: " • <phase>  ..." then " ✓ <phase>" (pkg/internal/cli/status.go).
  *
  * Deviations that cannot be avoided here: the user kind writes authenticates with the control plane's admin token, not a
  * client certificate; the API server is the test control plane's 1.20.2 behind a proxy (test/support/version-proxy.ts)
@@ -45,7 +54,11 @@ export const NODE_ADDRESS = '127.0.0.2';
 
 class KindError extends Error {}
 
-const errLine = (line: string) => process.stderr.write(`${line}\n`);
+/** -q / --quiet: kind swaps its logger for a no-op one and discards stderr (cmd/kind/app/main.go Run). */
+let quiet = false;
+const errLine = (line: string) => {
+  if (!quiet) process.stderr.write(`${line}\n`);
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The sh script served as kind-linux-amd64: runs this file with this Node binary. */
@@ -73,7 +86,26 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Clusters whose node process runs (kind lists node containers by label, pkg/cluster/internal/providers/docker/provider.go ListClusters). */
+/**
+ * Clusters that have a node at all, running or not: kind lists node containers with `docker ps -a`
+ * (pkg/cluster/internal/providers/docker/provider.go ListClusters / ListNodes), so a stopped node still counts.
+ */
+function existingClusters(root: string): string[] {
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .filter((n) => fs.existsSync(path.join(root, n, 'pid')))
+    .sort();
+}
+
+/** The docker exec error kind reports for a node container that is not running (pkg/exec/types.go RunError). */
+function nodeNotRunning(name: string, command: string, wrap: string): KindError {
+  return new KindError(
+    `${wrap}: command "docker exec --privileged ${name}-control-plane ${command}" failed with error: exit status 1\n\nCommand Output: Error response from daemon: Container ${name}-control-plane is not running`,
+  );
+}
+
+/** Clusters whose node process runs. */
 export function runningClusters(root: string): string[] {
   if (!fs.existsSync(root)) return [];
   return fs
@@ -87,7 +119,15 @@ export function runningClusters(root: string): string[] {
 
 // ------------------------------------------------------------------------------------------------ flags (cobra/pflag)
 
-function parseFlags(argv: string[], value: string[], bool: string[], short: Record<string, string> = {}): { flags: Map<string, string>; args: string[] } {
+/** kind's persistent flags, accepted by every command (pkg/cmd/kind/root.go). */
+const GLOBAL_VALUE = ['verbosity', 'loglevel'];
+const GLOBAL_BOOL = ['quiet'];
+const GLOBAL_SHORT: Record<string, string> = { '-v': 'verbosity', '-q': 'quiet' };
+
+function parseFlags(argv: string[], commandValue: string[], commandBool: string[], commandShort: Record<string, string> = {}): { flags: Map<string, string>; args: string[] } {
+  const value = [...commandValue, ...GLOBAL_VALUE];
+  const bool = [...commandBool, ...GLOBAL_BOOL];
+  const short = { ...commandShort, ...GLOBAL_SHORT };
   const flags = new Map<string, string>();
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -114,7 +154,39 @@ function parseFlags(argv: string[], value: string[], bool: string[], short: Reco
       throw new KindError(`unknown flag: --${name}`);
     }
   }
+  if (flags.has('verbosity') && !/^-?\d+$/.test(flags.get('verbosity')!)) {
+    throw new KindError(`invalid argument "${flags.get('verbosity')}" for "-v, --verbosity" flag: strconv.ParseInt: parsing "${flags.get('verbosity')}": invalid syntax`);
+  }
+  // root.go runE: the deprecated --loglevel still works, with a warning
+  if (flags.has('loglevel')) errLine('WARNING: --loglevel is deprecated, please switch to -v and -q!');
   return { flags, args };
+}
+
+const GO_UNIT = '(ns|us|µs|μs|ms|s|m|h)';
+const GO_DURATION = new RegExp(`^[-+]?((\\d+(\\.\\d*)?|\\.\\d+)${GO_UNIT})+$`);
+
+/** --wait is a pflag DurationVar: Go's time.ParseDuration, so "300" (no unit) is refused. Returns seconds. */
+function parseWait(v: string | undefined): number {
+  if (v === undefined || v === '0' || v === '') return 0;
+  if (!GO_DURATION.test(v)) {
+    const why = /^[-+]?[\d.]+$/.test(v) ? `time: missing unit in duration "${v}"` : `time: invalid duration "${v}"`;
+    throw new KindError(`invalid argument "${v}" for "--wait" flag: ${why}`);
+  }
+  const scale: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, μs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+  let seconds = 0;
+  for (const m of v.matchAll(new RegExp(`(\\d+(?:\\.\\d*)?|\\.\\d+)${GO_UNIT}`, 'g'))) seconds += Number(m[1]) * scale[m[2]];
+  return v.startsWith('-') ? -seconds : seconds;
+}
+
+/** Go's Duration.String() of a whole number of seconds (waitforready.go formatDuration rounds to the second). */
+function goDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  if (h) return `${h}h${m}m${r}s`;
+  if (m) return `${m}m${r}s`;
+  return `${r}s`;
 }
 
 /** --name, else KIND_CLUSTER_NAME, else (create) the config's name, else "kind" (pkg/internal/cli/override.go). */
@@ -149,9 +221,29 @@ function writeKubeconfig(file: string, doc: any): void {
   fs.writeFileSync(file, yaml.dump(doc), { mode: 0o600 });
 }
 
+/** lock.go: <file>.lock made with O_EXCL, as client-go does; a lock someone else holds fails the write. */
+function withLock<T>(file: string, fn: () => T): T {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  try {
+    fs.closeSync(fs.openSync(`${file}.lock`, 'wx', 0));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new KindError(`failed to lock config file: open ${file}.lock: file exists`);
+    throw e;
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(`${file}.lock`, { force: true });
+  }
+}
+
 /** merge.go: insert or replace cluster, user and context "kind-<name>", set current-context; apiVersion/kind kept or added. */
 function mergeKubeconfig(explicit: string | undefined, name: string, node: NodeInfo): string {
   const file = pathForMerge(explicit);
+  return withLock(file, () => mergeInto(file, name, node));
+}
+
+function mergeInto(file: string, name: string, node: NodeInfo): string {
   const doc = readKubeconfig(file);
   const key = `kind-${name}`;
   const upsert = (list: any[] | undefined, entry: any) => {
@@ -172,24 +264,26 @@ function mergeKubeconfig(explicit: string | undefined, name: string, node: NodeI
   return file;
 }
 
-/** remove.go: drop kind-<name> from every kubeconfig path, unset current-context if it was that. */
+/** remove.go: drop kind-<name> from every kubeconfig path (each locked first), unset current-context if it was that. */
 function removeFromKubeconfigs(explicit: string | undefined, name: string): void {
+  for (const file of kubeconfigPaths(explicit)) withLock(file, () => removeFrom(file, name));
+}
+
+function removeFrom(file: string, name: string): void {
   const key = `kind-${name}`;
-  for (const file of kubeconfigPaths(explicit)) {
-    if (!fs.existsSync(file)) continue;
-    const doc = readKubeconfig(file);
-    let mutated = false;
-    for (const k of ['clusters', 'users', 'contexts']) {
-      const before = (doc[k] ?? []).length;
-      doc[k] = (doc[k] ?? []).filter((e: any) => e?.name !== key);
-      if (doc[k].length !== before) mutated = true;
-    }
-    if (doc['current-context'] === key) {
-      doc['current-context'] = '';
-      mutated = true;
-    }
-    if (mutated) writeKubeconfig(file, doc);
+  if (!fs.existsSync(file)) return;
+  const doc = readKubeconfig(file);
+  let mutated = false;
+  for (const k of ['clusters', 'users', 'contexts']) {
+    const before = (doc[k] ?? []).length;
+    doc[k] = (doc[k] ?? []).filter((e: any) => e?.name !== key);
+    if (doc[k].length !== before) mutated = true;
   }
+  if (doc['current-context'] === key) {
+    doc['current-context'] = '';
+    mutated = true;
+  }
+  if (mutated) writeKubeconfig(file, doc);
 }
 
 // ------------------------------------------------------------------------------------------------ config (v1alpha4)
@@ -198,11 +292,61 @@ interface Mapping {
   containerPort: number;
   hostPort: number;
   listenAddress: string;
+  protocol: string;
 }
 
-/** pkg/internal/apis/config/encoding/load.go + validate.go (the parts meshdemo's config uses). */
-function loadConfig(file: string | undefined): { name?: string; images: string[]; mappings: Mapping[]; raw: string } {
-  if (!file) return { images: [], mappings: [], raw: '' };
+/** The v1alpha4 types' yaml fields (pkg/apis/config/v1alpha4/types.go), for the strict decode. */
+const V1ALPHA4_FIELDS: Record<string, string[]> = {
+  Cluster: ['kind', 'apiVersion', 'name', 'nodes', 'networking', 'featureGates', 'runtimeConfig', 'kubeadmConfigPatches', 'kubeadmConfigPatchesJSON6902', 'containerdConfigPatches', 'containerdConfigPatchesJSON6902'],
+  Node: ['role', 'image', 'labels', 'extraMounts', 'extraPortMappings', 'kubeadmConfigPatches', 'kubeadmConfigPatchesJSON6902'],
+  Networking: ['ipFamily', 'apiServerPort', 'apiServerAddress', 'podSubnet', 'serviceSubnet', 'disableDefaultCNI', 'kubeProxyMode'],
+  PortMapping: ['containerPort', 'hostPort', 'listenAddress', 'protocol'],
+  Mount: ['containerPath', 'hostPath', 'readOnly', 'selinuxRelabel', 'propagation'],
+};
+
+/** The line yaml.v3 would name: the first line that holds `key:` (1-based). */
+function lineOf(raw: string, key: string): number {
+  const i = raw.split('\n').findIndex((l) => new RegExp(`^\\s*(-\\s+)?${key}\\s*:`).test(l));
+  return i + 1;
+}
+
+/** encoding/load.go yamlUnmarshalStrict (KnownFields): every unknown field, and ports that are not int32, are errors. */
+function strictDecodeErrors(doc: any, raw: string): string[] {
+  const errs: string[] = [];
+  const fields = (obj: any, type: string) => {
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return;
+    for (const k of Object.keys(obj)) if (!V1ALPHA4_FIELDS[type].includes(k)) errs.push(`  line ${lineOf(raw, k)}: field ${k} not found in type v1alpha4.${type}`);
+  };
+  fields(doc, 'Cluster');
+  fields(doc.networking, 'Networking');
+  for (const n of Array.isArray(doc.nodes) ? doc.nodes : []) {
+    fields(n, 'Node');
+    for (const m of Array.isArray(n?.extraMounts) ? n.extraMounts : []) fields(m, 'Mount');
+    for (const m of Array.isArray(n?.extraPortMappings) ? n.extraPortMappings : []) {
+      fields(m, 'PortMapping');
+      for (const k of ['containerPort', 'hostPort']) {
+        const v = m?.[k];
+        if (v !== undefined && v !== null && !(Number.isInteger(v) && v >= -2147483648 && v <= 2147483647)) {
+          errs.push(`  line ${lineOf(raw, k)}: cannot unmarshal !!${typeof v === 'string' ? 'str' : typeof v === 'number' ? 'float' : 'map'} \`${v}\` into int32`);
+        }
+      }
+    }
+  }
+  return errs;
+}
+
+/** validate.go validatePort: -1 (the backend picks) up to 65535. */
+function portError(p: number | undefined): string | undefined {
+  const v = p ?? 0;
+  return v < -1 || v > 65535 ? `invalid port number: ${v}` : undefined;
+}
+
+/**
+ * pkg/internal/apis/config/encoding/load.go (read, apiVersion then kind, strict decode) and validate.go (node roles,
+ * ports, at least one control-plane node). Errors are returned without kind's "failed to create cluster: " prefix.
+ */
+function loadConfig(file: string | undefined): { name?: string; images: string[]; mappings: Mapping[]; raw: string; invalid: string[] } {
+  if (!file) return { images: [], mappings: [], raw: '', invalid: [] };
   let raw: string;
   try {
     raw = fs.readFileSync(file, 'utf8');
@@ -210,22 +354,32 @@ function loadConfig(file: string | undefined): { name?: string; images: string[]
     throw new KindError(`failed to create cluster: error reading file: open ${file}: no such file or directory`);
   }
   const doc = yaml.load(raw) as any;
-  // encoding/load.go: the apiVersion is checked first, then the kind
   if (doc?.apiVersion !== 'kind.x-k8s.io/v1alpha4') throw new KindError(`failed to create cluster: unknown apiVersion: ${doc?.apiVersion ?? ''}`);
   if (doc?.kind !== 'Cluster') throw new KindError(`failed to create cluster: unknown kind ${doc?.kind ?? ''} for apiVersion: ${doc.apiVersion}`);
+  const decode = strictDecodeErrors(doc, raw);
+  if (decode.length) throw new KindError(`failed to create cluster: unable to decode config: yaml: unmarshal errors:\n${decode.join('\n')}`);
   const nodes: any[] = doc.nodes ?? [{ role: 'control-plane' }];
-  if (!nodes.some((n) => n.role === 'control-plane')) throw new KindError('failed to create cluster: must have at least one control-plane node');
+  // validate.go runs after the name is known and alreadyExists; its findings are returned for createCluster to raise in that order
+  const invalid: string[] = [];
+  nodes.forEach((n, i) => {
+    const errs: string[] = [];
+    if (n.role !== 'control-plane' && n.role !== 'worker') errs.push(`"${n.role ?? ''}" is not a valid node role`);
+    for (const m of n.extraPortMappings ?? []) {
+      const h = portError(m.hostPort);
+      if (h) errs.push(`invalid hostPort: ${h}`);
+      const c = portError(m.containerPort);
+      if (c) errs.push(`invalid containerPort: ${c}`);
+    }
+    if (errs.length) invalid.push(`invalid configuration for node ${i}: ${errs.length === 1 ? errs[0] : `[${errs.join(', ')}]`}`);
+  });
+  if (!nodes.some((n) => n.role === 'control-plane')) invalid.push('must have at least one control-plane node');
   const mappings: Mapping[] = [];
   for (const n of nodes) {
     for (const m of n.extraPortMappings ?? []) {
-      for (const p of [m.hostPort, m.containerPort]) {
-        if (!Number.isInteger(p) || p < 0 || p > 65535) throw new KindError(`failed to create cluster: invalid configuration for node: invalid hostPort: invalid port number: ${p}`);
-      }
-      if ((m.protocol ?? 'TCP') !== 'TCP') throw new KindError(`stand-in: protocol ${m.protocol} not simulated`);
-      mappings.push({ containerPort: m.containerPort, hostPort: m.hostPort, listenAddress: m.listenAddress ?? '0.0.0.0' });
+      mappings.push({ containerPort: m.containerPort ?? 0, hostPort: m.hostPort ?? 0, listenAddress: m.listenAddress || '0.0.0.0', protocol: m.protocol || 'TCP' });
     }
   }
-  return { name: doc.name, images: nodes.map((n) => n.image).filter(Boolean), mappings, raw };
+  return { name: doc.name, images: nodes.map((n) => n.image).filter(Boolean), mappings, raw, invalid };
 }
 
 // ------------------------------------------------------------------------------------------------ commands
@@ -242,25 +396,55 @@ function log(argv: string[]): void {
   if (process.env.STANDIN_KIND_LOG) fs.appendFileSync(process.env.STANDIN_KIND_LOG, JSON.stringify(argv) + '\n');
 }
 
+/** pkg/internal/cli/status.go without a terminal: " • <phase>  ..." when it starts, " ✓ <phase>" / " ✗ <phase>" when it ends. */
+function status() {
+  let current = '';
+  const end = (ok: boolean) => {
+    if (current) errLine(` ${ok ? '✓' : '✗'} ${current}`);
+    current = '';
+  };
+  return {
+    start(phase: string) {
+      end(true);
+      current = phase;
+      errLine(` • ${phase}  ...`);
+    },
+    end,
+  };
+}
+
 async function createCluster(argv: string[]): Promise<void> {
   const { flags, args } = parseFlags(argv, ['name', 'config', 'image', 'wait', 'kubeconfig'], ['retain'], { '-n': 'name' });
   if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind create cluster"`);
+  const wait = parseWait(flags.get('wait'));
   const config = loadConfig(flags.get('config'));
   const name = clusterName(flags, config.name);
-  if (!/^[a-z0-9.-]+$/.test(name)) throw new KindError(`failed to create cluster: '${name}' is not a valid cluster name, cluster names must match \`^[a-z0-9.-]+$\``);
-  // create.go alreadyExists
-  if (runningClusters(stateRoot()).includes(name)) throw new KindError(`failed to create cluster: node(s) already exist for a cluster with the name "${name}"`);
+  // create.go Cluster: alreadyExists (docker ps -a: a stopped node counts), then Config.Validate
+  if (existingClusters(stateRoot()).includes(name)) throw new KindError(`failed to create cluster: node(s) already exist for a cluster with the name "${name}"`);
+  const invalid = [...(/^[a-z0-9.-]+$/.test(name) ? [] : [`'${name}' is not a valid cluster name, cluster names must match \`^[a-z0-9.-]+$\``]), ...config.invalid];
+  if (invalid.length) throw new KindError(`failed to create cluster: ${invalid.length === 1 ? invalid[0] : `[${invalid.join(', ')}]`}`);
   // --image overrides every node's image (create.go fixupOptions); default image of v0.17.0 otherwise
   const image = flags.get('image') || config.images[0] || 'kindest/node:v1.25.3@sha256:f52781bc0d7a19fb6c405c2af83abfeb311f130707a0e219175677e366cc45d1';
-  if (!/^kindest\/node:v[\d.]+(@sha256:[0-9a-f]{64})?$/.test(image)) throw new KindError(`failed to create cluster: failed to pull image "${image}"`);
   const dir = clusterDir(name);
+  const st = status();
+  errLine(`Creating cluster "${name}" ...\n`);
+  // providers/docker/images.go ensureNodeImages: the friendly name drops the digest
+  st.start(`Ensuring node image (${image.split('@sha256:')[0]}) 🖼`);
+  if (!/^kindest\/node:v[\d.]+(@sha256:[0-9a-f]{64})?$/.test(image)) {
+    st.end(false);
+    throw new KindError(`failed to create cluster: failed to pull image "${image}": command "docker pull ${image}" failed with error: exit status 1`);
+  }
+  st.start('Preparing nodes 📦 ');
+  // providers/docker/provision.go generatePortMappings: TCP, UDP or SCTP, exactly as spelled
+  const badProtocol = config.mappings.find((m) => !['TCP', 'UDP', 'SCTP'].includes(m.protocol));
+  if (badProtocol) {
+    st.end(false);
+    throw new KindError(`failed to create cluster: unknown port mapping protocol: ${badProtocol.protocol}`);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   if (config.raw) fs.writeFileSync(path.join(dir, 'config.yaml'), config.raw);
   fs.writeFileSync(path.join(dir, 'args.json'), JSON.stringify(argv));
-
-  errLine(`Creating cluster "${name}" ...`);
-  errLine(` ✓ Ensuring node image (${image.split('@')[0]}) 🖼`);
   // the "node container": a detached process that outlives this command, like a container outlives `kind create`
   const logFd = fs.openSync(path.join(dir, 'node.log'), 'a');
   const child = spawn(process.execPath, [KIND_STANDIN_JS, '__node', name, image], { detached: true, stdio: ['ignore', logFd, logFd], env: process.env });
@@ -273,24 +457,33 @@ async function createCluster(argv: string[]): Promise<void> {
     if (fs.existsSync(nodeFile)) break;
     if (fs.existsSync(errorFile) || !alive(child.pid!)) {
       const why = fs.existsSync(errorFile) ? fs.readFileSync(errorFile, 'utf8').trim() : 'the node exited';
-      errLine(' ✗ Preparing nodes 📦');
-      // create.go: on failure the cluster is deleted unless --retain
+      st.end(false);
+      // create.go: on failure the cluster is deleted unless --retain (then its stopped node stays, listed by get clusters)
       if (!flags.has('retain')) await stopNode(name);
       throw new KindError(`failed to create cluster: ${why}`);
     }
     await sleep(200);
   }
   const node = JSON.parse(fs.readFileSync(nodeFile, 'utf8')) as NodeInfo;
-  errLine(' ✓ Preparing nodes 📦 ');
-  errLine(' ✓ Writing configuration 📜');
-  errLine(' ✓ Starting control-plane 🕹️');
-  errLine(' ✓ Installing CNI 🔌');
-  errLine(' ✓ Installing StorageClass 💾');
-  if (flags.get('wait') && flags.get('wait') !== '0s') {
-    errLine(` ✓ Waiting ≤ ${flags.get('wait')} for control-plane = Ready ⏳`);
+  st.start('Writing configuration 📜');
+  st.start('Starting control-plane 🕹️');
+  st.start('Installing CNI 🔌');
+  st.start('Installing StorageClass 💾');
+  st.end(true);
+  // actions/waitforready: skipped entirely for --wait 0
+  if (wait > 0) {
+    st.start(`Waiting ≤ ${goDuration(wait)} for control-plane = Ready ⏳`);
+    st.end(true);
     errLine(' • Ready after 1s 💚');
   }
-  mergeKubeconfig(flags.get('kubeconfig'), name, node);
+  // create.go: the kubeconfig export comes after the actions and does not delete the cluster when it fails;
+  // createcluster.go wraps every error of provider.Create in "failed to create cluster"
+  try {
+    mergeKubeconfig(flags.get('kubeconfig'), name, node);
+  } catch (e) {
+    if (e instanceof KindError) throw new KindError(`failed to create cluster: ${e.message}`);
+    throw e;
+  }
   // create.go logUsage / logSalutation
   const sample = `kubectl cluster-info --context kind-${name}${flags.get('kubeconfig') ? ` --kubeconfig ${flags.get('kubeconfig')}` : ''}`;
   errLine(`Set kubectl context to "kind-${name}"`);
@@ -317,7 +510,13 @@ async function deleteCluster(argv: string[]): Promise<void> {
   if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind delete cluster"`);
   const name = clusterName(flags);
   errLine(`Deleting cluster "${name}" ...`);
-  removeFromKubeconfigs(flags.get('kubeconfig'), name);
+  // delete.go: a kubeconfig that cannot be updated is logged, the nodes are deleted anyway, and the exit is 0
+  try {
+    removeFromKubeconfigs(flags.get('kubeconfig'), name);
+  } catch (e) {
+    if (!(e instanceof KindError)) throw e;
+    errLine(`failed to update kubeconfig: ${e.message}`);
+  }
   await stopNode(name);
 }
 
@@ -326,42 +525,72 @@ function exportKubeconfig(argv: string[]): void {
   if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind export kubeconfig"`);
   const name = clusterName(flags);
   const nodeFile = path.join(clusterDir(name), 'node.json');
-  // pkg/cluster/internal/kubeconfig/kubeconfig.go
-  if (!runningClusters(stateRoot()).includes(name) || !fs.existsSync(nodeFile)) {
+  // pkg/cluster/internal/kubeconfig/kubeconfig.go get: no node at all, or a node it cannot exec into
+  if (!existingClusters(stateRoot()).includes(name)) {
     throw new KindError(`could not locate any control plane nodes for cluster named '${name}'. Use the --name option to select a different cluster`);
   }
+  if (!runningClusters(stateRoot()).includes(name) || !fs.existsSync(nodeFile)) throw nodeNotRunning(name, 'cat /etc/kubernetes/admin.conf', 'failed to get cluster internal kubeconfig');
   mergeKubeconfig(flags.get('kubeconfig'), name, JSON.parse(fs.readFileSync(nodeFile, 'utf8')) as NodeInfo);
   errLine(`Set kubectl context to "kind-${name}"`);
 }
 
 function getClusters(argv: string[]): void {
-  parseFlags(argv, [], []);
-  const names = runningClusters(stateRoot());
+  const { args } = parseFlags(argv, [], []);
+  if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind get clusters"`);
+  const names = existingClusters(stateRoot());
   if (!names.length) errLine('No kind clusters found.');
   for (const n of names) process.stdout.write(`${n}\n`);
+}
+
+/** docker-image.go sanitizeImage: the name containerd lists, e.g. meshdemo/x:1 → docker.io/meshdemo/x:1. */
+function sanitizeImage(image: string): string {
+  let out = image.includes('/') ? image : `library/${image}`;
+  const i = out.indexOf('/');
+  if (i === -1 || (!/[.:]/.test(out.slice(0, i)) && out.slice(0, i) !== 'localhost')) out = `docker.io/${out}`;
+  if (!out.includes(':')) out += ':latest';
+  return out;
 }
 
 function loadDockerImage(argv: string[]): void {
   const { flags, args } = parseFlags(argv, ['name', 'nodes'], [], { '-n': 'name' });
   if (!args.length) throw new KindError('a list of image names is required');
   const name = clusterName(flags);
-  const ids = args.map((image) => {
+  const images = [...new Set(args)]; // removeDuplicates
+  // first: every image must be in the local Docker ("docker image inspect -f {{ .Id }}")
+  const ids = images.map((image) => {
     try {
       return execFileSync('docker', ['image', 'inspect', '-f', '{{ .Id }}', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     } catch {
       throw new KindError(`image: "${image}" not present locally`);
     }
   });
-  if (!runningClusters(stateRoot()).includes(name)) throw new KindError(`no nodes found for cluster "${name}"`);
+  // then: the cluster's nodes (a stopped node is still one), and --nodes must name them
+  if (!existingClusters(stateRoot()).includes(name)) throw new KindError(`no nodes found for cluster "${name}"`);
+  const node = `${name}-control-plane`;
+  for (const wanted of (flags.get('nodes') ?? '').split(',').filter(Boolean)) {
+    if (wanted !== node) throw new KindError(`unknown node: "${wanted}"`);
+  }
+  const running = runningClusters(stateRoot()).includes(name);
   const file = path.join(clusterDir(name), 'images.json');
   const loaded: Record<string, string> = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
-  args.forEach((image, i) => {
-    if (loaded[image] === ids[i]) errLine(`Image: "${image}" with ID "${ids[i]}" found to be already present on all nodes.`);
-    else {
-      errLine(`Image: "${image}" with ID "${ids[i]}" not yet present on node "${name}-control-plane", loading...`);
-      loaded[image] = ids[i];
+  let needsLoad = false;
+  images.forEach((image, i) => {
+    const id = ids[i];
+    // checkIfImageReTagRequired: the tags the node has for this image ID
+    const tags = running ? new Set(Object.entries(loaded).filter(([, v]) => v === id).map(([ref]) => sanitizeImage(ref))) : new Set<string>();
+    if (tags.size && tags.has(sanitizeImage(image))) {
+      errLine(`Image: "${image}" with ID "${id}" found to be already present on all nodes.`);
+    } else if (tags.size) {
+      errLine(`Image with ID: ${id} already present on the node ${node} but is missing the tag ${sanitizeImage(image)}. re-tagging...`);
+      loaded[image] = id;
+    } else {
+      errLine(`Image: "${image}" with ID "${id}" not yet present on node "${node}", loading...`);
+      needsLoad = true;
+      loaded[image] = id;
     }
   });
+  // nodeutils.LoadImageArchive first asks the node's containerd for its snapshotter: a stopped node fails here
+  if (needsLoad && !running) throw nodeNotRunning(name, 'containerd config dump', 'failed to detect containerd snapshotter');
   fs.writeFileSync(file, JSON.stringify(loaded, null, 2));
 }
 
@@ -420,14 +649,29 @@ async function runNode(name: string, image: string): Promise<void> {
 
 export async function main(argv: string[]): Promise<number> {
   log(argv);
-  const [a, b, ...rest] = argv;
+  if (argv[0] === '__node') {
+    await runNode(argv[1], argv[2]);
+    return -1;
+  }
+  // cmd/kind/app/main.go checkQuiet: -q / --quiet anywhere silences stderr, errors included
+  quiet = argv.some((x) => x === '-q' || x === '--quiet' || x === '--quiet=true');
+  // the global flags may come before the command too (pkg/cmd/kind/root.go persistent flags)
+  const words: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const depth = words[0] === 'version' ? 1 : 2;
+    if (words.length < depth && !argv[i].startsWith('-')) words.push(argv[i]);
+    else if (words.length < depth && ['-v', '--verbosity', '--loglevel'].includes(argv[i])) rest.push(argv[i], argv[++i]);
+    else rest.push(argv[i]);
+  }
+  const [a, b] = words;
   try {
-    if (a === '__node') {
-      await runNode(b, rest[0]);
-      return -1;
-    }
     if (a === 'version') {
-      process.stdout.write(`kind v${process.env.STANDIN_KIND_VERSION || STANDIN_KIND_VERSION} go1.19.2 linux/amd64\n`);
+      const { args } = parseFlags(rest, [], []);
+      if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind version"`);
+      const v = process.env.STANDIN_KIND_VERSION || STANDIN_KIND_VERSION;
+      // version.go: with -q only the semver
+      process.stdout.write(quiet ? `${v}\n` : `kind v${v} go1.19.2 linux/amd64\n`);
       return 0;
     }
     if (a === 'create' && b === 'cluster') await createCluster(rest);

@@ -7,10 +7,10 @@ import yaml from 'js-yaml';
 import { GATEWAY_NODE_PORTS, kindConfigYaml, localPortMappings } from '../../src/kind/config.js';
 import { kindAssetName, kindDownloadUrl, NODE_IMAGE, parseClusterName } from '../../src/kind/pins.js';
 import { decideLocalCluster } from '../../src/kind/decide.js';
-import { hostEndpoint, stateForContext, writeState } from '../../src/kind/state.js';
+import { clusterCaSha256, hostEndpoint, requireMapped, sameClusterAsRecorded, stateForContext, writeState } from '../../src/kind/state.js';
 import { kubeconfigKindWrites } from '../../src/steps/local-cluster.js';
 import { allDashboardNodePorts, parseUpSettings } from '../../src/settings.js';
-import { UsageError } from '../../src/core/errors.js';
+import { oneLine, UsageError } from '../../src/core/errors.js';
 import type { GlobalOptions } from '../../src/core/options.js';
 
 const mappingsFor = (o: Record<string, any> = {}) => {
@@ -118,6 +118,34 @@ describe('when up uses the local cluster', () => {
     assert.deepEqual(hostEndpoint(state, 31001), { address: '127.0.0.1', port: 41001 });
     assert.equal(hostEndpoint(state, 31002), undefined);
     assert.equal(stateForContext(g.cacheDir, 'kind-other'), undefined);
+  });
+
+  it('a cluster created again under the same name is told apart by its certificate authority', () => {
+    const dir = temp('md-ca-');
+    const kc = path.join(dir, 'config');
+    fs.writeFileSync(kc, yaml.dump({ clusters: [{ name: 'kind-meshdemo', cluster: { server: 'https://127.0.0.1:1', 'certificate-authority-data': 'Q0EtMQ==' } }], contexts: [{ name: 'kind-meshdemo', context: { cluster: 'kind-meshdemo', user: 'u' } }] }));
+    const sha = clusterCaSha256([path.join(dir, 'missing'), kc], 'kind-meshdemo')!;
+    assert.match(sha, /^[0-9a-f]{64}$/);
+    assert.equal(clusterCaSha256([kc], 'kind-other'), undefined);
+    const state = { version: 1 as const, name: 'meshdemo', context: 'kind-meshdemo', createdAt: 'now', kindVersion: '0.17.0', kind: '/k', nodeImage: NODE_IMAGE, kubeconfig: kc, configFile: 'c', mappings: [] };
+    assert.equal(sameClusterAsRecorded({ ...state, caSha256: sha }, [kc]), true);
+    assert.equal(sameClusterAsRecorded({ ...state, caSha256: 'f'.repeat(64) }, [kc]), false);
+    assert.equal(sameClusterAsRecorded(state, [kc]), true, 'an interrupted creation recorded no CA: the record is trusted');
+    assert.equal(sameClusterAsRecorded({ ...state, caSha256: 'f'.repeat(64) }, [path.join(dir, 'missing')]), true, 'no context to compare with (kind removed it): the record is trusted');
+  });
+
+  it('a node port the local cluster does not map is refused with one line naming it and the fix: exit 2', () => {
+    const state = { version: 1 as const, name: 'meshdemo', context: 'kind-meshdemo', createdAt: 'now', kindVersion: '0.17.0', kind: '/k', nodeImage: NODE_IMAGE, kubeconfig: 'k', configFile: 'c', mappings: mappingsFor() };
+    assert.doesNotThrow(() => requireMapped(state, mappingsFor(), () => 'fix'));
+    assert.throws(
+      () => requireMapped(state, [{ name: 'grafana', containerPort: 32002 }, { name: 'kiali', containerPort: 31001 }], (m) => `fix ${m.name}=${m.containerPort}`),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.exitCode === 2 &&
+        e.message === 'node port 32002 (grafana) is not mapped to the host by the local kind cluster "meshdemo", which maps only 31001, 31002, 31003, 31004, 31005, 31080 on 127.0.0.1 (kind sets port mappings when it creates a cluster)' &&
+        e.hint === 'fix grafana=32002' &&
+        !oneLine(e).includes('\n'),
+    );
   });
 
   it('the kubeconfig kind merges into (kind pathForMerge)', () => {
