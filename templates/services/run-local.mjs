@@ -68,6 +68,9 @@ for (const svc of services) {
   const child = spawn(process.execPath, [`${DIR}${svc.name}/server.mjs`], {
     env: { ...process.env, HOST: host, POD_NAME: `${svc.name}-local`, ...Object.fromEntries(Object.entries(svc.env).map(([k, v]) => [k, String(v)])) },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // their own process group: Ctrl-C on the terminal reaches only this runner, which stops each service once
+    // (a service that got the terminal's SIGINT and then the runner's would take the second as "exit now")
+    detached: true,
   });
   children.set(svc.name, child);
   const pad = svc.name.padEnd(11);
@@ -84,6 +87,10 @@ for (const svc of services) {
 
 process.on('SIGINT', () => stopAll(0));
 process.on('SIGTERM', () => stopAll(0));
+// however this runner ends, no service outlives it
+process.on('exit', () => {
+  for (const child of children.values()) child.kill('SIGKILL');
+});
 
 async function ready(url) {
   for (;;) {
