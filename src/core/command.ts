@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ExitCode, InterruptedError, MeshdemoError, exitCodeOf, oneLine } from './errors.js';
+import { ExitCode, InterruptedError, MeshdemoError, abortReason, exitCodeOf, oneLine } from './errors.js';
 import { createContext } from './context.js';
 import { defaultCacheDir, parseDuration, validateNamespace, type GlobalOptions } from './options.js';
 import { createPrompter } from './prompt.js';
@@ -50,11 +50,13 @@ export function action<S>(
         secrets,
         dryRun: extra.dryRun?.(opts) ?? false,
       });
-      lock = new ClusterLock(ctx.kube, { command: command.name(), log: stepLog(ui), signal: controller.signal });
+      // a lost lock stops the run like Ctrl-C does, but ends it with its own error (exit 3)
+      lock = new ClusterLock(ctx.kube, { command: command.name(), log: stepLog(ui), signal: controller.signal, onLost: (err) => controller.abort(err) });
       await handler({ ...ctx, ui, lock });
+      if (controller.signal.aborted) throw abortReason(controller.signal);
       process.exitCode ??= ExitCode.ok;
     } catch (err) {
-      const failure = interrupted && !(err instanceof MeshdemoError) ? new InterruptedError() : err;
+      const failure = controller.signal.aborted ? abortReason(controller.signal) : err;
       const code = exitCodeOf(failure);
       ui.close();
       const lines = [`error: ${oneLine(failure)}`];

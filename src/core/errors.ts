@@ -49,6 +49,9 @@ export class PreflightError extends MeshdemoError {
   }
 }
 
+/** Exit 3: the run lost the cluster lock while it held it (taken by another run, or not renewable in time). */
+export class LockLostError extends PreflightError {}
+
 /** Exit 4: something did not become ready before the deadline. */
 export class ReadinessTimeoutError extends MeshdemoError {
   constructor(message: string, info?: ErrorDetails) {
@@ -84,6 +87,14 @@ export class NotImplementedError extends MeshdemoError {
       hint: 'this part of meshdemo has not landed; see the project issues',
     });
   }
+}
+
+/**
+ * The error a cancelled run ends with: the reason it was aborted for when that is one of ours (a lost lock),
+ * otherwise an interruption (Ctrl-C).
+ */
+export function abortReason(signal: AbortSignal): MeshdemoError {
+  return signal.reason instanceof MeshdemoError ? signal.reason : new InterruptedError();
 }
 
 export function exitCodeOf(err: unknown): ExitCodeValue {

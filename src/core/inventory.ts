@@ -4,6 +4,12 @@ import { KubeApiError } from '../kube/client.js';
 export const INVENTORY_NAME = 'meshdemo-inventory';
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshdemo' } as const;
 
+/**
+ * Record writes are not cancelled with the run (Ctrl-C, a lost lock): a change that reached the cluster must reach
+ * the record too, or down would not know of it.
+ */
+const UNCANCELLED = new AbortController().signal;
+
 export interface CreatedEntry extends ObjectRef {
   uid?: string;
   step: string;
@@ -148,9 +154,9 @@ export class Inventory {
   private async write(): Promise<void> {
     const ns = this.data.namespace;
     if (!this.exists) {
-      const existing = await this.kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ns });
+      const existing = await this.kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ns }, { signal: UNCANCELLED });
       if (!existing) {
-        await this.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...MANAGED_BY } } });
+        await this.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...MANAGED_BY } } }, { signal: UNCANCELLED });
         if (!this.data.createdNamespaces.includes(ns)) this.data.createdNamespaces.push(ns);
       }
     }
@@ -160,7 +166,7 @@ export class Inventory {
       metadata: { name: INVENTORY_NAME, namespace: ns, labels: { ...MANAGED_BY } },
       data: { 'inventory.json': JSON.stringify(this.data, null, 1) },
     };
-    await this.kube.apply(body);
+    await this.kube.apply(body, { signal: UNCANCELLED });
     this.exists = true;
   }
 

@@ -223,9 +223,9 @@ export class KubeClient {
 
   // ---------- verbs ----------
 
-  async get<T extends KubeObject = KubeObject>(ref: ObjectRef): Promise<T | undefined> {
+  async get<T extends KubeObject = KubeObject>(ref: ObjectRef, opts: { signal?: AbortSignal } = {}): Promise<T | undefined> {
     try {
-      return await this.request<T>('GET', await this.pathFor(ref));
+      return await this.request<T>('GET', await this.pathFor(ref), { signal: opts.signal });
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return undefined;
       throw err;
@@ -246,18 +246,19 @@ export class KubeClient {
   }
 
   /** Server-side apply with field manager "meshdemo" (conflicts forced, as a single owner of these fields). */
-  async apply<T extends KubeObject = KubeObject>(obj: KubeObject, opts: { fieldManager?: string; dryRun?: boolean } = {}): Promise<T> {
+  async apply<T extends KubeObject = KubeObject>(obj: KubeObject, opts: { fieldManager?: string; dryRun?: boolean; signal?: AbortSignal } = {}): Promise<T> {
     const path = await this.pathFor({ ...obj, name: obj.metadata.name, namespace: obj.metadata.namespace });
     return this.request<T>('PATCH', path, {
+      signal: opts.signal,
       body: obj,
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: opts.fieldManager ?? 'meshdemo', force: true, dryRun: opts.dryRun ? 'All' : undefined },
     });
   }
 
-  async create<T extends KubeObject = KubeObject>(obj: KubeObject): Promise<T> {
+  async create<T extends KubeObject = KubeObject>(obj: KubeObject, opts: { signal?: AbortSignal } = {}): Promise<T> {
     const path = await this.pathFor({ ...obj, name: undefined, namespace: obj.metadata.namespace });
-    return this.request<T>('POST', path, { body: obj, query: { fieldManager: 'meshdemo' } });
+    return this.request<T>('POST', path, { signal: opts.signal, body: obj, query: { fieldManager: 'meshdemo' } });
   }
 
   async mergePatch<T extends KubeObject = KubeObject>(ref: ObjectRef, patch: unknown, opts: { subresource?: string; dryRun?: boolean } = {}): Promise<T> {
