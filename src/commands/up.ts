@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { secretSetValues } from '../core/secrets.js';
 import { action } from '../core/command.js';
 import { InterruptedError } from '../core/errors.js';
 import type { Context } from '../core/step.js';
@@ -42,12 +43,16 @@ Examples:
     )
     .action(
       action<UpSettings>((opts) => parseUpSettings(opts), async (ctx) => {
+        for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
         const { runSteps } = await import('../core/runner.js');
         const { upSteps } = await import('../steps/index.js');
         const outcomes = await runSteps(await upSteps(ctx.settings), ctx, {
           beforeFirstChange: async () => {
             await confirmChanges(ctx);
-            if (!ctx.settings.render) await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
+            if (!ctx.settings.render) {
+              await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
+              await ctx.inventory(); // a corrupted record is refused before anything changes, not half-way
+            }
           },
         });
         const { summarize } = await import('./summary.js');

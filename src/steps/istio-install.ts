@@ -1,5 +1,6 @@
 import { ExternalCommandError, ReadinessTimeoutError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
+import { maskSecretSets } from '../core/secrets.js';
 import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
@@ -83,7 +84,8 @@ export const istioInstall: Step<Settings> = {
         details: [...err.details, ...diagnosis],
       });
     }
-    await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: ctx.settings.istioSet });
+    // the record is readable with the view role: credentials given with --istio-set are kept masked
+    await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: maskSecretSets(ctx.settings.istioSet) });
     return `Istio ${ctx.settings.istioVersion} installed (profile ${PROFILE})`;
   },
 };
