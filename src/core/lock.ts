@@ -35,6 +35,8 @@ const RENEW_EVERY_MS = 10_000;
 const DEFAULT_WAIT_MS = 45_000;
 /** A renewal must have succeeded this long before the lease would expire, or the lock counts as lost. */
 const RENEW_MARGIN_MS = 3_000;
+/** One renewal request may take this long before it is abandoned and tried again. */
+const RENEW_ATTEMPT_MS = 4_000;
 const COMMAND_ANNOTATION = 'meshdemo.io/command';
 
 const LEASE_REF = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: LOCK_NAMESPACE, name: LOCK_NAME };
@@ -43,7 +45,7 @@ const LEASE_REF = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespa
 export function lockWaitMs(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.MESHDEMO_LOCK_WAIT;
   if (raw === undefined || raw.trim() === '') return DEFAULT_WAIT_MS;
-  return parseDuration(raw, 'MESHDEMO_LOCK_WAIT');
+  return parseDuration(raw, 'MESHDEMO_LOCK_WAIT', { allowZero: true });
 }
 
 /** RFC 3339 with microseconds, as metav1.MicroTime is written. */
@@ -267,11 +269,18 @@ export class ClusterLock {
           const why = lastError instanceof Error ? lastError.message : String(lastError ?? 'no answer');
           return this.lost(`could not renew it for ${LEASE_DURATION_SECONDS - RENEW_MARGIN_MS / 1000}s (last error: ${why})`);
         }
+        // an attempt that gets no answer (an API server that is starting can accept a connection and say nothing)
+        // is abandoned after a few seconds and tried again
+        const limit = Math.min(RENEW_ATTEMPT_MS, left);
+        const timer = new AbortController();
+        const abandon = () => timer.abort();
+        stop.addEventListener('abort', abandon, { once: true });
         try {
-          // an attempt that hangs past the lease's expiry counts as failed
-          const outcome = await Promise.race([this.renewOnce(kube, left), sleep(left, 'timed out' as const, { signal: stop })]);
-          if (outcome === 'timed out') {
-            lastError = new Error('the renewal did not answer in time');
+          const outcome = await Promise.race([this.renewOnce(kube, limit), sleep(limit, 'no answer' as const, { signal: timer.signal })]);
+          if (stop.aborted) return;
+          if (outcome === 'no answer') {
+            lastError = new Error(`a renewal got no answer within ${Math.round(limit / 1000)}s`);
+            this.opts.log.debug(`renewing the lock: ${(lastError as Error).message} (retrying)`);
             continue;
           }
           if (outcome !== 'renewed') return this.lost(outcome);
@@ -282,19 +291,24 @@ export class ClusterLock {
           lastError = err;
           this.opts.log.debug(`renewing the lock failed (retrying): ${(err as Error).message}`);
           if (!(await idle(Math.min(1000, 200 * 2 ** attempt)))) return;
+        } finally {
+          timer.abort();
+          stop.removeEventListener('abort', abandon);
         }
       }
     }
   }
 
   /** One renewal: 'renewed', or why the lock is no longer ours. Throws on failures worth retrying. */
-  private async renewOnce(kube: KubeClient, retryMs: number): Promise<'renewed' | string> {
+  private async renewOnce(kube: KubeClient, leftMs: number): Promise<'renewed' | string> {
     // the command's signal may be aborted (Ctrl-C) while the run still winds down under the lock
     const signal = new AbortController().signal;
     const path = await kube.pathFor(LEASE_REF);
+    // each attempt is short (an API server going down can leave a request unanswered), the loop retries
+    const attempt = { signal, retryMs: 0, attemptTimeoutMs: Math.max(500, Math.min(RENEW_ATTEMPT_MS, leftMs)) };
     let live: KubeObject;
     try {
-      live = await kube.request<KubeObject>('GET', path, { signal, retryMs });
+      live = await kube.request<KubeObject>('GET', path, attempt);
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return 'its Lease was deleted';
       throw err;
@@ -303,8 +317,7 @@ export class ClusterLock {
     if (live.spec?.holderIdentity !== this.identity) return `it was taken by ${live.spec?.holderIdentity || 'nobody'}`;
     try {
       await kube.request('PATCH', path, {
-        signal,
-        retryMs,
+        ...attempt,
         contentType: 'application/merge-patch+json',
         body: { metadata: { resourceVersion: live.metadata.resourceVersion }, spec: { renewTime: microTime() } },
       });
