@@ -180,12 +180,18 @@ async function placeDependencies(service: ServiceName, pkg: PackageJson, project
   return placed;
 }
 
+function unreadable(file: string, err: unknown): PreflightError {
+  return new PreflightError(`cannot read ${file} for a demo service's build context (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+    hint: 'make it readable (or remove it) and re-run: an unreadable source would change the image without changing its tag',
+  });
+}
+
 /** Regular files under `dir` (following symlinks, skipping nested node_modules when asked). */
 async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: boolean; skipDotFiles: boolean; cacheable?: boolean }, out: ContextEntry[], seen = new Set<string>()): Promise<void> {
   const realDir = await fsp.realpath(dir);
   if (seen.has(realDir)) return;
   seen.add(realDir);
-  const names = (await fsp.readdir(dir)).sort();
+  const names = (await fsp.readdir(dir).catch((err) => Promise.reject(unreadable(dir, err)))).sort();
   for (const name of names) {
     if (opts.skipNodeModules && name === 'node_modules') continue;
     if (opts.skipDotFiles && name.startsWith('.')) continue;
@@ -194,8 +200,10 @@ async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: 
     let st: fs.Stats;
     try {
       st = await fsp.stat(abs);
-    } catch {
-      continue; // dangling symlink
+    } catch (err) {
+      // a dangling symlink is no file to copy; anything else unreadable would silently change the image and its tag
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (await fsp.lstat(abs)).isSymbolicLink()) continue;
+      throw unreadable(abs, err);
     }
     if (st.isDirectory()) await listFiles(abs, rel, opts, out, seen);
     else if (st.isFile()) {
@@ -263,7 +271,7 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   for (const e of sorted) {
     let digest = e.cacheKey ? digestCache.get(e.cacheKey) : undefined;
     if (!digest) {
-      const data = await fsp.readFile(e.src);
+      const data = await fsp.readFile(e.src).catch((err) => Promise.reject(unreadable(e.src, err)));
       e.size = data.length;
       digest = fileDigest(data);
       if (e.cacheKey) digestCache.set(e.cacheKey, digest);
@@ -274,11 +282,6 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   hash.update(`base-image\0${baseImage}`);
   const hex = hash.digest('hex');
   return { service, baseImage, entries: sorted, packages: packages.sort(), hash: hex, tag: hex.slice(0, 12), bytes };
-}
-
-/** The tag alone (same as planContext(...).tag). */
-export async function contextTag(service: ServiceName, baseImage: string, dirs?: SourceDirs): Promise<string> {
-  return (await planContext(service, baseImage, dirs)).tag;
 }
 
 export interface PreparedContext {

@@ -42,6 +42,8 @@ export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   /** How long transient failures (connection refused/reset, 5xx, 429) are retried. */
   retryMs?: number;
+  /** How long one attempt may go without an answer before it counts as a (transient) timeout; default 30 s. */
+  attemptTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -135,7 +137,7 @@ export class KubeClient {
           else reject(new HttpStatusError(status, body));
         });
       });
-      req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
+      req.setTimeout(opts.attemptTimeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       req.end(payload);
     });

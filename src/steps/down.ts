@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InterruptedError, ReadinessTimeoutError } from '../core/errors.js';
-import { MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
+import { InterruptedError, oneLine, ReadinessTimeoutError } from '../core/errors.js';
+import { MANAGED_BY, parseRecord, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
 import type { CheckResult, Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { mapLimit } from '../kube/apply.js';
@@ -99,7 +99,13 @@ async function pause(ctx: Context<DownSettings>, ms: number): Promise<void> {
 
 /** Why an object is not gone yet: its finalizers, and for a namespace its deletion conditions. */
 async function whyStillThere(kube: KubeClient, ref: ObjectRef): Promise<string> {
-  const live = await kube.get(ref).catch(() => undefined);
+  let live: KubeObject | undefined;
+  try {
+    live = await kube.get(ref);
+  } catch (err) {
+    // a refused or failed lookup says nothing about whether it is gone
+    return `${describeRef(ref)}: could not be looked up (${oneLine(err)})`;
+  }
   if (!live) return `${describeRef(ref)}: gone`;
   const parts: string[] = [];
   if (!live.metadata.deletionTimestamp) parts.push('not being deleted');
@@ -486,7 +492,7 @@ async function inventoryWork(ctx: Context<DownSettings>): Promise<Work> {
   const live = await (await ctx.kube()).get(INVENTORY_REF(app));
   if (!live) return { items: [], nothing: 'the inventory is already gone' };
   if (keepsIstioRecord(ctx)) {
-    const current = JSON.parse(live.data?.['inventory.json'] ?? '{}');
+    const current: Record<string, unknown> = parseRecord(live.data?.['inventory.json'], app);
     const wanted = reducedInventory(ctx);
     const same = Object.entries(wanted).every(([k, v]) => JSON.stringify(current[k] ?? null) === JSON.stringify(v));
     if (same) return { items: [], nothing: 'the inventory holds only the Istio install (--keep-istio)' };
