@@ -13,13 +13,14 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 const LEASES = '/apis/coordination.k8s.io/v1/leases';
 const LOCK = '/apis/coordination.k8s.io/v1/namespaces/default/leases/meshdemo-lock';
 

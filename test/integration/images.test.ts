@@ -19,10 +19,10 @@ import { configureSources, sourceDirs } from '../../src/images/context.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/steps/settings.js';
-import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { skipUnless } from '../support/requirements.js';
 
-const reason = dockerUnavailableReason();
-const skip = reason ? `real docker environment unavailable: ${reason}` : false;
+const skip = skipUnless('docker');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
