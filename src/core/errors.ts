@@ -1,6 +1,7 @@
 /**
  * The one error hierarchy of meshdemo. Every failure a user can act on is a MeshdemoError whose
- * subclass fixes the process exit code; src/cli.ts is the only place that turns them into exits.
+ * subclass fixes the process exit code; action() in src/core/command.ts is the one place that turns them into
+ * messages and exit codes (src/cli.ts handles only commander's own usage errors, and a last-resort catch).
  */
 export const ExitCode = {
   ok: 0,
@@ -77,15 +78,6 @@ export class ExternalCommandError extends MeshdemoError {
 export class InterruptedError extends MeshdemoError {
   constructor(message = 'interrupted', info?: ErrorDetails) {
     super(message, ExitCode.interrupted, info);
-  }
-}
-
-/** Exit 1 with a clear message: a registered step whose implementation has not landed yet. */
-export class NotImplementedError extends MeshdemoError {
-  constructor(what: string) {
-    super(`${what} is not implemented yet`, ExitCode.unexpected, {
-      hint: 'this part of meshdemo has not landed; see the project issues',
-    });
   }
 }
 

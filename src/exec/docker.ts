@@ -15,13 +15,6 @@ export interface DockerCallOptions {
   timeoutMs?: number;
 }
 
-/** How often each mutating command was started in this process (tests assert that unchanged images cost nothing). */
-export const dockerCounters = { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 };
-
-export function resetDockerCounters(): void {
-  for (const key of Object.keys(dockerCounters) as Array<keyof typeof dockerCounters>) dockerCounters[key] = 0;
-}
-
 const DOCKER = 'docker';
 
 function run(file: string, args: string[], opts: DockerCallOptions, extra: Partial<RunOptions> = {}): Promise<RunResult> {
@@ -102,30 +95,25 @@ export async function build(b: BuildOptions, opts: DockerCallOptions = {}): Prom
   for (const [k, v] of Object.entries(b.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(b.labels ?? {})) args.push('--label', `${k}=${v}`);
   args.push(b.contextDir);
-  dockerCounters.build++;
   await run(DOCKER, args, opts);
 }
 
 export async function tag(source: string, target: string, opts: DockerCallOptions = {}): Promise<void> {
-  dockerCounters.tag++;
   await run(DOCKER, ['tag', source, target], opts, { timeoutMs: opts.timeoutMs ?? 60_000 });
 }
 
 /** `docker push`; authentication is whatever `docker login` left in the CLI's config. */
 export async function push(ref: string, opts: DockerCallOptions = {}): Promise<void> {
-  dockerCounters.push++;
   await run(DOCKER, ['push', ref], opts);
 }
 
 /** `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). */
 export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions = {}): Promise<void> {
-  dockerCounters.kindLoad++;
   await run('kind', ['load', 'docker-image', ref, '--name', cluster], opts);
 }
 
 /** `minikube image load <ref>` into the current minikube profile. */
 export async function minikubeLoad(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<void> {
-  dockerCounters.minikubeLoad++;
   const args = ['image', 'load', ref];
   if (opts.profile) args.push('--profile', opts.profile);
   await run('minikube', args, opts);

@@ -31,23 +31,9 @@ export interface SourceDirs {
   projectRoot: string;
 }
 
-const defaults: SourceDirs = {
-  servicesDir: path.join(PROJECT_ROOT, 'templates', 'services'),
-  projectRoot: PROJECT_ROOT,
-};
-let current: SourceDirs = { ...defaults };
-
-/** Where service sources come from. Tests point this at a copy of the templates; returns a restore function. */
-export function configureSources(dirs: Partial<SourceDirs>): () => void {
-  const previous = current;
-  current = { ...current, ...dirs };
-  return () => {
-    current = previous;
-  };
-}
-
-export function sourceDirs(): SourceDirs {
-  return { ...current };
+/** The demo services' sources of this installation: templates/services, dependencies from its node_modules. */
+export function defaultSourceDirs(): SourceDirs {
+  return { servicesDir: path.join(PROJECT_ROOT, 'templates', 'services'), projectRoot: PROJECT_ROOT };
 }
 
 /** Bump when the layout changes, so old tags are not mistaken for new contents. */
@@ -229,7 +215,7 @@ function isServiceDir(dir: string): boolean {
 }
 
 /** Everything that goes into the service's context, and its content hash (reads every file; copies nothing). */
-export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = current): Promise<ContextPlan> {
+export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = defaultSourceDirs()): Promise<ContextPlan> {
   const serviceDir = path.join(dirs.servicesDir, service);
   if (!isServiceDir(serviceDir)) {
     throw new PreflightError(`the sources of ${service} are missing: no Dockerfile and package.json in ${serviceDir}`, {

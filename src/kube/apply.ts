@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, ReadinessTimeoutError } from '../core/errors.js';
-import { KubeApiError, KubeForbiddenError, describeRef, refOf, type KubeClient, type KubeObject } from './client.js';
+import { KubeApiError, KubeForbiddenError, refOf, type KubeClient, type KubeObject } from './client.js';
 
 export interface ApplyOutcome {
   object: KubeObject;
@@ -151,9 +151,4 @@ export async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Pr
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failure) throw failure.error;
-}
-
-export function describeApplyError(err: unknown, obj: KubeObject): unknown {
-  if (err instanceof KubeApiError) return new KubeApiError(`applying ${describeRef(refOf(obj))}: ${err.message}`, err.status, err.reason);
-  return err;
 }

@@ -88,7 +88,7 @@ export async function resolveImages(ctx: Context<UpSettings>): Promise<Record<Se
       if (!ref) throw new UsageError(`--skip-build needs an --image for ${service}`, { hint: 'pass --image SERVICE=IMAGE for each service' });
       out[service] = ref;
     } else {
-      out[service] = refFor(target, service, (await planContext(service, ctx.settings.baseImage)).tag);
+      out[service] = refFor(target, service, (await planContext(service, ctx.settings.baseImage, ctx.settings.sources)).tag);
     }
   }
   return out;
@@ -192,7 +192,7 @@ interface Planned {
 async function planAll(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>): Promise<Planned[]> {
   const out: Planned[] = [];
   for (const service of SERVICES) {
-    const { tag } = await planContext(service, ctx.settings.baseImage);
+    const { tag } = await planContext(service, ctx.settings.baseImage, ctx.settings.sources);
     out.push({ service, tag, ref: refFor(target, service, tag) });
   }
   return out;
@@ -254,7 +254,7 @@ export const images: Step<UpSettings> = {
     const recorded: string[] = [];
     for (const service of SERVICES) {
       const callOpts: docker.DockerCallOptions = { signal: ctx.signal, onLine: (line) => ctx.log.debug(`${service}: ${line}`) };
-      const plan = await planContext(service, s.baseImage);
+      const plan = await planContext(service, s.baseImage, s.sources);
       const ref = refFor(target, service, plan.tag);
       const local = `${LOCAL_REPO}/${service}:${plan.tag}`;
 
@@ -308,7 +308,7 @@ export const images: Step<UpSettings> = {
 
 async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, callOpts: docker.DockerCallOptions): Promise<void> {
   const started = Date.now();
-  const prepared = await prepareContext(service, ctx.settings.baseImage);
+  const prepared = await prepareContext(service, ctx.settings.baseImage, { dirs: ctx.settings.sources });
   try {
     ctx.log.debug(`${service}: build context ${prepared.dir}: ${prepared.plan.entries.length} files, ${(prepared.plan.bytes / 1e6).toFixed(1)} MB; ${prepared.plan.packages.length ? `packages ${prepared.plan.packages.join(' ')}` : 'no npm packages'}`);
     const tags = ref === local ? [ref] : [local, ref];

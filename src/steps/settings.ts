@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { UsageError } from '../core/errors.js';
+import { defaultSourceDirs, type SourceDirs } from '../images/context.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
 export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';
@@ -46,6 +47,8 @@ export interface UpSettings {
   images: Partial<Record<ServiceName, string>>;
   render?: string | true;
   verify: boolean;
+  /** Where the demo services' sources come from (this installation's templates/services). */
+  sources: SourceDirs;
 }
 
 export function parseIstioVersion(v: string): string {
@@ -173,6 +176,7 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     skipBuild,
     images,
     render: o.render,
+    sources: defaultSourceDirs(),
     verify: Boolean(o.verify),
   };
 }

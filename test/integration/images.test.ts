@@ -14,13 +14,13 @@ import type { Inventory } from '../../src/core/inventory.js';
 import type { GlobalOptions } from '../../src/core/options.js';
 import { createPrompter, type Prompter } from '../../src/core/prompt.js';
 import type { Context } from '../../src/core/step.js';
-import { dockerCounters, resetDockerCounters } from '../../src/exec/docker.js';
-import { configureSources, sourceDirs } from '../../src/images/context.js';
+import { defaultSourceDirs, type SourceDirs } from '../../src/images/context.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/steps/settings.js';
 import { freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { skipUnless } from '../support/requirements.js';
+import { recordToolCalls, type ToolCalls } from '../support/tool-calls.js';
 
 const skip = skipUnless('docker');
 
@@ -37,6 +37,9 @@ interface Harness {
  * A Context for the step alone. No cluster is involved in these tests, so kube() and inventory() are stubs:
  * kube() only names the current context, and the inventory is a tiny in-memory object with recordImages.
  */
+/** Where the steps under test read the services from: a copy of templates/services (the tests edit it). */
+let sources: SourceDirs = defaultSourceDirs();
+
 function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter } = {}): Harness {
   const events: MeshEvent[] = [];
   const sink: EventSink = { emit: (e) => events.push(e) };
@@ -50,7 +53,7 @@ function harness(opts: Record<string, unknown>, extra: { contextName?: string; p
   };
   const ctx = createContext<UpSettings>({
     options,
-    settings: parseUpSettings(opts),
+    settings: { ...parseUpSettings(opts), sources },
     events: sink,
     signal: new AbortController().signal,
     prompt: extra.prompt ?? createPrompter({ json: false, isTTY: false }),
@@ -83,7 +86,7 @@ const tagOf = (ref: string) => ref.slice(ref.lastIndexOf(':') + 1);
 describe('images step with a real dockerd and registry', { skip, timeout: 900_000 }, () => {
   let env: DockerEnv;
   let registry: string;
-  let restoreSources: () => void = () => {};
+  let tools: ToolCalls | undefined;
   let servicesCopy: string;
   const savedDockerHost = process.env.DOCKER_HOST;
   const savedPath = process.env.PATH;
@@ -101,12 +104,13 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     );
     // the tests edit service sources: work on a copy of templates/services, never on the real one
     servicesCopy = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-services-'));
-    fs.cpSync(sourceDirs().servicesDir, servicesCopy, { recursive: true });
-    restoreSources = configureSources({ servicesDir: servicesCopy });
+    fs.cpSync(defaultSourceDirs().servicesDir, servicesCopy, { recursive: true });
+    sources = { ...defaultSourceDirs(), servicesDir: servicesCopy };
+    tools = recordToolCalls();
   });
 
   after(async () => {
-    restoreSources();
+    tools?.restore();
     if (savedDockerHost === undefined) delete process.env.DOCKER_HOST;
     else process.env.DOCKER_HOST = savedDockerHost;
     process.env.PATH = savedPath;
@@ -138,13 +142,13 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const { ctx, events, recorded } = harness(settings());
     const before = await images.check(ctx);
     assert.equal(before.satisfied, false);
-    resetDockerCounters();
+    tools!.reset();
     const t0 = Date.now();
     const message = await images.run(ctx);
     console.log(`first run (3 builds + 3 pushes) took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     assert.equal(message, '3 built, 0 unchanged');
-    assert.equal(dockerCounters.build, 3);
-    assert.equal(dockerCounters.push, 3);
+    assert.equal(tools!.counts().build, 3);
+    assert.equal(tools!.counts().push, 3);
 
     firstRefs = await resolveImages(ctx);
     for (const service of SERVICES) {
@@ -162,9 +166,9 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const { ctx } = harness(settings());
     const check = await images.check(ctx);
     assert.equal(check.satisfied, true, check.detail);
-    resetDockerCounters();
+    tools!.reset();
     assert.equal(await images.run(ctx), '0 built, 3 unchanged');
-    assert.deepEqual({ ...dockerCounters }, { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 });
+    assert.deepEqual(tools!.counts(), { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 });
   });
 
   it('changing one service source changes only that tag (and the base image changes all)', async () => {
@@ -178,10 +182,10 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.equal(refs['micro-api'], firstRefs['micro-api']);
       assert.equal(refs['micro-pay'], firstRefs['micro-pay']);
       assert.equal((await images.check(ctx)).satisfied, false);
-      resetDockerCounters();
+      tools!.reset();
       assert.equal(await images.run(ctx), '1 built, 2 unchanged');
-      assert.equal(dockerCounters.build, 1);
-      assert.equal(dockerCounters.push, 1);
+      assert.equal(tools!.counts().build, 1);
+      assert.equal(tools!.counts().push, 1);
       assert.deepEqual((await registryTags(env.registry, 'meshdemo/micro-order')).sort(), [tagOf(firstRefs['micro-order']), tagOf(refs['micro-order'])].sort());
 
       const other = await resolveImages(harness(settings({ baseImage: `${env.baseImage}-other` })).ctx);
@@ -245,16 +249,17 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-fake-kind-'));
     const logFile = path.join(bin, 'calls.log');
     fs.writeFileSync(path.join(bin, 'kind'), `#!/bin/sh\necho "$@" >> '${logFile}'\necho "Image loaded"\n`, { mode: 0o755 });
+    const pathBefore = process.env.PATH;
     process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
     try {
       const { ctx, events, recorded } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh' });
       await dockerPreflight(ctx);
       const refs = await resolveImages(ctx);
       for (const s of SERVICES) assert.equal(refs[s], `meshdemo/${s}:${tagOf(firstRefs[s])}`);
-      resetDockerCounters();
+      tools!.reset();
       assert.equal(await images.run(ctx), '0 built, 3 unchanged');
-      assert.equal(dockerCounters.build, 0);
-      assert.equal(dockerCounters.push, 0);
+      assert.equal(tools!.counts().build, 0);
+      assert.equal(tools!.counts().push, 0);
       assert.deepEqual(
         fs.readFileSync(logFile, 'utf8').trim().split('\n').filter((l) => l.startsWith('load')),
         SERVICES.map((s) => `load docker-image ${refs[s]} --name mesh`),
@@ -263,7 +268,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.deepEqual([...recorded].sort(), Object.values(refs).sort());
       assert.equal((await images.check(ctx)).satisfied, true);
     } finally {
-      process.env.PATH = savedPath;
+      process.env.PATH = pathBefore;
       fs.rmSync(bin, { recursive: true, force: true });
     }
   });
@@ -273,9 +278,9 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const { ctx } = harness({ skipBuild: true, image });
     assert.equal((await images.check(ctx)).satisfied, true);
     assert.deepEqual(await resolveImages(ctx), firstRefs);
-    resetDockerCounters();
+    tools!.reset();
     await images.run(ctx);
-    assert.equal(dockerCounters.build + dockerCounters.push, 0);
+    assert.equal(tools!.counts().build + tools!.counts().push, 0);
   });
 
   it('no --registry, no terminal and a context that is neither kind nor minikube: UsageError (exit 2) naming --registry', async () => {
@@ -283,7 +288,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const check = await images.check(ctx);
     assert.equal(check.satisfied, false);
     assert.match(check.detail ?? '', /--registry/);
-    resetDockerCounters();
+    tools!.reset();
     await assert.rejects(images.run(ctx), (err: unknown) => {
       assert.ok(err instanceof UsageError, String(err));
       assert.equal(err.exitCode, ExitCode.usage);
@@ -291,7 +296,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       return true;
     });
     await assert.rejects(resolveImages(ctx), UsageError);
-    assert.equal(dockerCounters.build, 0);
+    assert.equal(tools!.counts().build, 0);
   });
 
   it('a registry typed at the prompt is used for the push and by resolveImages', async () => {
@@ -317,7 +322,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
   it('a bad base image: ExternalCommandError (exit 6) with docker\'s last lines', async () => {
     // a base image that exists nowhere: the local registry answers "not found" (no remote registry is asked)
     const { ctx } = harness(settings({ baseImage: `${env.registry}/no-such/base:0` }));
-    resetDockerCounters();
+    tools!.reset();
     await assert.rejects(images.run(ctx), (err: unknown) => {
       assert.ok(err instanceof ExternalCommandError, String(err));
       assert.equal(err.exitCode, ExitCode.externalCommand);
@@ -327,7 +332,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.match(err.hint ?? '', /--base-image/);
       return true;
     });
-    assert.equal(dockerCounters.build, 1);
-    assert.equal(dockerCounters.push, 0);
+    assert.equal(tools!.counts().build, 1);
+    assert.equal(tools!.counts().push, 0);
   });
 });

@@ -53,7 +53,8 @@ describe('test harness', () => {
   });
 
   it('what a test process started dies when the test process is killed with SIGKILL', async () => {
-    const script = `import { spawnOwned } from ${JSON.stringify(REAPER)}; const c = spawnOwned('/bin/sh', ['-c', 'sleep 300 & echo $!; wait'], { stdio: ['ignore', 'inherit', 'ignore'] }); setInterval(() => {}, 1000);`;
+    // the sleeper's pid is passed on once spawnOwned has returned (and so has registered its group)
+    const script = `import { spawnOwned } from ${JSON.stringify(REAPER)}; const c = spawnOwned('/bin/sh', ['-c', 'sleep 300 & echo $!; wait'], { stdio: ['ignore', 'pipe', 'ignore'] }); c.stdout.on('data', (d) => process.stdout.write(d)); setInterval(() => {}, 1000);`;
     const testProcess = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
     const sleeper = Number(await new Promise<string>((resolve) => testProcess.stdout!.once('data', (d) => resolve(String(d).trim()))));
     assert.ok(alive(sleeper));
