@@ -3,7 +3,7 @@
 // - first build of the three images (build + push), against plain `docker build --no-cache` of the same three
 //   prepared contexts in sequence (no push);
 // - a second `up` with unchanged sources: the runner checks the step (it is satisfied, so skipped), and, to be
-//   sure, the step's run() is forced too. Target: zero builds and zero pushes (src/exec/docker.ts dockerCounters).
+//   sure, the step's run() is forced too. Target: zero builds and zero pushes (counted by docker wrappers on PATH: test/support/tool-calls.ts).
 // Each repetition starts cold: new registry path, no meshdemo image and no build cache left in the daemon.
 // The step runs in this process with a stub cluster context (as in test/integration/images.test.ts): it only
 // needs the context name and an inventory to record the images in.
@@ -16,7 +16,7 @@ import type { Inventory } from '../src/core/inventory.js';
 import { createPrompter } from '../src/core/prompt.js';
 import { runSteps } from '../src/core/runner.js';
 import type { Context } from '../src/core/step.js';
-import { dockerCounters, resetDockerCounters } from '../src/exec/docker.js';
+import { recordToolCalls } from '../test/support/tool-calls.js';
 import { prepareContext } from '../src/images/context.js';
 import type { KubeClient } from '../src/kube/client.js';
 import { images } from '../src/steps/images.js';
@@ -85,6 +85,7 @@ export async function run(): Promise<BenchResult> {
   const secondCounts: string[] = [];
   let secondStatus = '';
   let forcedMessage = '';
+  const tools = recordToolCalls();
   try {
     log(`images: dockerd ${ms(env.timings.dockerdMs)}, registry ${ms(env.timings.registryMs)}, base image ${ms(env.timings.baseImageMs)}`);
     for (let i = 0; i < n; i++) {
@@ -93,16 +94,16 @@ export async function run(): Promise<BenchResult> {
         await coldDaemon(env);
         if (what === 'meshdemo') {
           // first up: the runner checks the step (not satisfied) and runs it
-          resetDockerCounters();
+          tools.reset();
           let t0 = performance.now();
           const timeline: Timeline = { events: [] };
           const [outcome] = await runSteps([images], stepContext(registry, env.baseImage, timeline));
           first.push(performance.now() - t0);
           firstBuild.push(buildTime(timeline));
           if (outcome.status !== 'done') throw new Error(`first images step: ${outcome.status} ${outcome.message}`);
-          firstCounts.push(`${dockerCounters.build} builds, ${dockerCounters.push} pushes`);
+          firstCounts.push(`${tools.counts().build} builds, ${tools.counts().push} pushes`);
           // second up with unchanged sources: a new context, as a new process would have
-          resetDockerCounters();
+          tools.reset();
           t0 = performance.now();
           const [again] = await runSteps([images], stepContext(registry, env.baseImage));
           second.push(performance.now() - t0);
@@ -110,7 +111,7 @@ export async function run(): Promise<BenchResult> {
           t0 = performance.now();
           forcedMessage = String(await images.run(stepContext(registry, env.baseImage)));
           forced.push(performance.now() - t0);
-          secondCounts.push(`${dockerCounters.build} builds, ${dockerCounters.push} pushes`);
+          secondCounts.push(`${tools.counts().build} builds, ${tools.counts().push} pushes`);
           log(`images: meshdemo #${i + 1}: first ${ms(first.at(-1)!)} (${firstCounts.at(-1)}), second up ${ms(second.at(-1)!)} (${secondCounts.at(-1)})`);
         } else {
           // plain docker build of the same prepared contexts, one after the other
@@ -129,6 +130,7 @@ export async function run(): Promise<BenchResult> {
       }
     }
   } finally {
+    tools.restore();
     await stopDocker();
     await cleanTmp();
   }

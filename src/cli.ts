@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from './core/errors.js';
+import { makeRedactor, processSecrets } from './core/secrets.js';
 import { register as registerUp } from './commands/up.js';
 import { register as registerPlan } from './commands/plan.js';
 import { register as registerStatus } from './commands/status.js';
@@ -68,7 +69,7 @@ export async function main(argv = process.argv): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(makeRedactor(processSecrets())(`error: ${err instanceof Error ? err.message : String(err)}`) + '\n');
   process.exitCode = ExitCode.unexpected;
 });
 

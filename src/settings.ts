@@ -3,6 +3,7 @@ import { UsageError } from './core/errors.js';
 import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, gatewayNodePorts } from './kind/config.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from './kind/pins.js';
 import { parseDuration } from './core/options.js';
+import { defaultSourceDirs, type SourceDirs } from './images/context.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
 export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';
@@ -61,6 +62,8 @@ export interface UpSettings {
   local?: LocalCluster;
   /** up --traffic <duration>: send orders through the gateway this long at the end. */
   trafficMs?: number;
+  /** Where the demo services' sources come from (this installation's templates/services). */
+  sources: SourceDirs;
 }
 
 /** The local kind cluster of this run; `kind` and `exists` are filled in by the local-cluster steps as they learn them. */
@@ -202,6 +205,7 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     skipBuild,
     images,
     render: o.render,
+    sources: defaultSourceDirs(),
     verify: Boolean(o.verify),
     trafficMs: o.traffic !== undefined ? parseDuration(o.traffic, '--traffic') : undefined,
     ...parseLocalClusterOptions(o),

@@ -29,10 +29,9 @@ export function register(program: Command): void {
           }
           const { istioctlKubeArgs } = await import('../steps/istio-install.js');
           const kubeArgs = ctx.settings.args.some((a) => a === '--context' || a.startsWith('--context=')) ? [] : await istioctlKubeArgs(ctx);
-          const { execa } = await import('execa');
-          const child = await execa(binary, [...ctx.settings.args, ...kubeArgs], { stdio: 'inherit', reject: false, cancelSignal: ctx.signal });
+          const { runInteractive } = await import('../exec/run.js');
           // istioctl has printed its own messages; its exit code is passed through unchanged
-          process.exitCode = child.exitCode ?? 1;
+          process.exitCode = await runInteractive(binary, [...ctx.settings.args, ...kubeArgs], { signal: ctx.signal });
         },
       ),
     );

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { action } from '../core/command.js';
+import { secretSetValues } from '../core/secrets.js';
 import type { UpSettings } from '../settings.js';
 import { addUpOptions, buildUpSettings, contextOrNothing } from './up.js';
 
@@ -9,6 +10,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n  meshdemo plan\n  meshdemo plan --no-app --json')
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {
+        for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
         const { checkSteps } = await import('../core/runner.js');
         const { upSteps } = await import('../steps/index.js');
         const results = await checkSteps(await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx))), ctx);

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { secretSetValues } from '../core/secrets.js';
 import { action } from '../core/command.js';
 import { InterruptedError } from '../core/errors.js';
 import type { GlobalOptions } from '../core/options.js';
@@ -51,6 +52,7 @@ Examples:
     )
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {
+        for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
         const { runSteps } = await import('../core/runner.js');
         const { upSteps, LOCAL_STEP_IDS } = await import('../steps/index.js');
         const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));
@@ -67,7 +69,10 @@ Examples:
           ...(await runSteps(steps.filter((s) => !LOCAL_STEP_IDS.has(s.id)), ctx, {
             beforeFirstChange: async () => {
               await confirmOnce();
-              if (!ctx.settings.render) await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
+              if (!ctx.settings.render) {
+                await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
+                await ctx.inventory(); // a corrupted record is refused before anything changes, not half-way
+              }
             },
           })),
         );

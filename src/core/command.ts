@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { ExitCode, InterruptedError, MeshdemoError, exitCodeOf, oneLine } from './errors.js';
+import { ExitCode, InterruptedError, MeshdemoError, abortReason, exitCodeOf, oneLine } from './errors.js';
 import { createContext } from './context.js';
 import { defaultCacheDir, parseDuration, validateNamespace, type GlobalOptions } from './options.js';
 import { createPrompter } from './prompt.js';
 import { stepLog } from './events.js';
 import { ClusterLock } from './lock.js';
+import { makeRedactor, processSecrets } from './secrets.js';
 import type { Context } from './step.js';
 import { createRenderer, outputMode, type Renderer } from '../ui/renderer.js';
 
@@ -23,7 +24,7 @@ export function action<S>(
   return async (...received: unknown[]): Promise<void> => {
     const command = received[received.length - 1] as Command;
     const opts = command.optsWithGlobals();
-    const secrets = new Set<string>(secretsFromEnv(process.env));
+    const secrets = processSecrets();
     const json = Boolean(opts.json);
     const verbose = Boolean(opts.verbose);
     const ui = await createRenderer(outputMode({ json, isTTY: Boolean(process.stdout.isTTY && process.stderr.isTTY) }), { verbose, secrets });
@@ -50,11 +51,13 @@ export function action<S>(
         secrets,
         dryRun: extra.dryRun?.(opts) ?? false,
       });
-      lock = new ClusterLock(ctx.kube, { command: command.name(), log: stepLog(ui), signal: controller.signal });
+      // a lost lock stops the run like Ctrl-C does, but ends it with its own error (exit 3)
+      lock = new ClusterLock(ctx.kube, { command: command.name(), log: stepLog(ui), signal: controller.signal, onLost: (err) => controller.abort(err) });
       await handler({ ...ctx, ui, lock });
+      if (controller.signal.aborted) throw abortReason(controller.signal);
       process.exitCode ??= ExitCode.ok;
     } catch (err) {
-      const failure = interrupted && !(err instanceof MeshdemoError) ? new InterruptedError() : err;
+      const failure = controller.signal.aborted ? abortReason(controller.signal) : err;
       const code = exitCodeOf(failure);
       ui.close();
       const lines = [`error: ${oneLine(failure)}`];
@@ -64,7 +67,7 @@ export function action<S>(
         ui.result(false, { exitCode: code, error: oneLine(failure), details: failure instanceof MeshdemoError ? failure.details : [] });
         for (const l of lines) ui.print(l);
       } else {
-        const redact = (s: string) => [...secrets].reduce((t, sec) => (sec.length >= 4 ? t.split(sec).join('***') : t), s);
+        const redact = makeRedactor(secrets);
         for (const l of lines) process.stderr.write(redact(l) + '\n');
       }
       process.exitCode = code;
@@ -91,9 +94,3 @@ export function globalOptions(opts: Record<string, any>): GlobalOptions {
   };
 }
 
-/** Registry passwords and tokens passed by environment are masked wherever they might be echoed. */
-function secretsFromEnv(env: NodeJS.ProcessEnv): string[] {
-  return Object.entries(env)
-    .filter(([k, v]) => v && /^MESHDEMO_.*(PASSWORD|TOKEN|SECRET)$/.test(k))
-    .map(([, v]) => v as string);
-}

@@ -26,8 +26,7 @@ export function createContext<S>(input: ContextInput<S>): Context<S> & { dispose
       kube ??= (async () => {
         const { loadKubeconfig } = await import('../kube/config.js');
         const { connect } = await import('../kube/client.js');
-        const resolved = await loadKubeconfig(input.options);
-        for (const s of resolved.secrets) input.secrets.add(s);
+        const resolved = await loadKubeconfig({ ...input.options, onSecret: (s) => input.secrets.add(s) });
         return connect(resolved, { signal: input.signal });
       })();
       return kube;

@@ -1,6 +1,7 @@
 /**
  * The one error hierarchy of meshdemo. Every failure a user can act on is a MeshdemoError whose
- * subclass fixes the process exit code; src/cli.ts is the only place that turns them into exits.
+ * subclass fixes the process exit code; action() in src/core/command.ts is the one place that turns them into
+ * messages and exit codes (src/cli.ts handles only commander's own usage errors, and a last-resort catch).
  */
 export const ExitCode = {
   ok: 0,
@@ -49,6 +50,9 @@ export class PreflightError extends MeshdemoError {
   }
 }
 
+/** Exit 3: the run lost the cluster lock while it held it (taken by another run, or not renewable in time). */
+export class LockLostError extends PreflightError {}
+
 /** Exit 4: something did not become ready before the deadline. */
 export class ReadinessTimeoutError extends MeshdemoError {
   constructor(message: string, info?: ErrorDetails) {
@@ -77,13 +81,12 @@ export class InterruptedError extends MeshdemoError {
   }
 }
 
-/** Exit 1 with a clear message: a registered step whose implementation has not landed yet. */
-export class NotImplementedError extends MeshdemoError {
-  constructor(what: string) {
-    super(`${what} is not implemented yet`, ExitCode.unexpected, {
-      hint: 'this part of meshdemo has not landed; see the project issues',
-    });
-  }
+/**
+ * The error a cancelled run ends with: the reason it was aborted for when that is one of ours (a lost lock),
+ * otherwise an interruption (Ctrl-C).
+ */
+export function abortReason(signal: AbortSignal): MeshdemoError {
+  return signal.reason instanceof MeshdemoError ? signal.reason : new InterruptedError();
 }
 
 export function exitCodeOf(err: unknown): ExitCodeValue {

@@ -1,8 +1,44 @@
 import type { KubeClient, KubeObject, ObjectRef } from '../kube/client.js';
 import { KubeApiError } from '../kube/client.js';
+import { PreflightError } from './errors.js';
 
 export const INVENTORY_NAME = 'meshdemo-inventory';
+const RECORD_KEY = 'inventory.json';
+
+/**
+ * The record's data as stored. A record that is not what meshdemo writes (edited by hand, truncated) is refused
+ * with the ConfigMap's name and how to recover — never half-read: down would remove the wrong things.
+ */
+export function parseRecord(text: string | undefined, namespace: string): Partial<InventoryData> {
+  const corrupted = (why: string) =>
+    new PreflightError(`the meshdemo record (ConfigMap ${namespace}/${INVENTORY_NAME}) is corrupted: ${why}`, {
+      hint: `fix its data.${RECORD_KEY} (kubectl edit configmap -n ${namespace} ${INVENTORY_NAME}), or delete it (kubectl delete configmap -n ${namespace} ${INVENTORY_NAME}); without a record, meshdemo down --force removes the demo by name and label`,
+    });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text ?? '{}');
+  } catch (err) {
+    throw corrupted(`data.${RECORD_KEY} is not valid JSON (${(err as Error).message})`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw corrupted(`data.${RECORD_KEY} is not a JSON object`);
+  const record = parsed as Record<string, unknown>;
+  for (const list of ['createdNamespaces', 'created', 'changed', 'images'] as const) {
+    if (record[list] !== undefined && !Array.isArray(record[list])) throw corrupted(`"${list}" is not a list`);
+  }
+  if (record.steps !== undefined && (typeof record.steps !== 'object' || record.steps === null || Array.isArray(record.steps))) throw corrupted('"steps" is not an object');
+  const badEntry = ((record.created as unknown[] | undefined) ?? []).find((e: any) => !e || typeof e.apiVersion !== 'string' || typeof e.kind !== 'string' || typeof e.name !== 'string');
+  if (badEntry !== undefined) throw corrupted(`an entry of "created" names no apiVersion, kind and name: ${JSON.stringify(badEntry)}`);
+  const badChange = ((record.changed as unknown[] | undefined) ?? []).find((e: any) => !e?.ref || typeof e.ref.kind !== 'string' || typeof e.ref.name !== 'string' || typeof e.previous !== 'object');
+  if (badChange !== undefined) throw corrupted(`an entry of "changed" names no object or previous values: ${JSON.stringify(badChange)}`);
+  return record as Partial<InventoryData>;
+}
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshdemo' } as const;
+
+/**
+ * Record writes are not cancelled with the run (Ctrl-C, a lost lock): a change that reached the cluster must reach
+ * the record too, or down would not know of it.
+ */
+const UNCANCELLED = new AbortController().signal;
 
 export interface CreatedEntry extends ObjectRef {
   uid?: string;
@@ -46,8 +82,7 @@ export class Inventory {
     const cm = await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name: INVENTORY_NAME });
     const empty: InventoryData = { version: 1, namespace, createdNamespaces: [], created: [], changed: [], images: [], steps: {} };
     if (!cm) return new Inventory(kube, empty, false);
-    const parsed = JSON.parse(cm.data?.['inventory.json'] ?? '{}');
-    return new Inventory(kube, { ...empty, ...parsed }, true);
+    return new Inventory(kube, { ...empty, ...parseRecord(cm.data?.[RECORD_KEY], namespace) }, true);
   }
 
   get recorded(): boolean {
@@ -156,9 +191,9 @@ export class Inventory {
   private async write(): Promise<void> {
     const ns = this.data.namespace;
     if (!this.exists) {
-      const existing = await this.kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ns });
+      const existing = await this.kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ns }, { signal: UNCANCELLED });
       if (!existing) {
-        await this.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...MANAGED_BY } } });
+        await this.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...MANAGED_BY } } }, { signal: UNCANCELLED });
         if (!this.data.createdNamespaces.includes(ns)) this.data.createdNamespaces.push(ns);
       }
     }
@@ -166,9 +201,9 @@ export class Inventory {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: INVENTORY_NAME, namespace: ns, labels: { ...MANAGED_BY } },
-      data: { 'inventory.json': JSON.stringify(this.data, null, 1) },
+      data: { [RECORD_KEY]: JSON.stringify(this.data, null, 1) },
     };
-    await this.kube.apply(body);
+    await this.kube.apply(body, { signal: UNCANCELLED });
     this.exists = true;
   }
 

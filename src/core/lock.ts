@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InterruptedError, PreflightError } from './errors.js';
+import { InterruptedError, LockLostError, PreflightError } from './errors.js';
 import type { StepLog } from './events.js';
 import { MANAGED_BY } from './inventory.js';
 import { parseDuration } from './options.js';
@@ -13,16 +13,30 @@ import { KubeApiError, KubeForbiddenError, type KubeClient, type KubeObject } fr
  * It is a coordination.k8s.io/v1 Lease `meshdemo-lock` in the `default` namespace: `default` always exists (the
  * app namespace may not exist before up creates it, and may be deleted by down), and unlike `kube-system` it is
  * writable for users who are not cluster admins. The holder (holderIdentity `<hostname>/<pid>/<random>`) renews
- * it every 10 s; it expires 30 s after the last renewal, so a holder that died is taken over then — at once
- * when the holder was a process on this machine that no longer exists. Released (deleted) when the command ends,
- * also on errors and Ctrl-C. A second run waits for it up to MESHDEMO_LOCK_WAIT (default 30s), then refuses with
- * a PreflightError (exit 3) naming the holder.
+ * it every 10 s. Released (deleted) when the command ends, also on errors and Ctrl-C.
+ *
+ * Expiry is judged as client-go's leader election does (k8s.io/client-go/tools/leaderelection/leaderelection.go,
+ * `observedTime`): a waiting run notes, on its own monotonic clock, when it last saw the Lease change; another
+ * holder's lock is free once this run has seen it unchanged for leaseDurationSeconds. The holder's renewTime is
+ * never compared with our clock, so clock skew between machines cannot hand the lock to two runs. A holder that
+ * was a process on this machine that no longer exists is taken over at once. A second run waits up to
+ * MESHDEMO_LOCK_WAIT (default 45s, so a dead holder's lock is taken over within it), then refuses with a
+ * PreflightError (exit 3) naming the holder.
+ *
+ * The holder keeps renewing; a renewal that fails (API server restarting) is retried until the lease would really
+ * expire — leaseDurationSeconds after the last successful renewal, less a margin. If it cannot renew by then, or
+ * finds the Lease taken or deleted, the lock is lost: onLost aborts the run with a LockLostError (exit 3); what was
+ * already written stays recorded.
  */
 export const LOCK_NAMESPACE = 'default';
 export const LOCK_NAME = 'meshdemo-lock';
 export const LEASE_DURATION_SECONDS = 30;
 const RENEW_EVERY_MS = 10_000;
-const DEFAULT_WAIT_MS = 30_000;
+const DEFAULT_WAIT_MS = 45_000;
+/** A renewal must have succeeded this long before the lease would expire, or the lock counts as lost. */
+const RENEW_MARGIN_MS = 3_000;
+/** One renewal request may take this long before it is abandoned and tried again. */
+const RENEW_ATTEMPT_MS = 4_000;
 const COMMAND_ANNOTATION = 'meshdemo.io/command';
 
 const LEASE_REF = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: LOCK_NAMESPACE, name: LOCK_NAME };
@@ -31,7 +45,7 @@ const LEASE_REF = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespa
 export function lockWaitMs(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.MESHDEMO_LOCK_WAIT;
   if (raw === undefined || raw.trim() === '') return DEFAULT_WAIT_MS;
-  return parseDuration(raw, 'MESHDEMO_LOCK_WAIT');
+  return parseDuration(raw, 'MESHDEMO_LOCK_WAIT', { allowZero: true });
 }
 
 /** RFC 3339 with microseconds, as metav1.MicroTime is written. */
@@ -43,21 +57,13 @@ export interface LeaseHolder {
   identity: string;
   command?: string;
   renewedAt?: Date;
-  expiresAt?: Date;
 }
 
 export function describeHolder(lease: KubeObject | undefined): LeaseHolder | undefined {
   const identity: string | undefined = lease?.spec?.holderIdentity;
   if (!lease || !identity) return undefined;
   const renewed = lease.spec.renewTime ?? lease.spec.acquireTime;
-  const renewedAt = renewed ? new Date(renewed) : undefined;
-  const duration = Number(lease.spec.leaseDurationSeconds ?? LEASE_DURATION_SECONDS);
-  return {
-    identity,
-    command: lease.metadata.annotations?.[COMMAND_ANNOTATION],
-    renewedAt,
-    expiresAt: renewedAt ? new Date(renewedAt.getTime() + duration * 1000) : undefined,
-  };
+  return { identity, command: lease.metadata.annotations?.[COMMAND_ANNOTATION], renewedAt: renewed ? new Date(renewed) : undefined };
 }
 
 /** A holder on this machine whose process is gone (killed -9, crashed) holds nothing. */
@@ -79,14 +85,33 @@ export interface ClusterLockOptions {
   log: StepLog;
   signal?: AbortSignal;
   waitMs?: number;
+  /** Called once when the lock is lost while held; the command aborts its run with this error. */
+  onLost?: (err: LockLostError) => void;
+}
+
+/** Monotonic milliseconds: not moved by changes of the wall clock. */
+const monotonicMs = () => performance.now();
+
+/** What a run last saw of the Lease, and when (on its own monotonic clock): client-go's observedRecord/observedTime. */
+interface Observation {
+  record: string;
+  at: number;
+}
+
+function recordOf(lease: KubeObject | undefined): string {
+  const spec = lease?.spec ?? {};
+  return JSON.stringify([spec.holderIdentity ?? '', spec.renewTime ?? '', spec.acquireTime ?? '', spec.leaseDurationSeconds ?? '', spec.leaseTransitions ?? '']);
 }
 
 export class ClusterLock {
   readonly identity = `${os.hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
   private held = false;
-  private renewTimer?: NodeJS.Timeout;
-  private renewing?: Promise<void>;
   private kube?: KubeClient;
+  private observed?: Observation;
+  /** Monotonic time of the last successful renewal (or of the acquisition). */
+  private renewedAt = 0;
+  private renewal?: Promise<void>;
+  private stopRenewing = new AbortController();
 
   constructor(
     private readonly connect: () => Promise<KubeClient>,
@@ -95,6 +120,14 @@ export class ClusterLock {
 
   get isHeld(): boolean {
     return this.held;
+  }
+
+  /** Notes when the Lease last changed, as seen from here; returns how long it has been unchanged (ms). */
+  private observe(lease: KubeObject | undefined): number {
+    const record = recordOf(lease);
+    const now = monotonicMs();
+    if (!this.observed || this.observed.record !== record) this.observed = { record, at: now };
+    return now - this.observed.at;
   }
 
   /** Takes the lock, waiting up to MESHDEMO_LOCK_WAIT for another holder; idempotent. */
@@ -112,9 +145,13 @@ export class ClusterLock {
       if (this.opts.signal?.aborted) throw new InterruptedError();
       const live = await this.guard(() => kube.get(LEASE_REF));
       const holder = describeHolder(live);
-      const now = new Date();
-      const free = !holder || holder.identity === this.identity || (holder.expiresAt !== undefined && holder.expiresAt < now) || holderIsDeadLocalProcess(holder.identity);
+      const unchangedMs = this.observe(live);
+      const durationMs = Number(live?.spec?.leaseDurationSeconds ?? LEASE_DURATION_SECONDS) * 1000;
+      const deadLocal = holder !== undefined && holderIsDeadLocalProcess(holder.identity);
+      const expired = holder !== undefined && unchangedMs >= durationMs;
+      const free = !holder || holder.identity === this.identity || expired || deadLocal;
       if (free) {
+        const now = new Date();
         const spec = {
           holderIdentity: this.identity,
           leaseDurationSeconds: LEASE_DURATION_SECONDS,
@@ -135,10 +172,14 @@ export class ClusterLock {
                 spec: { ...spec, leaseTransitions: Number(live.spec?.leaseTransitions ?? 0) + (holder ? 1 : 0) },
               }),
             );
-            if (holder && holder.identity !== this.identity) this.opts.log.note(`took over the lock of ${holder.identity}, which ${holderIsDeadLocalProcess(holder.identity) ? 'is no longer running' : 'expired'}`);
+            if (holder && holder.identity !== this.identity) {
+              this.opts.log.note(`took over the lock of ${holder.identity}, which ${deadLocal ? 'is no longer running' : `had not renewed it for ${Math.round(unchangedMs / 1000)}s`}`);
+            }
           }
           this.held = true;
-          this.startRenewing();
+          this.renewedAt = monotonicMs();
+          this.stopRenewing = new AbortController();
+          this.renewal = this.keepRenewing(kube, this.stopRenewing.signal);
           this.opts.log.debug(`holding Lease ${LOCK_NAMESPACE}/${LOCK_NAME} as ${this.identity}`);
           return;
         } catch (err) {
@@ -152,7 +193,7 @@ export class ClusterLock {
       if (Date.now() >= deadline) {
         const what = `meshdemo ${holder!.command ?? 'up/down'}`;
         throw new PreflightError(`another ${what} (holder ${holder!.identity}) is running against this cluster`, {
-          hint: `wait for it to finish and re-run; if it died, its lock (Lease ${LOCK_NAMESPACE}/${LOCK_NAME}) expires ${LEASE_DURATION_SECONDS}s after its last renewal${holder!.expiresAt ? ` (at ${holder!.expiresAt.toISOString()})` : ''}`,
+          hint: `wait for it to finish and re-run; if it died, its lock (Lease ${LOCK_NAMESPACE}/${LOCK_NAME}) is taken over once it has gone unrenewed for ${Math.round(durationMs / 1000)}s while a run waits for it (MESHDEMO_LOCK_WAIT)`,
         });
       }
       if (!announced) {
@@ -167,24 +208,26 @@ export class ClusterLock {
   }
 
   /**
-   * Deletes the Lease when its holder is gone (expired, or a process on this machine that no longer runs),
-   * e.g. after an up that was killed. Returns the abandoned holder, if there was one.
+   * Deletes the Lease when its holder is gone — a process on this machine that no longer runs, e.g. an up that was
+   * killed — or when it names no holder. A remote holder is never judged from here without watching its Lease for
+   * a whole lease duration (see acquire). Returns the abandoned holder, if there was one.
    */
   async clearStale(): Promise<string | undefined> {
     const kube = (this.kube ??= await this.connect());
     if (!(await kube.serves(LEASE_REF.apiVersion, LEASE_REF.kind))) return undefined;
-    const live = await kube.get(LEASE_REF).catch(() => undefined);
+    const live = await kube.get(LEASE_REF);
     const holder = describeHolder(live);
     if (!live) return undefined;
-    const stale = !holder || (holder.expiresAt !== undefined && holder.expiresAt < new Date()) || holderIsDeadLocalProcess(holder.identity);
+    const stale = !holder || holderIsDeadLocalProcess(holder.identity);
     if (!stale) return undefined;
     try {
       await kube.request('DELETE', await kube.pathFor(LEASE_REF), {
         body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid: live.metadata.uid, resourceVersion: live.metadata.resourceVersion } },
       });
       return holder?.identity ?? '(nobody)';
-    } catch {
-      return undefined; // taken or removed meanwhile
+    } catch (err) {
+      if (err instanceof KubeApiError && (err.status === 409 || err.status === 404)) return undefined; // taken or removed meanwhile
+      throw err;
     }
   }
 
@@ -192,8 +235,8 @@ export class ClusterLock {
   async release(): Promise<void> {
     if (!this.held || !this.kube) return;
     this.held = false;
-    clearInterval(this.renewTimer);
-    await this.renewing?.catch(() => {});
+    this.stopRenewing.abort();
+    await this.renewal;
     const kube = this.kube;
     // the command's signal may be aborted (Ctrl-C): these requests get one of their own
     const signal = new AbortController().signal;
@@ -211,32 +254,88 @@ export class ClusterLock {
     }
   }
 
-  private startRenewing(): void {
-    this.renewTimer = setInterval(() => {
-      this.renewing = this.renew().catch((err) => this.opts.log.debug(`renewing the lock failed: ${(err as Error).message}`));
-    }, RENEW_EVERY_MS);
-    this.renewTimer.unref();
+  /**
+   * Renews every RENEW_EVERY_MS. A failed renewal is retried until the lease would expire (less a margin),
+   * measured on our own clock from the last successful renewal; then, or when the Lease is no longer ours, the
+   * lock is lost. Never rejects.
+   */
+  private async keepRenewing(kube: KubeClient, stop: AbortSignal): Promise<void> {
+    const idle = (ms: number) => sleep(ms, undefined, { signal: stop }).then(() => true, () => false);
+    while (await idle(RENEW_EVERY_MS)) {
+      let lastError: unknown;
+      for (let attempt = 0; ; attempt++) {
+        const left = this.renewedAt + LEASE_DURATION_SECONDS * 1000 - RENEW_MARGIN_MS - monotonicMs();
+        if (left <= 0) {
+          const why = lastError instanceof Error ? lastError.message : String(lastError ?? 'no answer');
+          return this.lost(`could not renew it for ${LEASE_DURATION_SECONDS - RENEW_MARGIN_MS / 1000}s (last error: ${why})`);
+        }
+        // an attempt that gets no answer (an API server that is starting can accept a connection and say nothing)
+        // is abandoned after a few seconds and tried again
+        const limit = Math.min(RENEW_ATTEMPT_MS, left);
+        const timer = new AbortController();
+        const abandon = () => timer.abort();
+        stop.addEventListener('abort', abandon, { once: true });
+        try {
+          const outcome = await Promise.race([this.renewOnce(kube, limit), sleep(limit, 'no answer' as const, { signal: timer.signal })]);
+          if (stop.aborted) return;
+          if (outcome === 'no answer') {
+            lastError = new Error(`a renewal got no answer within ${Math.round(limit / 1000)}s`);
+            this.opts.log.debug(`renewing the lock: ${(lastError as Error).message} (retrying)`);
+            continue;
+          }
+          if (outcome !== 'renewed') return this.lost(outcome);
+          this.renewedAt = monotonicMs();
+          break;
+        } catch (err) {
+          if (stop.aborted) return;
+          lastError = err;
+          this.opts.log.debug(`renewing the lock failed (retrying): ${(err as Error).message}`);
+          if (!(await idle(Math.min(1000, 200 * 2 ** attempt)))) return;
+        } finally {
+          timer.abort();
+          stop.removeEventListener('abort', abandon);
+        }
+      }
+    }
   }
 
-  private async renew(): Promise<void> {
-    if (!this.held || !this.kube) return;
-    const kube = this.kube;
+  /** One renewal: 'renewed', or why the lock is no longer ours. Throws on failures worth retrying. */
+  private async renewOnce(kube: KubeClient, leftMs: number): Promise<'renewed' | string> {
+    // the command's signal may be aborted (Ctrl-C) while the run still winds down under the lock
     const signal = new AbortController().signal;
     const path = await kube.pathFor(LEASE_REF);
-    const live = await kube.request<KubeObject>('GET', path, { signal, retryMs: 5000 }).catch(() => undefined);
-    if (!this.held) return;
-    if (live?.spec?.holderIdentity !== this.identity) {
-      this.opts.log.warn(`lost the lock (Lease ${LOCK_NAMESPACE}/${LOCK_NAME}) to ${live?.spec?.holderIdentity ?? 'nobody'}; another meshdemo run may now change this cluster too`);
-      this.held = false;
-      clearInterval(this.renewTimer);
-      return;
+    // each attempt is short (an API server going down can leave a request unanswered), the loop retries
+    const attempt = { signal, retryMs: 0, attemptTimeoutMs: Math.max(500, Math.min(RENEW_ATTEMPT_MS, leftMs)) };
+    let live: KubeObject;
+    try {
+      live = await kube.request<KubeObject>('GET', path, attempt);
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return 'its Lease was deleted';
+      throw err;
     }
-    await kube.request('PATCH', path, {
-      signal,
-      retryMs: 5000,
-      contentType: 'application/merge-patch+json',
-      body: { metadata: { resourceVersion: live.metadata.resourceVersion }, spec: { renewTime: microTime() } },
-    });
+    if (!this.held) return 'renewed';
+    if (live.spec?.holderIdentity !== this.identity) return `it was taken by ${live.spec?.holderIdentity || 'nobody'}`;
+    try {
+      await kube.request('PATCH', path, {
+        ...attempt,
+        contentType: 'application/merge-patch+json',
+        body: { metadata: { resourceVersion: live.metadata.resourceVersion }, spec: { renewTime: microTime() } },
+      });
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return 'its Lease was deleted';
+      throw err; // 409: changed meanwhile — the retry reads it again
+    }
+    return 'renewed';
+  }
+
+  private lost(why: string): void {
+    if (!this.held) return;
+    this.held = false;
+    this.opts.onLost?.(
+      new LockLostError(`lost meshdemo's lock (Lease ${LOCK_NAMESPACE}/${LOCK_NAME}): ${why}; stopped so that no two runs change this cluster at once`, {
+        hint: 'what was done so far is recorded: check that no other meshdemo run is active, then re-run the command',
+      }),
+    );
   }
 
   /** A refusal to touch the Lease is a permission problem the user can act on. */

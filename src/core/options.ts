@@ -21,17 +21,24 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** "90s", "10m", "1h30m", "500ms"; a bare number means seconds (like istioctl's durations). */
-export function parseDuration(text: string, flag = '--timeout'): number {
+/**
+ * "90s", "10m", "1h30m", "500ms"; a bare number means seconds (like istioctl's durations). Zero ("0", "0s") is
+ * refused unless allowZero (e.g. MESHDEMO_LOCK_WAIT=0: do not wait).
+ */
+export function parseDuration(text: string, flag = '--timeout', opts: { allowZero?: boolean } = {}): number {
   const trimmed = String(text).trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  const rebuilt = parts.map((p) => p[0]).join('');
-  if (parts.length === 0 || rebuilt !== trimmed) {
-    throw new UsageError(`${flag} "${text}" is not a duration`, { hint: 'use a value such as 90s, 10m or 1h30m' });
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(trimmed)) {
+    ms = Number(trimmed) * 1000;
+  } else {
+    const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+    const rebuilt = parts.map((p) => p[0]).join('');
+    if (parts.length === 0 || rebuilt !== trimmed) {
+      throw new UsageError(`${flag} "${text}" is not a duration`, { hint: 'use a value such as 90s, 10m or 1h30m' });
+    }
+    ms = parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_MS[p[2]], 0);
   }
-  const ms = parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_MS[p[2]], 0);
-  if (ms <= 0) throw new UsageError(`${flag} must be greater than zero`, { hint: 'use a value such as 10m' });
+  if (Math.round(ms) <= 0 && !(opts.allowZero && ms === 0)) throw new UsageError(`${flag} must be greater than zero`, { hint: 'use a value such as 10m' });
   return Math.round(ms);
 }
 

@@ -1,4 +1,4 @@
-import { InterruptedError, oneLine } from './errors.js';
+import { abortReason, oneLine } from './errors.js';
 import { stepLog } from './events.js';
 import type { CheckResult, Context, Step } from './step.js';
 
@@ -23,7 +23,7 @@ export async function runSteps<S>(steps: Step<S>[], ctx: Context<S>, opts: RunOp
   const outcomes: StepOutcome[] = [];
   let confirmed = false;
   for (const step of steps) {
-    if (ctx.signal.aborted) throw new InterruptedError();
+    if (ctx.signal.aborted) throw abortReason(ctx.signal);
     const started = Date.now();
     const stepCtx: Context<S> = { ...ctx, log: stepLog(ctx.events, step.id) };
     ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'start' });
@@ -50,7 +50,7 @@ export async function runSteps<S>(steps: Step<S>[], ctx: Context<S>, opts: RunOp
       outcomes.push(outcome);
       ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'done', durationMs: outcome.durationMs, message });
     } catch (err) {
-      const failure = ctx.signal.aborted && !(err instanceof InterruptedError) ? new InterruptedError() : err;
+      const failure = ctx.signal.aborted ? abortReason(ctx.signal) : err;
       const outcome = finish(step, 'failed', started, oneLine(failure));
       ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'failed', durationMs: outcome.durationMs, message: outcome.message });
       throw failure;

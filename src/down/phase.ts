@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InterruptedError, ReadinessTimeoutError } from '../core/errors.js';
+import { InterruptedError, oneLine, ReadinessTimeoutError } from '../core/errors.js';
 import { MANAGED_BY, type CreatedEntry } from '../core/inventory.js';
 import type { CheckResult, Context, Step } from '../core/step.js';
 import { mapLimit } from '../kube/apply.js';
-import { describeRef, type KubeClient, type ObjectRef } from '../kube/client.js';
+import { describeRef, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { PROTECTED_NAMESPACES, records, type DownRecords, type DownSettings } from './records.js';
 
@@ -85,7 +85,13 @@ async function pause(ctx: Context<DownSettings>, ms: number): Promise<void> {
 
 /** Why an object is not gone yet: its finalizers, and for a namespace its deletion conditions. */
 async function whyStillThere(kube: KubeClient, ref: ObjectRef): Promise<string> {
-  const live = await kube.get(ref).catch(() => undefined);
+  let live: KubeObject | undefined;
+  try {
+    live = await kube.get(ref);
+  } catch (err) {
+    // a refused or failed lookup says nothing about whether it is gone
+    return `${describeRef(ref)}: could not be looked up (${oneLine(err)})`;
+  }
   if (!live) return `${describeRef(ref)}: gone`;
   const parts: string[] = [];
   if (!live.metadata.deletionTimestamp) parts.push('not being deleted');

@@ -15,13 +15,6 @@ export interface DockerCallOptions {
   timeoutMs?: number;
 }
 
-/** How often each mutating command was started in this process (tests assert that unchanged images cost nothing). */
-export const dockerCounters = { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 };
-
-export function resetDockerCounters(): void {
-  for (const key of Object.keys(dockerCounters) as Array<keyof typeof dockerCounters>) dockerCounters[key] = 0;
-}
-
 const DOCKER = 'docker';
 
 function run(file: string, args: string[], opts: DockerCallOptions, extra: Partial<RunOptions> = {}): Promise<RunResult> {
@@ -109,30 +102,25 @@ export async function build(b: BuildOptions, opts: DockerCallOptions = {}): Prom
   for (const [k, v] of Object.entries(b.labels ?? {})) args.push('--label', `${k}=${v}`);
   if (b.contextTar === undefined && b.contextDir === undefined) throw new Error('docker build needs a context');
   args.push(b.contextTar ? '-' : b.contextDir!);
-  dockerCounters.build++;
   await run(DOCKER, args, opts, b.contextTar ? { input: b.contextTar } : {});
 }
 
 export async function tag(source: string, target: string, opts: DockerCallOptions = {}): Promise<void> {
-  dockerCounters.tag++;
   await run(DOCKER, ['tag', source, target], opts, { timeoutMs: opts.timeoutMs ?? 60_000 });
 }
 
 /** `docker push`; authentication is whatever `docker login` left in the CLI's config. */
 export async function push(ref: string, opts: DockerCallOptions = {}): Promise<void> {
-  dockerCounters.push++;
   await run(DOCKER, ['push', ref], opts);
 }
 
 /** `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). */
 export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions & { kind?: string } = {}): Promise<void> {
-  dockerCounters.kindLoad++;
   await run(opts.kind ?? 'kind', ['load', 'docker-image', ref, '--name', cluster], opts);
 }
 
 /** `minikube image load <ref> -p <profile>` (minikube >= 1.18). */
 export async function minikubeLoad(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<void> {
-  dockerCounters.minikubeLoad++;
   const args = ['image', 'load', ref];
   if (opts.profile) args.push('-p', opts.profile);
   await run('minikube', args, opts);

@@ -30,7 +30,18 @@ export interface RunResult {
 }
 
 /**
- * The only place meshdemo starts processes (istioctl, docker, kind, minikube): argument arrays, no shell,
+ * A command that takes over the terminal (stdin, stdout and stderr are meshdemo's own): `meshdemo istioctl -- …`.
+ * Its exit code is returned, not judged: the caller passes it through. Killed on cancellation.
+ */
+export async function runInteractive(file: string, args: string[], opts: { signal?: AbortSignal } = {}): Promise<number> {
+  const { execa } = await import('execa');
+  const result = await execa(file, args, { stdio: 'inherit', reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 3000 });
+  if (result.isCanceled || opts.signal?.aborted) throw new InterruptedError(`interrupted while running ${file.split('/').pop()}`);
+  return result.exitCode ?? 1;
+}
+
+/**
+ * With runInteractive, the only place meshdemo starts processes (istioctl, docker, kind, minikube): argument arrays, no shell,
  * children killed on cancellation, and failures turned into ExternalCommandError with the last lines of output.
  */
 export async function runCommand(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {

@@ -33,23 +33,9 @@ export interface SourceDirs {
   projectRoot: string;
 }
 
-const defaults: SourceDirs = {
-  servicesDir: path.join(PROJECT_ROOT, 'templates', 'services'),
-  projectRoot: PROJECT_ROOT,
-};
-let current: SourceDirs = { ...defaults };
-
-/** Where service sources come from. Tests point this at a copy of the templates; returns a restore function. */
-export function configureSources(dirs: Partial<SourceDirs>): () => void {
-  const previous = current;
-  current = { ...current, ...dirs };
-  return () => {
-    current = previous;
-  };
-}
-
-export function sourceDirs(): SourceDirs {
-  return { ...current };
+/** The demo services' sources of this installation: templates/services, dependencies from its node_modules. */
+export function defaultSourceDirs(): SourceDirs {
+  return { servicesDir: path.join(PROJECT_ROOT, 'templates', 'services'), projectRoot: PROJECT_ROOT };
 }
 
 /** Bump when the layout changes, so old tags are not mistaken for new contents. */
@@ -184,12 +170,18 @@ async function placeDependencies(service: ServiceName, pkg: PackageJson, project
   return placed;
 }
 
+function unreadable(file: string, err: unknown): PreflightError {
+  return new PreflightError(`cannot read ${file} for a demo service's build context (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+    hint: 'make it readable (or remove it) and re-run: an unreadable source would change the image without changing its tag',
+  });
+}
+
 /** Regular files under `dir` (following symlinks, skipping nested node_modules when asked). */
 async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: boolean; skipDotFiles: boolean; cacheable?: boolean }, out: ContextEntry[], seen = new Set<string>()): Promise<void> {
   const realDir = await fsp.realpath(dir);
   if (seen.has(realDir)) return;
   seen.add(realDir);
-  const names = (await fsp.readdir(dir)).sort();
+  const names = (await fsp.readdir(dir).catch((err) => Promise.reject(unreadable(dir, err)))).sort();
   for (const name of names) {
     if (opts.skipNodeModules && name === 'node_modules') continue;
     if (opts.skipDotFiles && name.startsWith('.')) continue;
@@ -198,8 +190,10 @@ async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: 
     let st: fs.Stats;
     try {
       st = await fsp.stat(abs);
-    } catch {
-      continue; // dangling symlink
+    } catch (err) {
+      // a dangling symlink is no file to copy; anything else unreadable would silently change the image and its tag
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (await fsp.lstat(abs)).isSymbolicLink()) continue;
+      throw unreadable(abs, err);
     }
     if (st.isDirectory()) await listFiles(abs, rel, opts, out, seen);
     else if (st.isFile()) {
@@ -225,7 +219,7 @@ function isServiceDir(dir: string): boolean {
 }
 
 /** Everything that goes into the service's context, and its content hash (reads every file; copies nothing). */
-export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = current, platform?: string): Promise<ContextPlan> {
+export async function planContext(service: ServiceName, baseImage: string, dirs: SourceDirs = defaultSourceDirs(), platform?: string): Promise<ContextPlan> {
   const serviceDir = path.join(dirs.servicesDir, service);
   if (!isServiceDir(serviceDir)) {
     throw new PreflightError(`the sources of ${service} are missing: no Dockerfile and package.json in ${serviceDir}`, {
@@ -269,7 +263,7 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   for (const e of sorted) {
     let digest = e.cacheKey ? digestCache.get(e.cacheKey) : undefined;
     if (!digest) {
-      const data = await fsp.readFile(e.src);
+      const data = await fsp.readFile(e.src).catch((err) => Promise.reject(unreadable(e.src, err)));
       e.size = data.length;
       digest = fileDigest(data);
       if (e.cacheKey) digestCache.set(e.cacheKey, digest);
@@ -285,11 +279,6 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
 /** What the hash covers after the files: the base image and — the same sources for another architecture are another image — the platform. */
 function hashTail(baseImage: string, platform: string | undefined): string {
   return `base-image\0${baseImage}${platform ? `\0platform\0${platform}` : ''}`;
-}
-
-/** The tag alone (same as planContext(...).tag). */
-export async function contextTag(service: ServiceName, baseImage: string, dirs?: SourceDirs): Promise<string> {
-  return (await planContext(service, baseImage, dirs)).tag;
 }
 
 export interface PreparedContext {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, ReadinessTimeoutError } from '../core/errors.js';
-import { KubeApiError, KubeForbiddenError, describeRef, refOf, type KubeClient, type KubeObject } from './client.js';
+import { KubeApiError, KubeForbiddenError, refOf, type KubeClient, type KubeObject } from './client.js';
 
 export interface ApplyOutcome {
   object: KubeObject;
@@ -131,15 +131,24 @@ async function waitForCrd(kube: KubeClient, crd: KubeObject, opts: ApplyOptions)
   }
 }
 
+/**
+ * Runs fn over the items with at most `limit` in flight. After the first failure no further item is started;
+ * the ones already in flight are awaited (so their writes are finished, and recorded, before the caller goes on
+ * — e.g. releases the lock), and then the first failure is thrown.
+ */
 export async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  });
-  await Promise.all(workers);
-}
-
-export function describeApplyError(err: unknown, obj: KubeObject): unknown {
-  if (err instanceof KubeApiError) return new KubeApiError(`applying ${describeRef(refOf(obj))}: ${err.message}`, err.status, err.reason);
-  return err;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.error;
 }

@@ -42,6 +42,8 @@ export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   /** How long transient failures (connection refused/reset, 5xx, 429) are retried. */
   retryMs?: number;
+  /** How long one attempt may go without an answer before it counts as a (transient) timeout; default 30 s. */
+  attemptTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -138,7 +140,7 @@ export class KubeClient {
           else reject(new HttpStatusError(status, body));
         });
       });
-      req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
+      req.setTimeout(opts.attemptTimeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       req.end(payload);
     });
@@ -226,9 +228,9 @@ export class KubeClient {
 
   // ---------- verbs ----------
 
-  async get<T extends KubeObject = KubeObject>(ref: ObjectRef): Promise<T | undefined> {
+  async get<T extends KubeObject = KubeObject>(ref: ObjectRef, opts: { signal?: AbortSignal } = {}): Promise<T | undefined> {
     try {
-      return await this.request<T>('GET', await this.pathFor(ref));
+      return await this.request<T>('GET', await this.pathFor(ref), { signal: opts.signal });
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return undefined;
       throw err;
@@ -249,18 +251,19 @@ export class KubeClient {
   }
 
   /** Server-side apply with field manager "meshdemo" (conflicts forced, as a single owner of these fields). */
-  async apply<T extends KubeObject = KubeObject>(obj: KubeObject, opts: { fieldManager?: string; dryRun?: boolean } = {}): Promise<T> {
+  async apply<T extends KubeObject = KubeObject>(obj: KubeObject, opts: { fieldManager?: string; dryRun?: boolean; signal?: AbortSignal } = {}): Promise<T> {
     const path = await this.pathFor({ ...obj, name: obj.metadata.name, namespace: obj.metadata.namespace });
     return this.request<T>('PATCH', path, {
+      signal: opts.signal,
       body: obj,
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: opts.fieldManager ?? 'meshdemo', force: true, dryRun: opts.dryRun ? 'All' : undefined },
     });
   }
 
-  async create<T extends KubeObject = KubeObject>(obj: KubeObject): Promise<T> {
+  async create<T extends KubeObject = KubeObject>(obj: KubeObject, opts: { signal?: AbortSignal } = {}): Promise<T> {
     const path = await this.pathFor({ ...obj, name: undefined, namespace: obj.metadata.namespace });
-    return this.request<T>('POST', path, { body: obj, query: { fieldManager: 'meshdemo' } });
+    return this.request<T>('POST', path, { signal: opts.signal, body: obj, query: { fieldManager: 'meshdemo' } });
   }
 
   async mergePatch<T extends KubeObject = KubeObject>(ref: ObjectRef, patch: unknown, opts: { subresource?: string; dryRun?: boolean } = {}): Promise<T> {

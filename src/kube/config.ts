@@ -22,7 +22,10 @@ export interface ResolvedKubeconfig {
   server: string;
   /** The cluster entry's extension provider, e.g. "minikube.sigs.k8s.io" (minikube writes it for every profile). */
   clusterProvider?: string;
-  /** Credentials found in the kubeconfig, to be masked in all output. */
+  /**
+   * Credentials found in the kubeconfig, to be masked in all output; those a plugin produces at request time are
+   * added (and passed to onSecret) when they appear.
+   */
   secrets: string[];
 }
 
@@ -36,7 +39,70 @@ export function kubeconfigPaths(flag: string | undefined, env: NodeJS.ProcessEnv
   return { paths: [path.join(env.HOME || os.homedir(), '.kube', 'config')], source: 'the default ~/.kube/config' };
 }
 
-export async function loadKubeconfig(opts: { kubeconfig?: string; context?: string }): Promise<ResolvedKubeconfig> {
+/**
+ * Every credential a kubeconfig user holds, as it could show up in output: tokens (also read from token-file, as
+ * client-node's findToken does), the basic-auth password, auth-provider tokens and secrets (also an auth-provider's
+ * tokenFile contents), exec-plugin environment values that name a secret, and the client key — from
+ * client-key-data or the client-key file — base64 and decoded, with each line of its PEM body.
+ */
+export function credentialsOf(user: any): string[] {
+  const found: string[] = [];
+  const add = (v: unknown) => {
+    if (typeof v === 'string' && v.trim()) found.push(v, v.trim());
+  };
+  const readFile = (file: unknown) => {
+    if (typeof file !== 'string' || !file) return undefined;
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch {
+      return undefined; // an unreadable file fails later, where it is used, with its own message
+    }
+  };
+  add(user.token);
+  add(user.password);
+  const config = user.authProvider?.config ?? {};
+  for (const [k, v] of Object.entries(config)) {
+    if (/token|secret|password/i.test(k) && !/file$/i.test(k)) add(v);
+  }
+  add(readFile(config.tokenFile ?? config['token-file']));
+  for (const e of (user.exec?.env as Array<{ name?: string; value?: string }> | undefined) ?? []) {
+    if (/token|secret|password|key/i.test(e?.name ?? '')) add(e.value);
+  }
+  if (typeof user.keyData === 'string' && user.keyData) {
+    add(user.keyData);
+    found.push(...keyLines(Buffer.from(user.keyData, 'base64').toString('utf8')));
+  }
+  found.push(...keyLines(readFile(user.keyFile)));
+  return [...new Set(found)];
+}
+
+/** A PEM private key, whole and line by line (a stack trace or an error may quote any line of it). */
+export function keyLines(pem: string | Buffer | undefined): string[] {
+  const text = pem === undefined ? '' : String(pem);
+  if (!text.trim()) return [];
+  return [text, text.trim(), ...text.split('\n').map((l) => l.trim()).filter((l) => l.length >= 8 && !l.startsWith('-----'))];
+}
+
+/**
+ * What a request ended up carrying once client-node applied a plugin user (exec, auth-provider, basic auth): the
+ * bearer token or basic credentials and a client key an exec plugin returned. They exist only at request time.
+ */
+function requestCredentials(o: https.RequestOptions): string[] {
+  const found: string[] = [];
+  const authorization = (o.headers as Record<string, unknown> | undefined)?.Authorization ?? (o.headers as Record<string, unknown> | undefined)?.authorization;
+  if (typeof authorization === 'string') {
+    const [scheme, value] = authorization.split(/\s+/, 2);
+    if (value) {
+      found.push(value);
+      if (/^basic$/i.test(scheme)) found.push(...Buffer.from(value, 'base64').toString('utf8').split(':').slice(1));
+    }
+  }
+  if (typeof o.auth === 'string') found.push(...o.auth.split(':').slice(1));
+  if (typeof o.key === 'string' || Buffer.isBuffer(o.key)) found.push(...keyLines(o.key));
+  return found.filter((v) => v.length >= 4);
+}
+
+export async function loadKubeconfig(opts: { kubeconfig?: string; context?: string; onSecret?: (secret: string) => void }): Promise<ResolvedKubeconfig> {
   const { paths, source } = kubeconfigPaths(opts.kubeconfig);
   const readable = paths.filter((p) => {
     let stat: fs.Stats;
@@ -85,10 +151,7 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     for (const c of one.clusters) if (!merged.clusters.some((x) => x.name === c.name)) merged.clusters.push(c);
     for (const u of one.users) {
       if (!merged.users.some((x) => x.name === u.name)) merged.users.push(u);
-      for (const key of ['token', 'password', 'keyData', 'certData'] as const) {
-        const v = (u as any)[key];
-        if (typeof v === 'string' && v) secrets.push(v);
-      }
+      secrets.push(...credentialsOf(u));
     }
     for (const c of one.contexts) if (!merged.contexts.some((x) => x.name === c.name)) merged.contexts.push(c);
     if (!merged.currentContext && one.currentContext) merged.currentContext = one.currentContext;
@@ -125,7 +188,11 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
   const simple = user && !user.authProvider && !user.exec && !user.username && !cluster.proxyUrl && !cluster.server.startsWith('http:');
   let tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
   const applyToHTTPSOptions = async (o: https.RequestOptions) => {
-    if (!simple) return void (await (await kubeConfig()).applyToHTTPSOptions(o));
+    if (!simple) {
+      await (await kubeConfig()).applyToHTTPSOptions(o);
+      for (const secret of requestCredentials(o)) if (!secrets.includes(secret)) secrets.push(secret), opts.onSecret?.(secret);
+      return;
+    }
     tls ??= {
       ca: fileOrData(cluster.caFile, cluster.caData, 'certificate-authority'),
       cert: fileOrData(user.certFile, user.certData, 'client-certificate'),
@@ -140,6 +207,7 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     if (user.impersonateUser != null) headers['Impersonate-User'] = user.impersonateUser;
     if (user.token) headers.Authorization = `Bearer ${user.token}`;
   };
+  for (const secret of secrets) opts.onSecret?.(secret);
   return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, clusterProvider: cluster.provider, secrets };
 }
 

@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import { PreflightError } from '../core/errors.js';
 import { MANAGED_BY } from '../core/inventory.js';
 import type { Context, Step } from '../core/step.js';
 import { applyAll } from '../kube/apply.js';
@@ -25,11 +27,23 @@ const ADDON_FILES: Record<string, string> = {
 const parsed = new Map<string, KubeObject[]>();
 
 export function addonObjects(cacheDir: string, settings: Settings): KubeObject[] {
-  const dir = path.join(releaseDir(cacheDir, settings.istioVersion), 'samples', 'addons');
+  const release = releaseDir(cacheDir, settings.istioVersion);
+  const dir = path.join(release, 'samples', 'addons');
   return settings.addons.flatMap((a) => {
     const file = path.join(dir, ADDON_FILES[a]);
     let objects = parsed.get(file);
-    if (!objects) parsed.set(file, (objects = readManifests(file)));
+    if (!objects) {
+      try {
+        objects = readManifests(file);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const why = code ? `${file} ${code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`}` : (err as Error).message;
+        throw new PreflightError(`the cached Istio ${settings.istioVersion} release has no usable addon ${a}: ${why}`, {
+          hint: `remove the cached release (rm -rf ${release}) and re-run, so that it is downloaded again`,
+        });
+      }
+      parsed.set(file, objects);
+    }
     return objects;
   });
 }
@@ -64,12 +78,10 @@ export const addons: Step<Settings> = {
   title: 'Apply addons (Prometheus, Grafana, Jaeger, Kiali)',
   async check(ctx) {
     const kube = await ctx.kube();
-    let objects: KubeObject[];
-    try {
-      objects = addonObjects(ctx.options.cacheDir, ctx.settings);
-    } catch {
+    if (!fs.existsSync(releaseDir(ctx.options.cacheDir, ctx.settings.istioVersion))) {
       return { satisfied: false, detail: `apply ${ctx.settings.addons.join(', ')} (release not downloaded yet)` };
     }
+    const objects = addonObjects(ctx.options.cacheDir, ctx.settings);
     const missing = await missingObjects(kube, objects);
     if (missing.length) return { satisfied: false, detail: `${missing.length} of ${objects.length} addon objects missing` };
     const states = await Promise.all(addonDeployments(objects).map((d) => deploymentState(kube, d.namespace, d.name)));

@@ -1,3 +1,4 @@
+import { parseRecord } from '../core/inventory.js';
 import type { Context } from '../core/step.js';
 import { describeRef } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
@@ -27,7 +28,7 @@ async function inventoryWork(ctx: Context<DownSettings>): Promise<Work> {
   const live = await (await ctx.kube()).get(INVENTORY_REF(app));
   if (!live) return { items: [], nothing: 'the inventory is already gone' };
   if (keepsIstioRecord(ctx)) {
-    const current = JSON.parse(live.data?.['inventory.json'] ?? '{}');
+    const current: Record<string, unknown> = parseRecord(live.data?.['inventory.json'], app);
     const wanted = reducedInventory(ctx);
     const same = Object.entries(wanted).every(([k, v]) => JSON.stringify(current[k] ?? null) === JSON.stringify(v));
     if (same) return { items: [], nothing: 'the inventory holds only the Istio install (--keep-istio)' };

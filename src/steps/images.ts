@@ -225,7 +225,7 @@ export function imagePlatform(ctx: Context<UpSettings>): Promise<string | undefi
 }
 
 function planFor(ctx: Context<UpSettings>, service: ServiceName) {
-  return imagePlatform(ctx).then((platform) => planContext(service, ctx.settings.baseImage, undefined, platform));
+  return imagePlatform(ctx).then((platform) => planContext(service, ctx.settings.baseImage, ctx.settings.sources, platform));
 }
 
 interface Planned {
@@ -387,6 +387,7 @@ export const images: Step<UpSettings> = {
 async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, planned: ContextPlan, callOpts: docker.DockerCallOptions): Promise<void> {
   const started = Date.now();
   const { plan, tar } = await contextArchive(service, ctx.settings.baseImage, {
+    dirs: ctx.settings.sources,
     plan: planned,
     labels: (p) => ({ 'io.meshdemo.service': service, 'io.meshdemo.content-hash': p.hash }),
   });

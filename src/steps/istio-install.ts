@@ -1,5 +1,6 @@
 import { ExternalCommandError, ReadinessTimeoutError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
+import { maskSecretSets } from '../core/secrets.js';
 import type { Context, Step } from '../core/step.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
@@ -87,8 +88,8 @@ export const istioInstall: Step<Settings> = {
     // the images' tag is the version unless --istio-set tag=… says otherwise
     const tag = tagOf(istioSet) ?? istioVersion;
     if (installed.tag !== undefined && installed.tag !== tag) return { satisfied: false, detail: `${found}; will install tag ${tag}` };
-    if (recorded?.set && JSON.stringify(recorded.set) !== JSON.stringify(istioSet)) {
-      return { satisfied: false, detail: `${found}, installed with --istio-set ${recorded.set.join(',') || '(none)'}; will install with ${istioSet.join(',') || '(none)'}` };
+    if (recorded?.set && JSON.stringify(recorded.set) !== JSON.stringify(maskSecretSets(istioSet))) {
+      return { satisfied: false, detail: `${found}, installed with --istio-set ${recorded.set.join(',') || '(none)'}; will install with ${maskSecretSets(istioSet).join(',') || '(none)'}` };
     }
     return { satisfied: true, detail: `Istio ${istioVersion} (profile ${PROFILE}${installed.tag !== istioVersion && installed.tag ? `, tag ${installed.tag}` : ''}) is installed` };
   },
@@ -165,7 +166,8 @@ export const istioInstall: Step<Settings> = {
       // the install itself succeeded and the record says so; only a later `down --force` without a record needs this mark
       ctx.log.warn(`could not label ${describeRef(state)} as installed by meshdemo (${err.message}): without meshdemo's record, down --force will leave this Istio`);
     }
-    await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: ctx.settings.istioSet });
+    // the record is readable with the view role: credentials given with --istio-set are kept masked
+    await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: maskSecretSets(ctx.settings.istioSet) });
     return `Istio ${ctx.settings.istioVersion} installed (profile ${PROFILE})`;
   },
 };

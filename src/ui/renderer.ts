@@ -1,4 +1,5 @@
 import type { EventSink, MeshEvent } from '../core/events.js';
+import { makeRedactor, maskDeep } from '../core/secrets.js';
 
 export type OutputMode = 'tty' | 'plain' | 'json';
 
@@ -21,16 +22,7 @@ export function outputMode(opts: { json: boolean; isTTY: boolean; env?: NodeJS.P
   return 'tty';
 }
 
-/** Masks every registered secret (tokens, passwords) in anything printed. */
-export function makeRedactor(secrets: Set<string>): (text: string) => string {
-  return (text) => {
-    let out = text;
-    for (const secret of secrets) {
-      if (secret.length >= 4) out = out.split(secret).join('***');
-    }
-    return out;
-  };
-}
+export { makeRedactor } from '../core/secrets.js';
 
 interface Streams {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -48,14 +40,16 @@ export async function createRenderer(
   const out = (s: NodeJS.WritableStream, line: string) => s.write(redact(line) + '\n');
 
   if (mode === 'json') {
+    // masked before serialising: JSON escapes `"` and `\`, so a secret holding them would not be found after
+    const json = (value: object) => stdout.write(JSON.stringify(maskDeep(value, redact)) + '\n');
     return {
       mode,
       emit(event) {
         if (event.type === 'log' && event.level === 'debug' && !opts.verbose) return;
-        out(stdout, JSON.stringify(event));
+        json(event);
       },
       print: (text) => out(stderr, text),
-      result: (ok, data) => out(stdout, JSON.stringify({ type: 'result', ok, ...data })),
+      result: (ok, data) => json({ type: 'result', ok, ...data }),
       suspend() {},
       resume() {},
       close() {},

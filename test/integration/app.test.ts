@@ -10,17 +10,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, FIXTURES } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
-import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { startLocalChain } from '../support/local-services.js';
 import { startRoundRobin } from '../support/round-robin.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = !controlPlaneAvailable() ? 'control plane binaries not built (run test/setup.sh)' : dockerUnavailableReason() ?? false;
+const skip = skipUnless('control-plane', 'docker');
 
 describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000 }, () => {
   let cp: ControlPlane;

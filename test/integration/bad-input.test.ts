@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 
 interface Case {
   name: string;
@@ -75,6 +76,8 @@ describe('bad input: one line, the right exit code, no change', { skip }, () => 
       { name: 'kubeconfig without a current context', bare: true, args: ['--kubeconfig', noCurrent, 'status'], says: /the kubeconfig has no current context — pass --context/ },
       { name: 'bad --timeout', args: ['--timeout', '10x', 'up', '--yes'], says: /--timeout "10x" is not a duration — use a value such as 90s/ },
       { name: 'zero --timeout', args: ['--timeout', '0s', 'status'], says: /--timeout must be greater than zero — / },
+      { name: 'zero --timeout, a bare number', args: ['--timeout', '0', 'up', '--yes', '--no-app'], says: /--timeout must be greater than zero — use a value such as 10m$/ },
+      { name: 'zero MESHDEMO_TIMEOUT', args: ['down', '--yes'], env: { MESHDEMO_TIMEOUT: '0' }, says: /--timeout must be greater than zero — / },
       { name: 'bad MESHDEMO_TIMEOUT', args: ['down', '--dry-run'], env: { MESHDEMO_TIMEOUT: 'soon' }, says: /--timeout "soon" is not a duration — / },
       { name: 'bad --namespace', args: ['-n', 'Bad_NS', 'up', '--yes'], says: /--namespace "Bad_NS" is not a valid namespace name — use lower-case letters/ },
       { name: 'reserved --namespace', args: ['-n', 'istio-system', 'expose', 'kiali'], says: /--namespace istio-system is reserved for the control plane — / },

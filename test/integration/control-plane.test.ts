@@ -11,12 +11,12 @@ import {
   VersionApi,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { controlPlaneAvailable, startControlPlane, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { startVersionProxy } from '../support/version-proxy.js';
+import { skipUnless } from '../support/requirements.js';
 
-const available = controlPlaneAvailable();
-const skip = available ? false : `control plane binaries not found in ${testenvBinDir()} (run test/setup.sh)`;
+const skip = skipUnless('control-plane');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -13,13 +13,14 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 const LEASES = '/apis/coordination.k8s.io/v1/leases';
 const LOCK = '/apis/coordination.k8s.io/v1/namespaces/default/leases/meshdemo-lock';
 
@@ -260,13 +261,13 @@ describe('meshdemo down on a real API server', { skip }, () => {
       },
     };
     assert.equal((await api('/api/v1/namespaces/istio-system/services', 'POST', kiali)).status, 201);
-    // and a lock whose holder stopped renewing it two minutes ago: taken over
+    // and a lock whose holder stopped renewing it two minutes ago: taken over once up has seen it unchanged for 30 s
     assert.equal((await api('/apis/coordination.k8s.io/v1/namespaces/default/leases', 'POST', lease('gone.example/77/dead', 120))).status, 201);
     const before = await snapshotCluster(cp);
 
-    const r = await up(['--json']);
+    const r = await up(['--json'], { env: { MESHDEMO_LOCK_WAIT: '60s' } });
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.ok(r.events().some((e) => e.type === 'log' && /took over the lock of gone\.example\/77\/dead, which expired/.test(e.message)));
+    assert.ok(r.events().some((e) => e.type === 'log' && /took over the lock of gone\.example\/77\/dead, which had not renewed it for 3\ds/.test(e.message)));
     const ns = (await api('/api/v1/namespaces/default')).body;
     assert.equal(ns.metadata.labels['istio-injection'], 'enabled');
     const exposed = (await api('/api/v1/namespaces/istio-system/services/kiali')).body;

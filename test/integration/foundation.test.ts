@@ -5,13 +5,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { controlPlaneAvailable, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { startVersionProxy, type VersionProxy } from '../support/version-proxy.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 
 describe('foundation on a real API server', { skip }, () => {
   let cp: ControlPlane;

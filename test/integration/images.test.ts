@@ -14,16 +14,16 @@ import type { Inventory } from '../../src/core/inventory.js';
 import type { GlobalOptions } from '../../src/core/options.js';
 import { createPrompter, type Prompter } from '../../src/core/prompt.js';
 import type { Context } from '../../src/core/step.js';
-import { dockerCounters, resetDockerCounters } from '../../src/exec/docker.js';
-import { configureSources, sourceDirs } from '../../src/images/context.js';
+import { defaultSourceDirs, type SourceDirs } from '../../src/images/context.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/settings.js';
-import { dockerUnavailableReason, freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { installKindStandin, registerIdleCluster, stopStandinClusters } from '../support/kind-standin.js';
+import { skipUnless } from '../support/requirements.js';
+import { recordToolCalls, type ToolCalls } from '../support/tool-calls.js';
 
-const reason = dockerUnavailableReason();
-const skip = reason ? `real docker environment unavailable: ${reason}` : false;
+const skip = skipUnless('docker');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -38,6 +38,9 @@ interface Harness {
  * A Context for the step alone. No cluster is involved in these tests, so kube() and inventory() are stubs:
  * kube() only names the current context, and the inventory is a tiny in-memory object with recordImages.
  */
+/** Where the steps under test read the services from: a copy of templates/services (the tests edit it). */
+let sources: SourceDirs = defaultSourceDirs();
+
 function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[] } = {}): Harness {
   const events: MeshEvent[] = [];
   const sink: EventSink = { emit: (e) => events.push(e) };
@@ -51,7 +54,7 @@ function harness(opts: Record<string, unknown>, extra: { contextName?: string; p
   };
   const ctx = createContext<UpSettings>({
     options,
-    settings: parseUpSettings(opts),
+    settings: { ...parseUpSettings(opts), sources },
     events: sink,
     signal: new AbortController().signal,
     prompt: extra.prompt ?? createPrompter({ json: false, isTTY: false }),
@@ -86,7 +89,7 @@ const tagOf = (ref: string) => ref.slice(ref.lastIndexOf(':') + 1);
 describe('images step with a real dockerd and registry', { skip, timeout: 900_000 }, () => {
   let env: DockerEnv;
   let registry: string;
-  let restoreSources: () => void = () => {};
+  let tools: ToolCalls | undefined;
   let servicesCopy: string;
   const savedDockerHost = process.env.DOCKER_HOST;
   const savedPath = process.env.PATH;
@@ -104,12 +107,13 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     );
     // the tests edit service sources: work on a copy of templates/services, never on the real one
     servicesCopy = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-services-'));
-    fs.cpSync(sourceDirs().servicesDir, servicesCopy, { recursive: true });
-    restoreSources = configureSources({ servicesDir: servicesCopy });
+    fs.cpSync(defaultSourceDirs().servicesDir, servicesCopy, { recursive: true });
+    sources = { ...defaultSourceDirs(), servicesDir: servicesCopy };
+    tools = recordToolCalls();
   });
 
   after(async () => {
-    restoreSources();
+    tools?.restore();
     if (savedDockerHost === undefined) delete process.env.DOCKER_HOST;
     else process.env.DOCKER_HOST = savedDockerHost;
     process.env.PATH = savedPath;
@@ -141,13 +145,13 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const { ctx, events, recorded } = harness(settings());
     const before = await images.check(ctx);
     assert.equal(before.satisfied, false);
-    resetDockerCounters();
+    tools!.reset();
     const t0 = Date.now();
     const message = await images.run(ctx);
     console.log(`first run (3 builds + 3 pushes) took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     assert.equal(message, '3 built, 0 unchanged');
-    assert.equal(dockerCounters.build, 3);
-    assert.equal(dockerCounters.push, 3);
+    assert.equal(tools!.counts().build, 3);
+    assert.equal(tools!.counts().push, 3);
 
     firstRefs = await resolveImages(ctx);
     for (const service of SERVICES) {
@@ -174,9 +178,9 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const { ctx } = harness(settings());
     const check = await images.check(ctx);
     assert.equal(check.satisfied, true, check.detail);
-    resetDockerCounters();
+    tools!.reset();
     assert.equal(await images.run(ctx), '0 built, 3 unchanged');
-    assert.deepEqual({ ...dockerCounters }, { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 });
+    assert.deepEqual(tools!.counts(), { build: 0, tag: 0, push: 0, kindLoad: 0, minikubeLoad: 0 });
   });
 
   it('changing one service source changes only that tag (and the base image changes all)', async () => {
@@ -190,10 +194,10 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.equal(refs['micro-api'], firstRefs['micro-api']);
       assert.equal(refs['micro-pay'], firstRefs['micro-pay']);
       assert.equal((await images.check(ctx)).satisfied, false);
-      resetDockerCounters();
+      tools!.reset();
       assert.equal(await images.run(ctx), '1 built, 2 unchanged');
-      assert.equal(dockerCounters.build, 1);
-      assert.equal(dockerCounters.push, 1);
+      assert.equal(tools!.counts().build, 1);
+      assert.equal(tools!.counts().push, 1);
       assert.deepEqual((await registryTags(env.registry, 'meshdemo/micro-order')).sort(), [tagOf(firstRefs['micro-order']), tagOf(refs['micro-order'])].sort());
 
       const other = await resolveImages(harness(settings({ baseImage: `${env.baseImage}-other` })).ctx);
@@ -258,6 +262,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const state = path.join(bin, 'clusters');
     installKindStandin(bin);
     registerIdleCluster(state, 'mesh');
+    const pathBefore = process.env.PATH;
     process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
     process.env.STANDIN_KIND_STATE = state;
     process.env.STANDIN_KIND_LOG = path.join(bin, 'calls.log');
@@ -266,10 +271,10 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       await dockerPreflight(ctx);
       const refs = await resolveImages(ctx);
       for (const s of SERVICES) assert.equal(refs[s], `meshdemo/${s}:${tagOf(firstRefs[s])}`);
-      resetDockerCounters();
+      tools!.reset();
       assert.equal(await images.run(ctx), '0 built, 3 unchanged');
-      assert.equal(dockerCounters.build, 0);
-      assert.equal(dockerCounters.push, 0);
+      assert.equal(tools!.counts().build, 0);
+      assert.equal(tools!.counts().push, 0);
       assert.deepEqual(
         // one load per service (one at a time, in the order their checks finish)
         fs.readFileSync(path.join(bin, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c[0] === 'load').map((c) => c.join(' ')).sort(),
@@ -279,7 +284,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.deepEqual([...recorded].sort(), Object.values(refs).sort());
       assert.equal((await images.check(ctx)).satisfied, true);
     } finally {
-      process.env.PATH = savedPath;
+      process.env.PATH = pathBefore;
       await stopStandinClusters(state);
       delete process.env.STANDIN_KIND_STATE;
       delete process.env.STANDIN_KIND_LOG;
@@ -292,9 +297,9 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const { ctx } = harness({ skipBuild: true, image });
     assert.equal((await images.check(ctx)).satisfied, true);
     assert.deepEqual(await resolveImages(ctx), firstRefs);
-    resetDockerCounters();
+    tools!.reset();
     await images.run(ctx);
-    assert.equal(dockerCounters.build + dockerCounters.push, 0);
+    assert.equal(tools!.counts().build + tools!.counts().push, 0);
   });
 
   it('no --registry, no terminal and a context that is neither kind nor minikube: UsageError (exit 2) naming --registry', async () => {
@@ -302,7 +307,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const check = await images.check(ctx);
     assert.equal(check.satisfied, false);
     assert.match(check.detail ?? '', /--registry/);
-    resetDockerCounters();
+    tools!.reset();
     await assert.rejects(images.run(ctx), (err: unknown) => {
       assert.ok(err instanceof UsageError, String(err));
       assert.equal(err.exitCode, ExitCode.usage);
@@ -310,7 +315,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       return true;
     });
     await assert.rejects(resolveImages(ctx), UsageError);
-    assert.equal(dockerCounters.build, 0);
+    assert.equal(tools!.counts().build, 0);
   });
 
   it('a registry typed at the prompt is used for the push and by resolveImages', async () => {
@@ -336,7 +341,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
   it('a bad base image: ExternalCommandError (exit 6) with docker\'s last lines', async () => {
     // a base image that exists nowhere: the local registry answers "not found" (no remote registry is asked)
     const { ctx } = harness(settings({ baseImage: `${env.registry}/no-such/base:0` }));
-    resetDockerCounters();
+    tools!.reset();
     await assert.rejects(images.run(ctx), (err: unknown) => {
       assert.ok(err instanceof ExternalCommandError, String(err));
       assert.equal(err.exitCode, ExitCode.externalCommand);
@@ -347,7 +352,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.match(err.hint ?? '', /--base-image/);
       return true;
     });
-    assert.ok(dockerCounters.build >= 1 && dockerCounters.build <= 3, String(dockerCounters.build));
-    assert.equal(dockerCounters.push, 0);
+    assert.ok(tools!.counts().build >= 1 && tools!.counts().build <= 3, String(tools!.counts().build));
+    assert.equal(tools!.counts().push, 0);
   });
 });

@@ -8,15 +8,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { controlPlaneAvailable, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { rawTarGz } from '../support/raw-tar.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 
 describe('Istio half of up on a real API server', { skip }, () => {

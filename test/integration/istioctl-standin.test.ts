@@ -11,13 +11,13 @@ import { after, before, describe, it } from 'node:test';
 import { list } from 'tar';
 import type { V1Pod } from '@kubernetes/client-node';
 import { extractArchiveSafely } from '../../src/download/extract.js';
-import { apiRequest, controlPlaneAvailable, startControlPlane, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
+import { apiRequest, startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
 import { JWT_WARNING, planInstall, waitTimeoutMs } from '../support/istioctl-standin.js';
+import { skipUnless } from '../support/requirements.js';
 
-const available = controlPlaneAvailable();
-const skipCluster = available ? false : `control plane binaries not found in ${testenvBinDir()} (run test/setup.sh)`;
+const skipCluster = skipUnless('control-plane');
 
 interface RunResult {
   code: number | null;

@@ -6,8 +6,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { controlPlaneAvailable, testenvBinDir } from '../support/control-plane.js';
+import { testenvBinDir } from '../support/control-plane.js';
 import { kindStandinScript, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
+import { skipUnless } from '../support/requirements.js';
 
 describe('kind stand-in: CLI surface of kind v0.17.0', () => {
   let tmp: string;
@@ -158,7 +159,7 @@ describe('kind stand-in: CLI surface of kind v0.17.0', () => {
 
   it(
     'create cluster whose kubeconfig cannot be written (a held lock): exit 1, and the cluster stays (create.go exports after the actions)',
-    { skip: process.env.CI === 'true' ? false : controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)', timeout: 180_000 },
+    { skip: skipUnless('control-plane'), timeout: 180_000 },
     async () => {
       const state = path.join(tmp, 'lock-state');
       const kc = path.join(tmp, 'lock-kubeconfig');

@@ -11,17 +11,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
-import { apiRequest, controlPlaneAvailable, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
+import { apiRequest, testenvBinDir, type ControlPlane } from '../support/control-plane.js';
 import { buildReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
-import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
 import { writeState } from '../../src/kind/state.js';
+import { skipUnless } from '../support/requirements.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
-const skip = process.env.CI === 'true' ? false : !controlPlaneAvailable() ? 'control plane binaries not built (run test/setup.sh)' : dockerUnavailableReason() ?? false;
+const skip = skipUnless('control-plane', 'docker');
 
 /** The kind release as GitHub serves it: kind-linux-amd64 and kind-linux-amd64.sha256sum (`<hex>  <name>`). */
 function kindRelease(sha256sum?: string): Record<string, Buffer> {
@@ -293,7 +294,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
   });
 });
 
-describe('local cluster: refusals before anything is created', { skip: process.env.CI === 'true' ? false : !controlPlaneAvailable() ? 'control plane binaries not built' : dockerUnavailableReason() ?? false, timeout: 600_000 }, () => {
+describe('local cluster: refusals before anything is created', { skip, timeout: 600_000 }, () => {
   let docker: DockerEnv;
   const servers: ReleaseServer[] = [];
   const sandboxes: Sandbox[] = [];

@@ -5,12 +5,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { controlPlaneAvailable, kubeJson, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { kubeJson, startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { startKubeletStandin, type KubeletStandin } from '../support/kubelet-standin.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** micro-order-v1 as `up` deploys it, after injection: the app container and the istio-proxy sidecar. */

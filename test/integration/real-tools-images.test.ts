@@ -15,12 +15,12 @@ import { createPrompter } from '../../src/core/prompt.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES } from '../../src/settings.js';
-import { dockerUnavailableReason, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { startDockerEnv, type DockerEnv } from '../support/docker-env.js';
 import { installKindStandin, registerIdleCluster, stopStandinClusters } from '../support/kind-standin.js';
 import { installMinikubeStandin } from '../support/minikube-standin.js';
+import { skipUnless } from '../support/requirements.js';
 
-const reason = dockerUnavailableReason();
-const skip = reason ? `real docker environment unavailable: ${reason}` : false;
+const skip = skipUnless('docker');
 
 /** A Context for the images step alone: kube() names the context and lists Nodes of the given architectures. */
 function harness(opts: Record<string, unknown>, cluster: { contextName: string; clusterProvider?: string; architectures: string[] }) {

@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { controlPlaneAvailable, kubeJson, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { kubeJson, startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 
 describe('istioctl 1.8.4 as it really behaves', { skip }, () => {

@@ -12,13 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import yaml from 'js-yaml';
-import { controlPlaneAvailable, freePorts, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { freePorts, startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+import { skipUnless } from '../support/requirements.js';
 
-const skip = controlPlaneAvailable() ? false : 'control plane binaries not built (run test/setup.sh)';
+const skip = skipUnless('control-plane');
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 const MODES: Array<{ name: string; flags: string[] }> = [
   { name: 'plain', flags: [] },
@@ -34,8 +35,8 @@ interface Run {
   name: string;
   args: string[];
   env?: Record<string, string | undefined>;
-  /** Expected exit code (undefined: not asserted, e.g. down, which is another part of meshdemo). */
-  code?: number;
+  /** Expected exit code: every run asserts one. */
+  code: number;
   modes?: typeof MODES;
 }
 
@@ -116,10 +117,10 @@ describe('secrets never printed', { skip }, () => {
       [
         { name: 'status on a fresh cluster', args: ['status'], code: 0 },
         { name: 'plan', args: ['plan'], code: 0 },
-        { name: 'plan with a registry (nothing listens there)', args: ['plan', '--registry', `127.0.0.1:${closedPort}/micro-service`] },
+        { name: 'plan with a registry (nothing listens there)', args: ['plan', '--registry', `127.0.0.1:${closedPort}/micro-service`], code: 0 },
         { name: 'up --dry-run', args: ['up', '--dry-run', '--no-app', '--yes', '--istio-mirror', server.url], code: 0 },
         { name: 'istioctl before download', args: ['istioctl', '--print-path'], code: 2 },
-        { name: 'down --dry-run, nothing recorded', args: ['down', '--dry-run'] },
+        { name: 'down --dry-run, nothing recorded', args: ['down', '--dry-run'], code: 0 },
       ],
       // the real up, once: download, istioctl install, label, addons, dashboards
       [{ name: 'up (real)', args: upArgs, code: 0, modes: once('json+verbose') }],
@@ -128,18 +129,19 @@ describe('secrets never printed', { skip }, () => {
         { name: 'status', args: ['status'], code: 0 },
         { name: 'plan after up', args: ['plan', '--no-app'], code: 0 },
         { name: 'expose', args: ['expose', 'kiali'], code: 0 },
-        { name: 'verify (nothing answers at the gateway)', args: ['verify', '--count', '1'] },
-        { name: 'verify --url (closed port)', args: ['verify', '--url', `http://127.0.0.1:${closedPort}/api/order/create`, '--count', '1'] },
+        { name: 'verify (nothing answers at the gateway)', args: ['verify', '--count', '1'], code: 6 },
+        { name: 'verify --url (closed port)', args: ['verify', '--url', `http://127.0.0.1:${closedPort}/api/order/create`, '--count', '1'], code: 6 },
         { name: 'istioctl --print-path', args: ['istioctl', '--print-path'], code: 0 },
         { name: 'istioctl -- version', args: ['istioctl', '--', 'version', '--remote=false'], code: 0 },
-        { name: 'down --dry-run', args: ['down', '--dry-run'] },
+        { name: 'down --dry-run', args: ['down', '--dry-run'], code: 0 },
         // failing variants
         { name: 'expose: node port outside the range', args: ['expose', 'grafana', '--node-port', '8080'], code: 2 },
         { name: 'up as the viewer (missing permissions)', args: ['--context', 'viewer', ...upArgs], code: 3 },
         { name: 'status with a rejected token', args: ['--context', 'rejected', 'status'], code: 3 },
         { name: 'status with basic auth', args: ['--context', 'basic', 'status'], code: 3 },
-        { name: 'status with a client certificate', args: ['--context', 'cert', 'status'] },
-        { name: 'up with a client certificate', args: ['--context', 'cert', ...upArgs] },
+        // this API server trusts no client CA: the certificate is not used, the request is anonymous and refused
+        { name: 'status with a client certificate', args: ['--context', 'cert', 'status'], code: 3 },
+        { name: 'up with a client certificate', args: ['--context', 'cert', ...upArgs], code: 3 },
         { name: 'status with an unknown context', args: ['--context', 'nope', 'status'], code: 2 },
         { name: 'status with a broken kubeconfig', args: ['--kubeconfig', broken, 'status'], code: 2 },
         { name: 'up, download through the (dead) proxy', args: [...upArgs, '--cache-dir', path.join(tmp, 'cache-proxied')], env: { NO_PROXY: undefined }, code: 5, modes: VERBOSE_MODES },
@@ -166,7 +168,7 @@ describe('secrets never printed', { skip }, () => {
                 if (text.includes(value)) leaks.push(`${label}: ${what} on ${stream}: ${text.split('\n').find((l) => l.includes(value))}`);
               }
             }
-            if (run.code !== undefined && r.code !== run.code) wrong.push(`${label}: wanted exit ${run.code}\n${r.stderr}`);
+            if (r.code !== run.code) wrong.push(`${label}: wanted exit ${run.code}\n${r.stderr}`);
             if (mode.flags.includes('--json') && r.code !== 0 && !['istioctl'].includes(run.args[0])) {
               try {
                 if (r.events().at(-1)?.type !== 'result' && errorLines(r.stderr).length) wrong.push(`${label}: no result event`);

@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import yaml from 'js-yaml';
+import { spawnOwned } from './reaper.js';
 
 export const KUBE_VERSION = '1.20.2';
 
@@ -148,7 +149,8 @@ function startProcess(name: string, cmd: string, args: string[], logFile: string
   installExitHook();
   const fd = fs.openSync(logFile, 'a');
   fs.writeSync(fd, `\n==== ${new Date().toISOString()} ${cmd} ${args.join(' ')}\n`);
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env: { ...process.env } });
+  // also the leader of its own process group, which dies with this test process (test/support/reaper.ts)
+  const child = spawnOwned(cmd, args, { stdio: ['ignore', fd, fd], env: { ...process.env } });
   fs.closeSync(fd);
   if (child.pid === undefined) throw new Error(`could not start ${name} (${cmd})`);
   const pid = child.pid;

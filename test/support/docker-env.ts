@@ -5,7 +5,8 @@
 // - docker-registry (Debian's distribution 2.x) on 127.0.0.1:<free port> with storage in the temp dir.
 // - a Node base image made with `docker import` from this machine's own node binary and the libraries
 //   `ldd` lists (nothing is pulled from anywhere).
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnOwned } from './reaper.js';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -208,7 +209,8 @@ export async function startDockerEnv(opts: { baseImage?: string } = {}): Promise
   try {
     const t0 = Date.now();
     const dlog = fs.openSync(dockerdLog, 'a');
-    dockerd = spawn(
+    // own process groups, killed when this test process exits or dies (test/support/reaper.ts)
+    dockerd = spawnOwned(
       'dockerd',
       [
         '--host', dockerHost,
@@ -266,7 +268,7 @@ export async function startDockerEnv(opts: { baseImage?: string } = {}): Promise
       ].join('\n'),
     );
     const rlog = fs.openSync(registryLog, 'a');
-    registry = spawn('docker-registry', ['serve', config], { stdio: ['ignore', rlog, rlog] });
+    registry = spawnOwned('docker-registry', ['serve', config], { stdio: ['ignore', rlog, rlog] });
     fs.closeSync(rlog);
     await waitFor('docker-registry', registry, registryLog, async () => {
       const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(2000) });

@@ -135,7 +135,10 @@ describe('options and settings', () => {
     assert.equal(parseDuration('10m'), 600_000);
     assert.equal(parseDuration('1h30m'), 5_400_000);
     assert.equal(parseDuration('45'), 45_000);
-    for (const bad of ['5x', '', 'm', '10m5', '0s']) assert.throws(() => parseDuration(bad), UsageError, bad);
+    for (const bad of ['5x', '', 'm', '10m5', '0s', '0', '0.0', '0m0s', '0.0001']) assert.throws(() => parseDuration(bad), UsageError, bad);
+    assert.throws(() => parseDuration('0'), /^UsageError: --timeout must be greater than zero$/);
+    assert.equal(parseDuration('0', 'MESHDEMO_LOCK_WAIT', { allowZero: true }), 0);
+    assert.equal(parseDuration('0s', 'MESHDEMO_LOCK_WAIT', { allowZero: true }), 0);
   });
 
   it('validates namespaces', () => {

@@ -1,0 +1,212 @@
+// The cluster lock (src/core/lock.ts) held by a real `meshdemo up --no-app` against a REAL Kubernetes 1.20.2 API
+// server: renewals that fail while the API server restarts, a lock taken by someone else, a lock that cannot be
+// renewed before it expires, and expiry judged by what this run observes (client-go's observedTime), never by
+// comparing another machine's clock with ours. Simulated: the node (kiali's pod is held Pending to keep up in its
+// addons step while the test acts) and istioctl (the stand-in in the release archive).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
+import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+import { skipUnless } from '../support/requirements.js';
+
+const skip = skipUnless('control-plane');
+const LEASES = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
+const LOCK = `${LEASES}/meshdemo-lock`;
+const STACK = /^\s+at .*(:\d+:\d+\)?|\(node:.*\))$/m;
+
+const microTime = (ms: number) => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+function lease(holder: string, renewTimeMs: number) {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: 'meshdemo-lock', namespace: 'default', annotations: { 'meshdemo.io/command': 'up' } },
+    spec: { holderIdentity: holder, leaseDurationSeconds: 30, acquireTime: microTime(renewTimeMs), renewTime: microTime(renewTimeMs) },
+  };
+}
+
+describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, () => {
+  let cp: ControlPlane;
+  let sim: NodeSimulator;
+  let tmp: string;
+  let archive: ReleaseArchive;
+
+  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
+  /** Holds kiali's pod Pending (so up waits in its addons step) until release() is called. */
+  const holdKiali = () => sim.setPodReadiness((pod) => (pod.metadata?.labels?.app === 'kiali' ? 'pending' : true));
+  const releaseKiali = () => sim.setPodReadiness(() => true);
+  const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any) => void; kubeconfig?: string } = {}): Promise<CliResult> => {
+    let buffered = '';
+    return runMeshdemo(['--kubeconfig', opts.kubeconfig ?? cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--json', 'up', '--no-app', '--yes', '--istio-archive', archive.path, ...args], {
+      env: opts.env,
+      timeoutMs: 300_000,
+      onStdout: (chunk) => {
+        buffered += chunk;
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        for (const l of lines) if (l.trim()) opts.onEvent?.(JSON.parse(l));
+      },
+    });
+  };
+  const waitingInAddons = (e: any) => e.type === 'log' && e.step === 'addons' && /^waiting for /.test(e.message);
+  const lockWarnings = (r: CliResult) => r.events().filter((e) => e.type === 'log' && /lock/.test(e.message) && e.level === 'warn');
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-lock-'));
+    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
+    cp = await startControlPlane();
+    sim = await startNodeSimulator(cp.kubeconfigPath);
+  });
+  after(async () => {
+    await sim?.stop();
+    await cp?.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('a renewal that fails while the API server restarts is retried: the run keeps its lock and completes', async () => {
+    holdKiali();
+    let outage: Promise<void> | undefined;
+    const r = await up([], {
+      onEvent: (e) => {
+        if (!outage && waitingInAddons(e)) {
+          outage = (async () => {
+            // down for 11 s (and a few more while it starts): longer than the 10 s between renewals, shorter than
+            // the 30 s lease and than the 20 s for which meshdemo retries any request
+            await cp.stopApiServer();
+            await sleep(11_000);
+            await cp.startApiServer();
+            releaseKiali();
+          })();
+        }
+      },
+    });
+    assert.ok(outage, 'up waited in its addons step');
+    await outage;
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual(lockWarnings(r), [], 'the lock was never reported lost');
+    assert.equal((await api(LOCK)).status, 404, 'the run still held the lock at the end, and released it');
+  });
+
+  it('a lock taken by another run while up holds it stops up: exit 3 naming the taker; the record stays true', async () => {
+    await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali', 'DELETE'); // something for addons to do again
+    holdKiali();
+    let taken: Promise<unknown> | undefined;
+    const r = await up(['--timeout', '2m'], {
+      onEvent: (e) => {
+        if (!taken && waitingInAddons(e)) {
+          taken = api(LOCK, 'PATCH', { spec: { holderIdentity: 'thief.example/1/beef', renewTime: microTime(Date.now()) } }, 'application/merge-patch+json');
+        }
+      },
+    });
+    releaseKiali();
+    assert.ok(taken, 'up waited in its addons step');
+    assert.equal(((await taken) as { status: number }).status, 200);
+    assert.equal(r.code, 3, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): it was taken by thief\.example\/1\/beef; stopped so that no two runs change this cluster at once — /);
+    assert.doesNotMatch(r.stderr, STACK);
+    assert.equal(r.events().find((e) => e.type === 'step' && e.id === 'addons' && e.status !== 'start')?.status, 'failed');
+    assert.equal(r.events().at(-1).exitCode, 3);
+    assert.equal((await api(LOCK)).body.spec.holderIdentity, 'thief.example/1/beef', "the taker's lock is left alone");
+    // the record: what it says up created exists
+    const inventory = JSON.parse((await api('/api/v1/namespaces/default/configmaps/meshdemo-inventory')).body.data['inventory.json']);
+    assert.ok(inventory.created.some((c: any) => c.kind === 'Deployment' && c.name === 'kiali'), 'the Deployment up created is recorded');
+    assert.equal((await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali')).status, 200, 'and exists');
+    await api(LOCK, 'DELETE');
+  });
+
+  it('a lock that cannot be renewed before it expires (renewal refused from then on) is lost: exit 3', async () => {
+    // an identity (a ServiceAccount token) that may do all up needs, and use the Lease only through a RoleBinding
+    // that the test deletes while up holds the lock
+    const rbac = '/apis/rbac.authorization.k8s.io/v1';
+    const sa = { kind: 'ServiceAccount', name: 'meshdemo-lockless', namespace: 'kube-system' };
+    assert.equal((await api('/api/v1/namespaces/kube-system/serviceaccounts', 'POST', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa.name } })).status, 201);
+    const groups = ['', 'apps', 'apiextensions.k8s.io', 'rbac.authorization.k8s.io', 'admissionregistration.k8s.io', 'authorization.k8s.io', 'monitoring.kiali.io', 'install.istio.io', 'networking.istio.io', 'security.istio.io', 'policy', 'autoscaling'];
+    const roleRef = (kind: string, name: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind, name });
+    assert.equal((await api(`${rbac}/clusterroles`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: sa.name }, rules: [{ apiGroups: groups, resources: ['*'], verbs: ['*'] }] })).status, 201);
+    assert.equal((await api(`${rbac}/clusterrolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: sa.name }, roleRef: roleRef('ClusterRole', sa.name), subjects: [sa] })).status, 201);
+    assert.equal((await api(`${rbac}/namespaces/default/roles`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'leases' }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] }] })).status, 201);
+    const binding = `${rbac}/namespaces/default/rolebindings/leases`;
+    assert.equal((await api(`${rbac}/namespaces/default/rolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'leases' }, roleRef: roleRef('Role', 'leases'), subjects: [sa] })).status, 201);
+    let token = '';
+    for (let i = 0; i < 100 && !token; i++) {
+      const secrets = (await api(`/api/v1/namespaces/kube-system/serviceaccounts/${sa.name}`)).body.secrets ?? [];
+      if (secrets.length) token = Buffer.from((await api(`/api/v1/namespaces/kube-system/secrets/${secrets[0].name}`)).body.data.token, 'base64').toString('utf8');
+      else await sleep(100);
+    }
+    assert.ok(token, 'the ServiceAccount got a token');
+    const kubeconfig = path.join(tmp, 'lockless.kubeconfig');
+    fs.writeFileSync(
+      kubeconfig,
+      fs.readFileSync(cp.kubeconfigPath, 'utf8').replace(/token: .*/g, `token: ${token}`),
+      { mode: 0o600 },
+    );
+
+    await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali', 'DELETE');
+    holdKiali();
+    let revoked: Promise<unknown> | undefined;
+    let revokedAt = 0;
+    const r = await up(['--timeout', '3m'], {
+      kubeconfig,
+      onEvent: (e) => {
+        if (!revoked && waitingInAddons(e)) {
+          revokedAt = Date.now();
+          revoked = api(binding, 'DELETE');
+        }
+      },
+    });
+    releaseKiali();
+    assert.ok(revoked, 'up waited in its addons step');
+    assert.equal(((await revoked) as { status: number }).status, 200);
+    assert.equal(r.code, 3, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): could not renew it for 27s \(last error: forbidden: .*leases/);
+    assert.ok(Date.now() - revokedAt >= 17_000, 'the refused renewals were retried until the lease was about to expire');
+    assert.doesNotMatch(r.stderr, STACK);
+    // nobody deleted the lease: it was left to expire. Its holder (a process on this machine) is gone: the next run
+    // takes it over at once
+    const holder = (await api(LOCK)).body.spec.holderIdentity;
+    const next = await up([]);
+    assert.equal(next.code, 0, next.stderr + next.stdout);
+    assert.ok(next.events().some((e) => e.type === 'log' && e.message === `took over the lock of ${holder}, which is no longer running`), next.stdout);
+  });
+
+  it("a holder that keeps renewing is not taken over, however old its renewTime is by our clock", async () => {
+    await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali', 'DELETE'); // work for up, so it needs the lock
+    // another machine whose clock is 2 minutes behind ours: by its renewTime the lease "expired" long ago
+    assert.equal((await api(LEASES, 'POST', lease('behind.example/9/c10c', Date.now() - 120_000))).status, 201);
+    let renewing = true;
+    const renewer = (async () => {
+      while (renewing) {
+        await api(LOCK, 'PATCH', { spec: { renewTime: microTime(Date.now() - 120_000) } }, 'application/merge-patch+json');
+        await sleep(2000);
+      }
+    })();
+    const r = await up([], { env: { MESHDEMO_LOCK_WAIT: '8s' } });
+    renewing = false;
+    await renewer;
+    assert.equal(r.code, 3, r.stderr + r.stdout);
+    assert.match(errorLines(r.stderr)[0], /another meshdemo up \(holder behind\.example\/9\/c10c\) is running against this cluster/);
+    assert.equal((await api(LOCK)).body.spec.holderIdentity, 'behind.example/9/c10c');
+  });
+
+  it('a holder that stopped renewing is taken over after 30 s unchanged, even when its renewTime lies in our future', async () => {
+    // a dead holder whose clock was an hour ahead of ours
+    assert.equal((await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali')).status, 404, 'up still has work to do');
+    await api(LOCK, 'PATCH', { spec: lease('ahead.example/9/f00d', Date.now() + 3_600_000).spec }, 'application/merge-patch+json');
+    const started = Date.now();
+    const r = await up([], { env: { MESHDEMO_LOCK_WAIT: '60s' } });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.ok(r.events().some((e) => e.type === 'log' && /took over the lock of ahead\.example\/9\/f00d, which had not renewed it for 3\ds/.test(e.message)), r.stdout);
+    assert.ok(Date.now() - started >= 30_000, 'it waited a whole lease duration first');
+    assert.equal((await api(LOCK)).status, 404);
+  });
+});
