@@ -57,7 +57,9 @@ export function action<S>(
       if (controller.signal.aborted) throw abortReason(controller.signal);
       process.exitCode ??= ExitCode.ok;
     } catch (err) {
-      const failure = controller.signal.aborted ? abortReason(controller.signal) : err;
+      const reason = controller.signal.aborted ? abortReason(controller.signal) : undefined;
+      // an interruption the handler describes better (e.g. "traffic stopped by Ctrl-C") keeps its own words
+      const failure = reason && !(reason instanceof InterruptedError && err instanceof InterruptedError) ? reason : err;
       const code = exitCodeOf(failure);
       ui.close();
       const lines = [`error: ${oneLine(failure)}`];

@@ -267,8 +267,8 @@ function parseUsers(list: unknown, dir: string, file: string): any[] {
   return list.map((elt: any, i) => {
     if (!elt?.name) throw new Error(`users[${i}].name is missing`);
     const u = elt.user ?? {};
-    // kubectl: token wins over tokenFile
-    const tokenFile = u.token ? undefined : resolveIn(dir, u.tokenFile);
+    // kubectl: token wins over tokenFile (client-node also reads it as token-file)
+    const tokenFile = u.token ? undefined : resolveIn(dir, u.tokenFile ?? u['token-file']);
     const token = u.token || (tokenFile ? readReferenced(tokenFile, `tokenFile of user "${elt.name}" in ${file},`).toString('utf8').trim() : undefined);
     const exec = u.exec && typeof u.exec.command === 'string' && u.exec.command.includes('/') ? { ...u.exec, command: resolveIn(dir, u.exec.command) } : u.exec;
     return {
