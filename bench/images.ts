@@ -17,7 +17,7 @@ import { createPrompter } from '../src/core/prompt.js';
 import { runSteps } from '../src/core/runner.js';
 import type { Context } from '../src/core/step.js';
 import { recordToolCalls } from '../test/support/tool-calls.js';
-import { prepareContext } from '../src/images/context.js';
+import { contextDir } from '../test/support/build-context.js';
 import type { KubeClient } from '../src/kube/client.js';
 import { images } from '../src/steps/images.js';
 import { parseUpSettings, SERVICES, type UpSettings } from '../src/settings.js';
@@ -115,7 +115,7 @@ export async function run(): Promise<BenchResult> {
           log(`images: meshdemo #${i + 1}: first ${ms(first.at(-1)!)} (${firstCounts.at(-1)}), second up ${ms(second.at(-1)!)} (${secondCounts.at(-1)})`);
         } else {
           // plain docker build of the same prepared contexts, one after the other
-          const prepared = await Promise.all(SERVICES.map((s) => prepareContext(s, env.baseImage, { tmpRoot: tmp })));
+          const prepared = await Promise.all(SERVICES.map((s) => contextDir(s, env.baseImage, tmp)));
           try {
             const t0 = performance.now();
             for (const [k, p] of prepared.entries()) {

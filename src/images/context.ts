@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PreflightError } from '../core/errors.js';
@@ -279,65 +278,6 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
 /** What the hash covers after the files: the base image and — the same sources for another architecture are another image — the platform. */
 function hashTail(baseImage: string, platform: string | undefined): string {
   return `base-image\0${baseImage}${platform ? `\0platform\0${platform}` : ''}`;
-}
-
-export interface PreparedContext {
-  plan: ContextPlan;
-  dir: string;
-  /** Removes the temp dir. */
-  cleanup(): Promise<void>;
-}
-
-/**
- * Copies a planned context into a fresh temp dir (files 0644 or 0755, dirs 0755, so any image user can read
- * them). The copy is checked against the plan's hash, so what is built is exactly what the tag names.
- */
-export async function prepareContext(service: ServiceName, baseImage: string, opts: { dirs?: SourceDirs; tmpRoot?: string; platform?: string } = {}): Promise<PreparedContext> {
-  const plan = await planContext(service, baseImage, opts.dirs, opts.platform);
-  const dir = await fsp.mkdtemp(path.join(opts.tmpRoot ?? os.tmpdir(), `meshdemo-${service}-`));
-  const cleanup = () => fsp.rm(dir, { recursive: true, force: true });
-  try {
-    const verify = createHash('sha256');
-    verify.update(`${LAYOUT_VERSION}\0`);
-    const made = new Set<string>();
-    for (const e of plan.entries) {
-      const parent = path.dirname(path.join(dir, ...e.rel.split('/')));
-      if (!made.has(parent)) {
-        await fsp.mkdir(parent, { recursive: true, mode: 0o755 });
-        for (let d = parent; d !== dir && !made.has(d); d = path.dirname(d)) made.add(d);
-      }
-    }
-    // node_modules makes a context 1000+ small files: copy 16 at a time (one by one, each file's three awaited
-    // calls dominate a build), and hash them in plan order
-    const lines: string[] = new Array(plan.entries.length);
-    let next = 0;
-    let failed = false;
-    const copier = async () => {
-      while (!failed && next < plan.entries.length) {
-        const i = next++;
-        const e = plan.entries[i];
-        const target = path.join(dir, ...e.rel.split('/'));
-        const data = await fsp.readFile(e.src);
-        await fsp.writeFile(target, data, { mode: e.executable ? 0o755 : 0o644 });
-        await fsp.chmod(target, e.executable ? 0o755 : 0o644); // writeFile's mode is masked by the umask
-        lines[i] = entryLine({ ...e, size: data.length }, fileDigest(data));
-      }
-    };
-    const copied = await Promise.allSettled(Array.from({ length: 16 }, () => copier().catch((err) => ((failed = true), Promise.reject(err)))));
-    const copyError = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (copyError) throw copyError.reason;
-    for (const line of lines) verify.update(line);
-    for (const d of made) await fsp.chmod(d, 0o755);
-    await fsp.chmod(dir, 0o755);
-    verify.update(hashTail(baseImage, plan.platform));
-    if (verify.digest('hex') !== plan.hash) {
-      throw new PreflightError(`the sources of ${service} changed while its build context was being prepared`, { hint: 'run the command again' });
-    }
-    return { plan, dir, cleanup };
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
 }
 
 export interface ContextArchive {

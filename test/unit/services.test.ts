@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { prepareContext } from '../../src/images/context.js';
+import { contextDir } from '../support/build-context.js';
 
 // dist/test/unit/services.test.js -> repository root
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -38,7 +38,7 @@ const running = new Set<ChildProcess>();
 
 /** The image's /app as meshdemo builds it; returns the service's working directory (/app/<service>). */
 async function buildContext(svc: ServiceName): Promise<string> {
-  const { dir } = await prepareContext(svc, 'node:22-alpine', { tmpRoot: workDir });
+  const { dir } = await contextDir(svc, 'node:22-alpine', workDir);
   // micro-api must run without node_modules and without the proto
   assert.equal(existsSync(path.join(dir, 'node_modules')), svc !== 'micro-api', `${svc} context node_modules`);
   assert.equal(existsSync(path.join(dir, 'paycore.proto')), svc !== 'micro-api', `${svc} context paycore.proto`);
