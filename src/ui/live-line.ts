@@ -7,9 +7,8 @@ export interface LiveLine {
 }
 
 export async function createLiveLine(ui: Renderer, opts: { plainEveryMs?: number; stream?: NodeJS.WritableStream } = {}): Promise<LiveLine> {
-  const stream = (opts.stream ?? process.stderr) as NodeJS.WritableStream & { columns?: number };
-  // a terminal that reports 0 columns (e.g. under `script`) makes ora count infinite lines to clear: plain lines there
-  if (ui.mode === 'tty' && stream.columns !== 0) {
+  const stream = opts.stream ?? process.stderr;
+  if (ui.mode === 'tty') {
     const { default: ora } = await import('ora');
     const spinner = ora({ text: '', stream }).start();
     return {
