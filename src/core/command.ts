@@ -27,9 +27,8 @@ export function action<S>(
     const secrets = processSecrets();
     const json = Boolean(opts.json);
     const verbose = Boolean(opts.verbose);
-    // a terminal that reports 0 columns (e.g. under `script`) makes ora count endless lines to clear: plain lines there
-    const spinnerTerminal = Boolean(process.stdout.isTTY && process.stderr.isTTY && process.stderr.columns !== 0);
-    const ui = await createRenderer(outputMode({ json, isTTY: spinnerTerminal }), { verbose, secrets });
+    const isTTY = Boolean(process.stdout.isTTY && process.stderr.isTTY);
+    const ui = await createRenderer(outputMode({ json, isTTY, columns: process.stderr.columns }), { verbose, secrets });
     const controller = new AbortController();
     let interrupted = false;
     const onSignal = () => {

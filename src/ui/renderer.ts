@@ -15,10 +15,11 @@ export interface Renderer extends EventSink {
   close(): void;
 }
 
-export function outputMode(opts: { json: boolean; isTTY: boolean; env?: NodeJS.ProcessEnv }): OutputMode {
+/** `columns`: the terminal's width; one that reports 0 (e.g. under `script`) makes ora count endless lines to clear. */
+export function outputMode(opts: { json: boolean; isTTY: boolean; columns?: number; env?: NodeJS.ProcessEnv }): OutputMode {
   if (opts.json) return 'json';
   const env = opts.env ?? process.env;
-  if (!opts.isTTY || env.CI) return 'plain';
+  if (!opts.isTTY || opts.columns === 0 || env.CI) return 'plain';
   return 'tty';
 }
 
