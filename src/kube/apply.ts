@@ -6,6 +6,8 @@ export interface ApplyOutcome {
   object: KubeObject;
   /** False when the object existed before this apply. */
   created: boolean;
+  /** The object as it was before this apply, when it existed (to record what the apply changed on it). */
+  previous?: KubeObject;
 }
 
 export interface ApplyOptions {
@@ -34,8 +36,9 @@ export async function applyAll(kube: KubeClient, objects: KubeObject[], opts: Ap
     await mapLimit(placed, opts.concurrency ?? 8, async (obj) => {
       if (opts.signal?.aborted) throw new InterruptedError();
       const existed = existing.has(objectKey(obj));
+      const previous = existed ? await kube.get(refOf(obj)) : undefined;
       const object = await applyOrReplace(kube, obj, existed);
-      const outcome = { object, created: !existed };
+      const outcome = { object, created: !existed, previous };
       outcomes.push(outcome);
       await opts.onApplied?.(outcome);
     });

@@ -4,7 +4,7 @@ import { PreflightError } from '../core/errors.js';
 import { MANAGED_BY } from '../core/inventory.js';
 import type { Context, Step } from '../core/step.js';
 import { applyAll } from '../kube/apply.js';
-import type { KubeClient, KubeObject } from '../kube/client.js';
+import { refOf, type KubeClient, type KubeObject } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
 import { waitForDeployments } from '../kube/readiness.js';
 import { deploymentState } from '../kube/readiness.js';
@@ -99,8 +99,18 @@ export const addons: Step<Settings> = {
       signal: ctx.signal,
       deadline,
       labels: MANAGED_BY,
-      onApplied: async ({ object, created }) => {
-        if (created) await inventory.recordCreated('addons', object);
+      onApplied: async ({ object, created, previous }) => {
+        if (created) return inventory.recordCreated('addons', object);
+        // an object that was there before meshdemo (and not created by an earlier up): what the apply did to its
+        // labels and annotations is recorded, so that down puts them back
+        if (!previous || inventory.isCreated(refOf(object))) return;
+        const changes: Record<string, string | null> = {};
+        for (const kind of ['label', 'annotation'] as const) {
+          const field = kind === 'label' ? 'labels' : 'annotations';
+          const before = previous.metadata[field] ?? {};
+          for (const [k, v] of Object.entries(object.metadata[field] ?? {})) if (before[k] !== v) changes[`${kind}:${k}`] = before[k] ?? null;
+        }
+        if (Object.keys(changes).length) await inventory.recordChanged('addons', refOf(object), changes);
       },
     });
     const created = outcomes.filter((o) => o.created).length;

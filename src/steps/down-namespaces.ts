@@ -6,6 +6,8 @@ import { records, type DownSettings } from '../down/records.js';
 
 interface LabelRevert {
   ref: ObjectRef;
+  /** A label, or (recorded for objects the addons' apply changed) an annotation. */
+  kind: 'label' | 'annotation';
   key: string;
   previous: string | null;
   now: string | null;
@@ -17,17 +19,18 @@ async function labelReverts(ctx: Context<DownSettings>, deleting: string[]): Pro
   const skipped: string[] = [];
   for (const c of records(ctx).changed) {
     for (const [field, previous] of Object.entries(c.previous)) {
-      if (!field.startsWith('label:')) {
+      const kind = field.startsWith('label:') ? 'label' : field.startsWith('annotation:') ? 'annotation' : undefined;
+      if (!kind) {
         if (!(c.ref.kind === 'Service' && (field === 'type' || field === 'ports'))) skipped.push(`${describeRef(c.ref)}: meshdemo does not know how to revert "${field}"`);
         continue;
       }
       if (c.ref.kind === 'Namespace' && deleting.includes(c.ref.name)) continue;
       const live = await kube.get(c.ref);
       if (!live) continue;
-      const key = field.slice('label:'.length);
-      const now = live.metadata.labels?.[key] ?? null;
+      const key = field.slice(kind.length + 1);
+      const now = (kind === 'label' ? live.metadata.labels : live.metadata.annotations)?.[key] ?? null;
       const want = (previous as string | null | undefined) ?? null;
-      if (now !== want) pending.push({ ref: c.ref, key, previous: want, now });
+      if (now !== want) pending.push({ ref: c.ref, kind, key, previous: want, now });
     }
   }
   return { pending, skipped };
@@ -46,7 +49,7 @@ async function namespaceWork(ctx: Context<DownSettings>): Promise<Work & { label
     ...labels.map((l) => ({
       phase: 'down-namespaces',
       action: 'restore' as const,
-      target: `label ${l.key} of ${describeRef(l.ref)}`,
+      target: `${l.kind} ${l.key} of ${describeRef(l.ref)}`,
       detail: l.previous === null ? `remove it (was absent; now ${l.now})` : `back to ${l.previous} (now ${l.now ?? 'absent'})`,
     })),
     ...deleteItems('down-namespaces', namespaces),
@@ -64,7 +67,7 @@ export const downNamespaces: DownStep = stepOf(
     const kube = await ctx.kube();
     const w = w0 as Awaited<ReturnType<typeof namespaceWork>>;
     for (const l of w.labels) {
-      await kube.mergePatch(l.ref, { metadata: { labels: { [l.key]: l.previous } } });
+      await kube.mergePatch(l.ref, { metadata: { [l.kind === 'label' ? 'labels' : 'annotations']: { [l.key]: l.previous } } });
       ctx.log.info(`${describeRef(l.ref)}: ${l.key}${l.previous === null ? ' removed' : `=${l.previous}`}`);
     }
     // the app namespace (which holds the record) goes last, so a failure before it leaves the record in place

@@ -108,6 +108,9 @@ describe('meshdemo down on a real API server', { skip }, () => {
   const up = (args: string[] = [], opts: Parameters<typeof meshdemo>[1] = {}) =>
     meshdemo(['up', '--no-app', '--yes', '--istio-archive', archive.path, ...args], opts);
   const stepsWith = (r: CliResult, status: string) => r.events().filter((e) => e.type === 'step' && e.status === status).map((e) => e.id);
+  const waitFor = async (ok: () => Promise<boolean>) => {
+    for (let i = 0; i < 300 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 200));
+  };
   const waitGone = async (p: string) => {
     for (let i = 0; i < 300 && (await api(p)).status !== 404; i++) await new Promise((r) => setTimeout(r, 200));
   };
@@ -261,6 +264,8 @@ describe('meshdemo down on a real API server', { skip }, () => {
       },
     };
     assert.equal((await api('/api/v1/namespaces/istio-system/services', 'POST', kiali)).status, 201);
+    // the controller manager gives the new namespace its ServiceAccount "default": part of the state before up
+    await waitFor(async () => (await api('/api/v1/namespaces/istio-system/serviceaccounts/default')).status === 200);
     // and a lock whose holder stopped renewing it two minutes ago: taken over once up has seen it unchanged for 30 s
     assert.equal((await api('/apis/coordination.k8s.io/v1/namespaces/default/leases', 'POST', lease('gone.example/77/dead', 120))).status, 201);
     const before = await snapshotCluster(cp);
