@@ -25,21 +25,12 @@ describe('down after up with the app', { skip: skipUnless('control-plane', 'dock
   let tmp: string;
   let baseline: Record<string, string[]>;
 
-  const meshdemo = (args: string[], opts: { onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> => {
-    let child: ChildProcess;
-    let buffered = '';
-    return runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--timeout', '3m', '--json', ...args], {
+  const meshdemo = (args: string[], opts: { onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> =>
+    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--timeout', '3m', '--json', ...args], {
       env: { DOCKER_HOST: docker.dockerHost },
       timeoutMs: 600_000,
-      onSpawn: (c) => (child = c),
-      onStdout: (chunk) => {
-        buffered += chunk;
-        const lines = buffered.split('\n');
-        buffered = lines.pop()!;
-        for (const l of lines) if (l.trim()) opts.onEvent?.(JSON.parse(l), child);
-      },
+      onEvent: opts.onEvent,
     });
-  };
   const upArgs = () => ['up', '--yes', '--istio-mirror', server.url, '--registry', `${docker.registry}/micro-service`, '--base-image', docker.baseImage];
   const done = (r: CliResult) => r.events().filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
 

@@ -23,20 +23,11 @@ describe('down: --keep-istio, and killed half-way', { skip: skipUnless('control-
   let baseline: Record<string, string[]>;
 
   const api = (p: string) => kubeJson(cp, p);
-  const meshdemo = (args: string[], opts: { onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> => {
-    let child: ChildProcess;
-    let buffered = '';
-    return runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--timeout', '3m', '--json', ...args], {
+  const meshdemo = (args: string[], opts: { onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> =>
+    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--timeout', '3m', '--json', ...args], {
       timeoutMs: 300_000,
-      onSpawn: (c) => (child = c),
-      onStdout: (chunk) => {
-        buffered += chunk;
-        const lines = buffered.split('\n');
-        buffered = lines.pop()!;
-        for (const l of lines) if (l.trim()) opts.onEvent?.(JSON.parse(l), child);
-      },
+      onEvent: opts.onEvent,
     });
-  };
   const up = () => meshdemo(['up', '--no-app', '--yes', '--istio-archive', archive.path]);
   const done = (r: CliResult) => r.events().filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
 

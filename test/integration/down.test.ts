@@ -98,11 +98,10 @@ describe('meshdemo down on a real API server', { skip }, () => {
     });
 
   const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
-  const meshdemo = (args: string[], opts: { env?: Record<string, string>; onStdout?: (c: string) => void; onSpawn?: (c: ChildProcess) => void } = {}): Promise<CliResult> =>
+  const meshdemo = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> =>
     runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, '--timeout', '3m', ...args], {
       env: { MESHDEMO_LOCK_WAIT: '5s', ...opts.env },
-      onStdout: opts.onStdout,
-      onSpawn: opts.onSpawn,
+      onEvent: opts.onEvent,
       timeoutMs: 240_000,
     });
   const up = (args: string[] = [], opts: Parameters<typeof meshdemo>[1] = {}) =>
@@ -158,12 +157,10 @@ describe('meshdemo down on a real API server', { skip }, () => {
     test('a waiting up proceeds once the holder releases the lock, and releases it at the end', async () => {
       await api(LOCK, 'PATCH', { spec: lease('elsewhere.example/4242/cafe', 0).spec }, 'application/merge-patch+json');
       let released = false;
-      let out = '';
       const r = await up(['--json'], {
         env: { MESHDEMO_LOCK_WAIT: '60s' },
-        onStdout: (chunk) => {
-          out += chunk;
-          if (!released && out.includes('waiting up to 60s')) {
+        onEvent: (e) => {
+          if (!released && typeof e.message === 'string' && e.message.includes('waiting up to 60s')) {
             released = true;
             void api(LOCK, 'DELETE');
           }
@@ -317,20 +314,12 @@ describe('meshdemo down on a real API server', { skip }, () => {
   ];
   for (const kill of kills) {
     test(`down after up was killed ${kill.name} leaves nothing of meshdemo's behind`, async () => {
-      let child: ChildProcess | undefined;
       let killed = false;
-      let buffered = '';
       const r = await up(['--json'], {
-        onSpawn: (c) => (child = c),
-        onStdout: (chunk) => {
-          buffered += chunk;
-          const lines = buffered.split('\n');
-          buffered = lines.pop()!;
-          for (const line of lines) {
-            if (!killed && kill.at(JSON.parse(line))) {
-              killed = true;
-              killTree(child!);
-            }
+        onEvent: (e, child) => {
+          if (!killed && kill.at(e)) {
+            killed = true;
+            killTree(child);
           }
         },
       });

@@ -41,19 +41,12 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
   /** Holds kiali's pod Pending (so up waits in its addons step) until release() is called. */
   const holdKiali = () => sim.setPodReadiness((pod) => (pod.metadata?.labels?.app === 'kiali' ? 'pending' : true));
   const releaseKiali = () => sim.setPodReadiness(() => true);
-  const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any) => void; kubeconfig?: string } = {}): Promise<CliResult> => {
-    let buffered = '';
-    return runMeshdemo(['--kubeconfig', opts.kubeconfig ?? cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--json', 'up', '--no-app', '--yes', '--istio-archive', archive.path, ...args], {
+  const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any) => void; kubeconfig?: string } = {}): Promise<CliResult> =>
+    runMeshdemo(['--kubeconfig', opts.kubeconfig ?? cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--json', 'up', '--no-app', '--yes', '--istio-archive', archive.path, ...args], {
       env: opts.env,
       timeoutMs: 300_000,
-      onStdout: (chunk) => {
-        buffered += chunk;
-        const lines = buffered.split('\n');
-        buffered = lines.pop()!;
-        for (const l of lines) if (l.trim()) opts.onEvent?.(JSON.parse(l));
-      },
+      onEvent: opts.onEvent,
     });
-  };
   const waitingInAddons = (e: any) => e.type === 'log' && e.step === 'addons' && /^waiting for /.test(e.message);
   const lockWarnings = (r: CliResult) => r.events().filter((e) => e.type === 'log' && /lock/.test(e.message) && e.level === 'warn');
 

@@ -34,15 +34,31 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
  * Runs meshdemo as the leader of its own process group: on timeout (and when this process exits or is killed)
  * the whole group is killed — meshdemo and anything it started, such as istioctl.
  */
-export function runMeshdemo(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number; onStdout?: (chunk: string) => void; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
+export function runMeshdemo(
+  args: string[],
+  opts: {
+    env?: Record<string, string | undefined>;
+    cwd?: string;
+    timeoutMs?: number;
+    onStdout?: (chunk: string) => void;
+    onSpawn?: (child: ChildProcess) => void;
+    /** Each NDJSON event (--json) as soon as its line is complete, with the meshdemo process (to signal it). */
+    onEvent?: (event: any, child: ChildProcess) => void;
+  } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawnOwned(process.execPath, [MESHDEMO_BIN, ...args], { env: cleanEnv(opts.env), cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
+    let partial = '';
     child.stdout!.on('data', (c) => {
       stdout += c;
       opts.onStdout?.(String(c));
+      if (!opts.onEvent) return;
+      const lines = (partial + c).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) if (l.trim()) opts.onEvent(JSON.parse(l), child);
     });
     child.stderr!.on('data', (c) => (stderr += c));
     const timer = setTimeout(() => killOwned(child), opts.timeoutMs ?? 300_000);
