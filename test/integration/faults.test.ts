@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import yaml from 'js-yaml';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane, kubeJson, serviceAccountToken } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
@@ -235,13 +235,7 @@ describe('faults during up', { skip }, () => {
       const rb = await api(`${rbac}/namespaces/${where}/rolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'meshdemo-create-deployments' }, roleRef: roleRef('meshdemo-create-deployments'), subjects: [sa] });
       assert.equal(rb.status, 201);
     }
-    let token = '';
-    for (let i = 0; i < 100 && !token; i++) {
-      const secrets = (await api(`/api/v1/namespaces/kube-system/serviceaccounts/${sa.name}`)).body.secrets ?? [];
-      if (secrets.length) token = Buffer.from((await api(`/api/v1/namespaces/kube-system/secrets/${secrets[0].name}`)).body.data.token, 'base64').toString('utf8');
-      else await sleep(100);
-    }
-    assert.ok(token, 'the ServiceAccount got a token');
+    const token = await serviceAccountToken(cp, 'kube-system', sa.name);
     const doc = yaml.load(fs.readFileSync(kubeconfig, 'utf8')) as any;
     doc.users.push({ name: 'limited', user: { token } });
     doc.contexts.push({ name: 'limited', context: { cluster: doc.clusters[0].name, user: 'limited' } });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startControlPlane, type ControlPlane, kubeJson, serviceAccountToken } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
@@ -128,13 +128,7 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
     assert.equal((await api(`${rbac}/namespaces/default/roles`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'leases' }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] }] })).status, 201);
     const binding = `${rbac}/namespaces/default/rolebindings/leases`;
     assert.equal((await api(`${rbac}/namespaces/default/rolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'leases' }, roleRef: roleRef('Role', 'leases'), subjects: [sa] })).status, 201);
-    let token = '';
-    for (let i = 0; i < 100 && !token; i++) {
-      const secrets = (await api(`/api/v1/namespaces/kube-system/serviceaccounts/${sa.name}`)).body.secrets ?? [];
-      if (secrets.length) token = Buffer.from((await api(`/api/v1/namespaces/kube-system/secrets/${secrets[0].name}`)).body.data.token, 'base64').toString('utf8');
-      else await sleep(100);
-    }
-    assert.ok(token, 'the ServiceAccount got a token');
+    const token = await serviceAccountToken(cp, 'kube-system', sa.name);
     const kubeconfig = path.join(tmp, 'lockless.kubeconfig');
     fs.writeFileSync(
       kubeconfig,

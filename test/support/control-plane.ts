@@ -549,3 +549,13 @@ export async function kubeJson(
   const res = await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: opts.token ?? cp.adminToken, path, method: opts.method, body: opts.body, contentType: opts.contentType });
   return { status: res.status, body: res.body ? JSON.parse(res.body) : undefined };
 }
+
+/** The token the controller manager issues to a ServiceAccount (its token Secret, 1.20), waited for. */
+export async function serviceAccountToken(cp: ControlPlane, namespace: string, name: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const secrets = (await kubeJson(cp, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`)).body?.secrets ?? [];
+    if (secrets.length) return Buffer.from((await kubeJson(cp, `/api/v1/namespaces/${namespace}/secrets/${secrets[0].name}`)).body.data.token, 'base64').toString('utf8');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`ServiceAccount ${namespace}/${name} got no token`);
+}
