@@ -17,6 +17,8 @@ const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 export async function run(): Promise<BenchResult> {
   const n = Number(process.env.MESHDEMO_BENCH_DOWNLOAD_REPS) || 5;
   const tmp = tmpDir('download');
+  // a kubeconfig is named (it need not exist), so download fetches the Istio release only — what the curl pipeline fetches — not kind
+  const NAMED_CLUSTER = ['--kubeconfig', path.join(tmp, 'no-cluster.kubeconfig')];
   const cleanTmp = onCleanup(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release'), padBytes: 44 * 2 ** 20, istioctlScript: '#!/bin/sh\necho 1.8.4\n' });
   const server = await startReleaseServer({ [ASSET]: archive.path });
@@ -36,7 +38,7 @@ export async function run(): Promise<BenchResult> {
         fs.mkdirSync(dir);
         let tree: string;
         if (tool === 'meshdemo') {
-          const r = await mustRun(process.execPath, [MESHDEMO_BIN, '--cache-dir', dir, 'download', '--istio-mirror', server.url, '--json'], { env, timeoutMs: 300_000, cpu: true });
+          const r = await mustRun(process.execPath, [MESHDEMO_BIN, ...NAMED_CLUSTER, '--cache-dir', dir, 'download', '--istio-mirror', server.url, '--json'], { env, timeoutMs: 300_000, cpu: true });
           const result = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.type === 'result');
           if (!result?.ok || !result.downloaded) throw new Error(`meshdemo download: ${r.stdout}${r.stderr}`);
           tree = path.join(dir, 'istio', '1.8.4', 'tree');

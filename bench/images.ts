@@ -47,7 +47,8 @@ function stepContext(registry: string, baseImage: string, timeline: Timeline = {
     prompt: createPrompter({ json: true, isTTY: false }),
     secrets: new Set(),
   });
-  ctx.kube = async () => ({ contextName: 'bench', server: 'https://127.0.0.1:1' }) as unknown as KubeClient;
+  // no cluster: the context's name and one amd64 node (the build's platform), as the images tests' harness has it
+  ctx.kube = async () => ({ contextName: 'bench', server: 'https://127.0.0.1:1', list: async () => [{ status: { nodeInfo: { architecture: 'amd64' } } }] }) as unknown as KubeClient;
   const inventory = { async recordImages() {} };
   ctx.inventory = async () => inventory as unknown as Inventory;
   return ctx;

@@ -54,7 +54,8 @@ export async function run(): Promise<BenchResult> {
   const stopServer = onCleanup(() => server.close());
   const cache = path.join(tmp, 'cache');
   const env = loopbackEnv();
-  await mustRun(process.execPath, [MESHDEMO_BIN, '--cache-dir', cache, 'download', '--istio-mirror', server.url], { env });
+  // a kubeconfig is named (it need not exist yet), so download fetches the Istio release only, not kind
+  await mustRun(process.execPath, [MESHDEMO_BIN, '--kubeconfig', path.join(tmp, 'no-cluster.kubeconfig'), '--cache-dir', cache, 'download', '--istio-mirror', server.url], { env });
   const release = path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4');
   const istioctl = path.join(release, 'bin', 'istioctl');
 
