@@ -2,7 +2,7 @@
  * Verified, resumable downloads. Nothing here logs: progress and retries are reported through callbacks.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { createReadStream, openSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { httpGet, IdleTimeoutError } from './http-get.js';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
 import { extractArchiveSafely } from './extract.js';
+import { OrderedWrites } from './ordered-writes.js';
 import { TreeWriter, type ExtractLimits } from './tree-writer.js';
 
 export interface DownloadProgress {
@@ -69,6 +70,8 @@ export interface FetchTextOptions {
 
 const SHA256 = /^[0-9a-f]{64}$/i;
 const PROGRESS_INTERVAL_MS = 250;
+/** Received bytes waiting to be written to the .part file before the socket is read further. */
+const PART_WRITES_IN_FLIGHT = 8 << 20;
 const NETWORK_HINT = 'check the network connection and proxy settings (HTTPS_PROXY, NO_PROXY), then run again';
 const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
@@ -181,17 +184,22 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
       // is in the .part file and the retry can resume from it.
       let bodyError: unknown;
       const fd = openSync(part, fed > 0 ? 'a' : 'w');
+      // written off the main thread, which hashes and unpacks meanwhile; all of it is on disk before a retry
+      const partWrites = new OrderedWrites();
       try {
         for await (const chunk of untilError(res.body, (err) => (bodyError = err))) {
-          for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+          partWrites.write(fd, chunk);
           hash.update(chunk);
           fed += chunk.length;
           progress(fed, total);
           if (writer) await writer.write(chunk);
+          if (partWrites.bytesInFlight > PART_WRITES_IN_FLIGHT) await partWrites.below(PART_WRITES_IN_FLIGHT / 2);
         }
       } finally {
-        closeSync(fd);
+        partWrites.close(fd);
+        await partWrites.below(0);
       }
+      if (partWrites.error) throw partWrites.error;
       if (bodyError !== undefined) throw bodyError;
       if (total !== undefined && fed !== total) {
         throw new TransientError(`connection closed after ${fed} of ${total} bytes`);

@@ -1,5 +1,5 @@
 import { ExternalCommandError, PreflightError } from '../core/errors.js';
-import { runCommand, type RunOptions } from './run.js';
+import { runCommand, runProbe, type RunOptions } from './run.js';
 
 /**
  * The kind CLI as meshdemo uses it (kind v0.17.0, sigs.k8s.io/kind pkg/cmd/kind/...): argument arrays through
@@ -15,7 +15,7 @@ export interface KindCallOptions {
 /** `kind version` → "0.17.0" (pkg/cmd/kind/version/version.go prints "kind v<version> <go> <os>/<arch>"). */
 export async function kindVersion(bin: string, opts: KindCallOptions = {}): Promise<string | undefined> {
   try {
-    const r = await runCommand(bin, ['version'], { signal: opts.signal, timeoutMs: opts.timeoutMs ?? 20_000 });
+    const r = await runProbe(bin, ['version'], { signal: opts.signal, timeoutMs: opts.timeoutMs ?? 20_000 });
     return /^kind v(\S+)/m.exec(r.stdout)?.[1];
   } catch (err) {
     if (err instanceof PreflightError || err instanceof ExternalCommandError) return undefined;

@@ -92,18 +92,62 @@ export async function runCommand(file: string, args: string[], opts: RunOptions 
   pump(child.stdout, 'stdout');
   pump(child.stderr, 'stderr');
   const result = await child;
-  const name = `${file.split('/').pop()} ${args.slice(0, 3).join(' ')}`.trim();
-  if (result.isCanceled || opts.signal?.aborted) throw new InterruptedError(`interrupted while running ${name}`);
-  if ((result as any).code === 'ENOENT' || /ENOENT/.test(String((result as any).originalMessage ?? ''))) {
-    throw new PreflightError(`${file} is not installed or not on PATH`, { hint: `install ${file.split('/').pop()} or put it on PATH` });
-  }
-  if (result.timedOut) {
-    if (opts.onTimeout) throw opts.onTimeout({ name, timeoutMs: opts.timeoutMs ?? 0, tail: [...tail] });
-    throw new ExternalCommandError(`${name} did not finish within ${((opts.timeoutMs ?? 0) / 1000).toFixed(opts.timeoutMs && opts.timeoutMs < 10_000 ? 1 : 0)}s`, { details: tail, hint: 'see its last output above' });
-  }
+  const name = commandName(file, args);
+  const notFound = (result as any).code === 'ENOENT' || /ENOENT/.test(String((result as any).originalMessage ?? ''));
+  if (result.timedOut && opts.onTimeout && !opts.signal?.aborted) throw opts.onTimeout({ name, timeoutMs: opts.timeoutMs ?? 0, tail: [...tail] });
   const exitCode = result.exitCode ?? 1;
-  if (exitCode !== 0 && !(opts.okExitCodes ?? []).includes(exitCode)) {
-    throw new ExternalCommandError(`${name} failed with exit code ${exitCode}`, { details: tail, hint: 'its last output is shown below; --verbose streams all of it' });
-  }
+  const failure = failureOf(file, args, { canceled: result.isCanceled || !!opts.signal?.aborted, notFound, timedOut: !!result.timedOut, exitCode, tail }, opts);
+  if (failure) throw failure;
   return { exitCode, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), tail };
+}
+
+/**
+ * A short command read only once it has exited (a version probe), started with node's execFile: loading
+ * execa costs a fresh process ~70 ms, which was a fifth of `meshdemo download`. Same errors as runCommand.
+ */
+export async function runProbe(file: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number }): Promise<{ stdout: string; stderr: string }> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, { signal: opts.signal, timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 4 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) return resolve({ stdout, stderr });
+      const tail = `${stdout}${stderr}`.split('\n').filter((l) => l !== '').slice(-15);
+      const code = (err as { code?: unknown }).code;
+      const outcome = {
+        canceled: !!opts.signal?.aborted,
+        notFound: code === 'ENOENT',
+        timedOut: err.killed === true && !opts.signal?.aborted && code !== 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER',
+        exitCode: typeof code === 'number' ? code : 1,
+        tail,
+      };
+      reject(failureOf(file, args, outcome, { timeoutMs: opts.timeoutMs }) ?? err);
+    });
+    child.stdin?.end();
+  });
+}
+
+interface Outcome {
+  canceled: boolean;
+  notFound: boolean;
+  timedOut: boolean;
+  exitCode: number;
+  tail: string[];
+}
+
+function commandName(file: string, args: string[]): string {
+  return `${file.split('/').pop()} ${args.slice(0, 3).join(' ')}`.trim();
+}
+
+/** The error a finished command stands for, or undefined when it succeeded. */
+function failureOf(file: string, args: string[], o: Outcome, opts: Pick<RunOptions, 'timeoutMs' | 'okExitCodes'>): Error | undefined {
+  const name = commandName(file, args);
+  if (o.canceled) return new InterruptedError(`interrupted while running ${name}`);
+  if (o.notFound) return new PreflightError(`${file} is not installed or not on PATH`, { hint: `install ${file.split('/').pop()} or put it on PATH` });
+  if (o.timedOut) {
+    const ms = opts.timeoutMs ?? 0;
+    return new ExternalCommandError(`${name} did not finish within ${(ms / 1000).toFixed(ms && ms < 10_000 ? 1 : 0)}s`, { details: o.tail, hint: 'see its last output above' });
+  }
+  if (o.exitCode !== 0 && !(opts.okExitCodes ?? []).includes(o.exitCode)) {
+    return new ExternalCommandError(`${name} failed with exit code ${o.exitCode}`, { details: o.tail, hint: 'its last output is shown below; --verbose streams all of it' });
+  }
+  return undefined;
 }

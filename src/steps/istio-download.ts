@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DownloadError, ExternalCommandError } from '../core/errors.js';
 import type { Context, Step } from '../core/step.js';
-import { runCommand } from '../exec/run.js';
+import { runProbe } from '../exec/run.js';
 import { assetName, extractDir, istioctlPath, versionCacheDir } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';
 
@@ -52,7 +52,7 @@ export const istioDownload: Step<Settings> = {
     if (!isExecutable(binary)) {
       throw new DownloadError(`the archive has no executable istio-${version}/bin/istioctl`, { hint: 'it is not an Istio release archive; check --istio-archive or --istio-mirror' });
     }
-    const out = await runCommand(binary, ['version', '--remote=false'], { signal: ctx.signal, timeoutMs: 30_000 });
+    const out = await runProbe(binary, ['version', '--remote=false'], { signal: ctx.signal, timeoutMs: 30_000 });
     if (!out.stdout.includes(version)) {
       throw new ExternalCommandError(`istioctl reports version "${out.stdout.trim().split('\n')[0]}", expected ${version}`, { hint: 'the archive holds another release; check --istio-version' });
     }

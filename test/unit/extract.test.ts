@@ -251,6 +251,20 @@ describe('extractArchiveSafely', () => {
     assert.deepEqual(await walk(sandbox), [archive]);
   });
 
+  it('writes every byte of large files in order, past the 1 MiB gunzip chunks and the 8 MiB of writes in flight', async () => {
+    // random bodies do not compress: each crosses many gunzip chunks, the largest the write backlog
+    const entries: RawEntry[] = [
+      { path: 'big/one', body: randomBytes(20 * 2 ** 20 + 17) },
+      { path: 'big/small', body: 'between the large ones\n' },
+      { path: 'big/two', body: randomBytes(3 * 2 ** 20 + 511) },
+      { path: 'big/zeros', body: Buffer.alloc(12 * 2 ** 20) },
+    ];
+    await writeFile(archive, rawTarGz(entries));
+    const res = await extractArchiveSafely(archive, target);
+    assert.equal(res.entries, 4);
+    for (const e of entries) assert.ok((await readFile(join(target, e.path!))).equals(typeof e.body === 'string' ? Buffer.from(e.body) : e.body!), `${e.path} differs`);
+  });
+
   it('refuses to start when already aborted', async () => {
     await writeFile(archive, rawTarGz([{ path: 'f', body: 'x' }]));
     await assert.rejects(extractArchiveSafely(archive, target, { signal: AbortSignal.abort() }), InterruptedError);
