@@ -16,47 +16,65 @@ export interface RunOptions {
 }
 
 /**
- * Runs steps in order: each is checked first and skipped when already satisfied.
+ * Runs steps in order: each is checked first and skipped when already satisfied. A step that names the
+ * earlier steps it needs (`after`) starts once those have finished, alongside the steps between them and it;
+ * every other step starts once all earlier steps have finished. When a step fails, the steps running beside
+ * it are stopped and nothing more starts; the first failure is thrown.
  * With ctx.dryRun nothing runs; unsatisfied steps are reported as planned.
  */
 export async function runSteps<S>(steps: Step<S>[], ctx: Context<S>, opts: RunOptions = {}): Promise<StepOutcome[]> {
-  const outcomes: StepOutcome[] = [];
-  let confirmed = false;
-  for (const step of steps) {
+  const stop = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, stop.signal]);
+  let firstFailure: { step: Step<S>; error: unknown } | undefined;
+  let confirmation: Promise<void> | undefined;
+  const confirm = () => (confirmation ??= Promise.resolve(opts.beforeFirstChange?.()));
+
+  const runOne = async (step: Step<S>): Promise<StepOutcome | undefined> => {
     if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (stop.signal.aborted) return undefined;
     const started = Date.now();
-    const stepCtx: Context<S> = { ...ctx, log: stepLog(ctx.events, step.id) };
+    const stepCtx: Context<S> = { ...ctx, signal, log: stepLog(ctx.events, step.id) };
+    const report = (status: StepOutcome['status'], message?: string) => {
+      const outcome = finish(step, status, started, message);
+      ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: status === 'planned' ? 'skipped' : status, durationMs: outcome.durationMs, message: outcome.message });
+      return outcome;
+    };
     ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'start' });
     try {
       const check: CheckResult = await step.check(stepCtx);
-      if (check.satisfied) {
-        const outcome = finish(step, 'skipped', started, check.detail ?? 'already done');
-        outcomes.push(outcome);
-        ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'skipped', durationMs: outcome.durationMs, message: outcome.message });
-        continue;
-      }
-      if (ctx.dryRun && !step.readOnly) {
-        const outcome = finish(step, 'planned', started, `would run: ${check.detail ?? step.title}`);
-        outcomes.push(outcome);
-        ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'skipped', durationMs: outcome.durationMs, message: outcome.message });
-        continue;
-      }
-      if (!step.readOnly && !confirmed) {
-        confirmed = true;
-        await opts.beforeFirstChange?.();
-      }
-      const message = (await step.run(stepCtx)) ?? undefined;
-      const outcome = finish(step, 'done', started, message);
-      outcomes.push(outcome);
-      ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'done', durationMs: outcome.durationMs, message });
+      if (check.satisfied) return report('skipped', check.detail ?? 'already done');
+      if (ctx.dryRun && !step.readOnly) return report('planned', `would run: ${check.detail ?? step.title}`);
+      if (!step.readOnly) await confirm();
+      return report('done', (await step.run(stepCtx)) ?? undefined);
     } catch (err) {
-      const failure = ctx.signal.aborted ? abortReason(ctx.signal) : err;
-      const outcome = finish(step, 'failed', started, oneLine(failure));
-      ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: 'failed', durationMs: outcome.durationMs, message: outcome.message });
-      throw failure;
+      if (ctx.signal.aborted) {
+        report('failed', oneLine(abortReason(ctx.signal)));
+        throw abortReason(ctx.signal);
+      }
+      if (firstFailure && stop.signal.aborted) {
+        report('failed', `stopped: ${firstFailure.step.title} failed`);
+        return undefined;
+      }
+      firstFailure = { step, error: err };
+      report('failed', oneLine(err));
+      stop.abort();
+      throw err;
     }
+  };
+
+  const runs: Promise<StepOutcome | undefined>[] = [];
+  for (const [i, step] of steps.entries()) {
+    const needs = step.after ? runs.filter((_, j) => step.after!.includes(steps[j].id)) : runs.slice(0, i);
+    runs.push(Promise.all(needs).then(() => runOne(step)));
+    // a failure is thrown once every step that started has settled
+    runs[i].catch(() => {});
   }
-  return outcomes;
+  const settled = await Promise.allSettled(runs);
+  if (ctx.signal.aborted) throw abortReason(ctx.signal);
+  if (firstFailure) throw firstFailure.error;
+  const rejected = settled.find((r) => r.status === 'rejected');
+  if (rejected) throw (rejected as PromiseRejectedResult).reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<StepOutcome | undefined>).value).filter((o): o is StepOutcome => o !== undefined);
 }
 
 /** Checks every step without running any (for `plan` and `status`). */

@@ -36,6 +36,12 @@ export interface Step<S = unknown> {
    * step that has work to do, the runner asks once.
    */
   readOnly?: boolean;
+  /**
+   * The earlier steps this one needs finished. Given, it starts as soon as they have, while the steps between
+   * them and it still run (the addons are applied while istioctl waits for Istio to be ready); it must then wait
+   * itself for anything those steps create. Without it, a step starts once every earlier step has finished.
+   */
+  after?: string[];
   /** Read-only: is the work already done? */
   check(ctx: Context<S>): Promise<CheckResult>;
   /** Do the work; the returned text is the step's done message. */

@@ -122,6 +122,8 @@ async function explainNodePortError(kube: KubeClient, err: unknown, name: string
 export const dashboards: Step<Settings> = {
   id: 'dashboards',
   title: 'Expose dashboards on NodePorts',
+  // the addons' Services are all it needs, so it runs as soon as they exist, while istioctl may still wait
+  after: ['addons'],
   async check(ctx) {
     const kube = await ctx.kube();
     const inventory = await ctx.inventory();

@@ -172,11 +172,15 @@ export const istioInstall: Step<Settings> = {
   },
 };
 
-/** Every Deployment in the namespace that is not ready, with its pods' reasons and events. */
+/**
+ * Every Deployment of Istio's in the namespace that is not ready, with its pods' reasons and events; the addons,
+ * applied meanwhile with meshdemo's label, are the addons step's to report.
+ */
 export async function diagnoseNamespace(kube: KubeClient, namespace: string): Promise<string[]> {
   const deployments = await kube.list('apps/v1', 'Deployment', { namespace });
   const lines: string[] = [];
   for (const d of deployments) {
+    if (Object.entries(MANAGED_BY).every(([k, v]) => d.metadata.labels?.[k] === v)) continue;
     if (!toState(namespace, d.metadata.name, d).ready) lines.push(...(await diagnoseDeployment(kube, namespace, d.metadata.name)));
   }
   return lines;

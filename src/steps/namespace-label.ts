@@ -7,6 +7,8 @@ export const INJECTION_LABEL = 'istio-injection';
 export const namespaceLabel: Step = {
   id: 'namespace-label',
   title: 'Label namespace for sidecar injection',
+  // a label, independent of Istio: set while istioctl installs (the webhook reads it when pods are created)
+  after: ['preflight'],
   async check(ctx) {
     const ns = ctx.options.namespace;
     const value = await injectionLabel(await ctx.kube(), ns);

@@ -64,16 +64,28 @@ export async function createRenderer(
   const logLine = (e: Extract<MeshEvent, { type: 'log' }>) =>
     `  ${e.level === 'warn' ? 'warning: ' : e.level === 'note' ? 'note: ' : ''}${e.message}`;
 
+  // steps that may run side by side (src/core/runner.ts): while more than one runs, each log line names its step
+  const running = new Map<string, string>();
+  const track = (e: Extract<MeshEvent, { type: 'step' }>) => {
+    if (e.status === 'start') running.set(e.id, e.title);
+    else running.delete(e.id);
+  };
+  const taggedLogLine = (e: Extract<MeshEvent, { type: 'log' }>) => {
+    const line = logLine(e);
+    return running.size > 1 && e.step ? `  [${e.step}]${line.slice(1)}` : line;
+  };
+
   if (mode === 'plain') {
     let lastProgress = 0;
     return {
       mode,
       emit(e) {
         if (e.type === 'step') {
+          track(e);
           out(stderr, e.status === 'start' ? `… ${e.title}` : stepLine(e));
         } else if (e.type === 'log') {
           if (e.level === 'debug' && !opts.verbose) return;
-          out(stderr, logLine(e));
+          out(stderr, taggedLogLine(e));
         } else if (e.type === 'progress') {
           if (Date.now() - lastProgress < 5000) return;
           lastProgress = Date.now();
@@ -89,16 +101,25 @@ export async function createRenderer(
   }
 
   const { default: ora } = await import('ora');
+  // one spinner line, naming every step that runs
   let spinner: ReturnType<typeof ora> | undefined;
-  let currentTitle = '';
+  let progressText = '';
   let suspended = false;
+  // while a prompt owns the terminal (suspend), a spinner is made but not drawn
+  const startSpinner = () => {
+    const made = ora({ text: spinnerText(), stream: stderr });
+    return suspended ? made : made.start();
+  };
+  const spinnerText = () => redact([...running.values()].join(' · ') + (running.size === 1 && progressText ? ` ${progressText}` : ''));
   return {
     mode,
     emit(e) {
       if (e.type === 'step') {
+        track(e);
+        progressText = '';
         if (e.status === 'start') {
-          currentTitle = e.title;
-          spinner = ora({ text: redact(e.title), stream: stderr }).start();
+          if (spinner) spinner.text = spinnerText();
+          else spinner = startSpinner();
           return;
         }
         const line = redact(stepLine(e).slice(2));
@@ -106,24 +127,23 @@ export async function createRenderer(
         if (e.status === 'done') spinner.succeed(line);
         else if (e.status === 'failed') spinner.fail(line);
         else spinner.stopAndPersist({ symbol: SYMBOL.skipped, text: line });
-        spinner = undefined;
+        spinner = running.size ? startSpinner() : undefined;
       } else if (e.type === 'log') {
         if (e.level === 'debug' && !opts.verbose) return;
-        const running = spinner?.isSpinning;
-        if (running) spinner!.clear();
-        out(stderr, logLine(e));
-        if (running) spinner!.render();
+        const spinning = spinner?.isSpinning;
+        if (spinning) spinner!.clear();
+        out(stderr, taggedLogLine(e));
+        if (spinning) spinner!.render();
       } else if (e.type === 'progress' && spinner) {
-        spinner.text = redact(`${currentTitle} ${formatProgress(e.received, e.total, e.rate)}`);
+        progressText = formatProgress(e.received, e.total, e.rate);
+        spinner.text = spinnerText();
       }
     },
     print: (text) => out(stdout, text),
     result() {},
     suspend() {
-      if (spinner?.isSpinning) {
-        spinner.stop();
-        suspended = true;
-      }
+      if (spinner?.isSpinning) spinner.stop();
+      suspended = true;
     },
     resume() {
       if (suspended) spinner?.start();

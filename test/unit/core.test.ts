@@ -73,6 +73,92 @@ describe('runner', () => {
   });
 });
 
+describe('runner: steps that name what they need (after)', () => {
+  /** A step whose run waits until release() is called, recording when it started and ended. */
+  function gated(id: string, log: string[], extra: Partial<Step> = {}) {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const s: Step = {
+      id,
+      title: id,
+      check: async () => ({ satisfied: false }),
+      run: async (ctx) => {
+        log.push(`${id}:run`);
+        await Promise.race([gate, new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error(`${id} aborted`)), { once: true }))]);
+        log.push(`${id}:end`);
+      },
+      ...extra,
+    };
+    return { step: s, release: () => release() };
+  }
+  const until = async (cond: () => boolean) => {
+    while (!cond()) await new Promise((r) => setImmediate(r));
+  };
+
+  it('starts once what it names has finished, beside the steps in between; later steps wait for both', async () => {
+    const log: string[] = [];
+    const install = gated('install', log);
+    const addons = gated('addons', log, { after: ['download'] });
+    const run = runSteps([step('download', false, []), install.step, addons.step, step('app', false, [], { run: async () => void log.push('app:run') })], fakeContext([]));
+    await until(() => log.includes('install:run') && log.includes('addons:run'));
+    addons.release();
+    await until(() => log.includes('addons:end'));
+    assert.ok(!log.includes('app:run'), 'app started before install finished');
+    install.release();
+    const outcomes = await run;
+    assert.deepEqual(log, ['install:run', 'addons:run', 'addons:end', 'install:end', 'app:run']);
+    assert.deepEqual(outcomes.map((o) => `${o.id}:${o.status}`), ['download:done', 'install:done', 'addons:done', 'app:done']);
+  });
+
+  it('asks once, before the first change, though two changing steps start together', async () => {
+    const log: string[] = [];
+    let confirmations = 0;
+    const install = gated('install', log);
+    const addons = gated('addons', log, { after: [] });
+    const run = runSteps([install.step, addons.step], fakeContext([]), { beforeFirstChange: async () => void confirmations++ });
+    await until(() => log.length === 2);
+    install.release();
+    addons.release();
+    await run;
+    assert.equal(confirmations, 1);
+  });
+
+  it('a failure stops the step running beside it, starts nothing more, and is the error thrown', async () => {
+    const events: MeshEvent[] = [];
+    const log: string[] = [];
+    const addons = gated('addons', log, { after: [] });
+    const install = step('install', false, [], {
+      run: async () => {
+        await until(() => log.includes('addons:run'));
+        throw new PreflightError('istioctl failed', { hint: 'see its output' });
+      },
+    });
+    const later: string[] = [];
+    await assert.rejects(runSteps([install, addons.step, step('dashboards', false, later)], fakeContext(events)), (e: unknown) => e instanceof PreflightError && e.message === 'istioctl failed');
+    assert.deepEqual(later, []);
+    const ends = events.filter((e) => e.type === 'step' && e.status !== 'start').map((e) => `${(e as any).id}:${(e as any).status}:${(e as any).message}`);
+    assert.deepEqual(ends, ['install:failed:istioctl failed — see its output', 'addons:failed:stopped: install failed']);
+  });
+});
+
+describe('plain output of steps that run side by side', () => {
+  it('names the step on each log line while more than one runs', async () => {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let err = '';
+    stderr.on('data', (c) => (err += c));
+    const r = await createRenderer('plain', { verbose: false, secrets: new Set(), streams: { stdout, stderr } });
+    r.emit({ type: 'step', id: 'istio-install', title: 'Install Istio', status: 'start' });
+    r.emit({ type: 'log', step: 'istio-install', level: 'info', message: 'alone' });
+    r.emit({ type: 'step', id: 'addons', title: 'Apply addons', status: 'start' });
+    r.emit({ type: 'log', step: 'addons', level: 'warn', message: 'beside' });
+    r.emit({ type: 'step', id: 'addons', title: 'Apply addons', status: 'done' });
+    r.emit({ type: 'log', step: 'istio-install', level: 'info', message: 'alone again' });
+    r.close();
+    assert.deepEqual(err.trim().split('\n'), ['… Install Istio', '  alone', '… Apply addons', '  [addons] warning: beside', '✔ Apply addons', '  alone again']);
+  });
+});
+
 describe('errors', () => {
   it('map to the documented exit codes and one line', () => {
     assert.equal(exitCodeOf(new UsageError('x')), 2);
