@@ -39,7 +39,8 @@ export interface Step<S = unknown> {
   /**
    * The earlier steps this one needs finished. Given, it starts as soon as they have, while the steps between
    * them and it still run (the addons are applied while istioctl waits for Istio to be ready); it must then wait
-   * itself for anything those steps create. Without it, a step starts once every earlier step has finished.
+   * itself for anything those steps create. Ids of steps not in the run are ignored. Without it, a step starts once
+   * every earlier step has finished.
    */
   after?: string[];
   /** Read-only: is the work already done? */

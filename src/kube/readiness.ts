@@ -1,4 +1,4 @@
-import { describeRef, type KubeClient, type KubeObject, type ObjectRef } from './client.js';
+import type { KubeClient, KubeObject } from './client.js';
 
 export interface DeploymentState {
   name: string;
@@ -105,19 +105,4 @@ export async function waitForDeployments(
 /** Often at first, when what is awaited is usually a moment away, then once a second. */
 function pollInterval(started: number): number {
   return Date.now() - started < 5000 ? 250 : 1000;
-}
-
-/** Polls until the object exists; on the deadline, a ReadinessTimeoutError naming it and `why` (who creates it). */
-export async function waitForObject(kube: KubeClient, ref: ObjectRef, opts: { deadline: number; signal?: AbortSignal; why: string }): Promise<void> {
-  const { setTimeout: sleep } = await import('node:timers/promises');
-  const { InterruptedError, ReadinessTimeoutError } = await import('../core/errors.js');
-  const started = Date.now();
-  while (!(await kube.get(ref, { signal: opts.signal }))) {
-    if (Date.now() >= opts.deadline) {
-      throw new ReadinessTimeoutError(`${describeRef(ref)} does not exist before the deadline`, { hint: `${opts.why}; check that step's output, or raise --timeout, then re-run` });
-    }
-    await sleep(pollInterval(started), undefined, { signal: opts.signal }).catch(() => {
-      throw new InterruptedError();
-    });
-  }
 }

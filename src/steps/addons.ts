@@ -6,7 +6,7 @@ import type { Context, Step } from '../core/step.js';
 import { applyAll } from '../kube/apply.js';
 import { refOf, type KubeClient, type KubeObject } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
-import { deploymentState, waitForDeployments, waitForObject } from '../kube/readiness.js';
+import { deploymentState, waitForDeployments } from '../kube/readiness.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { releaseDir } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';
@@ -75,8 +75,8 @@ async function missingObjects(kube: KubeClient, objects: KubeObject[]): Promise<
 export const addons: Step<Settings> = {
   id: 'addons',
   title: 'Apply addons (Prometheus, Grafana, Jaeger, Kiali)',
-  // applied while istioctl waits for Istio to be ready: they need only the release and istio-system
-  after: ['preflight', 'istio-download'],
+  // applied while istioctl installs and waits for Istio to be ready: they need only the release and istio-system
+  after: ['preflight', 'istio-download', 'istio-namespace'],
   async check(ctx) {
     const kube = await ctx.kube();
     if (!fs.existsSync(releaseDir(ctx.options.cacheDir, ctx.settings.istioVersion))) {
@@ -95,7 +95,6 @@ export const addons: Step<Settings> = {
     const inventory = await ctx.inventory();
     const objects = addonObjects(ctx.options.cacheDir, ctx.settings);
     const deadline = Date.now() + ctx.options.timeoutMs;
-    await waitForObject(kube, { apiVersion: 'v1', kind: 'Namespace', name: ISTIO_NAMESPACE }, { deadline, signal: ctx.signal, why: 'istioctl install creates it' });
     const outcomes = await applyAll(kube, objects, {
       defaultNamespace: ISTIO_NAMESPACE,
       signal: ctx.signal,

@@ -122,8 +122,9 @@ async function explainNodePortError(kube: KubeClient, err: unknown, name: string
 export const dashboards: Step<Settings> = {
   id: 'dashboards',
   title: 'Expose dashboards on NodePorts',
-  // the addons' Services are all it needs, so it runs as soon as they exist, while istioctl may still wait
-  after: ['addons'],
+  // the addons' Services are all it needs, so it runs as soon as they exist, while istioctl may still wait; on kind
+  // it waits for the gateway's pinned node ports too, so that none of its default ports is found taken by them
+  after: ['addons', 'gateway-ports'],
   async check(ctx) {
     const kube = await ctx.kube();
     const inventory = await ctx.inventory();

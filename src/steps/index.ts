@@ -12,6 +12,7 @@ import { gatewayUrlStep } from './gateway-url.js';
 import { renderStep } from './render.js';
 import { gatewayPorts } from './gateway-ports.js';
 import { LOCAL_CLUSTER_STEPS } from './local-cluster.js';
+import { istioNamespace } from './istio-namespace.js';
 
 export const LOCAL_STEP_IDS: ReadonlySet<string> = new Set(LOCAL_CLUSTER_STEPS.map((s) => s.id));
 
@@ -38,7 +39,7 @@ export async function upSteps(settings: UpSettings, contextName?: string): Promi
   if (settings.render) return [renderStep];
   const steps: Step<any>[] = [preflight];
   if (settings.app && !settings.skipBuild) steps.push(toolsPreflight);
-  steps.push(istioDownload, istioInstall);
+  steps.push(istioDownload, istioNamespace, istioInstall);
   if (settings.local || contextName?.startsWith('kind-')) steps.push(gatewayPorts);
   steps.push(namespaceLabel, addons, dashboards);
   if (settings.app) steps.push(images, appDeploy, gatewayUrlStep);

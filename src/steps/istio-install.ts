@@ -96,9 +96,6 @@ export const istioInstall: Step<Settings> = {
   async run(ctx) {
     const kube = await ctx.kube();
     const inventory = await ctx.inventory();
-    if (!(await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ISTIO_NAMESPACE }))) {
-      await inventory.recordCreatedNamespace(ISTIO_NAMESPACE);
-    }
     const seconds = Math.max(30, Math.round(ctx.options.timeoutMs / 1000));
     const args = [
       'install',

@@ -7,8 +7,9 @@ export const INJECTION_LABEL = 'istio-injection';
 export const namespaceLabel: Step = {
   id: 'namespace-label',
   title: 'Label namespace for sidecar injection',
-  // a label, independent of Istio: set while istioctl installs (the webhook reads it when pods are created)
-  after: ['preflight'],
+  // a label, independent of Istio: set while istioctl installs (the webhook reads it when pods are created); not
+  // before the release is verified, so that a failed download changes nothing on the cluster
+  after: ['preflight', 'istio-download'],
   async check(ctx) {
     const ns = ctx.options.namespace;
     const value = await injectionLabel(await ctx.kube(), ns);

@@ -171,13 +171,13 @@ describe('foundation on a real API server', { skip }, () => {
     const { steps } = r.events().at(-1);
     assert.deepEqual(
       steps.map((s: any) => s.id),
-      ['preflight', 'tools-preflight', 'istio-download', 'istio-install', 'namespace-label', 'addons', 'dashboards', 'images', 'app-deploy', 'gateway-url'],
+      ['preflight', 'tools-preflight', 'istio-download', 'istio-namespace', 'istio-install', 'namespace-label', 'addons', 'dashboards', 'images', 'app-deploy', 'gateway-url'],
     );
     assert.ok(steps.every((s: any) => typeof s.satisfied === 'boolean'));
     assert.equal(steps.find((s: any) => s.id === 'istio-install').satisfied, false);
     const human = await run(['plan', '--no-app']);
     assert.match(human.stdout, /1\. needed\s+preflight/);
-    assert.match(human.stdout, /6\. needed\s+dashboards/);
+    assert.match(human.stdout, /7\. needed\s+dashboards/);
     assert.doesNotMatch(human.stdout, /images/);
   });
 

@@ -48,6 +48,23 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
       onEvent: opts.onEvent,
     });
   const waitingInAddons = (e: any) => e.type === 'log' && e.step === 'addons' && /^waiting for /.test(e.message);
+  /**
+   * An onEvent that calls fn once up waits in its addons step with nothing running beside it: the addons run beside
+   * istioctl install (src/core/runner.ts `after`), and istioctl, like client-go, does not live through an outage.
+   */
+  const whenAddonsWaitAlone = (fn: () => void) => {
+    let waiting = false;
+    let installEnded = false;
+    let called = false;
+    return (e: any) => {
+      if (waitingInAddons(e)) waiting = true;
+      if (e.type === 'step' && e.id === 'istio-install' && e.status !== 'start') installEnded = true;
+      if (!called && waiting && installEnded) {
+        called = true;
+        fn();
+      }
+    };
+  };
   const lockWarnings = (r: CliResult) => r.events().filter((e) => e.type === 'log' && /lock/.test(e.message) && e.level === 'warn');
 
   before(async () => {
@@ -66,18 +83,16 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
     holdKiali();
     let outage: Promise<void> | undefined;
     const r = await up([], {
-      onEvent: (e) => {
-        if (!outage && waitingInAddons(e)) {
-          outage = (async () => {
-            // down for 11 s (and a few more while it starts): longer than the 10 s between renewals, shorter than
-            // the 30 s lease and than the 20 s for which meshdemo retries any request
-            await cp.stopApiServer();
-            await sleep(11_000);
-            await cp.startApiServer();
-            releaseKiali();
-          })();
-        }
-      },
+      onEvent: whenAddonsWaitAlone(() => {
+        outage = (async () => {
+          // down for 11 s (and a few more while it starts): longer than the 10 s between renewals, shorter than
+          // the 30 s lease and than the 20 s for which meshdemo retries any request
+          await cp.stopApiServer();
+          await sleep(11_000);
+          await cp.startApiServer();
+          releaseKiali();
+        })();
+      }),
     });
     assert.ok(outage, 'up waited in its addons step');
     await outage;
@@ -91,11 +106,9 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
     holdKiali();
     let taken: Promise<unknown> | undefined;
     const r = await up(['--timeout', '2m'], {
-      onEvent: (e) => {
-        if (!taken && waitingInAddons(e)) {
-          taken = api(LOCK, 'PATCH', { spec: { holderIdentity: 'thief.example/1/beef', renewTime: microTime(Date.now()) } }, 'application/merge-patch+json');
-        }
-      },
+      onEvent: whenAddonsWaitAlone(() => {
+        taken = api(LOCK, 'PATCH', { spec: { holderIdentity: 'thief.example/1/beef', renewTime: microTime(Date.now()) } }, 'application/merge-patch+json');
+      }),
     });
     releaseKiali();
     assert.ok(taken, 'up waited in its addons step');
