@@ -109,6 +109,21 @@ export class Inventory {
     await this.flush();
   }
 
+  /** The namespace was not created after all (its create was refused): the record stops naming it. */
+  async forgetCreatedNamespace(name: string): Promise<void> {
+    if (!this.data.createdNamespaces.includes(name)) return;
+    this.data.createdNamespaces = this.data.createdNamespaces.filter((n) => n !== name);
+    await this.flush();
+  }
+
+  /** The change recorded for ref did not happen (it was refused): the record stops naming it. */
+  async forgetChanged(ref: ObjectRef): Promise<void> {
+    const kept = this.data.changed.filter((c) => !sameRef(c.ref, ref));
+    if (kept.length === this.data.changed.length) return;
+    this.data.changed = kept;
+    await this.flush();
+  }
+
   async recordCreatedNamespace(name: string): Promise<void> {
     if (this.data.createdNamespaces.includes(name)) return;
     this.data.createdNamespaces.push(name);

@@ -45,6 +45,8 @@ export async function runSteps<S>(steps: Step<S>[], ctx: Context<S>, opts: RunOp
       if (check.satisfied) return report('skipped', check.detail ?? 'already done');
       if (ctx.dryRun && !step.readOnly) return report('planned', `would run: ${check.detail ?? step.title}`);
       if (!step.readOnly) await confirm();
+      // a step beside this one failed while the question was open: this one does not start
+      if (stop.signal.aborted) throw stop.signal.reason;
       return report('done', (await step.run(stepCtx)) ?? undefined);
     } catch (err) {
       if (ctx.signal.aborted) {

@@ -194,6 +194,7 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
           progress(fed, total);
           if (writer) await writer.write(chunk);
           if (partWrites.bytesInFlight > PART_WRITES_IN_FLIGHT) await partWrites.below(PART_WRITES_IN_FLIGHT / 2);
+          if (partWrites.error) break; // e.g. the disk is full: reported below, without reading the rest
         }
       } finally {
         partWrites.close(fd);

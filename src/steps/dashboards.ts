@@ -74,6 +74,7 @@ export async function exposeDashboard(
     patch = withPort(undefined);
   }
   const mark = inventory.mark();
+  const recordedBefore = inventory.isCreated(ref) || inventory.previousOf(ref) !== undefined;
   if (!inventory.isCreated(ref)) {
     await inventory.recordChanged('dashboards', ref, { type: svc.spec.type, ports: svc.spec.ports });
   }
@@ -82,8 +83,12 @@ export async function exposeDashboard(
     await kube.mergePatch(ref, patch);
   } catch (err) {
     const explained = await explainNodePortError(kube, err, name, nodePort);
-    // refused (422): the Service is unchanged, so the record of changing it goes again (a bad port changes nothing)
-    if (explained instanceof UsageError) await inventory.rollback(mark);
+    // refused (422): the Service is unchanged, so the record of changing it goes again (a bad port changes nothing);
+    // only that entry, when there was a record already: steps running beside this one may have recorded meanwhile
+    if (explained instanceof UsageError) {
+      if (!mark.existed) await inventory.rollback(mark);
+      else if (!recordedBefore) await inventory.forgetChanged(ref);
+    }
     throw explained;
   }
   return 'changed';

@@ -1,4 +1,5 @@
 import type { Step } from '../core/step.js';
+import { MANAGED_BY } from '../core/inventory.js';
 import { KubeApiError } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { INJECTION_LABEL } from './namespace-label.js';
@@ -20,16 +21,21 @@ export const istioNamespace: Step = {
   async run(ctx) {
     const kube = await ctx.kube();
     const inventory = await ctx.inventory();
-    const mark = inventory.mark();
     // recorded first: a run stopped right after the create still leaves a record that down can use
     await inventory.recordCreatedNamespace(ISTIO_NAMESPACE);
     try {
-      // labelled as istioctl labels it when it makes it: no sidecars in Istio's own namespace
-      await kube.create({ ...ref, metadata: { name: ISTIO_NAMESPACE, labels: { [INJECTION_LABEL]: 'disabled' } } });
+      // labelled as istioctl labels it when it makes it (no sidecars in Istio's own namespace), and as meshdemo's
+      await kube.create({ ...ref, metadata: { name: ISTIO_NAMESPACE, labels: { [INJECTION_LABEL]: 'disabled', ...MANAGED_BY } } });
     } catch (err) {
-      // made by someone else since the check: not ours to delete
-      await inventory.rollback(mark);
-      if (err instanceof KubeApiError && err.status === 409) return `${ISTIO_NAMESPACE} was created meanwhile by someone else`;
+      if (!(err instanceof KubeApiError) || err.status >= 500) throw err; // it may have been created: the record stays
+      if (err.status === 409) {
+        // a retried create that had worked finds its own namespace; one made by someone else is not ours to delete
+        const live = await kube.get(ref);
+        if (live && Object.entries(MANAGED_BY).every(([k, v]) => live.metadata.labels?.[k] === v)) return `created namespace ${ISTIO_NAMESPACE}`;
+        await inventory.forgetCreatedNamespace(ISTIO_NAMESPACE);
+        return `${ISTIO_NAMESPACE} was created meanwhile by someone else`;
+      }
+      await inventory.forgetCreatedNamespace(ISTIO_NAMESPACE);
       throw err;
     }
     return `created namespace ${ISTIO_NAMESPACE}`;

@@ -123,6 +123,21 @@ describe('runner: steps that name what they need (after)', () => {
     assert.equal(confirmations, 1);
   });
 
+  it('a step waiting for the confirmation does not run when a step beside it fails meanwhile', async () => {
+    const events: MeshEvent[] = [];
+    const ran: string[] = [];
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    const failing = step('label', false, ran, { readOnly: true, after: [], check: async () => { throw new PreflightError('forbidden'); } });
+    const run = runSteps([step('namespace', false, ran), failing], fakeContext(events), { beforeFirstChange: () => answered });
+    await until(() => events.some((e) => e.type === 'step' && e.id === 'label' && e.status === 'failed'));
+    answer();
+    await assert.rejects(run, (e: unknown) => e instanceof PreflightError && e.message === 'forbidden');
+    assert.deepEqual(ran, [], 'namespace ran after the question although label had failed');
+    const ends = events.filter((e) => e.type === 'step' && e.status !== 'start').map((e) => `${(e as any).id}:${(e as any).message}`);
+    assert.deepEqual(ends, ['label:forbidden', 'namespace:stopped: label failed']);
+  });
+
   it('a failure stops the step running beside it, starts nothing more, and is the error thrown', async () => {
     const events: MeshEvent[] = [];
     const log: string[] = [];
