@@ -34,6 +34,11 @@ export function parseRecord(text: string | undefined, namespace: string): Partia
 }
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshdemo' } as const;
 
+/** Whether the object carries meshdemo's label (up labels what it applies or creates). */
+export function labelledByMeshdemo(obj: KubeObject | undefined): boolean {
+  return Object.entries(MANAGED_BY).every(([k, v]) => obj?.metadata.labels?.[k] === v);
+}
+
 /**
  * Record writes are not cancelled with the run (Ctrl-C, a lost lock): a change that reached the cluster must reach
  * the record too, or down would not know of it.

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Inventory, INVENTORY_NAME, MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
+import { Inventory, INVENTORY_NAME, labelledByMeshdemo, MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
 import type { Context } from '../core/step.js';
 import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
@@ -118,7 +118,7 @@ export async function scanForForce(kube: KubeClient, namespace: string, cacheDir
       const { namespaced } = await kube.resourceFor(o.apiVersion, o.kind);
       const ref = { apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, namespace: namespaced ? (o.metadata.namespace ?? ISTIO_NAMESPACE) : undefined };
       const live = await kube.get(ref);
-      if (live?.metadata.labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by']) add(ref, 'addons');
+      if (labelledByMeshdemo(live)) add(ref, 'addons');
     }
   } else {
     notes.push(`the Istio ${version} release is not in the cache (${dir}): addon objects are not named, so none are removed`);

@@ -1,4 +1,4 @@
-import { MANAGED_BY, type Inventory } from '../core/inventory.js';
+import { labelledByMeshdemo, MANAGED_BY, type Inventory } from '../core/inventory.js';
 import type { Step } from '../core/step.js';
 import { applyAll } from '../kube/apply.js';
 import { describeRef, type KubeClient, type KubeObject } from '../kube/client.js';
@@ -22,7 +22,7 @@ async function legacyObjects(kube: KubeClient, inventory: Inventory, namespace: 
     if (!(await kube.serves(ref.apiVersion, ref.kind))) continue;
     const live = await kube.get(ref);
     if (!live) continue;
-    const ours = inventory.isCreated(ref) || live.metadata.labels?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
+    const ours = inventory.isCreated(ref) || labelledByMeshdemo(live);
     if (ours) out.push({ ...live, apiVersion: ref.apiVersion, kind: ref.kind });
   }
   return out;

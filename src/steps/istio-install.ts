@@ -6,7 +6,7 @@ import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
 import { describeRef, KubeApiError, type KubeClient } from '../kube/client.js';
 import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from '../demo/facts.js';
-import { MANAGED_BY } from '../core/inventory.js';
+import { labelledByMeshdemo, MANAGED_BY } from '../core/inventory.js';
 import { istioctlPath } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';
 
@@ -177,7 +177,7 @@ export async function diagnoseNamespace(kube: KubeClient, namespace: string): Pr
   const deployments = await kube.list('apps/v1', 'Deployment', { namespace });
   const lines: string[] = [];
   for (const d of deployments) {
-    if (Object.entries(MANAGED_BY).every(([k, v]) => d.metadata.labels?.[k] === v)) continue;
+    if (labelledByMeshdemo(d)) continue;
     if (!toState(namespace, d.metadata.name, d).ready) lines.push(...(await diagnoseDeployment(kube, namespace, d.metadata.name)));
   }
   return lines;

@@ -1,5 +1,5 @@
 import type { Step } from '../core/step.js';
-import { MANAGED_BY } from '../core/inventory.js';
+import { labelledByMeshdemo, MANAGED_BY } from '../core/inventory.js';
 import { KubeApiError } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { INJECTION_LABEL } from './namespace-label.js';
@@ -31,7 +31,7 @@ export const istioNamespace: Step = {
       if (err.status === 409) {
         // a retried create that had worked finds its own namespace; one made by someone else is not ours to delete
         const live = await kube.get(ref);
-        if (live && Object.entries(MANAGED_BY).every(([k, v]) => live.metadata.labels?.[k] === v)) return `created namespace ${ISTIO_NAMESPACE}`;
+        if (labelledByMeshdemo(live)) return `created namespace ${ISTIO_NAMESPACE}`;
         await inventory.forgetCreatedNamespace(ISTIO_NAMESPACE);
         return `${ISTIO_NAMESPACE} was created meanwhile by someone else`;
       }
