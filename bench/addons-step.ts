@@ -3,7 +3,7 @@
 // them). The release directory in the cache is prepared by the parent (samples/ from the real Istio 1.8.4 YAML).
 //
 //   node dist/bench/addons-step.js <kubeconfig> <cache-dir>
-import { createContext } from '../src/core/context.js';
+import { createContext } from '../src/commands/context.js';
 import { KubeClient } from '../src/kube/client.js';
 import type { MeshEvent } from '../src/core/events.js';
 import { createPrompter } from '../src/core/prompt.js';

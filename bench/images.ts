@@ -10,12 +10,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createContext } from '../src/core/context.js';
+import { createContext } from '../src/commands/context.js';
 import type { MeshEvent } from '../src/core/events.js';
-import type { Inventory } from '../src/core/inventory.js';
+import type { Inventory } from '../src/record/inventory.js';
 import { createPrompter } from '../src/core/prompt.js';
 import { runSteps } from '../src/core/runner.js';
-import type { Context } from '../src/core/step.js';
+import type { Context } from '../src/record/context.js';
 import { recordToolCalls } from '../test/support/tool-calls.js';
 import { contextDir } from '../test/support/build-context.js';
 import type { KubeClient } from '../src/kube/client.js';

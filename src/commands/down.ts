@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { action, type CommandContext } from '../core/command.js';
+import { action, type CommandContext } from './action.js';
 import { InterruptedError } from '../core/errors.js';
 import type { DownSettings } from '../down/records.js';
 import type { LocalClusterState } from '../kind/state.js';

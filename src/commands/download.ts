@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import type { GlobalOptions } from '../core/options.js';
-import type { Step } from '../core/step.js';
+import type { Step } from '../record/context.js';
 import { DEFAULT_ISTIO_VERSION, parseDownloadSettings, type DownloadSettings } from '../settings.js';
 
 export function register(program: Command): void {

@@ -1,5 +1,5 @@
 import { Argument, type Command } from 'commander';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
 import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../settings.js';
 
@@ -75,7 +75,7 @@ export function register(program: Command): void {
             (m) => `pass a mapped one with --node-port, or use meshdemo expose ${m.name} --port-forward; to map it, create the cluster again: meshdemo down, then meshdemo up --node-port ${m.name}=${m.containerPort}`,
           );
         }
-        await ctx.lock.acquire(); // src/core/lock.ts: a NodePort change waits for a running up/down
+        await ctx.lock.acquire(); // src/record/lock.ts: a NodePort change waits for a running up/down
         const { exposeDashboard } = await import('../steps/dashboards.js');
         const inventory = await ctx.inventory();
         const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
 import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../settings.js';
 

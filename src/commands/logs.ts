@@ -1,5 +1,5 @@
 import { Argument, type Command } from 'commander';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
 import { LOG_TARGETS as TARGETS, type LogTarget } from '../demo/logs.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import { secretSetValues } from '../core/secrets.js';
 import type { UpSettings } from '../settings.js';
 import { addUpOptions, buildUpSettings, contextOrNothing } from './up.js';

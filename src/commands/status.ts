@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import type { LocalClusterState } from '../kind/state.js';
 
 export function register(program: Command): void {

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../core/command.js';
+import type { CommandContext } from './action.js';
 import type { StepOutcome } from '../core/runner.js';
 import type { UpSettings } from '../settings.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action, type CommandContext } from '../core/command.js';
+import { action, type CommandContext } from './action.js';
 import { InterruptedError, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
 

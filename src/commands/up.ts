@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
 import { secretSetValues } from '../core/secrets.js';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import { InterruptedError } from '../core/errors.js';
 import type { GlobalOptions } from '../core/options.js';
-import type { Context } from '../core/step.js';
+import type { Context } from '../record/context.js';
 import { collect, DEFAULT_ISTIO_VERSION, parseUpSettings, type UpSettings } from '../settings.js';
 
 /** The options `up` and `plan` share: everything that decides what up does. */
@@ -70,7 +70,7 @@ Examples:
             beforeFirstChange: async () => {
               await confirmOnce();
               if (!ctx.settings.render) {
-                await ctx.lock.acquire(); // src/core/lock.ts: one up/down at a time per cluster
+                await ctx.lock.acquire(); // src/record/lock.ts: one up/down at a time per cluster
                 await ctx.inventory(); // a corrupted record is refused before anything changes, not half-way
               }
             },

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action } from '../core/command.js';
+import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
 
 export function register(program: Command): void {

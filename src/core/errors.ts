@@ -1,6 +1,6 @@
 /**
  * The one error hierarchy of meshdemo. Every failure a user can act on is a MeshdemoError whose
- * subclass fixes the process exit code; action() in src/core/command.ts is the one place that turns them into
+ * subclass fixes the process exit code; action() in src/commands/action.ts is the one place that turns them into
  * messages and exit codes (src/cli.ts handles only commander's own usage errors, and a last-resort catch).
  */
 export const ExitCode = {

@@ -1,6 +1,6 @@
 import { abortReason, oneLine } from './errors.js';
 import { stepLog } from './events.js';
-import type { CheckResult, Context, Step } from './step.js';
+import type { BaseContext, CheckResult, Step } from './step.js';
 
 export interface StepOutcome {
   id: string;
@@ -22,18 +22,18 @@ export interface RunOptions {
  * it are stopped and nothing more starts; the first failure is thrown.
  * With ctx.dryRun nothing runs; unsatisfied steps are reported as planned.
  */
-export async function runSteps<S>(steps: Step<S>[], ctx: Context<S>, opts: RunOptions = {}): Promise<StepOutcome[]> {
+export async function runSteps<C extends BaseContext<any>>(steps: Step<C>[], ctx: C, opts: RunOptions = {}): Promise<StepOutcome[]> {
   const stop = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stop.signal]);
-  let firstFailure: { step: Step<S>; error: unknown } | undefined;
+  let firstFailure: { step: Step<C>; error: unknown } | undefined;
   let confirmation: Promise<void> | undefined;
   const confirm = () => (confirmation ??= Promise.resolve(opts.beforeFirstChange?.()));
 
-  const runOne = async (step: Step<S>): Promise<StepOutcome | undefined> => {
+  const runOne = async (step: Step<C>): Promise<StepOutcome | undefined> => {
     if (ctx.signal.aborted) throw abortReason(ctx.signal);
     if (stop.signal.aborted) return undefined;
     const started = Date.now();
-    const stepCtx: Context<S> = { ...ctx, signal, log: stepLog(ctx.events, step.id) };
+    const stepCtx: C = { ...ctx, signal, log: stepLog(ctx.events, step.id) };
     const report = (status: StepOutcome['status'], message?: string) => {
       const outcome = finish(step, status, started, message);
       ctx.events.emit({ type: 'step', id: step.id, title: step.title, status: status === 'planned' ? 'skipped' : status, durationMs: outcome.durationMs, message: outcome.message });
@@ -80,7 +80,7 @@ export async function runSteps<S>(steps: Step<S>[], ctx: Context<S>, opts: RunOp
 }
 
 /** Checks every step without running any (for `plan` and `status`). */
-export async function checkSteps<S>(steps: Step<S>[], ctx: Context<S>): Promise<Array<{ id: string; title: string } & CheckResult>> {
+export async function checkSteps<C extends BaseContext<any>>(steps: Step<C>[], ctx: C): Promise<Array<{ id: string; title: string } & CheckResult>> {
   const results = [];
   for (const step of steps) {
     const check = await step.check({ ...ctx, log: stepLog(ctx.events, step.id) });

@@ -1,11 +1,12 @@
 import type { EventSink, StepLog } from './events.js';
 import type { GlobalOptions } from './options.js';
 import type { Prompter } from './prompt.js';
-import type { KubeClient } from '../kube/client.js';
-import type { Inventory } from './inventory.js';
 
-/** What every step may use. Steps reach the cluster, the network and processes only through this. */
-export interface Context<S = unknown> {
+/**
+ * What the runner needs of a step's context. The cluster and meshdemo's record are added one floor up
+ * (src/record/context.ts), so this floor imports nothing of the project.
+ */
+export interface BaseContext<S = unknown> {
   options: GlobalOptions;
   /** The command's own resolved settings (e.g. UpSettings). */
   settings: S;
@@ -15,9 +16,6 @@ export interface Context<S = unknown> {
   signal: AbortSignal;
   dryRun: boolean;
   prompt: Prompter;
-  /** Lazily connects, so commands that never touch the cluster never load @kubernetes/client-node. */
-  kube(): Promise<KubeClient>;
-  inventory(): Promise<Inventory>;
   /** Values that must never be printed (tokens, passwords); the renderer masks them. */
   secrets: Set<string>;
 }
@@ -28,7 +26,7 @@ export interface CheckResult {
   detail?: string;
 }
 
-export interface Step<S = unknown> {
+export interface Step<C extends BaseContext<any> = BaseContext> {
   id: string;
   title: string;
   /**
@@ -44,7 +42,7 @@ export interface Step<S = unknown> {
    */
   after?: string[];
   /** Read-only: is the work already done? */
-  check(ctx: Context<S>): Promise<CheckResult>;
+  check(ctx: C): Promise<CheckResult>;
   /** Do the work; the returned text is the step's done message. */
-  run(ctx: Context<S>): Promise<string | void>;
+  run(ctx: C): Promise<string | void>;
 }

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { Context } from '../core/step.js';
+import type { Context } from '../record/context.js';
 import { deploymentState } from '../kube/readiness.js';
 import { clusterVersion, type VersionVerdict } from '../steps/preflight.js';
 import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodePortReach } from './facts.js';

@@ -1,4 +1,4 @@
-import type { Context } from '../core/step.js';
+import type { Context } from '../record/context.js';
 import { dashboardUrl, gatewayUrl, nodePortReach } from './facts.js';
 import { DASHBOARDS } from '../settings.js';
 

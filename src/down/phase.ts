@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, oneLine, ReadinessTimeoutError } from '../core/errors.js';
-import { MANAGED_BY, type CreatedEntry } from '../core/inventory.js';
-import type { CheckResult, Context, Step } from '../core/step.js';
+import { MANAGED_BY, type CreatedEntry } from '../record/inventory.js';
+import type { CheckResult, Context, Step } from '../record/context.js';
 import { mapLimit } from '../kube/apply.js';
 import { describeRef, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Inventory, INVENTORY_NAME, labelledByMeshdemo, MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../core/inventory.js';
-import type { Context } from '../core/step.js';
+import { Inventory, INVENTORY_NAME, labelledByMeshdemo, MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../record/inventory.js';
+import type { Context } from '../record/context.js';
 import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
 import { istioInstallation, ISTIO_NAMESPACE } from '../demo/facts.js';
@@ -10,7 +10,7 @@ import { DEFAULT_ISTIO_VERSION } from '../settings.js';
 import { appRefs as currentAppRefs, legacyAppRefs } from '../demo/app-manifests.js';
 
 /**
- * What `meshdemo down` works from: the inventory `up` wrote (src/core/inventory.ts), or — only with --force and
+ * What `meshdemo down` works from: the inventory `up` wrote (src/record/inventory.ts), or — only with --force and
  * no inventory — the well-known demo objects found by name and label.
  */
 export interface DownRecords {

@@ -1,5 +1,5 @@
-import type { ChangedEntry } from '../core/inventory.js';
-import type { Context } from '../core/step.js';
+import type { ChangedEntry } from '../record/inventory.js';
+import type { Context } from '../record/context.js';
 import { describeRef, KubeApiError, type KubeObject, type ObjectRef } from '../kube/client.js';
 import type { PlanItem } from './phase.js';
 import { records, type DownSettings } from './records.js';

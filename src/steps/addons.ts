@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PreflightError } from '../core/errors.js';
-import { MANAGED_BY } from '../core/inventory.js';
-import type { Context, Step } from '../core/step.js';
+import { MANAGED_BY } from '../record/inventory.js';
+import type { Context, Step } from '../record/context.js';
 import { applyAll } from '../kube/apply.js';
 import { refOf, type KubeClient, type KubeObject } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';

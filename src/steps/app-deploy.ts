@@ -1,5 +1,5 @@
-import { labelledByMeshdemo, MANAGED_BY, type Inventory } from '../core/inventory.js';
-import type { Step } from '../core/step.js';
+import { labelledByMeshdemo, MANAGED_BY, type Inventory } from '../record/inventory.js';
+import type { Step } from '../record/context.js';
 import { applyAll } from '../kube/apply.js';
 import { describeRef, type KubeClient, type KubeObject } from '../kube/client.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';

@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
-import type { Inventory } from '../core/inventory.js';
-import type { Step } from '../core/step.js';
+import type { Inventory } from '../record/inventory.js';
+import type { Step } from '../record/context.js';
 import { KubeApiError, type KubeClient, type KubeObject } from '../kube/client.js';
 import { ISTIO_NAMESPACE, servicePort } from '../demo/facts.js';
 import { DASHBOARDS, DEFAULT_DASHBOARDS, type UpSettings } from '../settings.js';

@@ -1,4 +1,4 @@
-import type { CreatedEntry } from '../core/inventory.js';
+import type { CreatedEntry } from '../record/inventory.js';
 import { deleteAndWait, deleteItems, foreignNotes, liveTargets, stepOf, type DownStep } from '../down/phase.js';
 import { ISTIO_HALF_STEPS, records, type DownRecords } from '../down/records.js';
 

@@ -1,5 +1,5 @@
-import { parseRecord } from '../core/inventory.js';
-import type { Context } from '../core/step.js';
+import { parseRecord } from '../record/inventory.js';
+import type { Context } from '../record/context.js';
 import { describeRef } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { namespacesToDelete, stepOf, type DownStep, type Work } from '../down/phase.js';

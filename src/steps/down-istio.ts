@@ -1,4 +1,4 @@
-import type { Context } from '../core/step.js';
+import type { Context } from '../record/context.js';
 import { runCommand } from '../exec/run.js';
 import { describeRef, refOf, type KubeClient, type KubeObject } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';

@@ -1,4 +1,4 @@
-import type { Context } from '../core/step.js';
+import type { Context } from '../record/context.js';
 import { describeRef, type ObjectRef } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { deleteAndWait, deleteItems, namespacesToDelete, stepOf, type DownStep, type PlanItem, type Target, type Work } from '../down/phase.js';

@@ -1,4 +1,4 @@
-import type { Context } from '../core/step.js';
+import type { Context } from '../record/context.js';
 import type { DownStep, PlanItem } from '../down/phase.js';
 import { records, type DownSettings } from '../down/records.js';
 import { downAddons } from './down-addons.js';

@@ -1,4 +1,4 @@
-import type { Step } from '../core/step.js';
+import type { Step } from '../record/context.js';
 import { UsageError } from '../core/errors.js';
 import { KubeApiError } from '../kube/client.js';
 import { gatewayNodePorts } from '../kind/config.js';

@@ -1,5 +1,5 @@
 import { UsageError } from '../core/errors.js';
-import type { Step } from '../core/step.js';
+import type { Step } from '../record/context.js';
 import { gatewayUrl, nodePortReach } from '../demo/facts.js';
 import type { UpSettings } from '../settings.js';
 import { verifyOrders } from '../demo/verify.js';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ExternalCommandError, InterruptedError, PreflightError, UsageError } from '../core/errors.js';
-import type { CheckResult, Context, Step } from '../core/step.js';
+import type { CheckResult, Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { contextArchive, planContext, type ContextPlan } from '../images/context.js';
 import { kindBinaryFor } from '../kind/state.js';

@@ -1,4 +1,4 @@
-import type { Step } from '../core/step.js';
+import type { Step } from '../record/context.js';
 import type { UpSettings } from '../settings.js';
 import { preflight } from './preflight.js';
 import { istioDownload } from './istio-download.js';

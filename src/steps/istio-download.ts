@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DownloadError, ExternalCommandError } from '../core/errors.js';
-import type { Context, Step } from '../core/step.js';
+import type { Context, Step } from '../record/context.js';
 import { runProbe } from '../exec/run.js';
 import { assetName, extractDir, istioctlPath, versionCacheDir } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';

@@ -1,12 +1,12 @@
 import { ExternalCommandError, ReadinessTimeoutError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
 import { maskSecretSets } from '../core/secrets.js';
-import type { Context, Step } from '../core/step.js';
+import type { Context, Step } from '../record/context.js';
 import { runCommand } from '../exec/run.js';
 import { diagnoseDeployment, toState } from '../kube/readiness.js';
 import { describeRef, KubeApiError, type KubeClient } from '../kube/client.js';
 import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from '../demo/facts.js';
-import { labelledByMeshdemo, MANAGED_BY } from '../core/inventory.js';
+import { labelledByMeshdemo, MANAGED_BY } from '../record/inventory.js';
 import { istioctlPath } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';
 

@@ -1,5 +1,5 @@
-import type { Step } from '../core/step.js';
-import { labelledByMeshdemo, MANAGED_BY } from '../core/inventory.js';
+import type { Step } from '../record/context.js';
+import { labelledByMeshdemo, MANAGED_BY } from '../record/inventory.js';
 import { KubeApiError } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
 import { INJECTION_LABEL } from './namespace-label.js';

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { Step } from '../core/step.js';
+import type { Step } from '../record/context.js';
 import { kindClusters, kindDeleteCluster } from '../exec/kind.js';
 import { kindForState } from '../kind/binary.js';
 import { removeState, type LocalClusterState } from '../kind/state.js';

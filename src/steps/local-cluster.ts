@@ -5,7 +5,7 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { DownloadError, ExternalCommandError, PreflightError } from '../core/errors.js';
 import { kubeconfigPaths } from '../kube/config.js';
-import type { Context, Step } from '../core/step.js';
+import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } from '../exec/kind.js';
 import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';

@@ -1,5 +1,5 @@
-import type { Step } from '../core/step.js';
-import { MANAGED_BY } from '../core/inventory.js';
+import type { Step } from '../record/context.js';
+import { MANAGED_BY } from '../record/inventory.js';
 import { injectionLabel } from '../demo/facts.js';
 
 export const INJECTION_LABEL = 'istio-injection';

@@ -1,5 +1,5 @@
 import { PreflightError } from '../core/errors.js';
-import type { Context, Step } from '../core/step.js';
+import type { Context, Step } from '../record/context.js';
 import type { KubeClient } from '../kube/client.js';
 
 export interface VersionVerdict {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CommandContext } from '../core/command.js';
-import type { Step } from '../core/step.js';
+import type { CommandContext } from '../commands/action.js';
+import type { Step } from '../record/context.js';
 import { renderAppManifests } from '../demo/app-manifests.js';
 import { resolveImages } from './images.js';
 import type { UpSettings } from '../settings.js';

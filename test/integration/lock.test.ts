@@ -1,4 +1,4 @@
-// The cluster lock (src/core/lock.ts) held by a real `meshdemo up --no-app` against a REAL Kubernetes 1.20.2 API
+// The cluster lock (src/record/lock.ts) held by a real `meshdemo up --no-app` against a REAL Kubernetes 1.20.2 API
 // server: renewals that fail while the API server restarts, a lock taken by someone else, a lock that cannot be
 // renewed before it expires, and expiry judged by what this run observes (client-go's observedTime), never by
 // comparing another machine's clock with ours. Simulated: the node (kiali's pod is held Pending to keep up in its

@@ -8,7 +8,7 @@ import { ExitCode, exitCodeOf, oneLine, PreflightError, UsageError } from '../..
 import { parseDuration, validateNamespace } from '../../src/core/options.js';
 import { runSteps } from '../../src/core/runner.js';
 import { stepLog, type MeshEvent } from '../../src/core/events.js';
-import type { Context, Step } from '../../src/core/step.js';
+import type { Context, Step } from '../../src/record/context.js';
 import { createRenderer, outputMode } from '../../src/ui/renderer.js';
 import { versionVerdict, requiredPermissions } from '../../src/steps/preflight.js';
 import { parseImages, parseNodePorts, parseRegistry, parseUpSettings } from '../../src/settings.js';

@@ -1,8 +1,8 @@
-import { stepLog, type EventSink } from './events.js';
-import { Inventory } from './inventory.js';
-import type { GlobalOptions } from './options.js';
-import type { Prompter } from './prompt.js';
-import type { Context } from './step.js';
+import { stepLog, type EventSink } from '../core/events.js';
+import { Inventory } from '../record/inventory.js';
+import type { GlobalOptions } from '../core/options.js';
+import type { Prompter } from '../core/prompt.js';
+import type { Context } from '../record/context.js';
 import type { KubeClient } from '../kube/client.js';
 
 export interface ContextInput<S> {

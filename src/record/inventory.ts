@@ -1,6 +1,6 @@
 import type { KubeClient, KubeObject, ObjectRef } from '../kube/client.js';
 import { KubeApiError } from '../kube/client.js';
-import { PreflightError } from './errors.js';
+import { PreflightError } from '../core/errors.js';
 
 export const INVENTORY_NAME = 'meshdemo-inventory';
 const RECORD_KEY = 'inventory.json';

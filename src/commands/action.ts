@@ -1,15 +1,15 @@
 import type { Command } from 'commander';
-import { ExitCode, InterruptedError, MeshdemoError, abortReason, exitCodeOf, oneLine } from './errors.js';
+import { ExitCode, InterruptedError, MeshdemoError, abortReason, exitCodeOf, oneLine } from '../core/errors.js';
 import { createContext } from './context.js';
-import { defaultCacheDir, parseDuration, validateNamespace, type GlobalOptions } from './options.js';
-import { createPrompter } from './prompt.js';
-import { stepLog } from './events.js';
-import { ClusterLock } from './lock.js';
-import { makeRedactor, processSecrets } from './secrets.js';
-import type { Context } from './step.js';
+import { defaultCacheDir, parseDuration, validateNamespace, type GlobalOptions } from '../core/options.js';
+import { createPrompter } from '../core/prompt.js';
+import { stepLog } from '../core/events.js';
+import { ClusterLock } from '../record/lock.js';
+import { makeRedactor, processSecrets } from '../core/secrets.js';
+import type { Context } from '../record/context.js';
 import { createRenderer, outputMode, type Renderer } from '../ui/renderer.js';
 
-/** `lock`: the cluster lock (src/core/lock.ts); a command that changes the cluster acquires it, action() releases it. */
+/** `lock`: the cluster lock (src/record/lock.ts); a command that changes the cluster acquires it, action() releases it. */
 export type CommandContext<S> = Context<S> & { ui: Renderer; lock: ClusterLock };
 
 /**

@@ -1,10 +1,10 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InterruptedError, LockLostError, PreflightError } from './errors.js';
-import type { StepLog } from './events.js';
+import { InterruptedError, LockLostError, PreflightError } from '../core/errors.js';
+import type { StepLog } from '../core/events.js';
 import { MANAGED_BY } from './inventory.js';
-import { parseDuration } from './options.js';
+import { parseDuration } from '../core/options.js';
 import { KubeApiError, KubeForbiddenError, type KubeClient, type KubeObject } from '../kube/client.js';
 
 /**
