@@ -24,6 +24,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--json', 'machine-readable NDJSON events on stdout').env('MESHDEMO_JSON'))
     .addOption(new Option('--verbose', 'more output, and stack traces on errors').env('MESHDEMO_VERBOSE'))
     .addOption(new Option('--cache-dir <dir>', 'download cache (default: $XDG_CACHE_HOME/meshdemo or ~/.cache/meshdemo)').env('MESHDEMO_CACHE_DIR'))
+    .addOption(new Option('--trust-cache-dir', 'use the cache dir even if others can write to it (shared CI caches)').env('MESHDEMO_TRUST_CACHE_DIR'))
     .addOption(new Option('--timeout <duration>', 'how long to wait for readiness, e.g. 90s, 10m').default('10m').env('MESHDEMO_TIMEOUT'))
     // commander's own errors (unknown command/option, missing argument) in meshdemo's one-line form, with the fix
     .configureOutput({ outputError: (str, write) => write(usageErrorLine(str)) })

@@ -8,6 +8,7 @@ import { ClusterLock } from '../record/lock.js';
 import { makeRedactor, processSecrets } from '../core/secrets.js';
 import type { Context } from '../record/context.js';
 import { createRenderer, outputMode, type Renderer } from '../ui/renderer.js';
+import { checkCacheDir } from '../download/cache-files.js';
 
 /** `lock`: the cluster lock (src/record/lock.ts); a command that changes the cluster acquires it, action() releases it. */
 export type CommandContext<S> = Context<S> & { ui: Renderer; lock: ClusterLock };
@@ -42,6 +43,7 @@ export function action<S>(
     let lock: ClusterLock | undefined;
     try {
       const global = globalOptions(opts);
+      checkCacheDir(global.cacheDir, Boolean(global.trustCacheDir));
       const settings = await buildSettings(opts, command.args, global);
       ctx = createContext({
         options: global,
@@ -93,6 +95,7 @@ export function globalOptions(opts: Record<string, any>): GlobalOptions {
     json: Boolean(opts.json),
     verbose: Boolean(opts.verbose),
     cacheDir: opts.cacheDir || defaultCacheDir(),
+    trustCacheDir: Boolean(opts.trustCacheDir),
     timeoutMs: parseDuration(opts.timeout ?? '10m'),
   };
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { action } from './action.js';
-import { UsageError } from '../core/errors.js';
+import { PreflightError, UsageError } from '../core/errors.js';
 import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../settings.js';
 
 export function register(program: Command): void {
@@ -21,6 +21,14 @@ export function register(program: Command): void {
           const binary = istioctlPath(ctx.options.cacheDir, ctx.settings.version);
           if (!fs.existsSync(binary)) {
             throw new UsageError(`istioctl ${ctx.settings.version} is not in the cache (${binary})`, { hint: 'run meshdemo up (or meshdemo up --no-app) first' });
+          }
+          // what runs is what was verified: the manifest recorded when the release's archive was checked
+          const { cachedReleaseDistrust } = await import('../steps/istio-download.js');
+          const distrust = cachedReleaseDistrust(ctx.options.cacheDir, ctx.settings.version);
+          if (distrust) {
+            throw new PreflightError(`the cached istioctl ${ctx.settings.version} is not the one meshdemo verified (${distrust}); not running it`, {
+              hint: `run meshdemo download --istio-version ${ctx.settings.version} to verify and unpack the release again`,
+            });
           }
           if (ctx.settings.printPath) {
             const path = await import('node:path');

@@ -11,6 +11,8 @@ export interface GlobalOptions {
   json: boolean;
   verbose: boolean;
   cacheDir: string;
+  /** --trust-cache-dir: use a cache dir others can write to (src/download/cache-files.ts, checkCacheDir). */
+  trustCacheDir?: boolean;
   timeoutMs: number;
 }
 

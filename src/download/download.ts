@@ -2,8 +2,8 @@
  * Verified, resumable downloads. Nothing here logs: progress and retries are reported through callbacks.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, openSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream, fchmodSync, openSync } from 'node:fs';
+import { lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
@@ -12,6 +12,7 @@ import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../c
 import { extractArchiveSafely } from './extract.js';
 import { OrderedWrites } from './ordered-writes.js';
 import { TreeWriter, type ExtractLimits } from './tree-writer.js';
+import { makeDirs, withFileLock } from './cache-files.js';
 
 export interface DownloadProgress {
   received: number;
@@ -31,6 +32,10 @@ export interface DownloadOptions {
   dest: string;
   /** 64 hex digits, case-insensitive. */
   expectedSha256?: string;
+  /** The most bytes the file may have: a server that sends more (or announces more) is refused, and nothing is kept. */
+  maxBytes: number;
+  /** Another process (this pid) is downloading the same file: this one waits for it, then finds the file cached. */
+  onLockWait?: (pid: number) => void;
   signal?: AbortSignal;
   /** Called at most ~4 times a second, plus once at the end. */
   onProgress?: (p: DownloadProgress) => void;
@@ -69,6 +74,10 @@ export interface FetchTextOptions {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/i;
+/** A checksum file is one line per asset: anything larger is not one. */
+export const MAX_TEXT_BYTES = 64 * 1024;
+/** The .part file: never through a symbolic link someone put there. */
+const PART_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
 const PROGRESS_INTERVAL_MS = 250;
 /** Received bytes waiting to be written to the .part file before the socket is read further. */
 const PART_WRITES_IN_FLIGHT = 8 << 20;
@@ -83,12 +92,21 @@ const TRANSIENT_CODES = new Set([
 class TransientError extends Error {}
 
 
+/**
+ * One download of dest at a time: `${dest}.lock` is held from the cache check to the rename, so two runs into one
+ * cache never share a .part (the second waits, then finds the file cached).
+ */
 export async function downloadVerified(o: DownloadOptions): Promise<DownloadResult> {
   const expected = o.expectedSha256?.toLowerCase();
   if (expected !== undefined && !SHA256.test(expected)) {
     throw new UsageError(`invalid sha256 for ${o.url}: ${JSON.stringify(o.expectedSha256)}`);
   }
-  const { url, dest, signal, extractTo } = o;
+  await makeDirs(dirname(o.dest));
+  return withFileLock(`${o.dest}.lock`, { signal: o.signal, onWait: o.onLockWait }, () => downloadLocked(o, expected));
+}
+
+async function downloadLocked(o: DownloadOptions, expected: string | undefined): Promise<DownloadResult> {
+  const { url, dest, signal, extractTo, maxBytes } = o;
   const part = `${dest}.part`;
   const idle = o.idleTimeoutMs ?? 30_000;
   const { dispatcher } = o;
@@ -110,7 +128,6 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
       }
     }
   }
-  await mkdir(dirname(dest), { recursive: true });
 
   let lastProgress = 0;
   const progress = (received: number, total: number | undefined, force = false) => {
@@ -133,9 +150,13 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
     fed = 0;
   };
   const replayPart = async () => {
-    if (!(await sizeOf(part))) return;
+    const st = await lstat(part).catch(() => undefined);
+    // a symbolic link (or anything else) put in its place is not a partial download of ours
+    if (st !== undefined && !st.isFile()) await rm(part, { force: true });
+    if (!st?.isFile() || st.size === 0) return;
     try {
-      for await (const chunk of createReadStream(part, { highWaterMark: 1 << 20, signal })) {
+      const handle = await open(part, constants.O_RDONLY | constants.O_NOFOLLOW);
+      for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20, signal })) {
         hash.update(chunk as Buffer);
         fed += (chunk as Buffer).length;
         await writer?.write(chunk as Buffer);
@@ -180,14 +201,20 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
 
       const length = Number(res.headers['content-length']);
       const total = Number.isFinite(length) ? fed + length : undefined;
+      if (total !== undefined && total > maxBytes) {
+        await res.discard();
+        throw tooLarge(url, maxBytes, `the server announces ${total}`);
+      }
       // A network error ends the body gracefully instead of throwing, so every byte received so far
       // is in the .part file and the retry can resume from it.
       let bodyError: unknown;
-      const fd = openSync(part, fed > 0 ? 'a' : 'w');
+      const fd = openSync(part, PART_FLAGS | (fed > 0 ? constants.O_APPEND : constants.O_TRUNC), 0o644);
+      fchmodSync(fd, 0o644);
       // written off the main thread, which hashes and unpacks meanwhile; all of it is on disk before a retry
       const partWrites = new OrderedWrites();
       try {
         for await (const chunk of untilError(res.body, (err) => (bodyError = err))) {
+          if (fed + chunk.length > maxBytes) throw tooLarge(url, maxBytes, 'the server sent more');
           partWrites.write(fd, chunk);
           hash.update(chunk);
           fed += chunk.length;
@@ -202,6 +229,8 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
       }
       if (partWrites.error) throw partWrites.error;
       if (bodyError !== undefined) throw bodyError;
+      // an interruption may look like the end of a body without Content-Length: it is not the whole file
+      if (signal?.aborted) throw new InterruptedError(`download of ${url} interrupted`);
       if (total !== undefined && fed !== total) {
         throw new TransientError(`connection closed after ${fed} of ${total} bytes`);
       }
@@ -221,7 +250,7 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
     }
     const entries = writer ? (await writer.finish()).entries : undefined;
     await rename(part, dest);
-    if (writer && extractTo) await writer.commit(extractTo.dir);
+    if (writer && extractTo) await writer.commit(extractTo.dir, got.sha256);
     return { path: dest, ...got, fromCache: false, ...(entries === undefined ? {} : { entries }) };
   } catch (err) {
     await writer?.abort();
@@ -231,6 +260,7 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
   }
 }
 
+/** A small text file (a checksum file): at most MAX_TEXT_BYTES, else refused without reading further. */
 export async function fetchText(url: string, o: FetchTextOptions = {}): Promise<string> {
   const idle = o.idleTimeoutMs ?? 30_000;
   return withRetries(url, o, idle, async () => {
@@ -243,7 +273,25 @@ export async function fetchText(url: string, o: FetchTextOptions = {}): Promise<
       await res.discard();
       throw new DownloadError(`${url} answered HTTP ${res.statusCode}`, { hint: NETWORK_HINT });
     }
-    return res.text();
+    const length = Number(res.headers['content-length']);
+    if (Number.isFinite(length) && length > MAX_TEXT_BYTES) {
+      await res.discard();
+      throw tooLarge(url, MAX_TEXT_BYTES, `the server announces ${length}`);
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    for await (const chunk of res.body) {
+      received += chunk.length;
+      if (received > MAX_TEXT_BYTES) throw tooLarge(url, MAX_TEXT_BYTES, 'the server sent more');
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  });
+}
+
+function tooLarge(url: string, limit: number, detail: string): DownloadError {
+  return new DownloadError(`${url} is larger than the limit of ${limit} bytes for this file (${detail})`, {
+    hint: 'the server does not serve the expected file; check the mirror (--istio-mirror / --kind-mirror)',
   });
 }
 

@@ -5,10 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
 import { TreeWriter, type ExtractLimits } from './tree-writer.js';
+import { makeDirs } from './cache-files.js';
 
 export interface ExtractOptions {
   signal?: AbortSignal;
@@ -27,7 +28,7 @@ export async function extractArchiveSafely(archive: string, targetDir: string, o
   checkAbort(signal);
   const target = resolve(targetDir);
   // a refused archive leaves no trace, not even the directories made to hold it
-  const createdParent = await mkdir(dirname(target), { recursive: true });
+  const createdParent = await makeDirs(dirname(target));
   const writer = await TreeWriter.open(target, archive, o.limits);
   try {
     const hash = createHash('sha256');
@@ -44,7 +45,7 @@ export async function extractArchiveSafely(archive: string, targetDir: string, o
     }
     const { entries } = await writer.finish();
     checkAbort(signal);
-    await writer.commit(target);
+    await writer.commit(target, sha256);
     return { entries, sha256 };
   } catch (err) {
     await writer.abort();

@@ -7,6 +7,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { DownloadError } from '../core/errors.js';
 
 export interface GetOptions {
   headers?: Record<string, string>;
@@ -22,7 +23,6 @@ export interface GetResponse {
   body: AsyncIterable<Buffer>;
   /** Reads and drops the rest of the body (errors ignored). */
   discard(): Promise<void>;
-  text(): Promise<string>;
 }
 
 export const MAX_REDIRECTS = 5;
@@ -32,9 +32,25 @@ export class IdleTimeoutError extends Error {
   readonly code = 'IDLE_TIMEOUT';
 }
 
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** Follows redirects itself (both ways), so that none leads from https to plain http. */
 export async function httpGet(url: string, o: GetOptions): Promise<GetResponse> {
-  if (o.dispatcher || proxyFor(new URL(url), process.env)) return undiciGet(url, o);
-  return nodeGet(new URL(url), o, MAX_REDIRECTS);
+  let current = new URL(url);
+  for (let hops = 0; ; hops++) {
+    const res = o.dispatcher || proxyFor(current, process.env) ? await undiciGet(current, o) : await nodeGet(current, o);
+    const location = res.headers.location;
+    if (!REDIRECTS.has(res.statusCode) || typeof location !== 'string' || location === '') return res;
+    await res.discard();
+    if (hops === MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(location, current);
+    if (current.protocol === 'https:' && next.protocol !== 'https:') {
+      throw new DownloadError(`refusing a redirect from https to ${next.protocol}//${next.host}${next.pathname}: the download would no longer be protected by TLS`, {
+        hint: 'use a mirror that serves https throughout (--istio-mirror / --kind-mirror)',
+      });
+    }
+    current = next;
+  }
 }
 
 /** The proxy URL that applies to `url` by the usual environment variables, or undefined (curl's rules). */
@@ -56,9 +72,9 @@ export function proxyFor(url: URL, env: NodeJS.ProcessEnv): string | undefined {
 
 let sharedAgent: Dispatcher | undefined;
 
-async function undiciGet(url: string, o: GetOptions): Promise<GetResponse> {
-  const { EnvHttpProxyAgent, interceptors, request } = await import('undici');
-  const dispatcher = (o.dispatcher ?? (sharedAgent ??= new EnvHttpProxyAgent())).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
+async function undiciGet(url: URL, o: GetOptions): Promise<GetResponse> {
+  const { EnvHttpProxyAgent, request } = await import('undici');
+  const dispatcher = o.dispatcher ?? (sharedAgent ??= new EnvHttpProxyAgent());
   try {
     const res = await request(url, { dispatcher, signal: o.signal, headers: o.headers, headersTimeout: o.idleTimeoutMs, bodyTimeout: o.idleTimeoutMs });
     const body = (async function* () {
@@ -73,7 +89,6 @@ async function undiciGet(url: string, o: GetOptions): Promise<GetResponse> {
       headers: res.headers,
       body,
       discard: () => res.body.dump().then(() => undefined, () => undefined),
-      text: () => res.body.text(),
     };
   } catch (err) {
     throw idle(err);
@@ -85,7 +100,7 @@ function idle(err: unknown): unknown {
   return code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' ? new IdleTimeoutError((err as Error).message, { cause: err }) : err;
 }
 
-async function nodeGet(url: URL, o: GetOptions, redirectsLeft: number): Promise<GetResponse> {
+async function nodeGet(url: URL, o: GetOptions): Promise<GetResponse> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme ${url.protocol}`);
   const lib = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
   let timedOut: IdleTimeoutError | undefined;
@@ -95,15 +110,8 @@ async function nodeGet(url: URL, o: GetOptions, redirectsLeft: number): Promise<
     req.setTimeout(o.idleTimeoutMs, () => req.destroy((timedOut = new IdleTimeoutError(`no data for ${o.idleTimeoutMs} ms`))));
     req.once('error', reject);
   });
-  const status = res.statusCode ?? 0;
-  const location = res.headers.location;
-  if ([301, 302, 303, 307, 308].includes(status) && location) {
-    res.resume();
-    if (redirectsLeft === 0) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
-    return nodeGet(new URL(location, url), o, redirectsLeft - 1);
-  }
   return {
-    statusCode: status,
+    statusCode: res.statusCode ?? 0,
     headers: res.headers,
     body: (async function* () {
       try {
@@ -112,6 +120,8 @@ async function nodeGet(url: URL, o: GetOptions, redirectsLeft: number): Promise<
         // a timeout surfaces on the response as a plain 'aborted'
         throw timedOut ?? err;
       }
+      // a body without Content-Length ends when the connection does: only a clean end is the whole body
+      if (!res.complete) throw timedOut ?? Object.assign(new Error('the connection closed before the end of the body'), { code: 'ECONNRESET' });
     })(),
     discard: async () => {
       res.resume();
@@ -120,11 +130,6 @@ async function nodeGet(url: URL, o: GetOptions, redirectsLeft: number): Promise<
         res.once('close', resolve);
         res.once('error', () => resolve());
       });
-    },
-    text: async () => {
-      const chunks: Buffer[] = [];
-      for await (const c of res) chunks.push(c as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
     },
   };
 }

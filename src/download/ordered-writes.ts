@@ -11,10 +11,12 @@ type Op = { fd: number; data: Buffer } | { fd: number; close: true };
 export class OrderedWrites {
   private readonly ops: Op[] = [];
   private running = false;
-  private waiters: { limit: number; resolve: () => void }[] = [];
+  private waiters: { ready: () => boolean; resolve: () => void }[] = [];
   /** The first error; later operations are dropped (files are still closed). */
   error: Error | undefined;
   bytesInFlight = 0;
+  /** Files handed to close() and not closed yet: each still holds a file descriptor. */
+  closesPending = 0;
 
   write(fd: number, data: Buffer): void {
     if (data.length === 0) return;
@@ -25,14 +27,24 @@ export class OrderedWrites {
 
   /** Closes fd after the writes queued before it. */
   close(fd: number): void {
+    this.closesPending++;
     this.ops.push({ fd, close: true });
     this.next();
   }
 
   /** Resolves once at most `limit` bytes wait to be written (0: everything written and closed). */
   below(limit: number): Promise<void> {
-    if (this.settled(limit)) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ limit, resolve }));
+    return this.when(() => this.settled(limit));
+  }
+
+  /** Resolves once fewer than `limit` files wait to be closed. */
+  closesBelow(limit: number): Promise<void> {
+    return this.when(() => this.closesPending < limit);
+  }
+
+  private when(ready: () => boolean): Promise<void> {
+    if (ready()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ ready, resolve }));
   }
 
   private settled(limit: number): boolean {
@@ -46,7 +58,10 @@ export class OrderedWrites {
     this.running = true;
     if ('close' in first) {
       this.ops.shift();
-      close(first.fd, (err) => this.done(err, 0));
+      close(first.fd, (err) => {
+        this.closesPending--;
+        this.done(err, 0);
+      });
       return;
     }
     let n = 0;
@@ -81,7 +96,7 @@ export class OrderedWrites {
   }
 
   private wake(): void {
-    const ready = this.waiters.filter((w) => this.settled(w.limit));
+    const ready = this.waiters.filter((w) => w.ready());
     if (ready.length === 0) return;
     this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();

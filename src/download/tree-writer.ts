@@ -11,13 +11,14 @@
  * extended headers (path, linkpath, size) and GNU long names (types L and K), sizes in octal or
  * base-256.
  */
-import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
-import { chmod, mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { chmodSync, fchmodSync, linkSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chmod, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createGunzip, type Gunzip, type ZlibOptions } from 'node:zlib';
 import { DownloadError } from '../core/errors.js';
 import { OrderedWrites } from './ordered-writes.js';
+import { isAlive, makeDirs, writeManifest } from './cache-files.js';
 
 export interface ExtractLimits {
   /** Unpacked bytes of the whole tree, tar headers included. Default 1 GiB. */
@@ -38,6 +39,16 @@ export const DEFAULT_LIMITS: Required<ExtractLimits> = {
 const BLOCK = 512;
 /** pax and GNU long-name records are buffered whole; real ones are a few hundred bytes. */
 const MAX_META_BYTES = 1 << 20;
+/**
+ * Checked before anything else looks at a path or link target, so that every later check is bounded: Linux's
+ * PATH_MAX, and far more segments than any release has (Istio's deepest path has about 10).
+ */
+export const MAX_PATH_BYTES = 4096;
+export const MAX_PATH_SEGMENTS = 128;
+/** Files opened and not yet closed: the header of the next entry waits below this (EMFILE at `ulimit -n 1024`). */
+const MAX_OPEN_FILES = 64;
+/** Zeros tar may pad its last record with after the end-of-archive blocks (any blocking factor up to 2048). */
+const MAX_TRAILING_ZEROS = 1 << 20;
 /**
  * gunzip input and output per call: each call is a round trip between the main thread and a libuv
  * thread, so node's default 16 kB output and the socket's 64 kB reads made inflating 3–4× slower.
@@ -65,13 +76,44 @@ interface Header {
 }
 
 type Body =
-  | { kind: 'file'; fd: number }
+  | { kind: 'file'; fd: number; rel: string; hash: Hash }
   | { kind: 'meta'; type: string; chunks: Buffer[] }
   | { kind: 'skip' };
 
 /** Thrown inside the parser; becomes the DownloadError the caller sees. */
 class Refusal extends Error {}
 class Unreadable extends Error {}
+
+const ROOT = 0;
+
+/**
+ * Paths as chains of numbered nodes, one per prefix, so that all the prefixes of a path are looked up in time
+ * linear in its length (joining every prefix into a string key made a path of n segments cost n²).
+ */
+class PathTrie {
+  private readonly nodes = new Map<string, number>();
+  constructor(private readonly fold: (segment: string) => string = (s) => s) {}
+
+  /** The node of segment under parent; without create, undefined when no path through it was ever added. */
+  child(parent: number | undefined, segment: string, create: boolean): number | undefined {
+    if (parent === undefined) return undefined;
+    const k = `${parent}/${this.fold(segment)}`;
+    let id = this.nodes.get(k);
+    if (id === undefined && create) this.nodes.set(k, (id = this.nodes.size + 1));
+    return id;
+  }
+
+  /** The node of each prefix of segments (segments[0], segments[0..1], …). */
+  prefixes(segments: string[], create: boolean): (number | undefined)[] {
+    const out: (number | undefined)[] = [];
+    let at: number | undefined = ROOT;
+    for (const s of segments) out.push((at = this.child(at, s, create)));
+    return out;
+  }
+}
+
+// Case-folded so that a case-insensitive filesystem (macOS) cannot alias a symlink.
+const foldCase = (segment: string) => segment.normalize('NFC').toLowerCase();
 
 export class TreeWriter {
   readonly tmpDir: string;
@@ -85,12 +127,19 @@ export class TreeWriter {
   /** Compressed bytes gathered until GUNZIP_CHUNK of them are fed at once. */
   private input: Buffer[] = [];
   private inputBytes = 0;
+  /** Compressed bytes received in all; gunzip's bytesWritten says how many of them were part of the gzip stream. */
+  private compressedBytes = 0;
+  private gzipEnded = false;
+  /** Set while the next header waits for files to be closed; what gunzip delivered meanwhile waits in backlog. */
+  private stalled: Promise<void> | undefined;
+  private backlog: Buffer[] = [];
 
   // parser state
   private header = Buffer.alloc(BLOCK);
   private headerFill = 0;
   private zeroBlocks = 0;
   private ended = false;
+  private zerosAfterEnd = 0;
   private body: Body | undefined;
   private bodyLeft = 0;
   private padLeft = 0;
@@ -101,12 +150,15 @@ export class TreeWriter {
   // validation state
   private entries = 0;
   private total = 0;
-  /** Case-folded keys of the symbolic links written so far. */
-  private readonly symlinks = new Set<string>();
-  /** Case-folded keys of the intermediate paths earlier link targets walk through: none may become a symlink. */
-  private readonly traversed = new Set<string>();
-  /** Exact relative path → type, of what is written. */
-  private readonly written = new Map<string, 'dir' | 'file' | 'symlink'>();
+  /** Case-folded paths: the symbolic links written so far, and the intermediate paths earlier link targets walk through (none may become a symlink). */
+  private readonly folded = new PathTrie(foldCase);
+  private readonly symlinks = new Set<number>();
+  private readonly traversed = new Set<number>();
+  /** Exact paths: the type of what is written. */
+  private readonly exact = new PathTrie();
+  private readonly written = new Map<number, 'dir' | 'file' | 'symlink'>();
+  /** sha256 of every regular file written, by relative path (hard links included). */
+  private readonly fileHashes = new Map<string, string>();
 
   private constructor(tmpDir: string, private readonly label: string, limits: ExtractLimits) {
     this.tmpDir = tmpDir;
@@ -116,27 +168,33 @@ export class TreeWriter {
     this.gunzip.on('data', (chunk: Buffer) => {
       if (this.writes.error) this.fail(this.writes.error);
       if (this.failure) return;
-      try {
-        this.parse(chunk);
-      } catch (err) {
-        this.fail(err as Error);
-      }
+      if (this.stalled) this.backlog.push(chunk);
+      else this.parseOrFail(chunk);
     });
+    // gunzip ends by itself when what follows a gzip member is not another member (it ignores such bytes)
+    this.gunzip.on('end', () => (this.gzipEnded = true));
     this.gunzip.on('error', (err) => this.fail(new Unreadable(err.message)));
   }
 
-  /** A private temporary directory beside targetDir (its parent is created if needed). */
+  /**
+   * A private temporary directory beside targetDir (its parent is created if needed), named with this
+   * process's id; temporary directories of processes that no longer run (killed, or a second Ctrl-C) are
+   * deleted first.
+   */
   static async open(targetDir: string, label: string, limits: ExtractLimits = {}): Promise<TreeWriter> {
     const target = resolve(targetDir);
-    await mkdir(dirname(target), { recursive: true });
-    const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
-    await mkdir(tmp, { mode: 0o700 });
+    await makeDirs(dirname(target));
+    await removeStaleSiblings(target);
+    const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+    mkdirSync(tmp, { mode: 0o700 });
     return new TreeWriter(tmp, label, limits);
   }
 
   /** Feeds compressed bytes; resolves when they may be followed by more (backpressure). */
   async write(chunk: Buffer): Promise<void> {
     this.throwIfFailed();
+    this.compressedBytes += chunk.length;
+    this.refuseAfterGzipEnd();
     this.input.push(chunk);
     this.inputBytes += chunk.length;
     if (this.inputBytes >= GUNZIP_CHUNK) await this.feed();
@@ -158,17 +216,23 @@ export class TreeWriter {
       });
     }
     this.throwIfFailed();
+    this.refuseAfterGzipEnd();
   }
 
   /** All bytes are in: waits for the last of them to be written, and checks the archive was complete. */
   async finish(): Promise<{ entries: number; bytes: number }> {
     this.throwIfFailed();
     if (this.inputBytes > 0) await this.feed();
-    await new Promise<void>((res) => {
-      this.gunzip.once('end', res);
-      this.gunzip.once('close', res);
-      this.gunzip.end();
-    });
+    if (!this.gzipEnded) {
+      await new Promise<void>((res) => {
+        this.gunzip.once('end', res);
+        this.gunzip.once('close', res);
+        this.gunzip.end();
+      });
+    }
+    while (this.stalled) await this.stalled;
+    this.throwIfFailed();
+    this.refuseAfterGzipEnd();
     this.throwIfFailed();
     this.closeBody();
     await this.writes.below(0);
@@ -181,11 +245,19 @@ export class TreeWriter {
     return { entries: this.entries, bytes: this.total };
   }
 
-  /** Moves the finished tree to targetDir, replacing what was there. */
-  async commit(targetDir: string): Promise<void> {
+  /**
+   * Moves the finished tree to targetDir, replacing what was there, and records its manifest beside it
+   * (`<targetDir>.manifest.json`: the archive's sha256 and every file's).
+   */
+  async commit(targetDir: string, archiveSha256: string): Promise<void> {
     if (!this.finished) throw new Error('commit before finish');
+    const target = resolve(targetDir);
+    const manifest = manifestPath(target);
+    await rm(manifest, { force: true });
     await chmod(this.tmpDir, 0o755);
-    await replaceDir(this.tmpDir, resolve(targetDir));
+    await replaceDir(this.tmpDir, target);
+    const files = Object.fromEntries([...this.fileHashes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([rel, sha]) => [`${basename(target)}/${rel}`, sha]));
+    await writeManifest(manifest, { source: archiveSha256, files });
   }
 
   /** Stops and deletes the temporary tree. Safe to call at any time, more than once. */
@@ -195,6 +267,14 @@ export class TreeWriter {
     this.gunzip.destroy();
     await this.writes.below(0);
     await rm(this.tmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  }
+
+  /** Bytes after the end of the gzip stream are not part of the release: refused, not ignored as gunzip does. */
+  private refuseAfterGzipEnd(): void {
+    if (this.gzipEnded && this.compressedBytes > this.gunzip.bytesWritten) {
+      this.fail(new Refusal(`${this.compressedBytes - this.gunzip.bytesWritten} or more bytes follow the end of the gzip stream`));
+      this.throwIfFailed();
+    }
   }
 
   private fail(err: Error): void {
@@ -219,9 +299,36 @@ export class TreeWriter {
     this.body = undefined;
   }
 
+  private parseOrFail(buf: Buffer): void {
+    try {
+      this.parse(buf);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  /** Parsing stops before the next header until enough files are closed; gunzip waits meanwhile. */
+  private stall(rest: Buffer): void {
+    this.backlog.unshift(rest);
+    this.gunzip.pause();
+    this.stalled = this.writes.closesBelow(MAX_OPEN_FILES / 2).then(() => {
+      this.stalled = undefined;
+      while (this.backlog.length > 0 && !this.stalled && !this.failure) this.parseOrFail(this.backlog.shift()!);
+      if (!this.stalled && !this.paused && !this.failure) this.gunzip.resume();
+    });
+  }
+
   private parse(buf: Buffer): void {
     let off = 0;
-    while (off < buf.length && !this.ended) {
+    while (off < buf.length) {
+      if (this.ended) {
+        // only the zeros that pad tar's last record may follow the end-of-archive blocks
+        const rest = buf.subarray(off);
+        if (rest.some((b) => b !== 0)) throw new Refusal('data follows the end of the tar archive');
+        this.zerosAfterEnd += rest.length;
+        if (this.zerosAfterEnd > MAX_TRAILING_ZEROS) throw new Refusal(`more than ${MAX_TRAILING_ZEROS} bytes follow the end of the tar archive`);
+        return;
+      }
       if (this.bodyLeft > 0) {
         const n = Math.min(this.bodyLeft, buf.length - off);
         this.consumeBody(buf.subarray(off, off + n));
@@ -236,6 +343,7 @@ export class TreeWriter {
         this.padLeft -= n;
         continue;
       }
+      if (this.headerFill === 0 && this.writes.closesPending >= MAX_OPEN_FILES) return this.stall(buf.subarray(off));
       const n = Math.min(BLOCK - this.headerFill, buf.length - off);
       buf.copy(this.header, this.headerFill, off, off + n);
       this.headerFill += n;
@@ -249,7 +357,7 @@ export class TreeWriter {
 
   private onHeaderBlock(block: Buffer): void {
     if (block.every((b) => b === 0)) {
-      // two zero blocks end the archive; what follows (more padding) is ignored
+      // two zero blocks end the archive; only padding may follow
       if (++this.zeroBlocks === 2) this.ended = true;
       return;
     }
@@ -295,6 +403,10 @@ export class TreeWriter {
       this.longPath = undefined;
       this.longLink = undefined;
     }
+    if (!META_TYPES.has(type)) {
+      checkPathBounds('entry', path);
+      checkPathBounds(`the link target of entry ${JSON.stringify(path)}`, linkpath);
+    }
     if (!Number.isSafeInteger(size) || size < 0) throw new Unreadable(`entry ${JSON.stringify(path)} has an invalid size`);
     return { path, type, size, mode, linkpath };
   }
@@ -302,6 +414,7 @@ export class TreeWriter {
   private consumeBody(data: Buffer): void {
     const body = this.body;
     if (body?.kind === 'file') {
+      body.hash.update(data);
       this.writes.write(body.fd, data);
       if (this.writes.bytesInFlight > MAX_WRITES_IN_FLIGHT && !this.paused) {
         this.paused = true;
@@ -319,6 +432,7 @@ export class TreeWriter {
   private endBody(): void {
     const body = this.body;
     this.closeBody();
+    if (body?.kind === 'file') this.fileHashes.set(body.rel, body.hash.digest('hex'));
     if (body?.kind !== 'meta') return;
     const data = Buffer.concat(body.chunks);
     if (body.type === 'NextFileHasLongPath') this.longPath = cString(data, 0, data.length);
@@ -342,97 +456,151 @@ export class TreeWriter {
       throw new Refusal(`it unpacks to more than the limit of ${this.limits.maxTotalBytes} bytes (at entry ${name})`);
     }
     if (isAbsolute(h.path)) throw new Refusal(`entry ${name} has an absolute path`);
-    const segments = h.path.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
+    const segments = splitPath(h.path);
     if (segments.includes('..')) throw new Refusal(`entry ${name} contains a '..' path segment`);
     if (segments.length === 0) return { kind: 'skip' }; // the archive root itself ("./")
     const dirs = segments.slice(0, -1);
-    for (let i = 1; i <= dirs.length; i++) {
-      if (this.symlinks.has(key(dirs.slice(0, i)))) throw new Refusal(`entry ${name} would be written through a symbolic link`);
+    const foldedIds = this.folded.prefixes(segments, false);
+    for (let i = 0; i < dirs.length; i++) {
+      if (foldedIds[i] !== undefined && this.symlinks.has(foldedIds[i]!)) throw new Refusal(`entry ${name} would be written through a symbolic link`);
     }
     const rel = segments.join('/');
     const abs = join(this.tmpDir, ...segments);
-    const existing = this.written.get(rel);
+    const parentIds = this.makeParents(dirs);
+    const id = this.exact.child(parentIds.length === 0 ? ROOT : parentIds[parentIds.length - 1], segments[segments.length - 1], true)!;
+    const existing = this.written.get(id);
     const kind = isDir ? 'dir' : isFile || h.type === 'Link' ? 'file' : 'symlink';
     if (existing !== undefined && (existing === 'dir') !== (kind === 'dir')) {
       throw new Refusal(`entry ${name} replaces an earlier entry of another type`);
     }
-    if (kind === 'symlink' && this.traversed.has(key(segments))) {
+    const foldedId = foldedIds[segments.length - 1];
+    if (kind === 'symlink' && foldedId !== undefined && this.traversed.has(foldedId)) {
       throw new Refusal(`symbolic link ${name} would redirect an earlier link through it`);
     }
-    this.makeParents(dirs);
 
     if (isDir) {
-      if (existing === undefined) mkdirSync(abs, { recursive: true });
-      this.written.set(rel, 'dir');
+      if (existing === undefined) makeDir(abs);
+      this.written.set(id, 'dir');
       return { kind: 'skip' };
     }
     if (h.type === 'SymbolicLink' || h.type === 'Link') {
       // a symlink target is relative to the link's directory, a hardlink target to the archive root
       const base = h.type === 'SymbolicLink' ? dirs : [];
-      const walked = walkInside(base, h.linkpath, this.symlinks);
+      const walked = this.walkInside(base, h.linkpath, false);
       if (isAbsolute(h.linkpath) || walked === undefined) {
         throw new Refusal(`${h.type === 'Link' ? 'hard' : 'symbolic'} link ${name} points outside the target directory (${JSON.stringify(h.linkpath)})`);
       }
       if (existing !== undefined) unlinkSync(abs);
+      this.fileHashes.delete(rel);
       if (h.type === 'SymbolicLink') {
-        for (const k of walked.intermediates) this.traversed.add(k);
+        for (const k of this.walkInside(base, h.linkpath, true)!) this.traversed.add(k!);
         symlinkSync(h.linkpath, abs);
-        this.symlinks.add(key(segments));
-        this.written.set(rel, 'symlink');
+        this.symlinks.add(this.folded.prefixes(segments, true)[segments.length - 1]!);
+        this.written.set(id, 'symlink');
       } else {
         const target = walked.at.join('/');
-        if (this.written.get(target) !== 'file') throw new Refusal(`hard link ${name} points to ${JSON.stringify(h.linkpath)}, which is not a file earlier in the archive`);
+        const targetId = this.exact.prefixes(walked.at, false)[walked.at.length - 1];
+        if (targetId === undefined || this.written.get(targetId) !== 'file' || !this.fileHashes.has(target)) {
+          throw new Refusal(`hard link ${name} points to ${JSON.stringify(h.linkpath)}, which is not a file earlier in the archive`);
+        }
         linkSync(join(this.tmpDir, ...walked.at), abs);
-        this.written.set(rel, 'file');
+        this.written.set(id, 'file');
+        this.fileHashes.set(rel, this.fileHashes.get(target)!);
       }
       return { kind: 'skip' };
     }
     if (existing !== undefined) unlinkSync(abs);
     // O_EXCL: never follows a symlink, never appends to something already there
-    const fd = openSync(abs, 'wx', h.mode & 0o777);
-    this.written.set(rel, 'file');
-    return { kind: 'file', fd };
+    const fd = openSync(abs, 'wx', 0o600);
+    // 0755 or 0644 whatever the umask and the archive say: nothing in the cache is writable by others
+    fchmodSync(fd, h.mode & 0o111 ? 0o755 : 0o644);
+    this.written.set(id, 'file');
+    return { kind: 'file', fd, rel, hash: createHash('sha256') };
   }
 
-  private makeParents(dirs: string[]): void {
-    if (dirs.length === 0) return;
-    const rel = dirs.join('/');
-    const existing = this.written.get(rel);
-    if (existing === 'dir') return;
-    if (existing !== undefined) throw new Refusal(`entry ${JSON.stringify(rel)} is used as a directory but is not one`);
-    mkdirSync(join(this.tmpDir, ...dirs), { recursive: true });
-    for (let i = 1; i <= dirs.length; i++) {
-      const p = dirs.slice(0, i).join('/');
-      const e = this.written.get(p);
-      if (e !== undefined && e !== 'dir') throw new Refusal(`entry ${JSON.stringify(p)} is used as a directory but is not one`);
-      this.written.set(p, 'dir');
+  /** Creates the missing directories of dirs (0755); returns the node of each. */
+  private makeParents(dirs: string[]): number[] {
+    const ids: number[] = [];
+    let parent = ROOT;
+    for (let i = 0; i < dirs.length; i++) {
+      parent = this.exact.child(parent, dirs[i], true)!;
+      ids.push(parent);
+      const e = this.written.get(parent);
+      if (e === 'dir') continue;
+      if (e !== undefined) throw new Refusal(`entry ${JSON.stringify(dirs.slice(0, i + 1).join('/'))} is used as a directory but is not one`);
+      makeDir(join(this.tmpDir, ...dirs.slice(0, i + 1)));
+      this.written.set(parent, 'dir');
+    }
+    return ids;
+  }
+
+  /**
+   * Walks `link` from `base`: where it arrives, or undefined if it climbs out or through an archive symlink; with
+   * record, the (case-folded) nodes of the paths it passes through instead.
+   */
+  private walkInside(base: string[], link: string, record: false): { at: string[] } | undefined;
+  private walkInside(base: string[], link: string, record: true): (number | undefined)[] | undefined;
+  private walkInside(base: string[], link: string, record: boolean): { at: string[] } | (number | undefined)[] | undefined {
+    const at = [...base];
+    const nodes = this.folded.prefixes(base, record);
+    const intermediates: (number | undefined)[] = [];
+    const segments = splitPath(link);
+    for (const [i, s] of segments.entries()) {
+      if (s === '..') {
+        if (at.pop() === undefined) return undefined;
+        nodes.pop();
+        continue;
+      }
+      at.push(s);
+      const node = this.folded.child(nodes.length === 0 ? ROOT : nodes[nodes.length - 1], s, record);
+      nodes.push(node);
+      if (i < segments.length - 1) {
+        if (node !== undefined && this.symlinks.has(node)) return undefined;
+        intermediates.push(node);
+      }
+    }
+    return record ? intermediates : { at };
+  }
+}
+
+/** Refuses a path or link target too long or too deep, before any other check spends time on it. */
+function checkPathBounds(what: string, p: string): void {
+  const bytes = Buffer.byteLength(p);
+  const shown = p.length > 100 ? `${JSON.stringify(p.slice(0, 100))}…` : JSON.stringify(p);
+  if (bytes > MAX_PATH_BYTES) throw new Refusal(`${what} ${shown} is ${bytes} bytes long, more than the limit of ${MAX_PATH_BYTES}`);
+  let segments = 1;
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if ((c === 0x2f || c === 0x5c) && ++segments > MAX_PATH_SEGMENTS) {
+      throw new Refusal(`${what} ${shown} has more than ${MAX_PATH_SEGMENTS} path segments`);
     }
   }
 }
 
-/** Walks `link` from `base`: the resolved path and the paths it passes through, or undefined if it climbs out or through an archive symlink. */
-function walkInside(base: string[], link: string, symlinks: Set<string>): { at: string[]; intermediates: string[] } | undefined {
-  const at = [...base];
-  const intermediates: string[] = [];
-  const segments = link.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
-  for (const [i, s] of segments.entries()) {
-    if (s === '..') {
-      if (at.pop() === undefined) return undefined;
-      continue;
-    }
-    at.push(s);
-    if (i < segments.length - 1) {
-      const k = key(at);
-      if (symlinks.has(k)) return undefined;
-      intermediates.push(k);
-    }
-  }
-  return { at, intermediates };
+function splitPath(p: string): string[] {
+  return p.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
 }
 
-// Case-folded so that a case-insensitive filesystem (macOS) cannot alias a symlink.
-function key(segments: string[]): string {
-  return segments.join('/').normalize('NFC').toLowerCase();
+/** Where the manifest of a tree unpacked to dir is kept. */
+export function manifestPath(dir: string): string {
+  return `${resolve(dir)}.manifest.json`;
+}
+
+/** A directory of the tree: 0755 whatever the umask. */
+function makeDir(abs: string): void {
+  mkdirSync(abs, { recursive: true, mode: 0o755 });
+  chmodSync(abs, 0o755);
+}
+
+/** Deletes `<target>.tmp-*` and `<target>.old-*` left by processes that no longer run (and by older versions, which did not name theirs). */
+async function removeStaleSiblings(target: string): Promise<void> {
+  const prefix = basename(target);
+  const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(?:tmp|old)-(?:(\\d+)-)?[0-9a-f]{12}$`);
+  for (const name of await readdir(dirname(target))) {
+    const m = pattern.exec(name);
+    if (!m || (m[1] !== undefined && isAlive(Number(m[1])))) continue;
+    await rm(join(dirname(target), name), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  }
 }
 
 function isAbsolute(p: string): boolean {
@@ -480,7 +648,7 @@ function parsePax(data: Buffer): Record<string, string> {
 }
 
 async function replaceDir(fresh: string, target: string): Promise<void> {
-  const old = `${target}.old-${randomBytes(6).toString('hex')}`;
+  const old = `${target}.old-${process.pid}-${randomBytes(6).toString('hex')}`;
   let moved = false;
   try {
     await rename(target, old);

@@ -1,10 +1,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { KIND_VERSION } from './pins.js';
+import { manifestMismatch } from '../download/cache-files.js';
+
+/** kind's release binaries are 7–10 MB: a server sending more than this is not serving one. */
+export const KIND_MAX_BYTES = 128 * 1024 ** 2;
 
 /** <cache>/kind/v<version>/kind: where meshdemo keeps the kind it downloaded (made executable only once verified). */
 export function cachedKindPath(cacheDir: string, platform: NodeJS.Platform = process.platform): string {
   return path.join(cacheDir, 'kind', `v${KIND_VERSION}`, platform === 'win32' ? 'kind.exe' : 'kind');
+}
+
+/** Beside the cached kind: the sha256 it had when its download was verified. */
+export function cachedKindManifest(cacheDir: string): string {
+  return `${cachedKindPath(cacheDir)}.manifest.json`;
+}
+
+/** Why the cached kind may not be run, or undefined when it may: it must be the file meshdemo verified (of the pinned sha256, when one is). */
+export function cachedKindDistrust(cacheDir: string, pinnedSha256?: string): string | undefined {
+  if (!isExecutable(cachedKindPath(cacheDir))) return `${cachedKindPath(cacheDir)} is not an executable file`;
+  return manifestMismatch(cachedKindManifest(cacheDir), { only: [path.basename(cachedKindPath(cacheDir))], ...(pinnedSha256 ? { pinned: pinnedSha256 } : {}) });
 }
 
 export function isExecutable(file: string): boolean {
@@ -26,7 +41,11 @@ export function kindOnPath(env: NodeJS.ProcessEnv = process.env): string | undef
   return undefined;
 }
 
-/** The kind to ask about a cluster meshdemo created: the one that created it, else meshdemo's cached one, else PATH's. */
+/**
+ * The kind to ask about a cluster meshdemo created: meshdemo's cached one if it is still the one it verified, else
+ * PATH's. The state file's path is preferred among those two but never run just because the file names it.
+ */
 export function kindForState(cacheDir: string, state: { kind: string }): string | undefined {
-  return [state.kind, cachedKindPath(cacheDir), kindOnPath()].find((k): k is string => Boolean(k) && isExecutable(k!));
+  const trusted = [cachedKindDistrust(cacheDir) === undefined ? cachedKindPath(cacheDir) : undefined, kindOnPath()].filter((k): k is string => k !== undefined);
+  return trusted.find((k) => k === state.kind) ?? trusted[0];
 }

@@ -5,17 +5,34 @@ import type { Context, Step } from '../record/context.js';
 import { runProbe } from '../exec/run.js';
 import { assetName, extractDir, istioctlPath, versionCacheDir } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';
+import { manifestMismatch } from '../download/cache-files.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;
+
+/** An Istio release archive is 30–60 MB: a server sending more than this is not serving one. */
+export const ISTIO_ARCHIVE_MAX_BYTES = 512 * 1024 ** 2;
+
+/**
+ * Why the cached istioctl may not be run, or undefined when it may: it must match the manifest recorded when
+ * its archive was verified; with a pinned sha256, the tree must come from that archive and every file of it match.
+ */
+export function cachedReleaseDistrust(cacheDir: string, version: string, pinnedSha256?: string): string | undefined {
+  const tree = extractDir(cacheDir, version);
+  const istioctl = path.relative(path.dirname(tree), istioctlPath(cacheDir, version));
+  return manifestMismatch(`${tree}.manifest.json`, pinnedSha256 ? { pinned: pinnedSha256 } : { only: [istioctl] });
+}
 
 export const istioDownload: Step<Settings> = {
   id: 'istio-download',
   title: 'Download Istio release',
   async check(ctx) {
-    const binary = istioctlPath(ctx.options.cacheDir, ctx.settings.istioVersion);
-    return isExecutable(binary)
-      ? { satisfied: true, detail: `istioctl ${ctx.settings.istioVersion} cached at ${binary}` }
-      : { satisfied: false, detail: `download istio-${ctx.settings.istioVersion} into ${versionCacheDir(ctx.options.cacheDir, ctx.settings.istioVersion)}` };
+    const { cacheDir } = ctx.options;
+    const { istioVersion: version, istioSha256 } = ctx.settings;
+    const binary = istioctlPath(cacheDir, version);
+    if (!isExecutable(binary)) return { satisfied: false, detail: `download istio-${version} into ${versionCacheDir(cacheDir, version)}` };
+    const distrust = cachedReleaseDistrust(cacheDir, version, istioSha256);
+    if (distrust) return { satisfied: false, detail: `verify and unpack istio-${version} again (the cached tree is not trusted: ${distrust})` };
+    return { satisfied: true, detail: `istioctl ${version} cached at ${binary}${istioSha256 ? ', every file verified' : ', verified'}` };
   },
   async run(ctx) {
     const { istioVersion: version } = ctx.settings;
@@ -35,14 +52,19 @@ export const istioDownload: Step<Settings> = {
       const asset = assetName(version);
       if (asset.note) ctx.log.note(asset.note);
       const url = `${ctx.settings.istioMirror}/${version}/${asset.name}`;
+      if (new URL(url).protocol === 'http:' && !ctx.settings.istioSha256) {
+        ctx.log.warn('--istio-mirror uses plain http and no --istio-sha256 is pinned: the checksum comes from the same unauthenticated server as the archive, so it cannot detect tampering on the way, and istioctl runs right after; pin --istio-sha256 or use an https mirror');
+      }
       const expected = ctx.settings.istioSha256 ?? parseSha256File(await fetchText(`${url}.sha256`, { signal: ctx.signal }), asset.name);
       const archive = path.join(versionCacheDir(ctx.options.cacheDir, version), asset.name);
       const result = await downloadVerified({
         url,
         dest: archive,
         expectedSha256: expected,
+        maxBytes: ISTIO_ARCHIVE_MAX_BYTES,
         extractTo: { dir: tree },
         signal: ctx.signal,
+        onLockWait: (pid) => ctx.log.info(`another meshdemo (pid ${pid}) is downloading ${asset.name} into this cache: waiting for it`),
         onProgress: (p) => ctx.log.progress(p.received, p.total),
         onRetry: (r) => ctx.log.warn(`download attempt ${r.attempt} failed (${r.reason}); retrying in ${Math.round(r.delayMs)}ms`),
       });

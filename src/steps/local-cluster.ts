@@ -8,7 +8,7 @@ import { kubeconfigPaths } from '../kube/config.js';
 import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } from '../exec/kind.js';
-import { cachedKindPath, isExecutable, kindOnPath } from '../kind/binary.js';
+import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
 import { clusterCaSha256, configPath, readState, removeState, requireMapped, writeState } from '../kind/state.js';
@@ -73,14 +73,12 @@ async function supportedKindOnPath(ctx: Context<Settings>): Promise<string | und
   return undefined;
 }
 
+/** meshdemo's cached kind, if it is still the file whose download was verified (and of the pinned sha256). */
 async function cachedKind(ctx: Context<Settings>): Promise<string | undefined> {
-  const file = cachedKindPath(ctx.options.cacheDir);
-  if (!isExecutable(file)) return undefined;
-  if (ctx.settings.kindSha256) {
-    const { sha256File } = await import('../download/download.js');
-    if ((await sha256File(file)) !== ctx.settings.kindSha256) return undefined;
-  }
-  return file;
+  const distrust = cachedKindDistrust(ctx.options.cacheDir, ctx.settings.kindSha256);
+  if (distrust === undefined) return cachedKindPath(ctx.options.cacheDir);
+  if (fs.existsSync(cachedKindPath(ctx.options.cacheDir))) ctx.log.debug(`cached kind not used: ${distrust}`);
+  return undefined;
 }
 
 /** kind from PATH when it is v0.17.0, else the verified download in meshdemo's cache. */
@@ -97,16 +95,23 @@ export const kindDownload: Step<Settings> = {
     const { downloadVerified, fetchText, parseSha256File } = await import('../download/download.js');
     const asset = kindAssetName();
     const url = kindDownloadUrl(ctx.settings.kindMirror, asset);
+    if (new URL(url).protocol === 'http:' && !ctx.settings.kindSha256) {
+      ctx.log.warn('--kind-mirror uses plain http and no --kind-sha256 is pinned: the checksum comes from the same unauthenticated server as kind, so it cannot detect tampering on the way, and kind runs right after; pin --kind-sha256 or use an https mirror');
+    }
     const expected = ctx.settings.kindSha256 ?? parseSha256File(await fetchText(`${url}.sha256sum`, { signal: ctx.signal }), asset);
     const dest = cachedKindPath(ctx.options.cacheDir);
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    const { makeDirs, writeManifest } = await import('../download/cache-files.js');
+    await makeDirs(path.dirname(dest));
+    fs.rmSync(cachedKindManifest(ctx.options.cacheDir), { force: true });
     // downloaded under another name, and made executable only after the checksum matched
     const download = `${dest}.download`;
     const result = await downloadVerified({
       url,
       dest: download,
       expectedSha256: expected,
+      maxBytes: KIND_MAX_BYTES,
       signal: ctx.signal,
+      onLockWait: (pid) => ctx.log.info(`another meshdemo (pid ${pid}) is downloading kind into this cache: waiting for it`),
       onProgress: (p) => ctx.log.progress(p.received, p.total),
       onRetry: (r) => ctx.log.warn(`download attempt ${r.attempt} failed (${r.reason}); retrying in ${Math.round(r.delayMs)}ms`),
     });
@@ -117,6 +122,7 @@ export const kindDownload: Step<Settings> = {
       fs.rmSync(dest, { force: true });
       throw new DownloadError(`${url} is kind ${v ? `v${v}` : '(no version)'}, not v${KIND_VERSION}`, { hint: 'check --kind-mirror: it must serve the kind releases as GitHub does' });
     }
+    await writeManifest(cachedKindManifest(ctx.options.cacheDir), { source: result.sha256, files: { [path.basename(dest)]: result.sha256 } });
     local(ctx).kind = dest;
     return `kind v${KIND_VERSION} (${(result.bytes / 1048576).toFixed(1)} MB${result.resumed ? ', resumed' : ''}) from ${url}, sha256 verified`;
   },

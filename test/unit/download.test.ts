@@ -54,6 +54,7 @@ describe('downloadVerified', () => {
     url: `${server.url}/${ASSET}`,
     dest: join(dir, 'istio.tar.gz'),
     expectedSha256: digest,
+    maxBytes: 64 * 1024 ** 2,
     retryBaseDelayMs: 10,
     ...o,
   });
@@ -227,7 +228,7 @@ describe('downloadVerified', () => {
     const xopts = (o: Partial<DownloadOptions> = {}) => opts({ url: `${server.url}/${TGZ}`, expectedSha256: tgzDigest, extractTo: { dir: tree() }, ...o });
     const checkTree = async () => {
       for (const i of [0, 99, 199]) assert.equal((await readFile(join(tree(), 'pkg', `f${i}`))).length, 4096);
-      assert.deepEqual((await readdir(dir)).sort(), ['istio.tar.gz', 'tree']);
+      assert.deepEqual((await readdir(dir)).sort(), ['istio.tar.gz', 'tree', 'tree.manifest.json']);
     };
 
     it('unpacks while downloading, and keeps the archive', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -56,7 +56,12 @@ describe('extractArchiveSafely', () => {
     const istioctl = join(target, 'istio-1.8.4', 'bin', 'istioctl');
     assert.equal((await lstat(istioctl)).mode & 0o777, 0o755);
     assert.equal(await readFile(join(target, 'istio-1.8.4', 'samples', 'bookinfo', 'app.yaml'), 'utf8'), 'kind: Service\n');
-    assert.deepEqual(await readdir(join(sandbox, 'a', 'b')), ['target']);
+    assert.deepEqual((await readdir(join(sandbox, 'a', 'b'))).sort(), ['target', 'target.manifest.json']);
+    // the manifest beside the tree: the archive's sha256 and every file's, by path relative to the manifest
+    const manifest = JSON.parse(await readFile(join(sandbox, 'a', 'b', 'target.manifest.json'), 'utf8'));
+    assert.equal(manifest.source, res.sha256);
+    assert.deepEqual(Object.keys(manifest.files), ['target/istio-1.8.4/bin/istioctl', 'target/istio-1.8.4/samples/bookinfo/app.yaml']);
+    assert.equal(manifest.files['target/istio-1.8.4/bin/istioctl'], createHash('sha256').update('#!/bin/sh\necho istioctl\n').digest('hex'));
   });
 
   it('keeps symlinks and hardlinks that stay inside', async () => {
@@ -81,7 +86,7 @@ describe('extractArchiveSafely', () => {
     await writeFile(archive, rawTarGz([{ path: 'new.txt', body: 'new' }]));
     await extractArchiveSafely(archive, target);
     assert.deepEqual(await readdir(target), ['new.txt']);
-    assert.deepEqual(await readdir(join(sandbox, 'a', 'b')), ['target']);
+    assert.deepEqual((await readdir(join(sandbox, 'a', 'b'))).sort(), ['target', 'target.manifest.json']);
   });
 
   const malicious: Array<{ name: string; entries: RawEntry[]; bad: string; message: RegExp }> = [
