@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { create, list } from 'tar';
@@ -268,6 +269,107 @@ describe('extractArchiveSafely', () => {
     const res = await extractArchiveSafely(archive, target);
     assert.equal(res.entries, 4);
     for (const e of entries) assert.ok((await readFile(join(target, e.path!))).equals(typeof e.body === 'string' ? Buffer.from(e.body) : e.body!), `${e.path} differs`);
+  });
+
+  describe('bounds from the review of issue 21', () => {
+    /** A pax extended header whose record sets `key` to `value` (the length counts its own digits). */
+    const pax = (key: string, value: string): RawEntry => {
+      const body = ` ${key}=${value}\n`;
+      let len = body.length + 1;
+      while (String(len).length + body.length !== len) len++;
+      return { path: 'PaxHeader/x', type: 'ExtendedHeader', body: `${len}${body}` };
+    };
+    const leftovers = async () => (existsSync(join(sandbox, 'a')) ? await walk(join(sandbox, 'a')) : []);
+
+    it('refuses a pax path of "a/" × 40 000 (a 241-byte-class archive) by its length, before any other check', async () => {
+      await writeFile(archive, rawTarGz([pax('path', 'a/'.repeat(40_000)), { path: 'placeholder', body: 'x' }]));
+      const err = await extractArchiveSafely(archive, target).then(() => assert.fail('should refuse'), (e: unknown) => e);
+      assert.ok(err instanceof DownloadError && err.exitCode === 5, String(err));
+      assert.match(err.message, /refusing to extract .*: entry "(a\/){50}"… is 80000 bytes long, more than the limit of 4096/);
+      assert.deepEqual(await leftovers(), [], 'no tree, no temporary tree');
+    });
+
+    it('refuses a path of more than 128 segments, and a link target of more than 4096 bytes', async () => {
+      await writeFile(archive, rawTarGz([pax('path', `${'d/'.repeat(200)}f`), { path: 'placeholder', body: 'x' }]));
+      await assert.rejects(extractArchiveSafely(archive, target), /entry "(d\/){50}"… has more than 128 path segments/);
+      await writeFile(archive, rawTarGz([pax('linkpath', `${'x/../'.repeat(1000)}f`), { path: 'link', type: 'SymbolicLink', linkpath: 'f' }]));
+      await assert.rejects(extractArchiveSafely(archive, target), /the link target of entry "link" .* is 5001 bytes long, more than the limit of 4096/);
+      assert.deepEqual(await leftovers(), []);
+    });
+
+    it('still checks every prefix of deep paths and link walks (127 segments)', async () => {
+      const deep = Array.from({ length: 126 }, (_, i) => `s${i}`).join('/');
+      // long names go in pax records, as tar writes them
+      const deepFile = [pax('path', `${deep}/file`), { path: 'placeholder', body: 'deep' }];
+      await writeFile(archive, rawTarGz([
+        ...deepFile,
+        pax('linkpath', `../${deep}`),
+        { path: 'top/link', type: 'SymbolicLink', linkpath: 'placeholder' },
+        { path: 'top/link/evil', body: 'through the link' },
+      ]));
+      await assert.rejects(extractArchiveSafely(archive, target), /entry "top\/link\/evil" would be written through a symbolic link/);
+      await writeFile(archive, rawTarGz([
+        ...deepFile,
+        pax('linkpath', `${deep}/file`),
+        { path: 'hard', type: 'Link', linkpath: 'placeholder' },
+        pax('linkpath', `${deep.replace('s5', 'S5')}/file`),
+        { path: 'symlink-to-dir-is-fine', type: 'SymbolicLink', linkpath: 'placeholder' },
+      ]));
+      await extractArchiveSafely(archive, target);
+      assert.equal(await readFile(join(target, 'hard'), 'utf8'), 'deep');
+      assert.equal(await readFile(join(target, ...deep.split('/'), 'file'), 'utf8'), 'deep');
+    });
+
+    it('refuses data after the end-of-archive blocks, and bytes after the end of the gzip stream; accepts tar\'s zero padding', async () => {
+      const tar = rawTar([{ path: 'f', body: 'x' }]);
+      await writeFile(archive, gzipSync(Buffer.concat([tar, Buffer.from('appended after the end')])));
+      await assert.rejects(extractArchiveSafely(archive, target), /refusing to extract .*: data follows the end of the tar archive/);
+      await writeFile(archive, gzipSync(Buffer.concat([tar, Buffer.alloc(2 << 20)])));
+      await assert.rejects(extractArchiveSafely(archive, target), /more than 1048576 bytes follow the end of the tar archive/);
+      // gunzip itself ignores zeros after its stream: a server could append them for ever
+      await writeFile(archive, Buffer.concat([gzipSync(tar), Buffer.alloc(100_000)]));
+      await assert.rejects(extractArchiveSafely(archive, target), /refusing to extract .*: \d+ or more bytes follow the end of the gzip stream/);
+      assert.deepEqual(await leftovers(), []);
+      // GNU tar pads the last record to 10 240 bytes with zeros
+      await writeFile(archive, gzipSync(Buffer.concat([tar, Buffer.alloc(10_240 - (tar.length % 10_240))])));
+      await extractArchiveSafely(archive, target);
+      assert.equal(await readFile(join(target, 'f'), 'utf8'), 'x');
+    });
+
+    for (const umask of [0o000, 0o077]) {
+      it(`creates files 0644/0755 and directories 0755 whatever the archive and a umask of ${umask.toString(8).padStart(3, '0')} say`, async () => {
+        await writeFile(archive, rawTarGz([
+          { path: 'open/', type: 'Directory', mode: 0o777 },
+          { path: 'open/tool', body: '#!/bin/sh\n', mode: 0o777 },
+          { path: 'open/data', body: 'd', mode: 0o666 },
+          { path: 'implicit/dir/file', body: 'f', mode: 0o600 },
+        ]));
+        const saved = process.umask(umask);
+        try {
+          await extractArchiveSafely(archive, target);
+        } finally {
+          process.umask(saved);
+        }
+        const mode = async (p: string) => (await lstat(join(target, p))).mode & 0o7777;
+        assert.deepEqual(
+          { root: await mode('.'), open: await mode('open'), tool: await mode('open/tool'), data: await mode('open/data'), implicit: await mode('implicit'), dir: await mode('implicit/dir'), file: await mode('implicit/dir/file') },
+          { root: 0o755, open: 0o755, tool: 0o755, data: 0o644, implicit: 0o755, dir: 0o755, file: 0o644 },
+        );
+        assert.equal((await lstat(join(sandbox, 'a'))).mode & 0o777, 0o755, 'the parent directories made for the tree too');
+      });
+    }
+
+    it('unpacks 20 000 small files with `ulimit -n 1024` (open files are bounded)', async () => {
+      const entries: RawEntry[] = Array.from({ length: 20_000 }, (_, i) => ({ path: `many/${i % 50}/f${i}`, body: `${i}\n` }));
+      await writeFile(archive, rawTarGz(entries));
+      const extractJs = new URL('../../src/download/extract.js', import.meta.url).href;
+      const script = `import(${JSON.stringify(extractJs)}).then((m) => m.extractArchiveSafely(process.argv[1], process.argv[2])).then((r) => console.log(r.entries), (e) => { console.error(e.message); process.exit(5); })`;
+      const r = spawnSync('bash', ['-c', 'ulimit -n 1024 && exec "$0" --input-type=module -e "$1" "$2" "$3"', process.execPath, script, archive, target], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '20000');
+      assert.equal(await readFile(join(target, 'many', '49', 'f19999'), 'utf8'), '19999\n');
+      assert.equal((await readdir(join(target, 'many', '0'))).length, 400);
+    });
   });
 
   it('refuses to start when already aborted', async () => {
