@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { createServer } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { Agent } from 'undici';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { DownloadError, InterruptedError } from '../../src/core/errors.js';
 import { downloadVerified, fetchText, parseSha256File, sha256File, type DownloadOptions } from '../../src/download/download.js';
 import { proxyFor } from '../../src/download/http-get.js';
@@ -325,6 +328,152 @@ describe('downloadVerified', () => {
       proxy.closeAllConnections();
       await new Promise((r) => proxy.close(r));
     }
+  });
+
+  describe('bounds and trust from the review of issue 21', () => {
+    /** A loopback server whose handler gets each request; closed with all its connections after the test. */
+    const servers: Server[] = [];
+    const serve = async (handler: (req: IncomingMessage, res: ServerResponse) => void, tls?: { key: string; cert: string }): Promise<string> => {
+      const srv = tls ? createHttpsServer(tls, handler) : createServer(handler);
+      servers.push(srv);
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      return `${tls ? 'https' : 'http'}://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    };
+    const cleanups: (() => Promise<unknown>)[] = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0)) await cleanup();
+      for (const srv of servers.splice(0)) {
+        srv.closeAllConnections();
+        await new Promise((r) => srv.close(r));
+      }
+    });
+    /** Sends 64 KiB chunks without Content-Length (chunked) until the client goes away. */
+    const endless = (_req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const more = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', more);
+      };
+      more();
+    };
+
+    it('refuses an endless body without Content-Length at maxBytes, keeping nothing', { timeout: 60_000 }, async () => {
+      const url = await serve(endless);
+      const err = await downloadVerified(opts({ url, maxBytes: 4 * 1024 ** 2, expectedSha256: undefined })).then(() => assert.fail('should refuse'), (e: unknown) => e);
+      assert.ok(err instanceof DownloadError && err.exitCode === 5, String(err));
+      assert.match(err.message, /is larger than the limit of 4194304 bytes for this file \(the server sent more\)/);
+      assert.deepEqual(await readdir(dir), [], 'no .part, no file, no lock');
+    });
+
+    it('refuses a Content-Length above maxBytes before reading the body', async () => {
+      server.requests.length = 0;
+      const err = await downloadVerified(opts({ maxBytes: data.length - 1 })).then(() => assert.fail('should refuse'), (e: unknown) => e);
+      assert.match(String((err as Error).message), new RegExp(`the server announces ${data.length}\\)`));
+      assert.equal(server.requests.length, 1, 'not retried');
+      assert.deepEqual(await readdir(dir), []);
+    });
+
+    it('fetchText refuses a checksum file larger than 64 KiB (an endless one too)', { timeout: 60_000 }, async () => {
+      const url = await serve(endless);
+      await assert.rejects(fetchText(url), /is larger than the limit of 65536 bytes for this file \(the server sent more\)/);
+      const big = await serve((_req, res) => res.writeHead(200, { 'content-length': 70_000 }).end(Buffer.alloc(70_000)));
+      await assert.rejects(fetchText(big), /\(the server announces 70000\)/);
+    });
+
+    it('an abort during a body delimited by the end of the connection is an interruption: the .part stays for a resume', async () => {
+      let sent = 0;
+      // no Content-Length, no chunked encoding: the body ends when the server closes the connection (RFC 9112 6.3)
+      const raw = createNetServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () => socket.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n'), data.subarray(0, 100 * 1024)]), () => (sent = 100 * 1024)));
+      });
+      await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise((r) => raw.close(r)));
+      const url = `http://127.0.0.1:${(raw.address() as AddressInfo).port}/istio.tar.gz`;
+      const ac = new AbortController();
+      const err = await downloadVerified(opts({ url, expectedSha256: undefined, signal: ac.signal, onProgress: () => setTimeout(() => ac.abort(), 300) })).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof InterruptedError, `an interruption, not ${String(err)}`);
+      assert.equal(sent, 100 * 1024);
+      assert.equal(existsSync(join(dir, 'istio.tar.gz')), false, 'not taken for the whole file');
+      assert.equal((await stat(join(dir, 'istio.tar.gz.part'))).size, 100 * 1024);
+    });
+
+    it('a server closing a chunked body early is a dropped connection (retried), not the whole file', async () => {
+      let calls = 0;
+      const url = await serve((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        if (++calls === 1) res.write(data.subarray(0, 1000), () => res.socket?.destroy());
+        else res.end(data);
+      });
+      const res = await downloadVerified(opts({ url }));
+      assert.equal(res.sha256, digest);
+      assert.equal(calls, 2);
+    });
+
+    it('two downloads of one file into one cache: one .part, one transfer, both verified', async () => {
+      let transfers = 0;
+      const url = await serve(async (_req, res) => {
+        transfers++;
+        res.writeHead(200, { 'content-length': data.length });
+        for (let off = 0; off < data.length; off += 16 * 1024) {
+          res.write(data.subarray(off, off + 16 * 1024));
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        res.end();
+      });
+      const waited: number[] = [];
+      const [a, b] = await Promise.all([downloadVerified(opts({ url })), downloadVerified(opts({ url, onLockWait: (pid) => waited.push(pid) }))]);
+      assert.equal(a.sha256, digest);
+      assert.equal(b.sha256, digest);
+      assert.deepEqual([a.fromCache, b.fromCache], [false, true], 'the second waits for the first, then finds the file');
+      assert.deepEqual(waited, [process.pid]);
+      assert.equal(transfers, 1);
+      assert.deepEqual(await readFile(join(dir, 'istio.tar.gz')), data);
+      assert.deepEqual(await readdir(dir), ['istio.tar.gz']);
+    });
+
+    it('never writes through a symbolic link planted as the .part', async () => {
+      const victim = join(dir, 'victim');
+      await writeFile(victim, data.subarray(0, 1000));
+      await symlink(victim, join(dir, 'istio.tar.gz.part'));
+      const res = await downloadVerified(opts());
+      assert.equal(res.sha256, digest);
+      assert.deepEqual(await readFile(victim), data.subarray(0, 1000), 'the link target is untouched');
+      assert.ok((await lstat(join(dir, 'istio.tar.gz'))).isFile(), 'the download is a file of its own');
+      assert.equal((await lstat(join(dir, 'istio.tar.gz'))).mode & 0o777, 0o644);
+    });
+
+    it('refuses a redirect from https to plain http', async () => {
+      const certDir = await mkdtemp(join(tmpdir(), 'meshdemo-tls-'));
+      try {
+        const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')], { encoding: 'utf8' });
+        assert.equal(gen.status, 0, gen.stderr);
+        const tls = { key: await readFile(join(certDir, 'key.pem'), 'utf8'), cert: await readFile(join(certDir, 'cert.pem'), 'utf8') };
+        const plainRequests: string[] = [];
+        const plain = await serve((req, res) => {
+          plainRequests.push(req.url ?? '');
+          res.writeHead(200, { 'content-length': data.length }).end(data);
+        });
+        const secure = await serve((_req, res) => res.writeHead(302, { location: `${plain}/istio.tar.gz`, 'content-length': 0 }).end(), tls);
+        const dispatcher = new Agent({ connect: { ca: tls.cert } });
+        try {
+          const err = await downloadVerified(opts({ url: `${secure}/istio.tar.gz`, dispatcher })).then(() => assert.fail('should refuse'), (e: unknown) => e);
+          assert.ok(err instanceof DownloadError && err.exitCode === 5, String(err));
+          assert.match(err.message, /refusing a redirect from https to http:\/\/127\.0\.0\.1:\d+\/istio\.tar\.gz/);
+          assert.deepEqual(plainRequests, [], 'nothing was requested over plain http');
+          await assert.rejects(fetchText(`${secure}/istio.tar.gz.sha256`, { dispatcher }), /refusing a redirect from https to http/);
+          assert.deepEqual(plainRequests, []);
+        } finally {
+          await dispatcher.close();
+        }
+      } finally {
+        await rm(certDir, { recursive: true, force: true });
+      }
+    });
   });
 
   it('fetchText retries 5xx and returns the body', async () => {
