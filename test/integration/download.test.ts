@@ -99,8 +99,8 @@ describe('meshdemo download', () => {
     assert.deepEqual(result, { type: 'result', ok: true, istioVersion: '1.8.4', istioctl, downloaded: true });
     assert.ok(fs.statSync(istioctl).mode & 0o100, 'istioctl is executable');
     assert.ok(fs.existsSync(path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'samples', 'addons', 'kiali.yaml')));
-    // the cache holds the archive and the tree, and no temporary leftovers
-    assert.deepEqual(fs.readdirSync(path.join(cache, 'istio', '1.8.4')).sort(), ['istio-1.8.4-linux-amd64.tar.gz', 'tree']);
+    // the cache holds the archive, the tree and its manifest, and no temporary leftovers (no .part, no lock)
+    assert.deepEqual(fs.readdirSync(path.join(cache, 'istio', '1.8.4')).sort(), ['istio-1.8.4-linux-amd64.tar.gz', 'tree', 'tree.manifest.json']);
 
     server.requests.length = 0;
     const second = await download(cache);
@@ -222,5 +222,136 @@ describe('meshdemo download', () => {
     } finally {
       await bombServer.close();
     }
+  });
+  describe('the review of issue 21', () => {
+    const versionDir = (cache: string) => path.join(cache, 'istio', '1.8.4');
+    /** Everything under dir, directories too, relative. */
+    const allUnder = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).map(String).sort() : []);
+
+    it('refuses the 241-byte archive whose pax path is "a/" × 40 000: exit 5, nothing left (no tree.tmp-*, no .part)', async (t) => {
+      const body = ` path=${'a/'.repeat(40_000)}\n`;
+      const record = `${body.length + 5}${body}`; // the length counts its own 5 digits
+      const tiny = gzipSync(rawTar([{ path: 'PaxHeader/a', type: 'ExtendedHeader', body: record }, { path: 'a', body: 'x' }]), { level: 9 });
+      t.diagnostic(`archive: ${tiny.length} bytes`);
+      const tinyServer = await startReleaseServer({ [ASSET]: tiny });
+      try {
+        const cache = path.join(tmp, 'cache-241');
+        const r = await download(cache, [], tinyServer.url);
+        assert.equal(r.code, 5, r.stderr);
+        const lines = errorLines(r.stderr);
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0], /refusing to extract .*: entry "(a\/){50}"… is 80000 bytes long, more than the limit of 4096/);
+        assert.deepEqual(allUnder(versionDir(cache)).filter((f) => !fs.statSync(path.join(versionDir(cache), f)).isDirectory() || /tmp/.test(f)), [], 'no .part, no tree.tmp-*');
+      } finally {
+        await tinyServer.close();
+      }
+    });
+
+    it('a tree.tmp-* left by a killed download (SIGKILL) is removed by the next run', async () => {
+      const cache = path.join(tmp, 'cache-killed');
+      server.setMode({ stallAfterBytes: 4096 });
+      try {
+        let poll: NodeJS.Timeout | undefined;
+        const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', server.url], {
+          env: { KUBECONFIG: path.join(tmp, 'nope') },
+          onSpawn: (child) => {
+            poll = setInterval(() => {
+              const names = fs.existsSync(versionDir(cache)) ? fs.readdirSync(versionDir(cache)) : [];
+              if (names.some((n) => n.startsWith('tree.tmp-')) && names.some((n) => n.endsWith('.part'))) {
+                clearInterval(poll);
+                child.kill('SIGKILL');
+              }
+            }, 20);
+          },
+        });
+        clearInterval(poll);
+        assert.notEqual(r.code, 0);
+        const left = fs.readdirSync(versionDir(cache));
+        assert.ok(left.some((n) => /^tree\.tmp-\d+-[0-9a-f]{12}$/.test(n)), `a temporary tree is left: ${left}`);
+      } finally {
+        server.setMode({ stallAfterBytes: undefined });
+      }
+      const again = await download(cache);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(fs.readdirSync(versionDir(cache)).sort(), ['istio-1.8.4-linux-amd64.tar.gz', 'tree', 'tree.manifest.json']);
+    });
+
+    it('refuses a cache dir its group can write to (exit 3, nothing fetched) unless --trust-cache-dir', async () => {
+      const cache = path.join(tmp, 'cache-shared');
+      fs.mkdirSync(cache);
+      fs.chmodSync(cache, 0o775);
+      server.requests.length = 0;
+      const r = await download(cache);
+      assert.equal(r.code, 3, r.stderr);
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /the cache dir .*cache-shared is writable by its group \(mode 775\).* — chmod go-w .*--trust-cache-dir/);
+      assert.deepEqual(server.requests, []);
+      const trusted = await runMeshdemo([...noCluster(), '--cache-dir', cache, '--trust-cache-dir', 'download', '--istio-mirror', server.url], { env: { KUBECONFIG: path.join(tmp, 'nope') } });
+      assert.equal(trusted.code, 0, trusted.stderr);
+    });
+
+    it('never runs a planted istioctl: `meshdemo istioctl` refuses it (exit 3), download verifies and unpacks again, pinned or not', async () => {
+      const cache = path.join(tmp, 'cache-planted');
+      assert.equal((await download(cache)).code, 0);
+      const istioctl = path.join(versionDir(cache), 'tree', 'istio-1.8.4', 'bin', 'istioctl');
+      const genuine = fs.readFileSync(istioctl);
+      const marker = path.join(tmp, 'planted-istioctl-ran');
+      const plant = () => fs.writeFileSync(istioctl, `#!/bin/sh\ntouch '${marker}'\necho 1.8.4\n`);
+
+      plant();
+      const run = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'istioctl', '--', 'version', '--remote=false'], { env: { KUBECONFIG: path.join(tmp, 'nope') } });
+      assert.equal(run.code, 3, run.stderr);
+      assert.match(errorLines(run.stderr)[0], /the cached istioctl 1\.8\.4 is not the one meshdemo verified \(tree\/istio-1\.8\.4\/bin\/istioctl has changed since it was verified\); not running it — run meshdemo download/);
+      assert.equal(fs.existsSync(marker), false, 'the planted istioctl did not run');
+
+      for (const pin of [[], ['--istio-sha256', archive.sha256]]) {
+        plant();
+        const again = await download(cache, pin);
+        assert.equal(again.code, 0, again.stderr);
+        assert.deepEqual(fs.readFileSync(istioctl), genuine, 'unpacked again from the verified archive');
+        assert.equal(fs.existsSync(marker), false, 'the planted istioctl did not run');
+      }
+
+      // with a pin, every file of the tree is checked, not only istioctl
+      const kiali = path.join(versionDir(cache), 'tree', 'istio-1.8.4', 'samples', 'addons', 'kiali.yaml');
+      const kialiYaml = fs.readFileSync(kiali);
+      fs.appendFileSync(kiali, '\n# planted\n');
+      server.requests.length = 0;
+      const pinned = await download(cache, ['--istio-sha256', archive.sha256]);
+      assert.equal(pinned.code, 0, pinned.stderr);
+      assert.deepEqual(fs.readFileSync(kiali), kialiYaml);
+      assert.deepEqual(server.requests, [], 'from the cached archive, checked against the pin: no request');
+    });
+
+    it('a cached kind that changed since it was verified is downloaded again, not run', async () => {
+      const home = fs.mkdtempSync(path.join(tmp, 'home-'));
+      const cache = path.join(tmp, 'cache-kind-planted');
+      const run = () =>
+        runMeshdemo(['--cache-dir', cache, 'download', '--kind', '--istio-mirror', server.url, '--kind-mirror', server.url], {
+          env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
+        });
+      assert.equal((await run()).code, 0);
+      const kind = path.join(cache, 'kind', 'v0.17.0', 'kind');
+      const genuine = fs.readFileSync(kind);
+      const marker = path.join(tmp, 'planted-kind-ran');
+      fs.writeFileSync(kind, `#!/bin/sh\ntouch '${marker}'\necho 'kind v0.17.0 go1.19.2 linux/amd64'\n`);
+      server.requests.length = 0;
+      const again = await run();
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(server.requests.map((r) => r.path).filter((p) => p.includes('kind')), [`/${KIND_ASSET}.sha256sum`, `/${KIND_ASSET}`]);
+      assert.deepEqual(fs.readFileSync(kind), genuine);
+      assert.equal(fs.existsSync(marker), false);
+    });
+
+    it('warns that an http:// mirror without a pinned sha256 cannot detect tampering; not with the pin', async () => {
+      const warning = /--istio-mirror uses plain http and no --istio-sha256 is pinned: the checksum comes from the same unauthenticated server/;
+      const unpinned = await download(path.join(tmp, 'cache-http-1'));
+      assert.equal(unpinned.code, 0, unpinned.stderr);
+      assert.match(unpinned.stderr, warning);
+      const pinned = await download(path.join(tmp, 'cache-http-2'), ['--istio-sha256', archive.sha256]);
+      assert.equal(pinned.code, 0, pinned.stderr);
+      assert.doesNotMatch(pinned.stderr, /plain http/);
+    });
   });
 });
