@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -392,7 +392,10 @@ describe('downloadVerified', () => {
       cleanups.push(() => new Promise((r) => raw.close(r)));
       const url = `http://127.0.0.1:${(raw.address() as AddressInfo).port}/istio.tar.gz`;
       const ac = new AbortController();
-      const err = await downloadVerified(opts({ url, expectedSha256: undefined, signal: ac.signal, onProgress: () => setTimeout(() => ac.abort(), 300) })).then(
+      // Ctrl-C once all that was sent is in the .part
+      const part = join(dir, 'istio.tar.gz.part');
+      const poll = setInterval(() => existsSync(part) && statSync(part).size === 100 * 1024 && ac.abort(), 10);
+      const err = await downloadVerified(opts({ url, expectedSha256: undefined, signal: ac.signal })).finally(() => clearInterval(poll)).then(
         (r) => r,
         (e: unknown) => e,
       );
