@@ -42,10 +42,16 @@ export function kindOnPath(env: NodeJS.ProcessEnv = process.env): string | undef
 }
 
 /**
- * The kind to ask about a cluster meshdemo created: meshdemo's cached one if it is still the one it verified, else
- * PATH's. The state file's path is preferred among those two but never run just because the file names it.
+ * The kind to ask about a cluster meshdemo created: the one that created it (the state file says which), else
+ * meshdemo's cached one, else PATH's. Anything in the cache dir — wherever the state file points — runs only if it
+ * is the cached kind and still the file whose download was verified.
  */
 export function kindForState(cacheDir: string, state: { kind: string }): string | undefined {
-  const trusted = [cachedKindDistrust(cacheDir) === undefined ? cachedKindPath(cacheDir) : undefined, kindOnPath()].filter((k): k is string => k !== undefined);
-  return trusted.find((k) => k === state.kind) ?? trusted[0];
+  const cache = path.resolve(cacheDir);
+  const cached = cachedKindPath(cache);
+  const usable = (k: string) => {
+    const inCache = !path.relative(cache, path.resolve(k)).startsWith('..');
+    return inCache ? path.resolve(k) === cached && cachedKindDistrust(cache) === undefined : isExecutable(k);
+  };
+  return [state.kind, cached, kindOnPath()].find((k): k is string => Boolean(k) && usable(k!));
 }

@@ -135,24 +135,27 @@ describe('kindForState: the kind down and status run for a cluster in the state 
     writeFileSync(file, content, { mode: 0o755 });
   };
 
-  it('never runs the path the state file names just because it names it; runs the cached kind only as verified', async () => {
+  it('runs a kind in the cache dir only if it is the cached kind as verified, wherever the state file points', async () => {
     const cache = join(root, 'cache');
-    const planted = join(root, 'planted', 'kind');
-    executable(planted, '#!/bin/sh\necho planted\n');
-    assert.equal(kindForState(cache, { kind: planted }), undefined, 'neither verified nor on PATH');
-
     const cached = cachedKindPath(cache);
     executable(cached, '#!/bin/sh\necho kind\n');
     assert.equal(kindForState(cache, { kind: cached }), undefined, 'a cached kind without a manifest is not one meshdemo verified');
     await writeManifest(cachedKindManifest(cache), { source: sha('#!/bin/sh\necho kind\n'), files: { kind: sha('#!/bin/sh\necho kind\n') } });
-    assert.equal(kindForState(cache, { kind: planted }), cached);
     assert.equal(kindForState(cache, { kind: cached }), cached);
+
+    const planted = join(cache, 'local-clusters', 'kind');
+    executable(planted, '#!/bin/sh\necho planted\n');
+    assert.equal(kindForState(cache, { kind: planted }), cached, 'another file in the cache dir is never run');
 
     writeFileSync(cached, '#!/bin/sh\necho tampered\n');
     assert.equal(kindForState(cache, { kind: cached }), undefined, 'changed since it was verified');
-
     const onPath = join(root, 'empty-path', 'kind');
     executable(onPath, '#!/bin/sh\necho path\n');
-    assert.equal(kindForState(cache, { kind: planted }), onPath);
+    assert.equal(kindForState(cache, { kind: cached }), onPath, "then PATH's");
+
+    // a kind outside the cache that created the cluster (PATH's at the time) is still the one asked
+    const elsewhere = join(root, 'opt', 'kind');
+    executable(elsewhere, '#!/bin/sh\necho opt\n');
+    assert.equal(kindForState(cache, { kind: elsewhere }), elsewhere);
   });
 });
