@@ -339,6 +339,7 @@ describe('meshdemo download', () => {
       server.requests.length = 0;
       const again = await run();
       assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /--kind-mirror uses plain http and no --kind-sha256 is pinned: the checksum comes from the same unauthenticated server as kind/);
       assert.deepEqual(server.requests.map((r) => r.path).filter((p) => p.includes('kind')), [`/${KIND_ASSET}.sha256sum`, `/${KIND_ASSET}`]);
       assert.deepEqual(fs.readFileSync(kind), genuine);
       assert.equal(fs.existsSync(marker), false);
