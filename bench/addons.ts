@@ -15,7 +15,7 @@ import path from 'node:path';
 import { apiRequest, startControlPlane, type ControlPlane } from '../test/support/control-plane.js';
 import { startNodeSimulator } from '../test/support/node-simulator.js';
 import { FIXTURES } from '../test/support/release-archive.js';
-import { BENCH_DIST, controlPlanePids, findKubectl, procCpuMs, list, log, loopbackEnv, median, ms, onCleanup, ratio, reps, timeCommand, tmpDir, type BenchResult } from './common.js';
+import { BENCH_DIST, controlPlanePids, findKubectl, isRequestTrace, procCpuMs, list, log, loopbackEnv, median, ms, onCleanup, ratio, reps, timeCommand, tmpDir, type BenchResult } from './common.js';
 
 const NS = 'istio-system';
 const MAX_KUBECTL_ATTEMPTS = 10;
@@ -93,7 +93,7 @@ async function meshdemoOnce(tmp: string, i: number): Promise<Sample> {
           applyMs = at;
           objects = `${m[1]} applied, ${m[2]} created`;
         }
-        if (e.type === 'result') requests = e.apiRequests;
+        if (isRequestTrace(e)) requests = (requests ?? 0) + 1;
       },
     });
     if (r.code !== 0) throw new Error(`meshdemo addons step exited ${r.code}: ${r.stderr.slice(-3000)}`);

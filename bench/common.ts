@@ -66,6 +66,14 @@ export function formatResult(r: BenchResult): string {
   return out.join('\n');
 }
 
+/**
+ * An API request in meshdemo's --verbose request trace (src/kube/client.ts formatTrace): a debug event
+ * "GET /api/v1/namespaces 200 12ms" in the NDJSON of --json --verbose.
+ */
+export function isRequestTrace(e: { type?: string; level?: string; message?: string }): boolean {
+  return e.type === 'log' && e.level === 'debug' && /^(GET|POST|PUT|PATCH|DELETE) \/\S* (\d{3}|[A-Z_]+|error) \d+ms$/.test(e.message ?? '');
+}
+
 export function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
