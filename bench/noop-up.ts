@@ -12,7 +12,7 @@ import { startControlPlane } from '../test/support/control-plane.js';
 import { startNodeSimulator } from '../test/support/node-simulator.js';
 import { buildReleaseArchive } from '../test/support/release-archive.js';
 import { startReleaseServer } from '../test/support/release-server.js';
-import { findKubectl, isRequestTrace, log, loopbackEnv, median, MESHDEMO_BIN, ms, mustRun, onCleanup, ratio, timeCommand, tmpDir, type BenchResult } from './common.js';
+import { findKubectl, isRequestTrace, list, log, spread, loopbackEnv, median, MESHDEMO_BIN, ms, mustRun, onCleanup, ratio, timeCommand, tmpDir, type BenchResult } from './common.js';
 
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 
@@ -82,11 +82,19 @@ export async function run(): Promise<BenchResult> {
       headers: ['command', 'median', 'min', 'API requests', 'vs node -e 0', 'vs kubectl get ns'],
       rows,
       targets: [
-        { what: 'no-op up: at most 15 API requests', met: Math.max(...requests) <= 15, detail: `${Math.min(...requests)}–${Math.max(...requests)} requests over ${rounds} runs` },
         {
-          what: 'no-op up ≤ 3× node -e 0',
+          what: 'no-op up: at most 15 API requests',
+          met: Math.max(...requests) <= 15,
+          figure: `${Math.max(...requests)} requests`,
+          spread: spread(requests, ' requests', 0),
+          detail: `counted from the --verbose request trace, ${rounds} runs`,
+        },
+        {
+          what: 'no-op up ≤ 3× node -e 0 (wall)',
           met: up <= 3 * node,
-          detail: `${ms(up)} vs ${ms(node)} = ${ratio(up, node)}; spread ${ms(Math.min(...upTimes))}–${ms(Math.max(...upTimes))} (per-round ratios ${upTimes.map((u, i) => (u / nodeTimes[i]).toFixed(2)).join(', ')})`,
+          figure: ratio(up, node),
+          spread: spread(upTimes.map((u, i) => u / nodeTimes[i])),
+          detail: `${ms(up)} vs ${ms(node)}; runs ${list(upTimes)}`,
         },
       ],
       notes: [
