@@ -147,8 +147,7 @@ export class KubeClient {
       (reqOpts.headers as Record<string, string | number>)['Content-Length'] = Buffer.byteLength(payload);
     }
     const lib = url.protocol === 'https:' ? https : http;
-    const started = performance.now();
-    const trace = this.defaults.trace && ((status: number | string) => this.defaults.trace!({ method, path: url.pathname + url.search, status, ms: Math.round(performance.now() - started) }));
+    const trace = this.tracer(method, url);
     return new Promise<T>((resolve, reject) => {
       const req = lib.request(url, reqOpts, (res) => {
         const chunks: Buffer[] = [];
@@ -175,6 +174,14 @@ export class KubeClient {
       });
       req.end(payload);
     });
+  }
+
+  /** With --verbose: reports this attempt's outcome (an HTTP status or an error code) and how long it took. */
+  private tracer(method: string, url: URL): ((status: number | string) => void) | undefined {
+    const trace = this.defaults.trace;
+    if (!trace) return undefined;
+    const started = performance.now();
+    return (status) => trace({ method, path: url.pathname + url.search, status, ms: Math.round(performance.now() - started) });
   }
 
   private translate(err: unknown, method: string, path: string): Error {
@@ -339,8 +346,7 @@ export class KubeClient {
     await this.config.applyToHTTPSOptions(reqOpts);
     if (!this.config.proxied) reqOpts.agent = this.agent;
     const lib = url.protocol === 'https:' ? https : http;
-    const started = performance.now();
-    const trace = this.defaults.trace && ((status: number | string) => this.defaults.trace!({ method: 'GET', path: url.pathname + url.search, status, ms: Math.round(performance.now() - started) }));
+    const trace = this.tracer('GET', url);
     return new Promise((resolve, reject) => {
       const req = lib.request(url, { ...reqOpts, signal: opts.signal }, (res) => {
         const status = res.statusCode ?? 0;
