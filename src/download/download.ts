@@ -11,7 +11,6 @@ import { httpGet, IdleTimeoutError } from './http-get.js';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
 import { extractArchiveSafely } from './extract.js';
 import { OrderedWrites } from './ordered-writes.js';
-import { afterAll } from './block-pool.js';
 import { TreeWriter, type ExtractLimits } from './tree-writer.js';
 
 export interface DownloadProgress {
@@ -189,13 +188,11 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
       const partWrites = new OrderedWrites();
       try {
         for await (const chunk of untilError(res.body, (err) => (bodyError = err))) {
-          // the chunk's memory holds later ones once the .part write and gunzip are done with it (block-pool.ts)
-          const done = afterAll(writer ? 2 : 1, () => res.recycle(chunk));
+          partWrites.write(fd, chunk);
           hash.update(chunk);
-          partWrites.write(fd, chunk, done);
           fed += chunk.length;
           progress(fed, total);
-          if (writer) await writer.write(chunk, done);
+          if (writer) await writer.write(chunk);
           if (partWrites.bytesInFlight > PART_WRITES_IN_FLIGHT) await partWrites.below(PART_WRITES_IN_FLIGHT / 2);
           if (partWrites.error) break; // e.g. the disk is full: reported below, without reading the rest
         }

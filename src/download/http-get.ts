@@ -1,15 +1,12 @@
 /**
- * One GET, as download.ts needs it: redirects followed, an idle timeout, abort. Without a proxy it speaks HTTP/1.1
- * over node:net/node:tls itself (src/download/raw-get.ts: one reused read buffer, the body in pooled 1 MiB blocks):
- * undici costs a fresh process ~80 ms to import and about twice node:http's CPU per byte of body (its WASM parser
- * and body stream), and node:http a fresh 64 kB buffer per read, whose page faults cost more CPU than the hash on a
- * virtual machine; a download is a fresh process reading 45 MB. When
+ * One GET, as download.ts needs it: redirects followed, an idle timeout, abort. Without a proxy it uses
+ * node:http(s) directly: undici costs a fresh process ~80 ms to import and about twice node:http's CPU per
+ * byte of body (its WASM parser and body stream), and a download is a fresh process reading 45 MB. When
  * HTTPS_PROXY/HTTP_PROXY applies to the URL (NO_PROXY honoured), or a dispatcher is given, undici's
  * EnvHttpProxyAgent (or that dispatcher) does the request, with its redirect interceptor.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { rawGet } from './raw-get.js';
 
 export interface GetOptions {
   headers?: Record<string, string>;
@@ -23,8 +20,6 @@ export interface GetResponse {
   statusCode: number;
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>;
   body: AsyncIterable<Buffer>;
-  /** The consumer is done with a chunk of the body: its memory may hold later chunks (a no-op where it cannot). */
-  recycle(chunk: Buffer): void;
   /** Reads and drops the rest of the body (errors ignored). */
   discard(): Promise<void>;
   text(): Promise<string>;
@@ -77,7 +72,6 @@ async function undiciGet(url: string, o: GetOptions): Promise<GetResponse> {
       statusCode: res.statusCode,
       headers: res.headers,
       body,
-      recycle: () => {},
       discard: () => res.body.dump().then(() => undefined, () => undefined),
       text: () => res.body.text(),
     };
@@ -93,24 +87,43 @@ function idle(err: unknown): unknown {
 
 async function nodeGet(url: URL, o: GetOptions, redirectsLeft: number): Promise<GetResponse> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme ${url.protocol}`);
-  // covers the wait for headers and every gap between body chunks
-  const res = await rawGet(url, { headers: o.headers, signal: o.signal, idleTimeoutMs: o.idleTimeoutMs, onIdle: () => new IdleTimeoutError(`no data for ${o.idleTimeoutMs} ms`) });
-  const status = res.statusCode;
+  const lib = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  let timedOut: IdleTimeoutError | undefined;
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = lib.get(url, { headers: o.headers, signal: o.signal, agent: false }, resolve);
+    // covers the wait for headers and every gap between body chunks
+    req.setTimeout(o.idleTimeoutMs, () => req.destroy((timedOut = new IdleTimeoutError(`no data for ${o.idleTimeoutMs} ms`))));
+    req.once('error', reject);
+  });
+  const status = res.statusCode ?? 0;
   const location = res.headers.location;
   if ([301, 302, 303, 307, 308].includes(status) && location) {
-    res.close();
+    res.resume();
     if (redirectsLeft === 0) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
     return nodeGet(new URL(location, url), o, redirectsLeft - 1);
   }
   return {
     statusCode: status,
     headers: res.headers,
-    body: res.body,
-    recycle: (chunk) => res.recycle(chunk),
-    discard: async () => res.close(),
+    body: (async function* () {
+      try {
+        yield* res as AsyncIterable<Buffer>;
+      } catch (err) {
+        // a timeout surfaces on the response as a plain 'aborted'
+        throw timedOut ?? err;
+      }
+    })(),
+    discard: async () => {
+      res.resume();
+      await new Promise<void>((resolve) => {
+        res.once('end', resolve);
+        res.once('close', resolve);
+        res.once('error', () => resolve());
+      });
+    },
     text: async () => {
       const chunks: Buffer[] = [];
-      for await (const c of res.body) chunks.push(Buffer.from(c));
+      for await (const c of res) chunks.push(c as Buffer);
       return Buffer.concat(chunks).toString('utf8');
     },
   };

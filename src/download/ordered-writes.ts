@@ -6,7 +6,7 @@
  */
 import { close, writev } from 'node:fs';
 
-type Op = { fd: number; data: Buffer; written?: () => void } | { fd: number; close: true };
+type Op = { fd: number; data: Buffer } | { fd: number; close: true };
 
 export class OrderedWrites {
   private readonly ops: Op[] = [];
@@ -16,10 +16,9 @@ export class OrderedWrites {
   error: Error | undefined;
   bytesInFlight = 0;
 
-  /** Queues a write; `written` is called once data is no longer needed (written, or dropped after an error). */
-  write(fd: number, data: Buffer, written?: () => void): void {
-    if (data.length === 0) return written?.();
-    this.ops.push({ fd, data, written });
+  write(fd: number, data: Buffer): void {
+    if (data.length === 0) return;
+    this.ops.push({ fd, data });
     this.bytesInFlight += data.length;
     this.next();
   }
@@ -52,25 +51,22 @@ export class OrderedWrites {
     }
     let n = 0;
     while (n < this.ops.length && n < 64 && this.ops[n].fd === first.fd && !('close' in this.ops[n])) n++;
-    const batch = this.ops.slice(0, n) as { fd: number; data: Buffer; written?: () => void }[];
+    const batch = this.ops.slice(0, n) as { fd: number; data: Buffer }[];
     const bytes = batch.reduce((sum, op) => sum + op.data.length, 0);
-    const finished = (ops: typeof batch) => {
-      for (const op of ops) op.written?.();
-    };
     if (this.error) {
-      finished(this.ops.splice(0, n) as typeof batch);
+      this.ops.splice(0, n);
       return this.done(null, bytes);
     }
     writev(first.fd, batch.map((op) => op.data), (err, written) => {
       if (err) {
-        finished(this.ops.splice(0, n) as typeof batch);
+        this.ops.splice(0, n);
         return this.done(err, bytes);
       }
       // a short write leaves the rest of the batch at the front of the queue
       let left = written;
       let consumed = 0;
       while (consumed < n && left >= batch[consumed].data.length) left -= batch[consumed++].data.length;
-      finished(this.ops.splice(0, consumed) as typeof batch);
+      this.ops.splice(0, consumed);
       if (left > 0) (this.ops[0] as { data: Buffer }).data = batch[consumed].data.subarray(left);
       this.done(null, written);
     });

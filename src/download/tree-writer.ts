@@ -39,16 +39,10 @@ const BLOCK = 512;
 /** pax and GNU long-name records are buffered whole; real ones are a few hundred bytes. */
 const MAX_META_BYTES = 1 << 20;
 /**
- * gunzip input per call: each call is a round trip between the main thread and a libuv thread, so the socket's
- * 64 kB reads made inflating 3–4× slower; a download feeds its pooled 1 MiB blocks as they are.
+ * gunzip input and output per call: each call is a round trip between the main thread and a libuv
+ * thread, so node's default 16 kB output and the socket's 64 kB reads made inflating 3–4× slower.
  */
 const GUNZIP_CHUNK = 1 << 20;
-/**
- * gunzip output per buffer: node allocates a new one for each. 64 kB (node's default is 16 kB: 4× the round trips)
- * stays under glibc's mmap threshold (128 kB), so memory freed by earlier outputs is reused; 1 MiB outputs were
- * fresh pages every time, whose faults cost a 45 MB download ~100 ms of CPU on a virtual machine.
- */
-const GUNZIP_OUTPUT_CHUNK = 64 << 10;
 /** Unpacked bytes waiting to be written before gunzip is paused (memory stays bounded). */
 const MAX_WRITES_IN_FLIGHT = 8 << 20;
 const REFUSED_HINT = 'the archive is malformed or malicious; nothing was kept';
@@ -91,8 +85,6 @@ export class TreeWriter {
   /** Compressed bytes gathered until GUNZIP_CHUNK of them are fed at once. */
   private input: Buffer[] = [];
   private inputBytes = 0;
-  /** Called once the gathered input is no longer needed. */
-  private consumers: Array<() => void> = [];
 
   // parser state
   private header = Buffer.alloc(BLOCK);
@@ -120,7 +112,7 @@ export class TreeWriter {
     this.tmpDir = tmpDir;
     this.limits = { ...DEFAULT_LIMITS, ...limits };
     // one more input chunk may wait while the last one inflates, so the socket keeps reading
-    this.gunzip = createGunzip({ chunkSize: GUNZIP_OUTPUT_CHUNK, writableHighWaterMark: GUNZIP_CHUNK } as ZlibOptions);
+    this.gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK, writableHighWaterMark: GUNZIP_CHUNK } as ZlibOptions);
     this.gunzip.on('data', (chunk: Buffer) => {
       if (this.writes.error) this.fail(this.writes.error);
       if (this.failure) return;
@@ -142,31 +134,19 @@ export class TreeWriter {
     return new TreeWriter(tmp, label, limits);
   }
 
-  /**
-   * Feeds compressed bytes; resolves when they may be followed by more (backpressure). `consumed` is called once
-   * chunk is no longer needed (gunzip has read it, or it was copied), so that its memory can be reused.
-   */
-  async write(chunk: Buffer, consumed?: () => void): Promise<void> {
+  /** Feeds compressed bytes; resolves when they may be followed by more (backpressure). */
+  async write(chunk: Buffer): Promise<void> {
     this.throwIfFailed();
     this.input.push(chunk);
-    if (consumed) this.consumers.push(consumed);
     this.inputBytes += chunk.length;
     if (this.inputBytes >= GUNZIP_CHUNK) await this.feed();
   }
 
   private async feed(): Promise<void> {
-    // a chunk as large as gunzip's input (a download's pooled block) goes in as it is; smaller ones are gathered
-    const whole = this.input.length === 1;
-    const data = whole ? this.input[0] : Buffer.concat(this.input, this.inputBytes);
-    const consumers = this.consumers;
+    const data = this.input.length === 1 ? this.input[0] : Buffer.concat(this.input, this.inputBytes);
     this.input = [];
-    this.consumers = [];
     this.inputBytes = 0;
-    const release = () => {
-      for (const c of consumers) c();
-    };
-    if (!whole) release();
-    if (!this.gunzip.write(data, whole ? release : undefined)) {
+    if (!this.gunzip.write(data)) {
       await new Promise<void>((res) => {
         const done = () => {
           this.gunzip.off('drain', done);
