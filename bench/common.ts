@@ -20,6 +20,10 @@ export function reps(defaultReps = 3): number {
 export interface Target {
   what: string;
   met: boolean;
+  /** The figure the target is about (e.g. "0.92×", "14 requests"). */
+  figure: string;
+  /** Its spread over the rounds (e.g. "0.88–0.97×"). */
+  spread: string;
   detail: string;
 }
 
@@ -48,6 +52,13 @@ export function ratio(a: number, b: number): string {
   return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a';
 }
 
+/** "min–max×" of per-round ratios (or of any numbers, with another unit). */
+export function spread(xs: number[], unit = '×', digits = 2): string {
+  const finite = xs.filter(Number.isFinite);
+  if (!finite.length) return 'n/a';
+  return `${Math.min(...finite).toFixed(digits)}–${Math.max(...finite).toFixed(digits)}${unit}`;
+}
+
 export function list(xs: number[]): string {
   return xs.map((x) => ms(x)).join(', ');
 }
@@ -61,9 +72,22 @@ export function formatTable(headers: string[], rows: string[][]): string {
 
 export function formatResult(r: BenchResult): string {
   const out = [`### ${r.title}`, '', formatTable(r.headers, r.rows), ''];
-  for (const t of r.targets) out.push(`- target ${t.met ? 'MET' : 'MISSED'}: ${t.what} — ${t.detail}`);
+  for (const t of r.targets) out.push(`- ${formatTarget(r.name, t)} — ${t.detail}`);
   for (const n of r.notes) out.push(`- ${n}`);
   return out.join('\n');
+}
+
+/**
+ * An API request in meshdemo's --verbose request trace (src/kube/client.ts formatTrace): a debug event
+ * "GET /api/v1/namespaces 200 12ms" in the NDJSON of --json --verbose.
+ */
+export function isRequestTrace(e: { type?: string; level?: string; message?: string }): boolean {
+  return e.type === 'log' && e.level === 'debug' && /^(GET|POST|PUT|PATCH|DELETE) \/\S* (\d{3}|[A-Z_]+|error) \d+ms$/.test(e.message ?? '');
+}
+
+/** "MET    noop-up: no-op up: at most 15 API requests: 14 requests (spread 14–14 requests)" */
+export function formatTarget(bench: string, t: Target): string {
+  return `${t.met ? 'MET   ' : 'MISSED'} ${bench}: ${t.what}: ${t.figure} (spread over the rounds ${t.spread})`;
 }
 
 export function log(msg: string): void {
@@ -202,7 +226,15 @@ export function controlPlanePids(dir: string): number[] {
   }
 }
 
-export function machine(): { nproc: number; memory: string; node: string; cpu: string; load: string } {
+export interface Machine {
+  nproc: number;
+  memory: string;
+  node: string;
+  cpu: string;
+  load: string;
+}
+
+export function machine(): Machine {
   return {
     nproc: os.cpus().length,
     memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,

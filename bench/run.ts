@@ -3,11 +3,35 @@
 //
 //   node dist/bench/run.js                 all of them
 //   node dist/bench/run.js startup noop-up a subset
+//   node dist/bench/run.js --append-results  also append this run to bench/RESULTS.md (earlier runs stay as history)
+//
+// Every run starts with the machine's facts (CPU model, cores, `node -e 0` time, load average, commit), and ends with
+// each target: its figure, its spread over the rounds, MET or MISSED.
 //
 // Environment: MESHDEMO_BENCH_REPS (repetitions of the slow benches, default 3),
 // MESHDEMO_BENCH_KUBECTL (kubectl to compare with), MESHDEMO_BENCH_JSON (write the results there as JSON).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { formatResult, log, machine, runCleanups, type BenchResult } from './common.js';
+import path from 'node:path';
+import { formatResult, formatTarget, log, machine, median, ms, REPO_ROOT, runCleanups, timeCommand, type BenchResult } from './common.js';
+
+const RESULTS = path.join(REPO_ROOT, 'bench', 'RESULTS.md');
+
+/** The commit measured, and whether the work tree differs from it. */
+function commit(): string {
+  const git = (...args: string[]) => spawnSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8' });
+  const head = git('log', '-1', '--format=%h (%cs)').stdout.trim();
+  if (!head) return 'unknown (not a git checkout)';
+  const dirty = git('status', '--porcelain', '--untracked-files=no').stdout.trim() !== '';
+  return `${head}${dirty ? ' (+ uncommitted changes)' : ''}`;
+}
+
+/** Median wall time of `node -e 0` over a few runs: the machine's speed at start-up, what the ratios are read against. */
+async function nodeStartMs(runs = 7): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push((await timeCommand(process.execPath, ['-e', '0'])).ms);
+  return median(times.slice(1));
+}
 
 const BENCHES: Record<string, { title: string; load: () => Promise<{ run: () => Promise<BenchResult> }> }> = {
   addons: { title: 'addons apply vs kubectl apply', load: () => import('./addons.js') },
@@ -19,11 +43,13 @@ const BENCHES: Record<string, { title: string; load: () => Promise<{ run: () => 
 };
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`usage: node dist/bench/run.js [${Object.keys(BENCHES).join('|')}]…\n`);
+  const all = process.argv.slice(2);
+  if (all.includes('--help') || all.includes('-h')) {
+    process.stdout.write(`usage: node dist/bench/run.js [--append-results] [${Object.keys(BENCHES).join('|')}]…\n`);
     return;
   }
+  const append = all.includes('--append-results');
+  const args = all.filter((a) => a !== '--append-results');
   const unknown = args.filter((a) => !BENCHES[a]);
   if (unknown.length) {
     process.stderr.write(`unknown bench: ${unknown.join(', ')} (choose from ${Object.keys(BENCHES).join(', ')})\n`);
@@ -33,10 +59,13 @@ async function main(): Promise<void> {
   const names = args.length ? args : Object.keys(BENCHES);
   const m = machine();
   const started = new Date();
-  process.stdout.write(
-    `meshdemo benchmarks — ${started.toISOString()}\n` +
-      `machine: ${m.nproc} cores (${m.cpu}), ${m.memory} RAM, Node ${m.node}, load average at start ${m.load}\n\n`,
-  );
+  const head = [
+    `**Date:** ${started.toISOString()}. **Commit:** ${commit()}. **Benches:** ${names.join(', ')}.`,
+    `**Machine:** ${m.cpu}, ${m.nproc} cores, ${m.memory} RAM, Node ${m.node}; \`node -e 0\` ${ms(await nodeStartMs())} (median of 6).`,
+    `**Load average** at the start: ${m.load}.`,
+  ];
+  process.stdout.write(`meshdemo benchmarks\n\n${head.join('\n')}\n\n`);
+  const sections: string[] = [];
   const results: BenchResult[] = [];
   const failed: string[] = [];
   for (const name of names) {
@@ -46,22 +75,31 @@ async function main(): Promise<void> {
       const { run } = await BENCHES[name].load();
       const r = await run();
       results.push(r);
-      process.stdout.write(`${formatResult(r)}\n\n`);
+      sections.push(formatResult(r));
+      process.stdout.write(`${sections.at(-1)}\n\n`);
     } catch (err) {
       failed.push(name);
-      process.stdout.write(`### ${name}: FAILED\n\n${(err as Error).stack ?? err}\n\n`);
+      sections.push(`### ${name}: FAILED\n\n${(err as Error).stack ?? err}`);
+      process.stdout.write(`${sections.at(-1)}\n\n`);
     } finally {
       await runCleanups();
       log(`${name}: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
   }
-  const targets = results.flatMap((r) => r.targets.map((t) => ({ bench: r.name, ...t })));
-  process.stdout.write('## Targets\n\n');
-  for (const t of targets) process.stdout.write(`- ${t.met ? 'MET   ' : 'MISSED'} ${t.bench}: ${t.what} (${t.detail})\n`);
-  for (const f of failed) process.stdout.write(`- FAILED ${f}\n`);
-  process.stdout.write(`\ntotal ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s, load average at end ${machine().load}\n`);
+  const targetLines = [
+    ...results.flatMap((r) => r.targets.map((t) => `- ${formatTarget(r.name, t)}`)),
+    ...failed.map((f) => `- FAILED ${f}`),
+  ];
+  const end = `Total ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; load average at the end ${machine().load}.`;
+  process.stdout.write(`## Targets\n\n${targetLines.join('\n')}\n\n${end}\n`);
   if (process.env.MESHDEMO_BENCH_JSON) {
-    fs.writeFileSync(process.env.MESHDEMO_BENCH_JSON, JSON.stringify({ date: started.toISOString(), machine: m, results }, null, 2));
+    fs.writeFileSync(process.env.MESHDEMO_BENCH_JSON, JSON.stringify({ date: started.toISOString(), machine: m, commit: commit(), results }, null, 2));
+  }
+  if (append) {
+    // appended, never rewritten: RESULTS.md keeps every recorded run as history
+    const section = [`## Run of ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`, '', ...head, end, '', '**Targets:**', '', ...targetLines, '', ...sections.map((s) => `${s.replace(/^### /, '#### ')}\n`)];
+    fs.appendFileSync(RESULTS, `\n${section.join('\n')}\n`);
+    log(`appended this run to ${RESULTS}`);
   }
   if (failed.length) process.exitCode = 1;
 }

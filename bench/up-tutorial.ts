@@ -19,7 +19,7 @@ import { startControlPlane } from '../test/support/control-plane.js';
 import { startNodeSimulator } from '../test/support/node-simulator.js';
 import { buildReleaseArchive } from '../test/support/release-archive.js';
 import { startReleaseServer } from '../test/support/release-server.js';
-import { findKubectl, list, log, loopbackEnv, median, MESHDEMO_BIN, ms, mustRun, onCleanup, ratio, reps, timeCommand, tmpDir, type BenchResult } from './common.js';
+import { findKubectl, list, log, spread, loopbackEnv, median, MESHDEMO_BIN, ms, mustRun, onCleanup, ratio, reps, timeCommand, tmpDir, type BenchResult } from './common.js';
 
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 const NODE_PORTS: Record<string, number> = { kiali: 31001, grafana: 31002, prometheus: 31003, tracing: 31004 };
@@ -145,6 +145,8 @@ export async function run(): Promise<BenchResult> {
       {
         what: 'meshdemo up --no-app ≤ 0.8× the tutorial\'s command sequence',
         met: m <= 0.8 * s,
+        figure: ratio(m, s),
+        spread: spread(ratios),
         detail: `${ms(m)} vs ${ms(s)} = ${ratio(m, s)}; per-round ratios ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}×)`,
       },
     ],

@@ -4,6 +4,7 @@ import type { GlobalOptions } from '../core/options.js';
 import type { Prompter } from '../core/prompt.js';
 import type { Context } from '../record/context.js';
 import type { KubeClient } from '../kube/client.js';
+import type { ClusterReads } from '../kube/reads.js';
 
 export interface ContextInput<S> {
   options: GlobalOptions;
@@ -18,18 +19,29 @@ export interface ContextInput<S> {
 export function createContext<S>(input: ContextInput<S>): Context<S> & { dispose(): void } {
   let kube: Promise<KubeClient> | undefined;
   let inventory: Promise<Inventory> | undefined;
+  let reads: Promise<ClusterReads> | undefined;
+  const log = stepLog(input.events);
   const ctx = {
     ...input,
     dryRun: input.dryRun ?? false,
-    log: stepLog(input.events),
+    log,
     kube() {
       kube ??= (async () => {
         const { loadKubeconfig } = await import('../kube/config.js');
-        const { connect } = await import('../kube/client.js');
+        const { connect, formatTrace } = await import('../kube/client.js');
         const resolved = await loadKubeconfig({ ...input.options, onSecret: (s) => input.secrets.add(s) });
-        return connect(resolved, { signal: input.signal });
+        // --verbose: every API request as a debug line ("GET /api/v1/namespaces 200 12ms")
+        const trace = input.options.verbose ? (t: Parameters<typeof formatTrace>[0]) => log.debug(formatTrace(t)) : undefined;
+        return connect(resolved, { signal: input.signal, trace });
       })();
       return kube;
+    },
+    reads() {
+      reads ??= (async () => {
+        const { ClusterReads } = await import('../kube/reads.js');
+        return new ClusterReads(await ctx.kube());
+      })();
+      return reads;
     },
     inventory() {
       inventory ??= ctx.kube().then((k) => Inventory.load(k, input.options.namespace));

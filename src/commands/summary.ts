@@ -15,12 +15,5 @@ export async function summarize(ctx: CommandContext<UpSettings>, outcomes: StepO
     : `done: ${count('done')} step(s) ran, ${count('skipped')} already done`;
   ctx.ui.print(head);
   for (const [name, url] of Object.entries(urls)) ctx.ui.print(`  ${name.padEnd(10)} ${url}`);
-  const extra: Record<string, unknown> = {};
-  if (process.env.MESHDEMO_DEBUG_REQUESTS === '1') {
-    // opt-in, for bench/noop-up.ts: how many API requests this run made (KubeClient counts them)
-    const requests = await ctx.kube().then((k) => k.requestCount, () => undefined);
-    extra.apiRequests = requests;
-    process.stderr.write(`meshdemo: ${requests ?? 'no'} Kubernetes API requests\n`);
-  }
-  ctx.ui.result(true, { steps: outcomes, urls, ...extra });
+  ctx.ui.result(true, { steps: outcomes, urls });
 }

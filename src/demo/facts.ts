@@ -1,4 +1,5 @@
-import type { KubeClient, KubeObject } from '../kube/client.js';
+import { KubeApiError, type KubeObject } from '../kube/client.js';
+import type { KubeReader } from '../kube/reads.js';
 import { hostEndpoint, stateForContext } from '../kind/state.js';
 import { DASHBOARDS } from '../settings.js';
 
@@ -32,13 +33,16 @@ export function revisionOf(istioSet: string[]): string | undefined {
  * but no version; the version is the operator.istio.io/version label istioctl stamps on every object it applies
  * (helmreconciler/reconciler.go getCoreOwnerLabels), read from the istiod Deployment.
  */
-export async function istioInstallation(kube: KubeClient, opts: { revision?: string } = {}): Promise<IstioInstallation | undefined> {
-  if (!(await kube.serves(INSTALLED_STATE.apiVersion, INSTALLED_STATE.kind))) return undefined;
+export async function istioInstallation(kube: KubeReader, opts: { revision?: string } = {}): Promise<IstioInstallation | undefined> {
   const wanted = opts.revision ? `installed-state-${opts.revision}` : INSTALLED_STATE.name;
+  // not found, also when the IstioOperator CRD is not there (then nothing is installed)
   let iop = await kube.get({ ...INSTALLED_STATE, name: wanted });
   if (!iop) {
     // another revision's (or the default's) saved state still says Istio is installed
-    const all = await kube.list(INSTALLED_STATE.apiVersion, INSTALLED_STATE.kind, { namespace: ISTIO_NAMESPACE });
+    const all = await kube.list(INSTALLED_STATE.apiVersion, INSTALLED_STATE.kind, { namespace: ISTIO_NAMESPACE }).catch((err) => {
+      if (err instanceof KubeApiError && err.status === 404) return [];
+      throw err;
+    });
     iop = all.find((o) => o.metadata.name === INSTALLED_STATE.name) ?? all.find((o) => o.metadata.name.startsWith(`${INSTALLED_STATE.name}-`));
   }
   if (!iop) return undefined;
@@ -50,13 +54,13 @@ export async function istioInstallation(kube: KubeClient, opts: { revision?: str
   return { version, profile: iop.spec?.profile, tag, revision, stateName: iop.metadata.name, managedBy: iop.metadata.labels?.['app.kubernetes.io/managed-by'] };
 }
 
-export async function injectionLabel(kube: KubeClient, namespace: string): Promise<string | undefined> {
+export async function injectionLabel(kube: KubeReader, namespace: string): Promise<string | undefined> {
   const ns = await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: namespace });
   return ns?.metadata.labels?.['istio-injection'];
 }
 
 /** The address users reach NodePorts on: --node-address, else the first node's ExternalIP, else InternalIP. */
-export async function nodeAddress(kube: KubeClient, override?: string): Promise<string | undefined> {
+export async function nodeAddress(kube: KubeReader, override?: string): Promise<string | undefined> {
   if (override) return override;
   const nodes = await kube.list('v1', 'Node');
   const addresses: Array<{ type: string; address: string }> = nodes[0]?.status?.addresses ?? [];
@@ -79,7 +83,7 @@ function reachOf(address: string | undefined | NodePortReach): NodePortReach {
  * Where URLs point: --node-address; on meshdemo's local kind cluster, 127.0.0.1 and the port mapped to the host
  * (never the node container's IP, which Docker Desktop cannot reach; unmapped ports have no URL); else the node address.
  */
-export async function nodePortReach(kube: KubeClient, cacheDir: string, override?: string): Promise<NodePortReach> {
+export async function nodePortReach(kube: KubeReader & { contextName: string }, cacheDir: string, override?: string): Promise<NodePortReach> {
   if (override) return reachOf(override);
   const state = stateForContext(cacheDir, kube.contextName);
   if (state) {
@@ -91,7 +95,7 @@ export async function nodePortReach(kube: KubeClient, cacheDir: string, override
   return reachOf(await nodeAddress(kube));
 }
 
-export async function dashboardUrl(kube: KubeClient, name: string, address: string | undefined | NodePortReach): Promise<string | undefined> {
+export async function dashboardUrl(kube: KubeReader, name: string, address: string | undefined | NodePortReach): Promise<string | undefined> {
   const d = DASHBOARDS[name];
   const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: d.service });
   if (!svc || (svc.spec?.type !== 'NodePort' && svc.spec?.type !== 'LoadBalancer') || !address) return undefined;
@@ -101,7 +105,7 @@ export async function dashboardUrl(kube: KubeClient, name: string, address: stri
 }
 
 /** The tutorial's INGRESS_HOST:INGRESS_PORT: a LoadBalancer ingress, else the http2 nodePort on the node address. */
-export async function gatewayUrl(kube: KubeClient, address: string | undefined | NodePortReach): Promise<string | undefined> {
+export async function gatewayUrl(kube: KubeReader, address: string | undefined | NodePortReach): Promise<string | undefined> {
   const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: 'istio-ingressgateway' });
   if (!svc) return undefined;
   const ingress = svc.status?.loadBalancer?.ingress?.[0];

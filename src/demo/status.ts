@@ -42,25 +42,27 @@ const ADDON_DEPLOYMENTS = ['prometheus', 'grafana', 'jaeger', 'kiali', 'zipkin']
 
 export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Promise<Status> {
   const kube = await ctx.kube();
+  // one list per kind and namespace (Deployments, Services in istio-system and the app namespace, nodes, namespaces)
+  const reads = await ctx.reads();
   const cluster = await clusterVersion(kube);
-  const installation = await istioInstallation(kube);
+  const installation = await istioInstallation(reads);
   const namespace = ctx.options.namespace;
-  const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
-  const addons = await Promise.all(ADDON_DEPLOYMENTS.map((n) => deploymentState(kube, ISTIO_NAMESPACE, n)));
+  const address = await nodePortReach(reads, ctx.options.cacheDir, ctx.settings.nodeAddress);
+  const addons = await Promise.all(ADDON_DEPLOYMENTS.map((n) => deploymentState(reads, ISTIO_NAMESPACE, n)));
   const dashboards = [];
   for (const name of Object.keys(DASHBOARDS)) {
-    const url = await dashboardUrl(kube, name, address);
+    const url = await dashboardUrl(reads, name, address);
     if (url) dashboards.push({ name, url });
   }
-  const app = await Promise.all(SERVICES.map(async (s) => ({ ...(await deploymentState(kube, namespace, DEPLOYMENT_OF[s])), name: s, deployment: DEPLOYMENT_OF[s] })));
-  const gateway = await gatewayUrl(kube, address);
+  const app = await Promise.all(SERVICES.map(async (s) => ({ ...(await deploymentState(reads, namespace, DEPLOYMENT_OF[s])), name: s, deployment: DEPLOYMENT_OF[s] })));
+  const gateway = await gatewayUrl(reads, address);
   const binary = istioctlPath(ctx.options.cacheDir, installation?.version ?? DEFAULT_ISTIO_VERSION);
   return {
     context: kube.contextName,
     server: kube.server,
     cluster,
     istio: { installed: Boolean(installation), ...installation, istioctl: fs.existsSync(binary) ? binary : undefined },
-    namespace: { name: namespace, injection: (await injectionLabel(kube, namespace)) ?? null },
+    namespace: { name: namespace, injection: (await injectionLabel(reads, namespace)) ?? null },
     addons: addons.filter((a) => a.present || a.name !== 'zipkin').map(({ name, present, ready }) => ({ name, present, ready })),
     dashboards,
     app: { deployed: app.every((a) => a.present), services: app.map(({ name, deployment, present, ready }) => ({ name, deployment, present, ready })) },

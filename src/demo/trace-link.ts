@@ -1,8 +1,8 @@
-import type { KubeClient } from '../kube/client.js';
+import type { KubeReader } from '../kube/reads.js';
 import { dashboardUrl, type NodePortReach } from './facts.js';
 
 /** Where Jaeger's UI is reachable: the tracing dashboard's NodePort URL (meshdemo expose tracing), without the path. */
-export async function tracingBaseUrl(kube: KubeClient, address: string | undefined | NodePortReach): Promise<string | undefined> {
+export async function tracingBaseUrl(kube: KubeReader, address: string | undefined | NodePortReach): Promise<string | undefined> {
   const url = await dashboardUrl(kube, 'tracing', address);
   return url?.replace(/\/+$/, '');
 }

@@ -4,7 +4,7 @@ import { DASHBOARDS } from '../settings.js';
 
 /** The URLs `up` ends with: the gateway's order endpoint and every exposed dashboard. */
 export async function collectUrls(ctx: Context<{ nodeAddress?: string; app?: boolean }>): Promise<Record<string, string>> {
-  const kube = await ctx.kube();
+  const kube = await ctx.reads();
   const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
   const urls: Record<string, string> = {};
   if (ctx.settings.app !== false) {

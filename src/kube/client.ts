@@ -3,6 +3,7 @@ import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, MeshdemoError, ExitCode, PreflightError } from '../core/errors.js';
 import type { ResolvedKubeconfig } from './config.js';
+import { knownKind } from './known-kinds.js';
 
 export interface KubeObject {
   apiVersion: string;
@@ -33,6 +34,7 @@ export class KubeApiError extends MeshdemoError {
 /** 403: names the verb and resource the server refused. */
 export class KubeForbiddenError extends PreflightError {}
 
+const ACCESS_REVIEWS = '/apis/authorization.k8s.io/';
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|EPROTO|SSL/;
 
@@ -52,6 +54,21 @@ interface Resource {
   namespaced: boolean;
 }
 
+/** One API request as --verbose shows it: "GET /api/v1/namespaces 200 12ms" (status: HTTP status or error code). */
+export interface RequestTrace {
+  method: string;
+  path: string;
+  status: number | string;
+  ms: number;
+}
+
+export interface ClientOptions {
+  retryMs: number;
+  signal?: AbortSignal;
+  /** Called after every attempt of every request (--verbose request trace). */
+  trace?: (entry: RequestTrace) => void;
+}
+
 /**
  * The only code that talks to the API server. A small JSON REST client on top of the kubeconfig's
  * TLS and credentials: no generated models, so objects (CRD schemas with x-kubernetes-* keys) reach
@@ -62,13 +79,13 @@ export class KubeClient {
   readonly contextName: string;
   /** Who made the cluster entry, when its kubeconfig extension says (minikube: "minikube.sigs.k8s.io"). */
   readonly clusterProvider?: string;
-  requestCount = 0;
+  private changes = 0;
   private discovery = new Map<string, Promise<Map<string, Resource>>>();
   private agent: http.Agent;
 
   constructor(
     private readonly config: ResolvedKubeconfig,
-    private readonly defaults: { retryMs: number; signal?: AbortSignal } = { retryMs: 20_000 },
+    private readonly defaults: ClientOptions = { retryMs: 20_000 },
   ) {
     this.server = config.server.replace(/\/+$/, '');
     this.contextName = config.contextName;
@@ -80,6 +97,14 @@ export class KubeClient {
     this.agent.destroy();
   }
 
+  /**
+   * How many requests that may change the cluster this client has sent: what was read before the count moved may
+   * be stale (src/kube/reads.ts). Access reviews change nothing.
+   */
+  get changeCount(): number {
+    return this.changes;
+  }
+
   /** For the few client-node features meshdemo uses directly (port-forward); loads client-node on first use. */
   kubeConfig(): ReturnType<ResolvedKubeconfig['kubeConfig']> {
     return this.config.kubeConfig();
@@ -87,6 +112,7 @@ export class KubeClient {
 
   async request<T = any>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const retryMs = opts.retryMs ?? this.defaults.retryMs;
+    if (method !== 'GET' && !path.startsWith(ACCESS_REVIEWS)) this.changes++;
     const signal = opts.signal ?? this.defaults.signal;
     const deadline = Date.now() + retryMs;
     for (let attempt = 0; ; attempt++) {
@@ -120,8 +146,8 @@ export class KubeClient {
       // the server reads as the start of the next request (400 Bad Request for whatever follows)
       (reqOpts.headers as Record<string, string | number>)['Content-Length'] = Buffer.byteLength(payload);
     }
-    this.requestCount++;
     const lib = url.protocol === 'https:' ? https : http;
+    const trace = this.tracer(method, url);
     return new Promise<T>((resolve, reject) => {
       const req = lib.request(url, reqOpts, (res) => {
         const chunks: Buffer[] = [];
@@ -130,6 +156,7 @@ export class KubeClient {
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           const status = res.statusCode ?? 0;
+          trace?.(status);
           let body: any = text;
           try {
             body = text ? JSON.parse(text) : undefined;
@@ -141,9 +168,20 @@ export class KubeClient {
         });
       });
       req.setTimeout(opts.attemptTimeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        trace?.(err.code ?? 'error');
+        reject(err);
+      });
       req.end(payload);
     });
+  }
+
+  /** With --verbose: reports this attempt's outcome (an HTTP status or an error code) and how long it took. */
+  private tracer(method: string, url: URL): ((status: number | string) => void) | undefined {
+    const trace = this.defaults.trace;
+    if (!trace) return undefined;
+    const started = performance.now();
+    return (status) => trace({ method, path: url.pathname + url.search, status, ms: Math.round(performance.now() - started) });
   }
 
   private translate(err: unknown, method: string, path: string): Error {
@@ -206,10 +244,15 @@ export class KubeClient {
 
   /** Whether the server serves this kind (false for a CRD not yet established). */
   async serves(apiVersion: string, kind: string, refresh = false): Promise<boolean> {
+    const known = knownKind(apiVersion, kind);
+    if (known && !known.crd) return true;
     return (await this.resources(apiVersion, refresh)).has(kind);
   }
 
+  /** The kind's resource name and scope; a kind of src/kube/known-kinds.ts without asking the server. */
   async resourceFor(apiVersion: string, kind: string): Promise<Resource> {
+    const known = knownKind(apiVersion, kind);
+    if (known) return known;
     let r = (await this.resources(apiVersion)).get(kind);
     if (!r) r = (await this.resources(apiVersion, true)).get(kind);
     if (!r) {
@@ -302,11 +345,12 @@ export class KubeClient {
     const reqOpts: https.RequestOptions = { method: 'GET', headers: { Accept: '*/*' } };
     await this.config.applyToHTTPSOptions(reqOpts);
     if (!this.config.proxied) reqOpts.agent = this.agent;
-    this.requestCount++;
     const lib = url.protocol === 'https:' ? https : http;
+    const trace = this.tracer('GET', url);
     return new Promise((resolve, reject) => {
       const req = lib.request(url, { ...reqOpts, signal: opts.signal }, (res) => {
         const status = res.statusCode ?? 0;
+        trace?.(status);
         if (status >= 200 && status < 300) return resolve(res);
         const chunks: Buffer[] = [];
         res.on('data', (c) => chunks.push(c));
@@ -322,7 +366,10 @@ export class KubeClient {
           reject(this.translate(new HttpStatusError(status, body), 'GET', path));
         });
       });
-      req.on('error', (err) => reject(opts.signal?.aborted ? new InterruptedError() : this.translate(err, 'GET', path)));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        trace?.(err.code ?? 'error');
+        reject(opts.signal?.aborted ? new InterruptedError() : this.translate(err, 'GET', path));
+      });
       req.end();
     });
   }
@@ -341,6 +388,26 @@ export class KubeClient {
     });
     return review.status?.allowed === true;
   }
+
+  /**
+   * The rules this identity holds everywhere: a SelfSubjectRulesReview for a namespace name that no namespace can
+   * have (namespace names are DNS labels, without dots), so that no RoleBinding adds to it and only cluster-wide
+   * grants remain (kubernetes 1.20 pkg/registry/rbac/validation/rule.go VisitRulesFor: ClusterRoleBindings, then the
+   * namespace's RoleBindings). Authorizers that cannot list rules add nothing: what is not listed may still be allowed.
+   */
+  async clusterWideRules(): Promise<ResourceRule[]> {
+    const review = await this.request<{ status?: { resourceRules?: ResourceRule[] } }>('POST', '/apis/authorization.k8s.io/v1/selfsubjectrulesreviews', {
+      body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace: 'meshdemo.cluster-wide' } },
+    });
+    return review.status?.resourceRules ?? [];
+  }
+}
+
+export interface ResourceRule {
+  verbs: string[];
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
 }
 
 class HttpStatusError extends Error {
@@ -371,8 +438,13 @@ function isTransient(err: unknown): boolean {
   return (!!code && TRANSIENT_CODES.has(code)) || /socket hang up/.test((err as Error)?.message ?? '');
 }
 
-export async function connect(config: ResolvedKubeconfig, opts: { signal?: AbortSignal; retryMs?: number } = {}): Promise<KubeClient> {
-  return new KubeClient(config, { retryMs: opts.retryMs ?? 20_000, signal: opts.signal });
+export async function connect(config: ResolvedKubeconfig, opts: Partial<ClientOptions> = {}): Promise<KubeClient> {
+  return new KubeClient(config, { ...opts, retryMs: opts.retryMs ?? 20_000 });
+}
+
+/** A request as the --verbose trace shows it. */
+export function formatTrace(t: RequestTrace): string {
+  return `${t.method} ${t.path} ${t.status} ${t.ms}ms`;
 }
 
 export function refOf(obj: KubeObject): ObjectRef {

@@ -1,4 +1,5 @@
 import type { KubeClient, KubeObject } from './client.js';
+import type { KubeReader } from './reads.js';
 
 export interface DeploymentState {
   name: string;
@@ -9,7 +10,7 @@ export interface DeploymentState {
   available: number;
 }
 
-export async function deploymentState(kube: KubeClient, namespace: string, name: string): Promise<DeploymentState> {
+export async function deploymentState(kube: KubeReader, namespace: string, name: string): Promise<DeploymentState> {
   const d = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
   return toState(namespace, name, d);
 }

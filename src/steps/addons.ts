@@ -4,7 +4,8 @@ import { PreflightError } from '../core/errors.js';
 import { MANAGED_BY } from '../record/inventory.js';
 import type { Context, Step } from '../record/context.js';
 import { applyAll } from '../kube/apply.js';
-import { refOf, type KubeClient, type KubeObject } from '../kube/client.js';
+import { KubeApiError, refOf, type KubeObject } from '../kube/client.js';
+import type { ClusterReads } from '../kube/reads.js';
 import { readManifests } from '../kube/manifests.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
@@ -51,8 +52,11 @@ function addonDeployments(objects: KubeObject[]): Array<{ namespace: string; nam
   return objects.filter((o) => o.kind === 'Deployment').map((o) => ({ namespace: o.metadata.namespace ?? ISTIO_NAMESPACE, name: o.metadata.name }));
 }
 
-/** Objects of the set that are missing on the cluster; one list call per kind and namespace. */
-async function missingObjects(kube: KubeClient, objects: KubeObject[]): Promise<KubeObject[]> {
+/**
+ * Objects of the set that are missing on the cluster: one list per kind and namespace (shared with the other checks
+ * of the run), a get for a kind the set has one object of. A kind the server does not serve (404) is missing.
+ */
+async function missingObjects(reads: ClusterReads, objects: KubeObject[]): Promise<KubeObject[]> {
   const groups = new Map<string, KubeObject[]>();
   for (const o of objects) {
     const key = `${o.apiVersion}|${o.kind}|${o.metadata.namespace ?? ''}`;
@@ -61,12 +65,20 @@ async function missingObjects(kube: KubeClient, objects: KubeObject[]): Promise<
   const missing: KubeObject[] = [];
   await Promise.all(
     [...groups.values()].map(async (group) => {
-      const { apiVersion, kind } = group[0];
-      if (!(await kube.serves(apiVersion, kind))) return void missing.push(...group);
-      const { namespaced } = await kube.resourceFor(apiVersion, kind);
-      const live = await kube.list(apiVersion, kind, { namespace: namespaced ? group[0].metadata.namespace ?? ISTIO_NAMESPACE : undefined });
-      const names = new Set(live.map((o) => o.metadata.name));
-      missing.push(...group.filter((o) => !names.has(o.metadata.name)));
+      const { apiVersion, kind, metadata } = group[0];
+      const { namespaced } = await reads.kube.resourceFor(apiVersion, kind);
+      const namespace = namespaced ? metadata.namespace ?? ISTIO_NAMESPACE : undefined;
+      try {
+        if (group.length === 1) {
+          if (!(await reads.get({ apiVersion, kind, namespace, name: metadata.name }))) missing.push(group[0]);
+          return;
+        }
+        const names = new Set((await reads.list(apiVersion, kind, { namespace })).map((o) => o.metadata.name));
+        missing.push(...group.filter((o) => !names.has(o.metadata.name)));
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+        missing.push(...group);
+      }
     }),
   );
   return missing;
@@ -78,14 +90,14 @@ export const addons: Step<Settings> = {
   // applied while istioctl installs and waits for Istio to be ready: they need only the release and istio-system
   after: ['preflight', 'istio-download', 'istio-namespace'],
   async check(ctx) {
-    const kube = await ctx.kube();
+    const reads = await ctx.reads();
     if (!fs.existsSync(releaseDir(ctx.options.cacheDir, ctx.settings.istioVersion))) {
       return { satisfied: false, detail: `apply ${ctx.settings.addons.join(', ')} (release not downloaded yet)` };
     }
     const objects = addonObjects(ctx.options.cacheDir, ctx.settings);
-    const missing = await missingObjects(kube, objects);
+    const missing = await missingObjects(reads, objects);
     if (missing.length) return { satisfied: false, detail: `${missing.length} of ${objects.length} addon objects missing` };
-    const states = await Promise.all(addonDeployments(objects).map((d) => deploymentState(kube, d.namespace, d.name)));
+    const states = await Promise.all(addonDeployments(objects).map((d) => deploymentState(reads, d.namespace, d.name)));
     const notReady = states.filter((s) => !s.ready);
     if (notReady.length) return { satisfied: false, detail: `waiting for ${notReady.map((s) => s.name).join(', ')}` };
     return { satisfied: true, detail: `${ctx.settings.addons.join(', ')} applied and ready` };

@@ -2,6 +2,7 @@ import { labelledByMeshdemo, MANAGED_BY, type Inventory } from '../record/invent
 import type { Step } from '../record/context.js';
 import { applyAll } from '../kube/apply.js';
 import { describeRef, type KubeClient, type KubeObject } from '../kube/client.js';
+import type { KubeReader } from '../kube/reads.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
 import { APP_DEPLOYMENTS, legacyAppRefs, renderAppManifests } from '../demo/app-manifests.js';
 import { resolveImages, resolveTarget } from './images.js';
@@ -16,11 +17,11 @@ async function desiredObjects(ctx: Parameters<Step<UpSettings>['run']>[0]): Prom
  * and are meshdemo's: recorded as created by up, or carrying its managed-by label. Objects of those names that
  * someone else made are left alone.
  */
-async function legacyObjects(kube: KubeClient, inventory: Inventory, namespace: string): Promise<KubeObject[]> {
+async function legacyObjects(kube: KubeClient, inventory: Inventory, namespace: string, reader: KubeReader = kube): Promise<KubeObject[]> {
   const out: KubeObject[] = [];
   for (const ref of legacyAppRefs(namespace)) {
     if (!(await kube.serves(ref.apiVersion, ref.kind))) continue;
-    const live = await kube.get(ref);
+    const live = await reader.get(ref);
     if (!live) continue;
     const ours = inventory.isCreated(ref) || labelledByMeshdemo(live);
     if (ours) out.push({ ...live, apiVersion: ref.apiVersion, kind: ref.kind });
@@ -45,15 +46,15 @@ async function reconcileServicePorts(kube: KubeClient, objects: KubeObject[], lo
   }
 }
 
-/** Which of the app objects are missing or run another image than the one wanted. */
-async function drift(kube: KubeClient, objects: KubeObject[]): Promise<string[]> {
+/** Which of the app objects are missing or run another image than the one wanted (read through the run's shared lists). */
+async function drift(kube: KubeClient, reads: KubeReader, objects: KubeObject[]): Promise<string[]> {
   const out: string[] = [];
   for (const o of objects) {
     if (!(await kube.serves(o.apiVersion, o.kind))) {
       out.push(`${o.kind} ${o.metadata.name} (kind not served: is Istio installed?)`);
       continue;
     }
-    const live = await kube.get({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
+    const live = await reads.get({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
     if (!live) out.push(`${o.kind} ${o.metadata.name} missing`);
     else if (o.kind === 'Service' && portsOf(live) !== portsOf(o)) out.push(`Service ${o.metadata.name} has ports ${portsOf(live)}, not ${portsOf(o)}`);
     else if (o.kind === 'Deployment' && live.spec.template.spec.containers[0]?.image !== o.spec.template.spec.containers[0].image) {
@@ -70,11 +71,12 @@ export const appDeploy: Step<UpSettings> = {
     const kube = await ctx.kube();
     // a check never asks (plan, --dry-run): with no registry chosen yet, the images step asks when it runs
     if (!(await resolveTarget(ctx, { ask: false }))) return { satisfied: false, detail: 'deploy the app (its image registry is chosen when the images step runs, or pass --registry)' };
-    const problems = await drift(kube, await desiredObjects(ctx));
-    const legacy = await legacyObjects(kube, await ctx.inventory(), ctx.options.namespace);
+    const reads = await ctx.reads();
+    const problems = await drift(kube, reads, await desiredObjects(ctx));
+    const legacy = await legacyObjects(kube, await ctx.inventory(), ctx.options.namespace, reads);
     problems.push(...legacy.map((o) => `${o.kind} ${o.metadata.name} of an earlier meshdemo version to replace`));
     if (problems.length) return { satisfied: false, detail: problems.join('; ') };
-    const states = await Promise.all(APP_DEPLOYMENTS.map((d) => deploymentState(kube, ctx.options.namespace, d)));
+    const states = await Promise.all(APP_DEPLOYMENTS.map((d) => deploymentState(reads, ctx.options.namespace, d)));
     const notReady = states.filter((s) => !s.ready);
     if (notReady.length) return { satisfied: false, detail: `waiting for ${notReady.map((s) => s.name).join(', ')}` };
     return { satisfied: true, detail: `deployed and ready in ${ctx.options.namespace}` };

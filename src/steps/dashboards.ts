@@ -131,13 +131,13 @@ export const dashboards: Step<Settings> = {
   // it waits for the gateway's pinned node ports too, so that none of its default ports is found taken by them
   after: ['addons', 'gateway-ports'],
   async check(ctx) {
-    const kube = await ctx.kube();
+    const reads = await ctx.reads();
     const inventory = await ctx.inventory();
     const wanted = dashboardsFor(ctx.settings);
     const pending: string[] = [];
     const exposed: string[] = [];
     for (const w of wanted) {
-      const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: DASHBOARDS[w.name].service });
+      const svc = await reads.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: DASHBOARDS[w.name].service });
       const port = exposedPort(svc, w.name);
       if (port !== undefined && acceptablePorts(w, inventory).includes(port)) exposed.push(`${w.name}:${port}`);
       else pending.push(`${w.name}:${w.nodePort}`);

@@ -27,9 +27,9 @@ export const gatewayPorts: Step<Pick<UpSettings, 'gatewayNodePort'>> = {
   id: 'gateway-ports',
   title: 'Pin the ingress gateway node ports (kind)',
   async check(ctx) {
-    const kube = await ctx.kube();
-    if (!kube.contextName.startsWith('kind-')) return { satisfied: true, detail: 'not a kind cluster: node ports left as Kubernetes chose them' };
-    const svc = await kube.get(GATEWAY);
+    const reads = await ctx.reads();
+    if (!reads.contextName.startsWith('kind-')) return { satisfied: true, detail: 'not a kind cluster: node ports left as Kubernetes chose them' };
+    const svc = await reads.get(GATEWAY);
     if (!svc) return { satisfied: false, detail: `pin http2 to ${ctx.settings.gatewayNodePort} once istio-ingressgateway exists` };
     const todo = pending(svc, ctx.settings.gatewayNodePort);
     return todo.length ? { satisfied: false, detail: `pin ${todo.join(', ')}` } : { satisfied: true, detail: `http2 on ${ctx.settings.gatewayNodePort}` };

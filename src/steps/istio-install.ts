@@ -78,7 +78,7 @@ export const istioInstall: Step<Settings> = {
   title: 'istioctl install --set profile=demo',
   async check(ctx) {
     const { istioVersion, istioSet, reinstall } = ctx.settings;
-    const installed = await istioInstallation(await ctx.kube(), { revision: revisionOf(istioSet) });
+    const installed = await istioInstallation(await ctx.reads(), { revision: revisionOf(istioSet) });
     if (!installed) return { satisfied: false, detail: `install Istio ${istioVersion}` };
     const recorded = (await ctx.inventory()).data.steps['istio-install']?.inputs as { version?: string; profile?: string; set?: string[] } | undefined;
     const version = installed.version ?? recorded?.version;

@@ -14,7 +14,7 @@ export const istioNamespace: Step = {
   id: 'istio-namespace',
   title: `Create namespace ${ISTIO_NAMESPACE}`,
   async check(ctx) {
-    return (await (await ctx.kube()).get(ref))
+    return (await (await ctx.reads()).get(ref))
       ? { satisfied: true, detail: `${ISTIO_NAMESPACE} exists` }
       : { satisfied: false, detail: `create namespace ${ISTIO_NAMESPACE}` };
   },

@@ -12,7 +12,7 @@ export const namespaceLabel: Step = {
   after: ['preflight', 'istio-download'],
   async check(ctx) {
     const ns = ctx.options.namespace;
-    const value = await injectionLabel(await ctx.kube(), ns);
+    const value = await injectionLabel(await ctx.reads(), ns);
     return value === 'enabled'
       ? { satisfied: true, detail: `${ns} has ${INJECTION_LABEL}=enabled` }
       : { satisfied: false, detail: `label ${ns} ${INJECTION_LABEL}=enabled (now ${value ?? 'unset'})` };

@@ -1,6 +1,6 @@
 import { PreflightError } from '../core/errors.js';
 import type { Context, Step } from '../record/context.js';
-import type { KubeClient } from '../kube/client.js';
+import { KubeApiError, KubeForbiddenError, type KubeClient, type ResourceRule } from '../kube/client.js';
 
 export interface VersionVerdict {
   version: string;
@@ -72,10 +72,25 @@ export function describePermission(p: Permission): string {
   return `${p.verb} ${p.group ? `${p.resource}.${p.group}` : p.resource}${p.namespace ? ` in namespace ${p.namespace}` : ' (cluster-wide)'}`;
 }
 
+/** Whether a rule grants the permission on every object of its resource (a rule limited to names does not). */
+function grants(rule: ResourceRule, p: Permission): boolean {
+  const has = (list: string[] | undefined, value: string) => (list ?? []).some((v) => v === '*' || v === value);
+  return has(rule.verbs, p.verb) && has(rule.apiGroups, p.group) && has(rule.resources, p.resource) && !rule.resourceNames?.length;
+}
+
+/**
+ * One review of the identity's cluster-wide rules answers for the usual cluster admin; whatever those rules do not
+ * grant is asked one SelfSubjectAccessReview at a time, which also sees RoleBindings and other authorizers.
+ */
 export async function missingPermissions(kube: KubeClient, appNamespace: string): Promise<Permission[]> {
   const wanted = requiredPermissions(appNamespace);
-  const allowed = await Promise.all(wanted.map((p) => kube.canI(p)));
-  return wanted.filter((_, i) => !allowed[i]);
+  const rules = await kube.clusterWideRules().catch((err) => {
+    if (err instanceof KubeApiError || err instanceof KubeForbiddenError) return [];
+    throw err;
+  });
+  const unsure = wanted.filter((p) => !rules.some((r) => grants(r, p)));
+  const allowed = await Promise.all(unsure.map((p) => kube.canI(p)));
+  return unsure.filter((_, i) => !allowed[i]);
 }
 
 export async function clusterVersion(kube: KubeClient): Promise<VersionVerdict> {

@@ -154,10 +154,15 @@ describe('Istio half of up on a real API server', { skip }, () => {
     const before = await rv();
     server.requests.length = 0;
     const installsBefore = istioctlRuns().filter((a) => a[0] === 'install').length;
-    const r = await up(['--json']);
+    const r = await up(['--json', '--verbose']);
     assert.equal(r.code, 0, r.stderr);
     const steps = r.events().filter((e) => e.type === 'step' && e.status !== 'start');
     assert.deepEqual(steps.filter((s) => s.status !== 'skipped').map((s) => s.id), ['preflight'], 'only the read-only preflight ran');
+    // --verbose traces every API request: a no-op up reads the cluster in a few lists, and writes nothing
+    const requests = r.events().filter((e) => e.type === 'log' && e.level === 'debug' && /^[A-Z]+ \/\S* \d{3} \d+ms$/.test(e.message)).map((e) => e.message);
+    assert.ok(requests.length >= 5 && requests.length <= 15, `at most 15 API requests, got ${requests.length}:\n${requests.join('\n')}`);
+    const writes = requests.filter((m) => !m.startsWith('GET ') && !m.startsWith('POST /apis/authorization.k8s.io/'));
+    assert.deepEqual(writes, [], 'nothing but reads and access reviews');
     assert.equal(server.requests.length, 0, 'no download request');
     assert.equal(istioctlRuns().filter((a) => a[0] === 'install').length, installsBefore, 'istioctl install not run again');
     assert.deepEqual(await rv(), before, 'no resourceVersion changed');
@@ -209,6 +214,7 @@ describe('Istio half of up on a real API server', { skip }, () => {
   it('status shows what up did', async () => {
     const r = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, 'status', '--json']);
     assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.events().some((e) => e.type === 'log' && e.level === 'debug'), 'no request trace without --verbose');
     const { status } = r.events()[0];
     assert.equal(status.istio.installed, true);
     assert.equal(status.istio.version, '1.8.4');
@@ -218,6 +224,13 @@ describe('Istio half of up on a real API server', { skip }, () => {
     assert.deepEqual(status.addons.filter((a: any) => a.ready).map((a: any) => a.name).sort(), ['grafana', 'jaeger', 'kiali', 'prometheus']);
     assert.ok(status.dashboards.some((d: any) => d.name === 'kiali' && d.url === 'http://127.0.0.1:31001/kiali'));
     assert.match(status.gatewayUrl, /^http:\/\/127\.0\.0\.1:\d+\/api\/order\/create$/);
+    // --verbose in a terminal-less run: each API request on stderr, one list per kind and namespace
+    const verbose = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, 'status', '--verbose']);
+    assert.equal(verbose.code, 0, verbose.stderr);
+    const traced = verbose.stderr.split('\n').filter((l) => /\b(GET|POST) \/\S* \d{3} \d+ms$/.test(l));
+    assert.ok(traced.some((l) => /GET \/version 200 \d+ms$/.test(l)), verbose.stderr);
+    assert.equal(traced.filter((l) => /GET \/apis\/apps\/v1\/namespaces\/istio-system\/deployments 200/.test(l)).length, 1, 'the addon Deployments in one list');
+    assert.ok(traced.length <= 12, `status asks at most 12 requests, got ${traced.length}:\n${traced.join('\n')}`);
   });
 
   it('meshdemo istioctl passes arguments, kubeconfig and exit code through', async () => {

@@ -44,6 +44,8 @@ export interface BuildReleaseArchiveOptions {
   assetName?: string;
   /** Size of an extra incompressible filler file (istio-<v>/tools/padding.bin), e.g. for a ~45 MB benchmark archive. */
   padBytes?: number;
+  /** Size of an extra compressible text filler (istio-<v>/tools/padding.txt), for a benchmark archive of mixed content. */
+  textBytes?: number;
   /** Replaces the content of bin/istioctl (still mode 0755). */
   istioctlScript?: string;
 }
@@ -89,6 +91,30 @@ async function writePadding(file: string, bytes: number): Promise<void> {
   }
 }
 
+/** Text that compresses about as well as source code and YAML do (gzip: about 4×): words drawn from a small vocabulary. */
+async function writeText(file: string, bytes: number): Promise<void> {
+  const words = 'apiVersion kind metadata name namespace labels spec template containers image ports protocol TCP service deployment istio proxy sidecar gateway virtual route match prefix weight destination host subset version'.split(' ');
+  const fh = await open(file, 'w');
+  let seed = 20;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  try {
+    for (let left = bytes; left > 0; ) {
+      const lines: string[] = [];
+      let size = 0;
+      while (size < 1 << 20) {
+        const line = `${'  '.repeat(next() % 4)}${Array.from({ length: 2 + (next() % 6) }, () => words[next() % words.length]).join(' ')}: ${next() % 10000}\n`;
+        lines.push(line);
+        size += line.length;
+      }
+      const chunk = Buffer.from(lines.join('')).subarray(0, Math.min(left, 1 << 20));
+      await fh.write(chunk);
+      left -= chunk.length;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -116,6 +142,10 @@ export async function buildReleaseArchive(opts: BuildReleaseArchiveOptions): Pro
     if (opts.padBytes && opts.padBytes > 0) {
       await mkdir(path.join(root, 'tools'), { recursive: true });
       await writePadding(path.join(root, 'tools', 'padding.bin'), opts.padBytes);
+    }
+    if (opts.textBytes && opts.textBytes > 0) {
+      await mkdir(path.join(root, 'tools'), { recursive: true });
+      await writeText(path.join(root, 'tools', 'padding.txt'), opts.textBytes);
     }
     const file = path.join(outDir, name);
     await create({ gzip: true, portable: true, cwd: staging, file }, [top]);

@@ -27,6 +27,7 @@ function fakeContext(events: MeshEvent[], opts: { dryRun?: boolean } = {}): Cont
     prompt: { interactive: false, confirm: async () => true, input: async () => '' },
     kube: async () => assert.fail('no cluster in unit tests'),
     inventory: async () => assert.fail('no cluster in unit tests'),
+    reads: async () => assert.fail('no cluster in unit tests'),
     secrets: new Set(),
   };
 }
