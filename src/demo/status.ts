@@ -20,6 +20,8 @@ export interface Status {
   dashboards: Array<{ name: string; url: string }>;
   app: { deployed: boolean; services: Array<{ name: string; deployment: string; present: boolean; ready: boolean }> };
   gatewayUrl: string | null;
+  /** The gateway's https port (the tutorial's SECURE_INGRESS_PORT). */
+  gatewayHttpsUrl: string | null;
   /** A kind cluster (context kind-<name>): whether meshdemo created it, and its ports mapped to 127.0.0.1. */
   localCluster: { name: string; exists: boolean; createdByMeshdemo: boolean; createdAt?: string; nodeImage?: string; ports: Array<{ name: string; nodePort: number; hostPort: number }> } | null;
 }
@@ -54,6 +56,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
   }
   const app = await Promise.all(SERVICES.map(async (s) => ({ ...(await deploymentState(kube, namespace, DEPLOYMENT_OF[s])), name: s, deployment: DEPLOYMENT_OF[s] })));
   const gateway = await gatewayUrl(kube, address);
+  const secure = await gatewayUrl(kube, address, 'https');
   const binary = istioctlPath(ctx.options.cacheDir, installation?.version ?? DEFAULT_ISTIO_VERSION);
   return {
     context: kube.contextName,
@@ -65,6 +68,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     dashboards,
     app: { deployed: app.every((a) => a.present), services: app.map(({ name, deployment, present, ready }) => ({ name, deployment, present, ready })) },
     gatewayUrl: gateway ? `${gateway}/api/order/create` : null,
+    gatewayHttpsUrl: secure ?? null,
     localCluster: localClusterStatus(ctx.options.cacheDir, kube.contextName),
   };
 }
@@ -79,7 +83,7 @@ export function formatStatus(s: Status): string {
     `addons      ${s.addons.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')}`,
     `dashboards  ${s.dashboards.length ? s.dashboards.map((d) => `${d.name} ${d.url}`).join(', ') : 'none exposed'}`,
     `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (deployments ${s.app.services.map((a) => `${a.deployment} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
-    `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}`,
+    `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}${s.gatewayHttpsUrl ? `; https ${s.gatewayHttpsUrl}` : ''}`,
   ];
   if (s.localCluster) {
     const c = s.localCluster;

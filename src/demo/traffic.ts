@@ -36,8 +36,12 @@ export interface TrafficSummary extends TrafficSnapshot {
   interrupted: boolean;
   successRate: number;
   latencyMs: { p50?: number; p95?: number; p99?: number };
-  /** Successful requests per micro-order pod (x-order-served-by), the tutorial's load-balancing observation. */
+  /** Successful requests per micro-order pod (x-order-served-by, `<pod>/<version>`), the tutorial's load-balancing observation. */
   servedBy: Record<string, number>;
+  /** Successful requests per micro-pay pod (x-pay-served-by): the sidecar balances each gRPC request. */
+  payServedBy: Record<string, number>;
+  /** Successful requests per micro-api pod (micro-api's own x-served-by). */
+  apiServedBy: Record<string, number>;
   /** Failures by kind: `code 9999`, `HTTP 503`, `ECONNREFUSED`, `timeout` … */
   errorKinds: Record<string, number>;
   /** The trace of the slowest successful request, as micro-api returned it in x-b3-traceid. */
@@ -73,6 +77,8 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
   const deadline = opts.durationMs !== undefined ? started + opts.durationMs : Number.POSITIVE_INFINITY;
   const latencies: number[] = [];
   const servedBy: Record<string, number> = {};
+  const payServedBy: Record<string, number> = {};
+  const apiServedBy: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
   let sent = 0;
   let ok = 0;
@@ -120,8 +126,13 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
       if (res.statusCode === 200 && body?.code === 0) {
         ok++;
         latencies.push(ms);
-        const pod = String(res.headers['x-order-served-by'] ?? 'unknown');
-        servedBy[pod] = (servedBy[pod] ?? 0) + 1;
+        const count = (into: Record<string, number>, header: string) => {
+          const pod = String(res.headers[header] ?? 'unknown');
+          into[pod] = (into[pod] ?? 0) + 1;
+        };
+        count(servedBy, 'x-order-served-by');
+        count(payServedBy, 'x-pay-served-by');
+        count(apiServedBy, 'x-served-by');
         const id = res.headers['x-b3-traceid'];
         if (typeof id === 'string' && id && ms > slowest) {
           slowest = ms;
@@ -166,6 +177,8 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
     successRate: sent ? ok / sent : 0,
     latencyMs: { p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)) },
     servedBy,
+    payServedBy,
+    apiServedBy,
     errorKinds,
     traceId,
   };
@@ -184,9 +197,10 @@ export function formatSummary(s: TrafficSummary, tracingUrl?: string): string[] 
     `latency     p50 ${ms(s.latencyMs.p50)}  p95 ${ms(s.latencyMs.p95)}  p99 ${ms(s.latencyMs.p99)}`,
   ];
   if (s.errors) lines.push(`failures    ${Object.entries(s.errorKinds).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
-  const pods = Object.entries(s.servedBy).sort(([a], [b]) => (a < b ? -1 : 1));
-  if (pods.length) {
-    lines.push(`micro-order ${pods.length} pod(s) answered:`);
+  for (const [service, counts] of [['micro-order', s.servedBy], ['micro-pay', s.payServedBy]] as const) {
+    const pods = Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : 1));
+    if (!pods.length) continue;
+    lines.push(`${service.padEnd(11)} ${pods.length} pod(s) answered:`);
     for (const [pod, n] of pods) lines.push(`  ${pod.padEnd(40)} ${String(n).padStart(6)}  ${((n / s.ok) * 100).toFixed(1)}%`);
   }
   if (s.traceId) {
