@@ -20,6 +20,8 @@ export interface TrafficOptions {
   onProgress?: (snapshot: TrafficSnapshot) => void;
   /** How often onProgress is called. */
   progressEveryMs?: number;
+  /** Count the answered requests (whatever their outcome) that took at least this long (a delay fault's check). */
+  slowerThanMs?: number;
 }
 
 export interface TrafficSnapshot {
@@ -46,6 +48,8 @@ export interface TrafficSummary extends TrafficSnapshot {
   errorKinds: Record<string, number>;
   /** The trace of the slowest successful request, as micro-api returned it in x-b3-traceid. */
   traceId?: string;
+  /** Answered requests that took at least `slowerThanMs`. */
+  slower: number;
 }
 
 export function percentile(sorted: number[], p: number): number | undefined {
@@ -85,6 +89,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
   let errors = 0;
   let issued = 0;
   let slowest = -1;
+  let slower = 0;
   let traceId: string | undefined;
   const stopped = () => opts.signal?.aborted === true;
 
@@ -123,6 +128,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
       });
       const body = (await res.body.json().catch(() => undefined)) as { code?: unknown } | undefined;
       const ms = performance.now() - t0;
+      if (opts.slowerThanMs !== undefined && ms >= opts.slowerThanMs) slower++;
       if (res.statusCode === 200 && body?.code === 0) {
         ok++;
         latencies.push(ms);
@@ -181,6 +187,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
     apiServedBy,
     errorKinds,
     traceId,
+    slower,
   };
 }
 
@@ -203,6 +210,8 @@ export function formatSummary(s: TrafficSummary, tracingUrl?: string): string[] 
     lines.push(`${service.padEnd(11)} ${pods.length} pod(s) answered:`);
     for (const [pod, n] of pods) lines.push(`  ${pod.padEnd(40)} ${String(n).padStart(6)}  ${((n / s.ok) * 100).toFixed(1)}%`);
   }
+  const versions = versionShares(s);
+  if (versions) lines.push(`versions    ${versions}`);
   if (s.traceId) {
     lines.push(`trace       ${s.traceId} (the slowest successful request)`);
     lines.push(tracingUrl ? `jaeger      ${traceLink(tracingUrl, s.traceId)}` : 'jaeger      no tracing URL known: run meshdemo expose tracing, or pass --tracing-url');
@@ -210,6 +219,22 @@ export function formatSummary(s: TrafficSummary, tracingUrl?: string): string[] 
     lines.push('trace       micro-api returned no x-b3-traceid header');
   }
   return lines;
+}
+
+/** The share per version of each service that answered in more than one version (a canary), e.g. `micro-order v1 80.0% v2 20.0%`. */
+export function versionShares(s: Pick<TrafficSummary, 'apiServedBy' | 'servedBy' | 'payServedBy'>): string | undefined {
+  const parts: string[] = [];
+  for (const [service, byPod] of [['micro-api', s.apiServedBy], ['micro-order', s.servedBy], ['micro-pay', s.payServedBy]] as const) {
+    const counts: Record<string, number> = {};
+    for (const [pod, n] of Object.entries(byPod)) {
+      const v = pod.includes('/') ? pod.slice(pod.lastIndexOf('/') + 1) : 'unknown';
+      counts[v] = (counts[v] ?? 0) + n;
+    }
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    if (Object.keys(counts).length < 2 || !total) continue;
+    parts.push(`${service} ${Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : 1)).map(([v, n]) => `${v} ${((n / total) * 100).toFixed(1)}%`).join(' ')}`);
+  }
+  return parts.length ? parts.join('; ') : undefined;
 }
 
 /** `traffic` fails (exit 6) only when nothing got through. */
