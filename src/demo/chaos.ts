@@ -83,20 +83,41 @@ export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Pro
     return { lines: [], checks: [] };
   }
   await io.acquireLock();
+  const delayMs = change.delay ? parseDuration(change.delay.fixedDelay, 'delay') : undefined;
+  // a delay is told from the path's own latency by a baseline measured before it is applied, under the same load
+  const baseline = ctx.settings.verify && delayMs !== undefined ? await measure({ ...ctx, settings: { ...ctx.settings, requests: Math.max(20, Math.round(ctx.settings.requests / 4)) } }, { slowerThanMs: delayMs }) : undefined;
   for (const s of targets) {
     await applyService(ctx, s, nextState(state.services[s], kind, change), { deadline: Date.now() + ctx.options.timeoutMs, onChange: io.info });
     io.print(kind === 'clear' ? `chaos ${s}: cleared` : `chaos ${s}: ${describeChange(change)}`);
   }
   if (kind === 'clear' && !targets.length) io.print('chaos: nothing to clear');
   if (!ctx.settings.verify || kind === 'clear') return { lines: [], checks: [] };
-  const delayMs = change.delay ? parseDuration(change.delay.fixedDelay, 'delay') : undefined;
   const { url, summary } = await measure(ctx, { slowerThanMs: delayMs, timeoutMs: delayMs ? delayMs + 5000 : undefined });
   const checks: ShareCheck[] = [];
-  if (change.delay) checks.push(shareCheck(`delayed ≥ ${change.delay.fixedDelay}`, change.delay.percent, summary.slower, summary.sent));
+  const lines = [`verify: ${summary.sent} orders through ${url}`];
+  if (change.delay && baseline) {
+    const b = baseline.summary;
+    lines.push(`latency without the delay  p50 ${ms(b.latencyMs.p50)}  p99 ${ms(b.latencyMs.p99)}  (${b.sent} orders first); with it  p50 ${ms(summary.latencyMs.p50)}  p99 ${ms(summary.latencyMs.p99)}`);
+    checks.push(delayedShare(change.delay.fixedDelay, change.delay.percent, { slower: b.slower, sent: b.sent }, { slower: summary.slower, sent: summary.sent }));
+  }
   if (change.abort) checks.push(shareCheck(`failed (abort ${change.abort.httpStatus})`, change.abort.percent, summary.errors, summary.sent));
-  const lines = [`verify: ${summary.sent} orders through ${url}`, ...checks.map(formatCheck)];
+  lines.push(...checks.map(formatCheck));
   for (const l of [...formatSummary(summary), ...lines]) io.print(l);
   return { lines, checks };
+}
+
+const ms = (n?: number) => (n === undefined ? '-' : `${Math.round(n)}ms`);
+
+/**
+ * The share of requests the delay hit. A delayed request takes at least the delay; one that was not delayed may
+ * too (a slow path): with q the share of requests at least that slow without the delay (the baseline) and s with
+ * it, s = p + (1 − p)·q, so p = (s − q) / (1 − q).
+ */
+export function delayedShare(fixedDelay: string, percent: number, baseline: { slower: number; sent: number }, measured: { slower: number; sent: number }): ShareCheck {
+  const q = baseline.sent ? baseline.slower / baseline.sent : 0;
+  const s = measured.sent ? measured.slower / measured.sent : 0;
+  const p = q < 1 ? Math.max(0, (s - q) / (1 - q)) : s;
+  return shareCheck(`delayed by ${fixedDelay}`, percent, Math.round(p * measured.sent), measured.sent);
 }
 
 function describeChange(c: Partial<ChaosState>): string {

@@ -232,13 +232,14 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
   });
 
   it('chaos delay, timeout and retries compose on one VirtualService; chaos clear restores the cluster (snapshot)', async () => {
-    const d = await meshdemo(['chaos', 'delay', 'micro-order', '300ms', '--percent', '50', '--verify', '--requests', '400']);
+    const d = await meshdemo(['chaos', 'delay', 'micro-order', '500ms', '--percent', '50', '--verify', '--requests', '400']);
     assert.equal(d.code, 0, d.stderr + d.stdout.slice(-1500));
-    assert.match(d.stdout, /^delayed ≥ 300ms\s+asked +50%\s+measured +\d+\.\d%.*ok$/m);
+    assert.match(d.stdout, /^delayed by 500ms\s+asked +50%\s+measured +\d+\.\d%.*ok$/m);
+    assert.match(d.stdout, /^latency without the delay {2}p50 \d+ms {2}p99 \d+ms {2}\(100 orders first\); with it {2}p50 \d+ms {2}p99 \d+ms$/m);
     assert.equal((await meshdemo(['chaos', 'timeout', 'micro-order', '2s'])).code, 0);
     assert.equal((await meshdemo(['chaos', 'retries', 'micro-order', '3', '--per-try-timeout', '1s', '--retry-on', '5xx'])).code, 0);
     const http = (await api(`${NET}/virtualservices/micro-order`)).body.spec.http[0];
-    assert.deepEqual(http.fault, { delay: { fixedDelay: '300ms', percentage: { value: 50 } }, abort: { httpStatus: 500, percentage: { value: 50 } } });
+    assert.deepEqual(http.fault, { delay: { fixedDelay: '500ms', percentage: { value: 50 } }, abort: { httpStatus: 500, percentage: { value: 50 } } });
     assert.equal(http.timeout, '2s'); // HTTPRoute.timeout
     assert.deepEqual(http.retries, { attempts: 3, perTryTimeout: '1s', retryOn: '5xx' }); // HTTPRetry
     const b = await meshdemo(['chaos', 'breaker']);
@@ -247,7 +248,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.deepEqual(dr.trafficPolicy.connectionPool, { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } });
     assert.deepEqual(dr.trafficPolicy.outlierDetection, { consecutive5xxErrors: 1, interval: '1s', baseEjectionTime: '3m', maxEjectionPercent: 100 });
     const status = await meshdemo(['status']);
-    assert.match(status.stdout, /^scenarios {3}chaos micro-order delay 300ms for 50%; chaos micro-order abort 500 for 50%; chaos micro-order timeout 2s; chaos micro-order retries 3 \(1s each\) on 5xx; chaos micro-pay breaker/m);
+    assert.match(status.stdout, /^scenarios {3}chaos micro-order delay 500ms for 50%; chaos micro-order abort 500 for 50%; chaos micro-order timeout 2s; chaos micro-order retries 3 \(1s each\) on 5xx; chaos micro-pay breaker/m);
     const c = await meshdemo(['chaos', 'clear']);
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(await snapshotCluster(cp), baseline);
