@@ -1,6 +1,7 @@
 // Stands in for Envoy (no Envoy runs here): the ingress gateway, or a sidecar's outbound route to one Service,
 // routing each request by the VirtualServices and DestinationRules really applied to the test's API server — the
-// objects meshdemo wrote, read back per request (nothing cached: what the API server holds is what routes).
+// objects meshdemo wrote, read back continuously (one list of each every ~50 ms, as Envoy receives istiod's pushes
+// shortly after a change; `synced()` waits for a read that started after the call).
 // It extends test/support/round-robin.ts (a Service with no VirtualService is still balanced in turn over its
 // endpoints) with Istio 1.8's routing semantics, each cited where it is implemented:
 //   istio/api branch release-1.8, networking/v1alpha3/virtual_service.proto (VS) and destination_rule.proto (DR);
@@ -49,6 +50,8 @@ export interface MeshRouterOptions {
 export interface MeshRouter {
   url: string;
   log: AccessLogEntry[];
+  /** Resolves once the router has read the API server afresh (after this call). */
+  synced(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -87,10 +90,32 @@ export async function startMeshRouter(opts: MeshRouterOptions): Promise<MeshRout
   const log: AccessLogEntry[] = [];
   const agent = new http.Agent({ keepAlive: true });
   const turns = new Map<string, number>();
-  const items = async (kind: string) => {
+  const list = async (kind: string) => {
     const r = await opts.get(`/apis/networking.istio.io/v1alpha3/namespaces/${opts.namespace}/${kind}`);
     return r.status === 200 ? (r.body.items as any[]) : [];
   };
+  let config = { virtualservices: [] as any[], destinationrules: [] as any[], endpoints: [] as Endpoint[] };
+  let waiting: Array<() => void> = [];
+  let stopped = false;
+  const refresh = async () => {
+    const [virtualservices, destinationrules, endpoints] = await Promise.all([
+      list('virtualservices'),
+      list('destinationrules'),
+      typeof opts.endpoints === 'function' ? opts.endpoints() : opts.endpoints,
+    ]);
+    config = { virtualservices, destinationrules, endpoints };
+  };
+  await refresh();
+  const poller = (async () => {
+    while (!stopped) {
+      const served = waiting;
+      waiting = [];
+      await refresh().catch(() => {});
+      for (const w of served) w();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  const items = async (kind: 'virtualservices' | 'destinationrules') => config[kind];
 
   /** The rules that apply: the gateway's VS (VS.gateways names it), or a mesh VS (gateways empty or "mesh"). */
   const httpRules = async (): Promise<any[] | undefined> => {
@@ -121,8 +146,7 @@ export async function startMeshRouter(opts: MeshRouterOptions): Promise<MeshRout
 
   /** The endpoints of the destination: the Service's (app=<host>), narrowed by the DR subset's labels; undefined when the subset is unknown. */
   const endpointsFor = async (destination: any): Promise<Endpoint[] | undefined> => {
-    const all = typeof opts.endpoints === 'function' ? await opts.endpoints() : opts.endpoints;
-    const ofService = all.filter((e) => e.labels.app === destination.host);
+    const ofService = config.endpoints.filter((e) => e.labels.app === destination.host);
     if (!destination.subset) return ofService;
     const rule = (await items('destinationrules')).find((dr) => hostMatches([dr.spec?.host ?? ''], destination.host, opts.namespace));
     const subset = (rule?.spec?.subsets ?? []).find((s: any) => s.name === destination.subset);
@@ -233,7 +257,11 @@ export async function startMeshRouter(opts: MeshRouterOptions): Promise<MeshRout
   return {
     url: `http://127.0.0.1:${port}`,
     log,
+    synced: () => new Promise<void>((resolve) => waiting.push(resolve)),
     close: async () => {
+      stopped = true;
+      for (const w of waiting) w();
+      await poller;
       agent.destroy();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));

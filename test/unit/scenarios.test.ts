@@ -151,6 +151,7 @@ describe('routing stand-in (Envoy per Istio 1.8 semantics)', () => {
 
   it('no VirtualService: the Service\'s endpoints in turn', async () => {
     objects = { virtualservices: [], destinationrules: [] };
+    await router.synced();
     const got = [await get(), await get()].map((r) => r.body).sort();
     assert.deepEqual(got, ['v1', 'v2']);
   });
@@ -160,6 +161,7 @@ describe('routing stand-in (Envoy per Istio 1.8 semantics)', () => {
       { match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'svc', subset: 'v2' } }] },
       { route: [{ destination: { host: 'svc', subset: 'v1' }, weight: 80 }, { destination: { host: 'svc', subset: 'v2' }, weight: 20 }] },
     ])], destinationrules: [subsets] };
+    await router.synced();
     let v2 = 0;
     for (let i = 0; i < 1000; i++) if ((await get()).body === 'v2') v2++;
     assert.ok(Math.abs(v2 / 10 - 20) <= 5, `v2 ${v2 / 10}%`);
@@ -168,15 +170,18 @@ describe('routing stand-in (Envoy per Istio 1.8 semantics)', () => {
 
   it('an unknown subset is 503 NR; no route matching is 404 NR', async () => {
     objects = { virtualservices: [vs([{ match: [{ uri: { exact: '/x' } }], route: [{ destination: { host: 'svc', subset: 'v3' } }] }])], destinationrules: [subsets] };
+    await router.synced();
     assert.equal((await get()).status, 503);
     assert.equal(router.log.at(-1)!.flags, 'NR');
     objects.virtualservices = [vs([{ match: [{ uri: { exact: '/y' } }], route: [{ destination: { host: 'svc' } }] }])];
+    await router.synced();
     assert.equal((await get()).status, 404);
     assert.equal(router.log.at(-1)!.flags, 'NR');
   });
 
   it('fault: abort with its percentage (FI), delay before it (DI)', async () => {
     objects = { virtualservices: [vs([{ fault: { abort: { httpStatus: 500, percentage: { value: 50 } } }, route: [{ destination: { host: 'svc' } }] }])], destinationrules: [] };
+    await router.synced();
     let aborted = 0;
     for (let i = 0; i < 400; i++) {
       const r = await get();
@@ -187,6 +192,7 @@ describe('routing stand-in (Envoy per Istio 1.8 semantics)', () => {
     }
     assert.ok(Math.abs(aborted / 4 - 50) <= 8, `aborted ${aborted / 4}%`);
     objects.virtualservices = [vs([{ fault: { delay: { fixedDelay: '200ms' } }, route: [{ destination: { host: 'svc' } }] }])];
+    await router.synced();
     const t0 = performance.now();
     assert.equal((await get()).status, 200);
     assert.ok(performance.now() - t0 >= 199);
@@ -195,19 +201,23 @@ describe('routing stand-in (Envoy per Istio 1.8 semantics)', () => {
 
   it('timeout: a slower upstream is a 504 UT; retries: a 503 is retried per retryOn', async () => {
     objects = { virtualservices: [vs([{ timeout: '100ms', route: [{ destination: { host: 'slow' } }] }])], destinationrules: [] };
+    await router.synced();
     const r = await get();
     assert.deepEqual([r.status, r.body, router.log.at(-1)!.flags], [504, 'upstream request timeout', 'UT']);
     calls = {};
     objects.virtualservices = [vs([{ retries: { attempts: 3, retryOn: '5xx' }, route: [{ destination: { host: 'flaky' } }] }])];
+    await router.synced();
     assert.equal((await get()).status, 200);
     assert.equal(router.log.at(-1)!.attempts, 2);
     // no retries field: Istio 1.8's default policy retries a 503 too (retriable-status-codes)
     calls = {};
     objects.virtualservices = [vs([{ route: [{ destination: { host: 'flaky' } }] }])];
+    await router.synced();
     assert.equal((await get()).status, 200);
     // retries attempts 0: the 503 reaches the caller
     calls = {};
     objects.virtualservices = [vs([{ retries: { attempts: 0 }, route: [{ destination: { host: 'flaky' } }] }])];
+    await router.synced();
     assert.equal((await get()).status, 503);
   });
 });
