@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import { renderDestinationRule, renderVirtualService, renderPeerAuthentication, describeScenarios, baseGatewayVirtualService } from '../../src/demo/scenarios.js';
 import { parseChaosArgs, delayedShare } from '../../src/demo/chaos.js';
-import { shareCheck } from '../../src/demo/scenario-verify.js';
+import { shareCheck, versionCounts } from '../../src/demo/scenario-verify.js';
+import { versionShares } from '../../src/demo/traffic.js';
 import { UsageError } from '../../src/core/errors.js';
 import { startMeshRouter, type MeshRouter } from '../support/mesh-router.js';
 import { runMeshdemo, errorLines } from '../support/cli.js';
@@ -69,6 +70,13 @@ describe('scenario objects', () => {
     ] as const) {
       assert.throws(() => parseChaosArgs(args[0], args[1], args[2], args[3] as Record<string, unknown>), (err: unknown) => err instanceof UsageError && says.test(err.message) && Boolean(err.hint));
     }
+  });
+
+  it('the share per version comes from `<pod>/<version>` in the served-by headers; one version alone is no canary line', () => {
+    const served = { apiServedBy: { 'micro-api-x/v1': 10 }, servedBy: { 'micro-order-v1-a/v1': 30, 'micro-order-v1-b/v1': 50, 'micro-order-v2-c/v2': 20 }, payServedBy: { 'micro-pay-v1-a/v1': 100 } };
+    assert.deepEqual(versionCounts(served, 'micro-order'), { v1: 80, v2: 20 });
+    assert.equal(versionShares(served), 'micro-order v1 80.0% v2 20.0%');
+    assert.equal(versionShares({ ...served, servedBy: { 'a/v1': 3 } }), undefined);
   });
 
   it('share checks: within 5 points passes, beyond fails; the delayed share discounts requests slow without the delay', () => {
