@@ -20,7 +20,7 @@ export function register(program: Command): void {
           return { mode: args[0] === 'clear' ? undefined : (args[0].toUpperCase() as 'STRICT' | 'PERMISSIVE'), dryRun: Boolean(opts.dryRun) };
         },
         async (ctx) => {
-          const { runMtls } = await import('../demo/chaos.js');
+          const { runMtls } = await import('../demo/mtls.js');
           await runMtls(ctx, { acquireLock: () => ctx.lock.acquire(), print: (l) => ctx.ui.print(l), info: (l) => ctx.log.info(l) });
           ctx.ui.result(true, { mtls: ctx.settings.mode ?? null });
         },

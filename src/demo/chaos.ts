@@ -2,11 +2,11 @@ import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
 import type { Context } from '../record/context.js';
 import { SERVICES, type ServiceName } from '../settings.js';
-import { applyMtls, applyService, planService, requireDemo, scenarioState, toYaml } from './scenario-apply.js';
+import { applyService, planService, requireDemo, scenarioState, toYaml } from './scenario-apply.js';
 import { measure, type ScenarioCommonSettings } from './scenario-run.js';
 import { formatCheck, shareCheck, type ShareCheck } from './scenario-verify.js';
 import { formatSummary } from './traffic.js';
-import { renderPeerAuthentication, type ChaosState, type ServiceScenarios } from './scenarios.js';
+import type { ChaosState, ServiceScenarios } from './scenarios.js';
 import type { ScenarioIO } from './canary.js';
 
 export const CHAOS_KINDS = ['delay', 'abort', 'timeout', 'retries', 'breaker', 'clear'] as const;
@@ -126,24 +126,4 @@ function describeChange(c: Partial<ChaosState>): string {
   if (c.timeout) return `timeout ${c.timeout} (VirtualService http[].timeout)`;
   if (c.retries) return `retries ${c.retries.attempts} (VirtualService http[].retries)`;
   return 'circuit breaker: connectionPool maxConnections 1, outlierDetection consecutive5xxErrors 1 (DestinationRule trafficPolicy)';
-}
-
-/** `meshdemo mtls strict|permissive|clear`. */
-export async function runMtls(ctx: Context<{ mode: 'STRICT' | 'PERMISSIVE' | undefined; dryRun: boolean }>, io: ScenarioIO): Promise<void> {
-  const kube = await ctx.kube();
-  await requireDemo(kube, ctx.options.namespace, []);
-  const mode = ctx.settings.mode;
-  if (ctx.settings.dryRun) {
-    io.print(mode ? toYaml([renderPeerAuthentication(ctx.options.namespace, mode)]) : `would delete PeerAuthentication ${ctx.options.namespace}/default`);
-    return;
-  }
-  await io.acquireLock();
-  await applyMtls(ctx, mode, io.info);
-  io.print(
-    mode === 'STRICT'
-      ? `mtls strict: sidecars in ${ctx.options.namespace} accept only mutual TLS — a plaintext call from a pod without a sidecar is refused, the mesh path still answers`
-      : mode === 'PERMISSIVE'
-        ? `mtls permissive: sidecars in ${ctx.options.namespace} accept mutual TLS and plaintext`
-        : `mtls: PeerAuthentication ${ctx.options.namespace}/default removed (the mesh default applies again)`,
-  );
 }

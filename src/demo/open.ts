@@ -4,9 +4,7 @@ import type { KubeClient } from '../kube/client.js';
 import { DASHBOARDS, type Dashboard } from '../settings.js';
 import { dashboardUrl, type NodePortReach } from './facts.js';
 
-/** `meshdemo open`'s names: the dashboards, and jaeger for the tracing dashboard (Jaeger's UI). */
-export const OPEN_TARGETS = ['kiali', 'grafana', 'jaeger', 'tracing', 'prometheus', 'zipkin'] as const;
-
+/** `meshdemo open`'s names are the dashboards', and jaeger for the tracing dashboard (Jaeger's UI). */
 export function dashboardFor(target: string): Dashboard {
   return DASHBOARDS[target === 'jaeger' ? 'tracing' : target];
 }

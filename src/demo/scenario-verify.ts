@@ -1,4 +1,4 @@
-import type { TrafficSummary } from './traffic.js';
+import { versionOf, type TrafficSummary } from './traffic.js';
 import type { ServiceName } from '../settings.js';
 
 /** How far a measured share may be from the asked one, in percentage points. */
@@ -17,10 +17,7 @@ export interface ShareCheck {
 export function versionCounts(summary: Pick<TrafficSummary, 'apiServedBy' | 'servedBy' | 'payServedBy'>, service: ServiceName): Record<string, number> {
   const byPod = service === 'micro-api' ? summary.apiServedBy : service === 'micro-order' ? summary.servedBy : summary.payServedBy;
   const out: Record<string, number> = {};
-  for (const [pod, n] of Object.entries(byPod)) {
-    const version = pod.includes('/') ? pod.slice(pod.lastIndexOf('/') + 1) : 'unknown';
-    out[version] = (out[version] ?? 0) + n;
-  }
+  for (const [pod, n] of Object.entries(byPod)) out[versionOf(pod)] = (out[versionOf(pod)] ?? 0) + n;
   return out;
 }
 

@@ -221,15 +221,17 @@ export function formatSummary(s: TrafficSummary, tracingUrl?: string): string[] 
   return lines;
 }
 
+/** The version in a served-by value, `<pod>/<version>` (templates/services/common/runtime.mjs servedBy). */
+export function versionOf(servedBy: string): string {
+  return servedBy.includes('/') ? servedBy.slice(servedBy.lastIndexOf('/') + 1) : 'unknown';
+}
+
 /** The share per version of each service that answered in more than one version (a canary), e.g. `micro-order v1 80.0% v2 20.0%`. */
 export function versionShares(s: Pick<TrafficSummary, 'apiServedBy' | 'servedBy' | 'payServedBy'>): string | undefined {
   const parts: string[] = [];
   for (const [service, byPod] of [['micro-api', s.apiServedBy], ['micro-order', s.servedBy], ['micro-pay', s.payServedBy]] as const) {
     const counts: Record<string, number> = {};
-    for (const [pod, n] of Object.entries(byPod)) {
-      const v = pod.includes('/') ? pod.slice(pod.lastIndexOf('/') + 1) : 'unknown';
-      counts[v] = (counts[v] ?? 0) + n;
-    }
+    for (const [pod, n] of Object.entries(byPod)) counts[versionOf(pod)] = (counts[versionOf(pod)] ?? 0) + n;
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     if (Object.keys(counts).length < 2 || !total) continue;
     parts.push(`${service} ${Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : 1)).map(([v, n]) => `${v} ${((n / total) * 100).toFixed(1)}%`).join(' ')}`);
