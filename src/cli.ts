@@ -12,6 +12,10 @@ import { register as registerTraffic } from './commands/traffic.js';
 import { register as registerLogs } from './commands/logs.js';
 import { register as registerCompletion } from './commands/completion.js';
 import { register as registerDownload } from './commands/download.js';
+import { register as registerOpen } from './commands/open.js';
+import { register as registerCanary } from './commands/canary.js';
+import { register as registerChaos } from './commands/chaos.js';
+import { register as registerMtls } from './commands/mtls.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshdemo')
@@ -44,7 +48,7 @@ Exit codes: 0 ok, 1 unexpected failure, 2 bad usage or input, 3 preflight refuse
             6 an external command failed, 130 interrupted.`,
     );
   program.exitOverride();
-  for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify, registerTraffic, registerLogs, registerCompletion, registerDownload]) register(program);
+  for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify, registerTraffic, registerLogs, registerCompletion, registerDownload, registerOpen, registerCanary, registerChaos, registerMtls]) register(program);
   return program;
 }
 

@@ -25,7 +25,8 @@ export const DASHBOARDS: Record<string, Dashboard> = {
   kiali: { name: 'kiali', service: 'kiali', portName: 'http', path: '/kiali', defaultNodePort: 31001, addon: 'kiali' },
   grafana: { name: 'grafana', service: 'grafana', path: '/', defaultNodePort: 31002, addon: 'grafana' },
   prometheus: { name: 'prometheus', service: 'prometheus', portName: 'http', path: '/', defaultNodePort: 31003, addon: 'prometheus' },
-  tracing: { name: 'tracing', service: 'tracing', portName: 'http-query', path: '/', defaultNodePort: 31004, addon: 'jaeger' },
+  // the 1.8.4 Jaeger addon serves its UI under QUERY_BASE_PATH=/jaeger (samples/addons/jaeger.yaml): / is a 404
+  tracing: { name: 'tracing', service: 'tracing', portName: 'http-query', path: '/jaeger', defaultNodePort: 31004, addon: 'jaeger' },
   zipkin: { name: 'zipkin', service: 'zipkin', portName: 'http-query', path: '/zipkin/', defaultNodePort: 31005, addon: 'zipkin' },
 };
 export const DEFAULT_DASHBOARDS = ['kiali', 'grafana', 'prometheus', 'tracing'];

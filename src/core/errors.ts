@@ -60,6 +60,13 @@ export class ReadinessTimeoutError extends MeshdemoError {
   }
 }
 
+/** Exit 1: a scenario's --verify measured something else than what was asked (e.g. a canary's share per version). */
+export class VerificationError extends MeshdemoError {
+  constructor(message: string, info?: ErrorDetails) {
+    super(message, ExitCode.unexpected, info);
+  }
+}
+
 /** Exit 5: a download failed or did not verify. */
 export class DownloadError extends MeshdemoError {
   constructor(message: string, info?: ErrorDetails) {

@@ -19,7 +19,7 @@ export function renderAppManifests(namespace: string, images: Record<ServiceName
 export const DEPLOYMENT_OF: Record<ServiceName, string> = {
   'micro-api': 'micro-api',
   'micro-order': 'micro-order-v1',
-  'micro-pay': 'micro-pay',
+  'micro-pay': 'micro-pay-v1',
 };
 export const APP_DEPLOYMENTS = SERVICES.map((s) => DEPLOYMENT_OF[s]);
 export const GATEWAY_NAME = 'micro-gateway';
@@ -39,12 +39,13 @@ export function appRefs(namespace: string): ObjectRef[] {
 }
 
 /**
- * Objects the previous meshdemo version deployed under other names (before the tutorial's names were used):
+ * Objects earlier meshdemo versions deployed under other names (Deployment micro-pay: before micro-pay-v1):
  * an up over such a cluster replaces them, and down --force still finds them.
  */
 export function legacyAppRefs(namespace: string): ObjectRef[] {
   return [
     { apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: 'micro-order' },
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: 'micro-pay' },
     { apiVersion: ISTIO_NETWORKING, kind: 'VirtualService', namespace, name: 'micro-api' },
   ];
 }

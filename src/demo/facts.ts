@@ -104,13 +104,16 @@ export async function dashboardUrl(kube: KubeReader, name: string, address: stri
   return where ? `http://${where}${d.path}` : undefined;
 }
 
-/** The tutorial's INGRESS_HOST:INGRESS_PORT: a LoadBalancer ingress, else the http2 nodePort on the node address. */
-export async function gatewayUrl(kube: KubeReader, address: string | undefined | NodePortReach): Promise<string | undefined> {
+/**
+ * The tutorial's INGRESS_HOST:INGRESS_PORT (scheme http, port http2) or INGRESS_HOST:SECURE_INGRESS_PORT (scheme
+ * https, port https): a LoadBalancer ingress and the Service port, else that port's nodePort on the node address.
+ */
+export async function gatewayUrl(kube: KubeReader, address: string | undefined | NodePortReach, scheme: 'http' | 'https' = 'http'): Promise<string | undefined> {
   const svc = await kube.get({ apiVersion: 'v1', kind: 'Service', namespace: ISTIO_NAMESPACE, name: 'istio-ingressgateway' });
   if (!svc) return undefined;
+  const port = (svc.spec?.ports ?? []).find((p: any) => p.name === (scheme === 'http' ? 'http2' : 'https'));
   const ingress = svc.status?.loadBalancer?.ingress?.[0];
-  if (ingress?.ip || ingress?.hostname) return `http://${ingress.ip ?? ingress.hostname}:80`;
-  const nodePort = (svc.spec?.ports ?? []).find((p: any) => p.name === 'http2')?.nodePort;
-  const where = nodePort && address ? reachOf(address)(nodePort) : undefined;
-  return where ? `http://${where}` : undefined;
+  if (ingress?.ip || ingress?.hostname) return port ? `${scheme}://${ingress.ip ?? ingress.hostname}:${port.port}` : undefined;
+  const where = port?.nodePort && address ? reachOf(address)(port.nodePort) : undefined;
+  return where ? `${scheme}://${where}` : undefined;
 }

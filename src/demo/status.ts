@@ -5,6 +5,8 @@ import { clusterVersion, type VersionVerdict } from '../steps/preflight.js';
 import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodePortReach } from './facts.js';
 import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from '../settings.js';
 import { DEPLOYMENT_OF } from './app-manifests.js';
+import { describeScenarios } from './scenarios.js';
+import { scenarioState } from './scenario-apply.js';
 import { istioctlPath } from './istio-release.js';
 import { stateForContext, type LocalClusterState } from '../kind/state.js';
 import { kindForState } from '../kind/binary.js';
@@ -20,6 +22,10 @@ export interface Status {
   dashboards: Array<{ name: string; url: string }>;
   app: { deployed: boolean; services: Array<{ name: string; deployment: string; present: boolean; ready: boolean }> };
   gatewayUrl: string | null;
+  /** Active scenarios (canary, chaos, mtls), from meshdemo's record. */
+  scenarios: string[];
+  /** The gateway's https port (the tutorial's SECURE_INGRESS_PORT). */
+  gatewayHttpsUrl: string | null;
   /** A kind cluster (context kind-<name>): whether meshdemo created it, and its ports mapped to 127.0.0.1. */
   localCluster: { name: string; exists: boolean; createdByMeshdemo: boolean; createdAt?: string; nodeImage?: string; ports: Array<{ name: string; nodePort: number; hostPort: number }> } | null;
 }
@@ -56,6 +62,8 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
   }
   const app = await Promise.all(SERVICES.map(async (s) => ({ ...(await deploymentState(reads, namespace, DEPLOYMENT_OF[s])), name: s, deployment: DEPLOYMENT_OF[s] })));
   const gateway = await gatewayUrl(reads, address);
+  const secure = await gatewayUrl(reads, address, 'https');
+  const scenarios = describeScenarios(scenarioState(await ctx.inventory()));
   const binary = istioctlPath(ctx.options.cacheDir, installation?.version ?? DEFAULT_ISTIO_VERSION);
   return {
     context: kube.contextName,
@@ -67,6 +75,8 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     dashboards,
     app: { deployed: app.every((a) => a.present), services: app.map(({ name, deployment, present, ready }) => ({ name, deployment, present, ready })) },
     gatewayUrl: gateway ? `${gateway}/api/order/create` : null,
+    gatewayHttpsUrl: secure ?? null,
+    scenarios,
     localCluster: localClusterStatus(ctx.options.cacheDir, kube.contextName),
   };
 }
@@ -81,7 +91,8 @@ export function formatStatus(s: Status): string {
     `addons      ${s.addons.map((a) => `${a.name} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')}`,
     `dashboards  ${s.dashboards.length ? s.dashboards.map((d) => `${d.name} ${d.url}`).join(', ') : 'none exposed'}`,
     `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (deployments ${s.app.services.map((a) => `${a.deployment} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
-    `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}`,
+    `scenarios   ${s.scenarios.length ? s.scenarios.join('; ') : 'none'}`,
+    `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}${s.gatewayHttpsUrl ? `; https ${s.gatewayHttpsUrl}` : ''}`,
   ];
   if (s.localCluster) {
     const c = s.localCluster;

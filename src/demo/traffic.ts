@@ -20,6 +20,8 @@ export interface TrafficOptions {
   onProgress?: (snapshot: TrafficSnapshot) => void;
   /** How often onProgress is called. */
   progressEveryMs?: number;
+  /** Count the answered requests (whatever their outcome) that took at least this long (a delay fault's check). */
+  slowerThanMs?: number;
 }
 
 export interface TrafficSnapshot {
@@ -36,12 +38,18 @@ export interface TrafficSummary extends TrafficSnapshot {
   interrupted: boolean;
   successRate: number;
   latencyMs: { p50?: number; p95?: number; p99?: number };
-  /** Successful requests per micro-order pod (x-order-served-by), the tutorial's load-balancing observation. */
+  /** Successful requests per micro-order pod (x-order-served-by, `<pod>/<version>`), the tutorial's load-balancing observation. */
   servedBy: Record<string, number>;
+  /** Successful requests per micro-pay pod (x-pay-served-by): the sidecar balances each gRPC request. */
+  payServedBy: Record<string, number>;
+  /** Successful requests per micro-api pod (micro-api's own x-served-by). */
+  apiServedBy: Record<string, number>;
   /** Failures by kind: `code 9999`, `HTTP 503`, `ECONNREFUSED`, `timeout` … */
   errorKinds: Record<string, number>;
   /** The trace of the slowest successful request, as micro-api returned it in x-b3-traceid. */
   traceId?: string;
+  /** Answered requests that took at least `slowerThanMs`. */
+  slower: number;
 }
 
 export function percentile(sorted: number[], p: number): number | undefined {
@@ -73,12 +81,15 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
   const deadline = opts.durationMs !== undefined ? started + opts.durationMs : Number.POSITIVE_INFINITY;
   const latencies: number[] = [];
   const servedBy: Record<string, number> = {};
+  const payServedBy: Record<string, number> = {};
+  const apiServedBy: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
   let sent = 0;
   let ok = 0;
   let errors = 0;
   let issued = 0;
   let slowest = -1;
+  let slower = 0;
   let traceId: string | undefined;
   const stopped = () => opts.signal?.aborted === true;
 
@@ -117,11 +128,17 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
       });
       const body = (await res.body.json().catch(() => undefined)) as { code?: unknown } | undefined;
       const ms = performance.now() - t0;
+      if (opts.slowerThanMs !== undefined && ms >= opts.slowerThanMs) slower++;
       if (res.statusCode === 200 && body?.code === 0) {
         ok++;
         latencies.push(ms);
-        const pod = String(res.headers['x-order-served-by'] ?? 'unknown');
-        servedBy[pod] = (servedBy[pod] ?? 0) + 1;
+        const count = (into: Record<string, number>, header: string) => {
+          const pod = String(res.headers[header] ?? 'unknown');
+          into[pod] = (into[pod] ?? 0) + 1;
+        };
+        count(servedBy, 'x-order-served-by');
+        count(payServedBy, 'x-pay-served-by');
+        count(apiServedBy, 'x-served-by');
         const id = res.headers['x-b3-traceid'];
         if (typeof id === 'string' && id && ms > slowest) {
           slowest = ms;
@@ -166,8 +183,11 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
     successRate: sent ? ok / sent : 0,
     latencyMs: { p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)) },
     servedBy,
+    payServedBy,
+    apiServedBy,
     errorKinds,
     traceId,
+    slower,
   };
 }
 
@@ -184,11 +204,14 @@ export function formatSummary(s: TrafficSummary, tracingUrl?: string): string[] 
     `latency     p50 ${ms(s.latencyMs.p50)}  p95 ${ms(s.latencyMs.p95)}  p99 ${ms(s.latencyMs.p99)}`,
   ];
   if (s.errors) lines.push(`failures    ${Object.entries(s.errorKinds).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
-  const pods = Object.entries(s.servedBy).sort(([a], [b]) => (a < b ? -1 : 1));
-  if (pods.length) {
-    lines.push(`micro-order ${pods.length} pod(s) answered:`);
+  for (const [service, counts] of [['micro-order', s.servedBy], ['micro-pay', s.payServedBy]] as const) {
+    const pods = Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : 1));
+    if (!pods.length) continue;
+    lines.push(`${service.padEnd(11)} ${pods.length} pod(s) answered:`);
     for (const [pod, n] of pods) lines.push(`  ${pod.padEnd(40)} ${String(n).padStart(6)}  ${((n / s.ok) * 100).toFixed(1)}%`);
   }
+  const versions = versionShares(s);
+  if (versions) lines.push(`versions    ${versions}`);
   if (s.traceId) {
     lines.push(`trace       ${s.traceId} (the slowest successful request)`);
     lines.push(tracingUrl ? `jaeger      ${traceLink(tracingUrl, s.traceId)}` : 'jaeger      no tracing URL known: run meshdemo expose tracing, or pass --tracing-url');
@@ -196,6 +219,24 @@ export function formatSummary(s: TrafficSummary, tracingUrl?: string): string[] 
     lines.push('trace       micro-api returned no x-b3-traceid header');
   }
   return lines;
+}
+
+/** The version in a served-by value, `<pod>/<version>` (templates/services/common/runtime.mjs servedBy). */
+export function versionOf(servedBy: string): string {
+  return servedBy.includes('/') ? servedBy.slice(servedBy.lastIndexOf('/') + 1) : 'unknown';
+}
+
+/** The share per version of each service that answered in more than one version (a canary), e.g. `micro-order v1 80.0% v2 20.0%`. */
+export function versionShares(s: Pick<TrafficSummary, 'apiServedBy' | 'servedBy' | 'payServedBy'>): string | undefined {
+  const parts: string[] = [];
+  for (const [service, byPod] of [['micro-api', s.apiServedBy], ['micro-order', s.servedBy], ['micro-pay', s.payServedBy]] as const) {
+    const counts: Record<string, number> = {};
+    for (const [pod, n] of Object.entries(byPod)) counts[versionOf(pod)] = (counts[versionOf(pod)] ?? 0) + n;
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    if (Object.keys(counts).length < 2 || !total) continue;
+    parts.push(`${service} ${Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : 1)).map(([v, n]) => `${v} ${((n / total) * 100).toFixed(1)}%`).join(' ')}`);
+  }
+  return parts.length ? parts.join('; ') : undefined;
 }
 
 /** `traffic` fails (exit 6) only when nothing got through. */

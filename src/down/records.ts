@@ -8,6 +8,7 @@ import { istioInstallation, ISTIO_NAMESPACE } from '../demo/facts.js';
 import { istioctlPath, releaseDir } from '../demo/istio-release.js';
 import { DEFAULT_ISTIO_VERSION } from '../settings.js';
 import { appRefs as currentAppRefs, legacyAppRefs } from '../demo/app-manifests.js';
+import { NETWORKING, SECURITY } from '../demo/scenarios.js';
 
 /**
  * What `meshdemo down` works from: the inventory `up` wrote (src/record/inventory.ts), or — only with --force and
@@ -102,7 +103,9 @@ export async function scanForForce(kube: KubeClient, namespace: string, cacheDir
 
   const refs = appRefs(namespace);
   for (const ref of refs) add(ref, 'app-deploy');
-  const kinds = [...new Map(refs.map((r) => [`${r.apiVersion}|${r.kind}`, r])).values()];
+  // and the scenarios' kinds (canary, chaos, mtls): their v2 Deployments and VirtualServices are among the above
+  const scenarioKinds = [{ apiVersion: NETWORKING, kind: 'DestinationRule' }, { apiVersion: SECURITY, kind: 'PeerAuthentication' }];
+  const kinds = [...new Map([...refs, ...scenarioKinds].map((r) => [`${r.apiVersion}|${r.kind}`, r])).values()];
   for (const k of kinds) {
     if (!(await kube.serves(k.apiVersion, k.kind))) continue;
     for (const o of await kube.list(k.apiVersion, k.kind, { namespace, labelSelector: MANAGED_BY_SELECTOR })) add(o, 'app-deploy');

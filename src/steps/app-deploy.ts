@@ -13,7 +13,7 @@ async function desiredObjects(ctx: Parameters<Step<UpSettings>['run']>[0]): Prom
 }
 
 /**
- * The previous meshdemo version's objects (Deployment micro-order, VirtualService micro-api) that are still there
+ * Earlier meshdemo versions' objects (Deployments micro-order and micro-pay, VirtualService micro-api) that are still there
  * and are meshdemo's: recorded as created by up, or carrying its managed-by label. Objects of those names that
  * someone else made are left alone.
  */

@@ -70,12 +70,18 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     assert.equal(result.ok, true);
     assert.equal(result.urls.gateway, `http://127.0.0.1:${http2}/api/order/create`);
     assert.equal(result.urls.kiali, 'http://127.0.0.1:31001/kiali');
+    // 1.8.4's jaeger.yaml sets QUERY_BASE_PATH=/jaeger: the UI is there, / is a 404
+    assert.equal(result.urls.tracing, 'http://127.0.0.1:31004/jaeger');
+    // the tutorial's SECURE_INGRESS_PORT: the gateway's https nodePort
+    const https = gw.body.spec.ports.find((p: any) => p.name === 'https').nodePort;
+    assert.equal(result.urls.https, `https://127.0.0.1:${https}`);
+    assert.match(r.stderr, new RegExp(`https\\s+https://127\\.0\\.0\\.1:${https}$`, 'm'));
     assert.match(r.stderr, new RegExp(`gateway\\s+http://127\\.0\\.0\\.1:${http2}/api/order/create`));
 
     // the tutorial's names, labels and ports (micro-order.yaml, micro-api.yaml, micro-pay.yaml, micro-gateway.yaml);
     // the three Deployments run the pushed images and rolled out through the real controllers
     const tags = async (svc: string) => (await (await fetch(`http://${docker.registry}/v2/micro-service/${svc}/tags/list`)).json()).tags as string[];
-    for (const [name, svc, replicas, port] of [['micro-api', 'micro-api', 1, 9090], ['micro-order-v1', 'micro-order', 2, 9091], ['micro-pay', 'micro-pay', 1, 18888]] as const) {
+    for (const [name, svc, replicas, port] of [['micro-api', 'micro-api', 1, 9090], ['micro-order-v1', 'micro-order', 2, 9091], ['micro-pay-v1', 'micro-pay', 2, 18888]] as const) {
       const d = (await api(`/apis/apps/v1/namespaces/default/deployments/${name}`)).body;
       assert.equal(d.spec.replicas, replicas, `${name} replicas`);
       assert.equal(d.status.availableReplicas, replicas, `${name} available`);
@@ -92,7 +98,8 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     const ports = async (svc: string) => (await api(`/api/v1/namespaces/default/services/${svc}`)).body.spec.ports.map((p: any) => [p.name, p.port, p.targetPort]);
     assert.deepEqual(await ports('micro-api'), [['http', 19090, 9090]]);
     assert.deepEqual(await ports('micro-order'), [['http', 80, 9091]]);
-    assert.deepEqual(await ports('micro-pay'), [['grpc', 18888, 18888]]);
+    // micro-pay.yaml: http 19092 → 9092 and grpc 18888
+    assert.deepEqual(await ports('micro-pay'), [['http', 19092, 9092], ['grpc', 18888, 18888]]);
     const vs = (await api('/apis/networking.istio.io/v1alpha3/namespaces/default/virtualservices/micro-gateway')).body;
     assert.deepEqual(vs.spec.hosts, ['*']);
     assert.deepEqual(vs.spec.gateways, ['micro-gateway']);
@@ -119,7 +126,7 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     // status names the Deployments as the tutorial does (kubectl get deploy micro-order-v1)
     const status = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), 'status']);
     assert.equal(status.code, 0, status.stderr);
-    assert.match(status.stdout, /^app {9}deployed \(deployments micro-api ready, micro-order-v1 ready, micro-pay ready\)$/m);
+    assert.match(status.stdout, /^app {9}deployed \(deployments micro-api ready, micro-order-v1 ready, micro-pay-v1 ready\)$/m);
   });
 
   it('up --verify --traffic 2s: after up, steady orders through the gateway URL up printed, with the share per pod and a Jaeger link', async () => {
@@ -173,7 +180,10 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
       { apiVersion: 'networking.istio.io/v1alpha3', kind: 'VirtualService', metadata: { name: 'micro-api', namespace: ns, labels },
         spec: { hosts: ['*'], gateways: ['micro-gateway'], http: [{ match: [{ uri: { exact: '/api/order/create' } }], route: [{ destination: { host: 'micro-api', port: { number: 80 } } }] }] } },
     ];
-    const paths = ['/apis/apps/v1/namespaces/legacy/deployments/micro-order', '/api/v1/namespaces/legacy/services/micro-api', '/apis/networking.istio.io/v1alpha3/namespaces/legacy/virtualservices/micro-api'];
+    const payImage = (await api('/apis/apps/v1/namespaces/default/deployments/micro-pay-v1')).body.spec.template.spec.containers[0].image;
+    old.push({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'micro-pay', namespace: ns, labels: { ...labels, app: 'micro-pay', version: 'v1' } },
+      spec: { replicas: 1, selector: { matchLabels: { app: 'micro-pay', version: 'v1' } }, template: { metadata: { labels: { app: 'micro-pay', version: 'v1' } }, spec: { containers: [{ name: 'micro-pay', image: payImage, ports: [{ name: 'grpc', containerPort: 18888 }] }] } } } } as any);
+    const paths = ['/apis/apps/v1/namespaces/legacy/deployments/micro-order', '/api/v1/namespaces/legacy/services/micro-api', '/apis/networking.istio.io/v1alpha3/namespaces/legacy/virtualservices/micro-api', '/apis/apps/v1/namespaces/legacy/deployments/micro-pay'];
     const created = [];
     for (const [i, o] of old.entries()) {
       let r = await kubeJson(cp, `${paths[i]}?fieldManager=meshdemo&force=true`, { method: 'PATCH', body: o, contentType: 'application/apply-patch+yaml' });
@@ -189,15 +199,18 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     const logs = r.events().filter((e) => e.type === 'log').map((e) => e.message);
     assert.ok(logs.includes(`replaced Deployment/${ns}/micro-order of an earlier meshdemo version`), logs.join('\n'));
     assert.ok(logs.includes(`replaced VirtualService/${ns}/micro-api of an earlier meshdemo version`), logs.join('\n'));
+    assert.ok(logs.includes(`replaced Deployment/${ns}/micro-pay of an earlier meshdemo version`), logs.join('\n'));
     assert.equal((await api(paths[0])).status, 404);
     assert.equal((await api(paths[2])).status, 404);
+    assert.equal((await api(paths[3])).status, 404);
+    assert.equal((await api(`/apis/apps/v1/namespaces/${ns}/deployments/micro-pay-v1`)).body.status.availableReplicas, 2);
     // the Service kept its name: its port is the tutorial's now, and the old port 80 is gone
     assert.deepEqual((await api(paths[1])).body.spec.ports.map((p: any) => [p.name, p.port, p.targetPort]), [['http', 19090, 9090]]);
     assert.equal((await api(`/apis/apps/v1/namespaces/${ns}/deployments/micro-order-v1`)).body.status.availableReplicas, 2);
 
     const record = JSON.parse((await api(`/api/v1/namespaces/${ns}/configmaps/meshdemo-inventory`)).body.data['inventory.json']);
     const names = record.created.filter((c: any) => c.namespace === ns).map((c: any) => `${c.kind}/${c.name}`).sort();
-    assert.deepEqual(names, ['Deployment/micro-api', 'Deployment/micro-order-v1', 'Deployment/micro-pay', 'Gateway/micro-gateway', 'Service/micro-api', 'Service/micro-order', 'Service/micro-pay', 'VirtualService/micro-gateway']);
+    assert.deepEqual(names, ['Deployment/micro-api', 'Deployment/micro-order-v1', 'Deployment/micro-pay-v1', 'Gateway/micro-gateway', 'Service/micro-api', 'Service/micro-order', 'Service/micro-pay', 'VirtualService/micro-gateway']);
 
     // a second up finds nothing to replace
     const again = await up(['--namespace', ns, '--json']);
@@ -233,7 +246,7 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     };
     const order = { businessId: 'Y2021040819', amount: 100, channel: 1 };
     try {
-      await run(await d('micro-pay'), { HOST: '127.0.0.1', GRPC_PORT: payGrpc, HTTP_PORT: payHttp });
+      await run(await d('micro-pay-v1'), { HOST: '127.0.0.1', GRPC_PORT: payGrpc, HTTP_PORT: payHttp });
       await run(await d('micro-order-v1'), { HOST: '127.0.0.1', PORT: orderPort, GRPC_SERVER_HOST: '127.0.0.1', GRPC_SERVER_PORT: payGrpc });
       await run(await d('micro-api'), { HOST: '127.0.0.1', PORT: apiPort, ORDER_URL: `http://127.0.0.1:${orderPort}/order/create` });
       await Promise.all([ready(payHttp), ready(orderPort), ready(apiPort)]);
@@ -289,7 +302,7 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     assert.equal(r.code, 0, r.stderr);
     const docs = yaml.loadAll(fs.readFileSync(path.join(dir, 'app.yaml'), 'utf8')) as any[];
     assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort(), [
-      'Deployment/micro-api', 'Deployment/micro-order-v1', 'Deployment/micro-pay', 'Gateway/micro-gateway',
+      'Deployment/micro-api', 'Deployment/micro-order-v1', 'Deployment/micro-pay-v1', 'Gateway/micro-gateway',
       'Service/micro-api', 'Service/micro-order', 'Service/micro-pay', 'VirtualService/micro-gateway',
     ]);
     const byName = (kind: string, name: string) => docs.find((d) => d.kind === kind && d.metadata.name === name);

@@ -32,7 +32,12 @@ describe('meshdemo completion', { timeout: 60_000 }, () => {
   });
 
   it('bash: every command, service names for logs, flags of the command at hand, values after global flags', async () => {
-    assert.deepEqual(await complete(['meshdemo', '']), ['completion', 'down', 'download', 'expose', 'help', 'istioctl', 'logs', 'plan', 'status', 'traffic', 'up', 'verify']);
+    assert.deepEqual(await complete(['meshdemo', '']), ['canary', 'chaos', 'completion', 'down', 'download', 'expose', 'help', 'istioctl', 'logs', 'mtls', 'open', 'plan', 'status', 'traffic', 'up', 'verify']);
+    // the scenario commands and open: their arguments' values
+    assert.deepEqual(await complete(['meshdemo', 'canary', '']), ['micro-api', 'micro-order']);
+    assert.deepEqual(await complete(['meshdemo', 'chaos', '']), ['abort', 'breaker', 'clear', 'delay', 'retries', 'timeout']);
+    assert.deepEqual(await complete(['meshdemo', 'mtls', '']), ['clear', 'permissive', 'strict']);
+    assert.deepEqual(await complete(['meshdemo', 'open', 'j']), ['jaeger']);
     assert.deepEqual(await complete(['meshdemo', 'logs', 'micro-o']), ['micro-order']);
     assert.deepEqual(await complete(['meshdemo', 'logs', '']), ['gateway', 'micro-api', 'micro-order', 'micro-pay']);
     assert.deepEqual(await complete(['meshdemo', 'expose', '']), ['all', 'grafana', 'kiali', 'prometheus', 'tracing', 'zipkin']);

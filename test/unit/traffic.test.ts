@@ -13,7 +13,7 @@ const TRACING = 'http://127.0.0.1:16686';
 describe('meshdemo traffic', { timeout: 120_000 }, () => {
   let chain: LocalChain;
   before(async () => {
-    chain = await startLocalChain({ orderInstances: 2 });
+    chain = await startLocalChain({ orderInstances: 2, payInstances: 2 });
   });
   after(async () => {
     await chain?.stop();
@@ -33,6 +33,9 @@ describe('meshdemo traffic', { timeout: 120_000 }, () => {
     assert.equal(t.successRate, 1);
     assert.deepEqual(Object.keys(t.servedBy).sort(), [...chain.orderPods].map((p) => `${p}/v1`).sort());
     assert.equal(Object.values(t.servedBy as Record<string, number>).reduce((a, b) => a + b, 0), t.ok);
+    // micro-pay-v1 has 2 replicas (upstream's micro-pay.yaml): the per-request gRPC balancing reaches both
+    assert.deepEqual(Object.keys(t.payServedBy).sort(), [...chain.payPods].map((p) => `${p}/v1`).sort());
+    assert.equal(Object.values(t.payServedBy as Record<string, number>).reduce((a, b) => a + b, 0), t.ok);
     // the forwarder saw exactly the requests traffic sent, spread over both instances
     assert.equal(chain.balancer.counts.reduce((a, b) => a + b, 0), 60);
     assert.ok(t.latencyMs.p50 <= t.latencyMs.p95 && t.latencyMs.p95 <= t.latencyMs.p99, JSON.stringify(t.latencyMs));
@@ -54,6 +57,8 @@ describe('meshdemo traffic', { timeout: 120_000 }, () => {
       shares += Number(m[1]);
     }
     assert.equal(shares, 60);
+    assert.match(r.stdout, /^micro-pay {3}2 pod\(s\) answered:$/m);
+    for (const pod of chain.payPods) assert.match(r.stdout, new RegExp(`^  ${pod}/v1\\s+\\d+\\s+\\d+\\.\\d%$`, 'm'));
     const trace = /^trace {7}([0-9a-f]{32}) \(the slowest successful request\)$/m.exec(r.stdout);
     assert.ok(trace, r.stdout);
     assert.match(r.stdout, new RegExp(`^jaeger {6}${TRACING}/jaeger/trace/${trace[1]}$`, 'm'));

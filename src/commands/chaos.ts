@@ -1,0 +1,47 @@
+import { Argument, type Command } from 'commander';
+import { action } from './action.js';
+import { VerificationError } from '../core/errors.js';
+import type { ChaosSettings } from '../demo/chaos.js';
+
+const KINDS = ['delay', 'abort', 'timeout', 'retries', 'breaker', 'clear'];
+
+export function register(program: Command): void {
+  const kind = new Argument('<kind>', 'delay, abort, timeout, retries, breaker or clear');
+  kind.argChoices = KINDS;
+  const service = new Argument('[service]', 'micro-api, micro-order or micro-pay');
+  service.argChoices = ['micro-api', 'micro-order', 'micro-pay'];
+  program
+    .command('chaos')
+    .addArgument(kind)
+    .addArgument(service)
+    .argument('[value]', 'the delay (3s), HTTP status (500), timeout (1s) or number of retries (3)')
+    .description("fault injection, timeouts, retries and the tutorial's circuit breaker on a demo service (VirtualService, DestinationRule); clear removes them")
+    .option('--percent <p>', 'share of requests a delay or abort hits (default 100)')
+    .option('--per-try-timeout <d>', 'retries: timeout of each attempt')
+    .option('--retry-on <list>', 'retries: the conditions, e.g. 5xx,connect-failure')
+    .option('--verify', 'send --requests orders and measure the effect (exit 1 when a delay or abort hits more than 5 points off --percent)')
+    .option('--requests <n>', 'orders --verify sends', '400')
+    .option('--url <url>', 'order endpoint for --verify (default: the gateway URL)')
+    .option('--node-address <addr>', 'node address for the gateway URL')
+    .option('--dry-run', 'print the objects it would apply, change nothing')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  meshdemo chaos delay micro-order 3s --percent 50 --verify\n  meshdemo chaos abort micro-order 500 --percent 50 --verify\n  meshdemo chaos timeout micro-api 1s\n  meshdemo chaos retries micro-order 3 --per-try-timeout 1s\n  meshdemo chaos breaker micro-pay\n  meshdemo chaos clear',
+    )
+    .action(
+      action<ChaosSettings>(
+        async (opts, args) => {
+          const { parseChaosArgs } = await import('../demo/chaos.js');
+          const { parseScenarioCommon } = await import('../demo/scenario-run.js');
+          return { ...parseScenarioCommon(opts), ...parseChaosArgs(args[0], args[1], args[2], opts) };
+        },
+        async (ctx) => {
+          const { runChaos } = await import('../demo/chaos.js');
+          const { lines, checks } = await runChaos(ctx, { acquireLock: () => ctx.lock.acquire(), print: (l) => ctx.ui.print(l), info: (l) => ctx.log.info(l) });
+          const off = checks.filter((c) => !c.ok);
+          if (off.length) throw new VerificationError(`the measured share is more than 5 points off --percent for ${off.map((c) => c.label).join(', ')}`, { details: lines, hint: 'check the VirtualService with --dry-run, and meshdemo status' });
+          ctx.ui.result(true, { chaos: ctx.settings.kind, services: ctx.settings.services, checks });
+        },
+      ),
+    );
+}

@@ -1,0 +1,129 @@
+import { UsageError } from '../core/errors.js';
+import { parseDuration } from '../core/options.js';
+import type { Context } from '../record/context.js';
+import { SERVICES, type ServiceName } from '../settings.js';
+import { applyService, planService, requireDemo, scenarioState, toYaml } from './scenario-apply.js';
+import { measure, type ScenarioCommonSettings } from './scenario-run.js';
+import { formatCheck, shareCheck, type ShareCheck } from './scenario-verify.js';
+import { formatSummary } from './traffic.js';
+import type { ChaosState, ServiceScenarios } from './scenarios.js';
+import type { ScenarioIO } from './canary.js';
+
+export const CHAOS_KINDS = ['delay', 'abort', 'timeout', 'retries', 'breaker', 'clear'] as const;
+export type ChaosKind = (typeof CHAOS_KINDS)[number];
+
+export interface ChaosSettings extends ScenarioCommonSettings {
+  kind: ChaosKind;
+  /** The services it applies to (clear without a service: every one). */
+  services: ServiceName[];
+  change: Partial<ChaosState>;
+}
+
+/** Istio reads durations as protobuf Durations ("3s", "500ms"); meshdemo accepts the forms Istio's docs use. */
+function istioDuration(text: string | undefined, what: string, example: string): string {
+  if (text === undefined) throw new UsageError(`chaos ${what} needs a duration`, { hint: `e.g. meshdemo chaos ${example}` });
+  if (!/^\d+(\.\d+)?(ms|s|m|h)$/.test(text)) throw new UsageError(`"${text}" is not a duration`, { hint: `use e.g. 3s or 500ms: meshdemo chaos ${example}` });
+  parseDuration(text, what);
+  return text;
+}
+
+function percent(value: unknown): number {
+  const n = Number(value ?? 100);
+  if (!Number.isFinite(n) || n <= 0 || n > 100) throw new UsageError(`--percent "${value}" is not a percentage above 0 and at most 100`, { hint: 'e.g. --percent 50' });
+  return n;
+}
+
+export function parseChaosArgs(kind: string, service: string | undefined, value: string | undefined, opts: Record<string, any>): Pick<ChaosSettings, 'kind' | 'services' | 'change'> {
+  if (!(CHAOS_KINDS as readonly string[]).includes(kind)) throw new UsageError(`unknown chaos "${kind}"`, { hint: `choose one of ${CHAOS_KINDS.join(', ')}` });
+  const k = kind as ChaosKind;
+  if (k === 'breaker' && service === undefined) service = 'micro-pay';
+  if (service === undefined && k === 'clear') return { kind: k, services: [...SERVICES], change: {} };
+  if (!service || !(SERVICES as readonly string[]).includes(service)) throw new UsageError(`chaos ${k} needs a service: ${SERVICES.join(', ')}${service ? `, not "${service}"` : ''}`, { hint: 'e.g. meshdemo chaos delay micro-order 3s --percent 50' });
+  const s = service as ServiceName;
+  if (opts.percent !== undefined && k !== 'delay' && k !== 'abort') throw new UsageError(`--percent goes with delay or abort, not ${k}`, { hint: 'e.g. meshdemo chaos abort micro-order 500 --percent 50' });
+  switch (k) {
+    case 'delay':
+      return { kind: k, services: [s], change: { delay: { fixedDelay: istioDuration(value, 'delay', `delay ${s} 3s --percent 50`), percent: percent(opts.percent) } } };
+    case 'abort': {
+      const status = Number(value);
+      if (!Number.isInteger(status) || status < 200 || status > 599) throw new UsageError(`chaos abort needs an HTTP status from 200 to 599${value ? `, not "${value}"` : ''}`, { hint: `e.g. meshdemo chaos abort ${s} 500 --percent 50` });
+      return { kind: k, services: [s], change: { abort: { httpStatus: status, percent: percent(opts.percent) } } };
+    }
+    case 'timeout':
+      return { kind: k, services: [s], change: { timeout: istioDuration(value, 'timeout', `timeout ${s} 1s`) } };
+    case 'retries': {
+      const attempts = Number(value);
+      if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) throw new UsageError(`chaos retries needs a number of attempts from 1 to 100${value ? `, not "${value}"` : ''}`, { hint: `e.g. meshdemo chaos retries ${s} 3` });
+      const perTryTimeout = opts.perTryTimeout !== undefined ? istioDuration(opts.perTryTimeout, 'retries --per-try-timeout', `retries ${s} 3 --per-try-timeout 1s`) : undefined;
+      return { kind: k, services: [s], change: { retries: { attempts, ...(perTryTimeout ? { perTryTimeout } : {}), ...(opts.retryOn ? { retryOn: String(opts.retryOn) } : {}) } } };
+    }
+    case 'breaker':
+      if (s !== 'micro-pay') throw new UsageError(`the circuit breaker is the tutorial's, on micro-pay, not ${s}`, { hint: 'meshdemo chaos breaker micro-pay' });
+      return { kind: k, services: [s], change: { breaker: true } };
+    case 'clear':
+      return { kind: k, services: [s], change: {} };
+  }
+}
+
+function nextState(current: ServiceScenarios | undefined, kind: ChaosKind, change: Partial<ChaosState>): ServiceScenarios | undefined {
+  if (kind === 'clear') return { ...current, chaos: undefined };
+  return { ...current, chaos: { ...current?.chaos, ...change } };
+}
+
+/** `meshdemo chaos`: applies the fault (or shows it with --dry-run), then with --verify measures its effect. */
+export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Promise<{ lines: string[]; checks: ShareCheck[] }> {
+  const { kind, services, change } = ctx.settings;
+  const kube = await ctx.kube();
+  const namespace = ctx.options.namespace;
+  await requireDemo(kube, namespace, services);
+  const state = scenarioState(await ctx.inventory());
+  const targets = kind === 'clear' ? services.filter((s) => state.services[s]?.chaos) : services;
+  if (ctx.settings.dryRun) {
+    for (const s of targets) io.print(toYaml(await planService(kube, namespace, s, nextState(state.services[s], kind, change))));
+    return { lines: [], checks: [] };
+  }
+  await io.acquireLock();
+  const delayMs = change.delay ? parseDuration(change.delay.fixedDelay, 'delay') : undefined;
+  // a delay is told from the path's own latency by a baseline measured before it is applied, under the same load
+  const baseline = ctx.settings.verify && delayMs !== undefined ? await measure({ ...ctx, settings: { ...ctx.settings, requests: Math.max(20, Math.round(ctx.settings.requests / 4)) } }, { slowerThanMs: delayMs }) : undefined;
+  for (const s of targets) {
+    await applyService(ctx, s, nextState(state.services[s], kind, change), { deadline: Date.now() + ctx.options.timeoutMs, onChange: io.info });
+    io.print(kind === 'clear' ? `chaos ${s}: cleared` : `chaos ${s}: ${describeChange(change)}`);
+  }
+  if (kind === 'clear' && !targets.length) io.print('chaos: nothing to clear');
+  if (!ctx.settings.verify || kind === 'clear') return { lines: [], checks: [] };
+  const { url, summary } = await measure(ctx, { slowerThanMs: delayMs, timeoutMs: delayMs ? delayMs + 5000 : undefined });
+  const checks: ShareCheck[] = [];
+  const lines = [`verify: ${summary.sent} orders through ${url}`];
+  if (change.delay && baseline) {
+    const b = baseline.summary;
+    lines.push(`latency without the delay  p50 ${ms(b.latencyMs.p50)}  p99 ${ms(b.latencyMs.p99)}  (${b.sent} orders first); with it  p50 ${ms(summary.latencyMs.p50)}  p99 ${ms(summary.latencyMs.p99)}`);
+    checks.push(delayedShare(change.delay.fixedDelay, change.delay.percent, { slower: b.slower, sent: b.sent }, { slower: summary.slower, sent: summary.sent }));
+  }
+  if (change.abort) checks.push(shareCheck(`failed (abort ${change.abort.httpStatus})`, change.abort.percent, summary.errors, summary.sent));
+  lines.push(...checks.map(formatCheck));
+  for (const l of [...formatSummary(summary), ...lines]) io.print(l);
+  return { lines, checks };
+}
+
+const ms = (n?: number) => (n === undefined ? '-' : `${Math.round(n)}ms`);
+
+/**
+ * The share of requests the delay hit. A delayed request takes at least the delay; one that was not delayed may
+ * too (a slow path): with q the share of requests at least that slow without the delay (the baseline) and s with
+ * it, s = p + (1 − p)·q, so p = (s − q) / (1 − q).
+ */
+export function delayedShare(fixedDelay: string, percent: number, baseline: { slower: number; sent: number }, measured: { slower: number; sent: number }): ShareCheck {
+  const q = baseline.sent ? baseline.slower / baseline.sent : 0;
+  const s = measured.sent ? measured.slower / measured.sent : 0;
+  const p = q < 1 ? Math.max(0, (s - q) / (1 - q)) : s;
+  return shareCheck(`delayed by ${fixedDelay}`, percent, Math.round(p * measured.sent), measured.sent);
+}
+
+function describeChange(c: Partial<ChaosState>): string {
+  if (c.delay) return `delay ${c.delay.fixedDelay} for ${c.delay.percent}% of requests (VirtualService fault.delay)`;
+  if (c.abort) return `abort with HTTP ${c.abort.httpStatus} for ${c.abort.percent}% of requests (VirtualService fault.abort)`;
+  if (c.timeout) return `timeout ${c.timeout} (VirtualService http[].timeout)`;
+  if (c.retries) return `retries ${c.retries.attempts} (VirtualService http[].retries)`;
+  return 'circuit breaker: connectionPool maxConnections 1, outlierDetection consecutive5xxErrors 1 (DestinationRule trafficPolicy)';
+}

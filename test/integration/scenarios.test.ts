@@ -1,0 +1,328 @@
+// The tutorial's next steps — canary, chaos, mtls — and `open`, end to end. REAL API server + controller manager
+// with the REAL Istio 1.8.4 CRDs (applied by the istioctl stand-in from ../shared/fixtures/istio-1.8.4), REAL
+// local release server, the demo deployed by a real `up --skip-build`. Simulated: the node (pods marked Ready) and
+// Envoy: the ingress gateway and micro-api's sidecar are test/support/mesh-router.ts, routing by the
+// VirtualServices and DestinationRules meshdemo applied to the API server, to the demo services running on
+// loopback — one process per Ready pod of each version, so a v2 answers only once meshdemo's v2 Deployment has a pod.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import { buildReleaseArchive } from '../support/release-archive.js';
+import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+import { killOwned } from '../support/reaper.js';
+import { snapshotCluster } from '../support/snapshot.js';
+import { freePorts } from '../support/local-services.js';
+import { startH2RoundRobin, type H2RoundRobin } from '../support/h2-round-robin.js';
+import { startMeshRouter, type Endpoint, type MeshRouter } from '../support/mesh-router.js';
+import { skipUnless } from '../support/requirements.js';
+
+const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/services');
+const NET = '/apis/networking.istio.io/v1alpha3/namespaces/default';
+const IMAGES = ['micro-api', 'micro-order', 'micro-pay'].flatMap((s) => ['--image', `${s}=127.0.0.1:5000/micro-service/${s}:1`]);
+
+describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-plane'), timeout: 900_000 }, () => {
+  let cp: ControlPlane;
+  let sim: NodeSimulator;
+  let server: ReleaseServer;
+  let tmp: string;
+  let gateway: MeshRouter;
+  let orderRoute: MeshRouter;
+  let pay: H2RoundRobin;
+  let baseline: Record<string, string[]>;
+  /** The cluster before up. */
+  let pristine: Record<string, string[]>;
+  let baseVs: any;
+  const children: ChildProcess[] = [];
+  /** Local processes per service and version: one is handed to each Ready pod of that version. */
+  const processes: Record<string, string[]> = {};
+
+  const api = (p: string, method = 'GET', body?: unknown) => kubeJson(cp, p, { method, body });
+  const meshdemo = (args: string[], opts: { onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> =>
+    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--timeout', '2m', ...args], { timeoutMs: 300_000, onEvent: opts.onEvent });
+
+  const run = (name: string, env: Record<string, string | number>) => {
+    const child = spawn(process.execPath, [path.join(TEMPLATES, name, 'server.mjs')], {
+      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0', LOG_LEVEL: 'warn', ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(child);
+  };
+  const ready = async (port: number) => {
+    for (let i = 0; i < 300; i++) {
+      if (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`nothing became ready on 127.0.0.1:${port}`);
+  };
+
+  /** The endpoints of a Service as kube-proxy/Envoy would see them: its Ready pods, each answered by a local process of its version. */
+  const endpointsOf = async (app: string): Promise<Endpoint[]> => {
+    const pods = (await api(`/api/v1/namespaces/default/pods?labelSelector=app%3D${app}`)).body.items as any[];
+    const live = pods.filter((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'));
+    const used: Record<string, number> = {};
+    return live.flatMap((p) => {
+      const version = p.metadata.labels.version;
+      const i = used[version] ?? 0;
+      used[version] = i + 1;
+      const url = processes[`${app}/${version}`]?.[i];
+      return url ? [{ labels: p.metadata.labels, url }] : [];
+    });
+  };
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-scenarios-'));
+    const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
+    server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path });
+    cp = await startControlPlane();
+    sim = await startNodeSimulator(cp.kubeconfigPath);
+    pristine = await snapshotCluster(cp);
+    const u = await meshdemo(['up', '--yes', '--istio-mirror', server.url, '--skip-build', ...IMAGES]);
+    assert.equal(u.code, 0, u.stderr);
+    baseVs = (await api(`${NET}/virtualservices/micro-gateway`)).body.spec;
+    baseline = await snapshotCluster(cp);
+
+    // micro-pay-v1's two pods behind a per-request gRPC balancer (the sidecar's, for the gRPC hop)
+    const payPorts = await freePorts(4);
+    run('micro-pay', { GRPC_PORT: payPorts[0], HTTP_PORT: payPorts[1], POD_NAME: 'micro-pay-v1-a' });
+    run('micro-pay', { GRPC_PORT: payPorts[2], HTTP_PORT: payPorts[3], POD_NAME: 'micro-pay-v1-b' });
+    pay = await startH2RoundRobin([`http://127.0.0.1:${payPorts[0]}`, `http://127.0.0.1:${payPorts[2]}`]);
+    // micro-order: two v1 processes and one v2 (VERSION=v2, as meshdemo's canary Deployment sets it)
+    const orderPorts = await freePorts(3);
+    for (const [i, version] of ['v1', 'v1', 'v2'].entries()) {
+      run('micro-order', { PORT: orderPorts[i], GRPC_SERVER_HOST: '127.0.0.1', GRPC_SERVER_PORT: pay.port, POD_NAME: `micro-order-${version}-${i}`, VERSION: version });
+      (processes[`micro-order/${version}`] ??= []).push(`http://127.0.0.1:${orderPorts[i]}`);
+    }
+    const get = (p: string) => api(p);
+    // micro-api's sidecar: its outbound route to micro-order, by the mesh's VirtualService and DestinationRule
+    orderRoute = await startMeshRouter({ get, namespace: 'default', host: 'micro-order', endpoints: () => endpointsOf('micro-order') });
+    const apiPorts = await freePorts(2);
+    for (const [i, version] of ['v1', 'v2'].entries()) {
+      run('micro-api', { PORT: apiPorts[i], ORDER_URL: `${orderRoute.url}/order/create`, POD_NAME: `micro-api-${version}-${i}`, VERSION: version });
+      (processes[`micro-api/${version}`] ??= []).push(`http://127.0.0.1:${apiPorts[i]}`);
+    }
+    await Promise.all([payPorts[1], payPorts[3], ...orderPorts, ...apiPorts].map(ready));
+    // the ingress gateway on its http2 nodePort (node address 127.0.0.1), by the VirtualService bound to micro-gateway
+    const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
+    const http2 = gw.body.spec.ports.find((p: any) => p.name === 'http2').nodePort;
+    gateway = await startMeshRouter({ get, namespace: 'default', host: 'micro-api', gateway: 'micro-gateway', endpoints: () => endpointsOf('micro-api'), port: http2 });
+  });
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await gateway?.close();
+    await orderRoute?.close();
+    await pay?.close();
+    await sim?.stop();
+    await cp?.stop();
+    await server?.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** The record meshdemo keeps (ConfigMap meshdemo-inventory). */
+  const record = async () => JSON.parse((await api('/api/v1/namespaces/default/configmaps/meshdemo-inventory')).body.data['inventory.json']);
+
+  it('a scenario on a namespace without the demo is refused (exit 3) with the way on, and changes nothing', async () => {
+    const before = await snapshotCluster(cp);
+    for (const args of [['canary', 'micro-order', '--weight', 'v2=20'], ['chaos', 'delay', 'micro-order', '3s'], ['mtls', 'strict']]) {
+      const r = await meshdemo(['--namespace', 'elsewhere', ...args]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(errorLines(r.stderr)[0], /^error: the demo is not deployed in namespace elsewhere \(missing .*\) — run meshdemo up first --namespace elsewhere/);
+    }
+    assert.deepEqual(await snapshotCluster(cp), before);
+  });
+
+  it('canary micro-order --weight v2=20 --verify: v2 deployed, DestinationRule subsets and a weighted VirtualService, 15–25% measured on v2', async () => {
+    const r = await meshdemo(['canary', 'micro-order', '--weight', 'v2=20', '--verify', '--requests', '1000', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+    const result = r.events().at(-1);
+    const v2 = result.checks.find((c: any) => c.label === 'micro-order v2');
+    assert.equal(v2.askedPercent, 20);
+    assert.ok(v2.measuredPercent >= 15 && v2.measuredPercent <= 25, JSON.stringify(result.checks));
+    assert.ok(result.checks.every((c: any) => c.ok));
+
+    // the objects, field by field against Istio 1.8's API (istio/api release-1.8)
+    const d = (await api('/apis/apps/v1/namespaces/default/deployments/micro-order-v2')).body;
+    assert.deepEqual(d.spec.selector.matchLabels, { app: 'micro-order', version: 'v2' });
+    assert.ok(d.spec.template.spec.containers[0].env.some((e: any) => e.name === 'VERSION' && e.value === 'v2'));
+    const dr = (await api(`${NET}/destinationrules/micro-order`)).body;
+    assert.deepEqual(dr.spec, { host: 'micro-order', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }); // Subset.name, .labels
+    const vs = (await api(`${NET}/virtualservices/micro-order`)).body;
+    assert.deepEqual(vs.spec.hosts, ['micro-order']);
+    assert.deepEqual(vs.spec.http.map((h: any) => h.route.map((x: any) => [x.destination.subset, x.weight])), [[['v1', 80], ['v2', 20]]]); // HTTPRouteDestination.weight
+    // recorded, and listed by status
+    const rec = await record();
+    for (const name of ['micro-order-v2', 'micro-order']) assert.ok(rec.created.some((c: any) => c.name === name && c.step === 'scenarios'), JSON.stringify(rec.created));
+    const status = await meshdemo(['status']);
+    assert.match(status.stdout, /^scenarios {3}canary micro-order v1=80% v2=20%$/m);
+  });
+
+  it('a wrong weight in the VirtualService fails --verify (exit 1), printing the measured share next to the asked one', async () => {
+    const vs = (await api(`${NET}/virtualservices/micro-order`)).body;
+    vs.spec.http[0].route[0].weight = 50;
+    vs.spec.http[0].route[1].weight = 50;
+    assert.equal((await api(`${NET}/virtualservices/micro-order`, 'PUT', vs)).status, 200);
+    const r = await meshdemo(['canary', 'micro-order', '--verify', '--requests', '1000']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(errorLines(r.stderr)[0], /^error: the measured share is more than 5 points off the weight for micro-order v1, micro-order v2 — /);
+    assert.match(r.stderr + r.stdout, /micro-order v2\s+asked +20%\s+measured +\d\d\.\d%/);
+  });
+
+  it('--header end-user=jason routes that user to v2, everyone else by the weight', async () => {
+    const r = await meshdemo(['canary', 'micro-order', '--weight', 'v2=0', '--header', 'end-user=jason']);
+    assert.equal(r.code, 0, r.stderr);
+    const vs = (await api(`${NET}/virtualservices/micro-order`)).body;
+    assert.deepEqual(vs.spec.http[0].match, [{ headers: { 'end-user': { exact: 'jason' } } }]); // HTTPMatchRequest.headers
+    await orderRoute.synced();
+    const order = async (user?: string) => {
+      const res = await fetch(`${gateway.url}/api/order/create`, { method: 'POST', headers: { 'content-type': 'application/json', ...(user ? { 'end-user': user } : {}) }, body: JSON.stringify({ businessId: 'Y2021040819', amount: 100, channel: 1 }) });
+      assert.equal(res.status, 200);
+      return String(res.headers.get('x-order-served-by')).split('/').at(-1);
+    };
+    for (let i = 0; i < 10; i++) {
+      assert.equal(await order('jason'), 'v2');
+      assert.equal(await order('someone'), 'v1');
+    }
+  });
+
+  it('a route to a subset no DestinationRule defines is a 503 NR at the router, as Envoy answers', async () => {
+    const vs = (await api(`${NET}/virtualservices/micro-order`)).body;
+    vs.spec.http = [{ route: [{ destination: { host: 'micro-order', subset: 'v3', port: { number: 80 } } }] }];
+    assert.equal((await api(`${NET}/virtualservices/micro-order`, 'PUT', vs)).status, 200);
+    await orderRoute.synced();
+    const res = await fetch(`${gateway.url}/api/order/create`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ businessId: 'Y1', amount: 1, channel: 1 }) });
+    const body = await res.json();
+    assert.equal(res.status, 500);
+    assert.equal(body.code, 9999); // micro-api: a call downstream failed
+    assert.deepEqual({ ...orderRoute.log.at(-1), attempts: undefined, path: undefined }, { path: undefined, status: 503, flags: 'NR', subset: 'v3', attempts: undefined });
+  });
+
+  it('--promote sends all to v2 and retires v1\'s subset; --reset restores the plain demo (snapshot)', async () => {
+    const p = await meshdemo(['canary', 'micro-order', '--promote', '--verify', '--requests', '200', '--json']);
+    assert.equal(p.code, 0, p.stderr);
+    const checks = p.events().at(-1).checks;
+    assert.deepEqual(checks.map((c: any) => [c.label, c.askedPercent, c.ok]), [['micro-order v2', 100, true]]);
+    assert.ok(checks[0].measuredPercent >= 95, JSON.stringify(checks));
+    assert.deepEqual((await api(`${NET}/destinationrules/micro-order`)).body.spec.subsets, [{ name: 'v2', labels: { version: 'v2' } }]);
+    const r = await meshdemo(['canary', 'micro-order', '--reset']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('canary micro-api weights the gateway\'s own VirtualService; --reset gives it back as up applied it', async () => {
+    const r = await meshdemo(['canary', 'micro-api', '--weight', 'v2=30', '--verify', '--requests', '1000', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-1500));
+    const vs = (await api(`${NET}/virtualservices/micro-gateway`)).body.spec;
+    assert.deepEqual(vs.gateways, ['micro-gateway']);
+    assert.deepEqual(vs.http[0].match, [{ uri: { exact: '/api/order/create' } }]);
+    assert.deepEqual(vs.http[0].route.map((x: any) => [x.destination.host, x.destination.subset, x.weight]), [['micro-api', 'v1', 70], ['micro-api', 'v2', 30]]);
+    const reset = await meshdemo(['canary', 'micro-api', '--reset']);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.deepEqual((await api(`${NET}/virtualservices/micro-gateway`)).body.spec, baseVs);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('chaos abort micro-order 500 --percent 50 --verify: about half fail, and the caller sees the tutorial\'s 9999', async () => {
+    const r = await meshdemo(['chaos', 'abort', 'micro-order', '500', '--percent', '50', '--verify', '--requests', '1000']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-1500));
+    assert.match(r.stdout, /^failures {4}code 9999 ×\d+$/m);
+    const m = /^failed \(abort 500\)\s+asked +50%\s+measured +(\d+\.\d)%/m.exec(r.stdout);
+    assert.ok(m && Math.abs(Number(m[1]) - 50) <= 5, r.stdout);
+    const vs = (await api(`${NET}/virtualservices/micro-order`)).body.spec;
+    assert.deepEqual(vs.http[0].fault, { abort: { httpStatus: 500, percentage: { value: 50 } } }); // HTTPFaultInjection.Abort
+  });
+
+  it('chaos delay, timeout and retries compose on one VirtualService; chaos clear restores the cluster (snapshot)', async () => {
+    const d = await meshdemo(['chaos', 'delay', 'micro-order', '500ms', '--percent', '50', '--verify', '--requests', '400']);
+    assert.equal(d.code, 0, d.stderr + d.stdout.slice(-1500));
+    assert.match(d.stdout, /^delayed by 500ms\s+asked +50%\s+measured +\d+\.\d%.*ok$/m);
+    assert.match(d.stdout, /^latency without the delay {2}p50 \d+ms {2}p99 \d+ms {2}\(100 orders first\); with it {2}p50 \d+ms {2}p99 \d+ms$/m);
+    assert.equal((await meshdemo(['chaos', 'timeout', 'micro-order', '2s'])).code, 0);
+    assert.equal((await meshdemo(['chaos', 'retries', 'micro-order', '3', '--per-try-timeout', '1s', '--retry-on', '5xx'])).code, 0);
+    const http = (await api(`${NET}/virtualservices/micro-order`)).body.spec.http[0];
+    assert.deepEqual(http.fault, { delay: { fixedDelay: '500ms', percentage: { value: 50 } }, abort: { httpStatus: 500, percentage: { value: 50 } } });
+    assert.equal(http.timeout, '2s'); // HTTPRoute.timeout
+    assert.deepEqual(http.retries, { attempts: 3, perTryTimeout: '1s', retryOn: '5xx' }); // HTTPRetry
+    const b = await meshdemo(['chaos', 'breaker']);
+    assert.equal(b.code, 0, b.stderr);
+    const dr = (await api(`${NET}/destinationrules/micro-pay`)).body.spec;
+    assert.deepEqual(dr.trafficPolicy.connectionPool, { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } });
+    assert.deepEqual(dr.trafficPolicy.outlierDetection, { consecutive5xxErrors: 1, interval: '1s', baseEjectionTime: '3m', maxEjectionPercent: 100 });
+    const status = await meshdemo(['status']);
+    assert.match(status.stdout, /^scenarios {3}chaos micro-order delay 500ms for 50%; chaos micro-order abort 500 for 50%; chaos micro-order timeout 2s; chaos micro-order retries 3 \(1s each\) on 5xx; chaos micro-pay breaker/m);
+    const c = await meshdemo(['chaos', 'clear']);
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('--dry-run prints the YAML and changes nothing', async () => {
+    const r = await meshdemo(['chaos', 'delay', 'micro-order', '3s', '--percent', '50', '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /kind: VirtualService[\s\S]*fixedDelay: 3s[\s\S]*value: 50/);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('mtls strict applies PeerAuthentication default (mtls.mode STRICT); mtls clear removes it', async () => {
+    const r = await meshdemo(['mtls', 'strict']);
+    assert.equal(r.code, 0, r.stderr);
+    const pa = (await api('/apis/security.istio.io/v1beta1/namespaces/default/peerauthentications/default')).body;
+    assert.deepEqual(pa.spec, { mtls: { mode: 'STRICT' } }); // PeerAuthentication.MutualTLS.mode
+    assert.equal((await meshdemo(['mtls', 'clear'])).code, 0);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('open prints the dashboard\'s page on its node port (--no-browser), opens it with xdg-open, and --trace opens Jaeger\'s trace page', async () => {
+    // something answering on the node ports at a loopback node address (kube-proxy's part, which cannot run here)
+    const net = await import('node:net');
+    const listeners = await Promise.all([31001, 31002, 31004].map((port) => new Promise<import('node:net').Server>((resolve, reject) => {
+      const s = net.createServer((c) => c.end()).listen(port, '127.0.0.5', () => resolve(s));
+      s.once('error', reject);
+    })));
+    // xdg-open's stand-in (xdg-utils: `xdg-open {file|URL}`, exit 0 when the browser was started): records its argument
+    const bin = path.join(tmp, 'bin');
+    fs.mkdirSync(bin, { recursive: true });
+    const opened = path.join(tmp, 'opened.txt');
+    fs.writeFileSync(path.join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" >> '${opened}'\n`, { mode: 0o755 });
+    try {
+      const k = await meshdemo(['open', 'kiali', '--no-browser', '--node-address', '127.0.0.5']);
+      assert.equal(k.code, 0, k.stderr);
+      assert.equal(k.stdout.trim(), 'http://127.0.0.5:31001/kiali');
+      const id = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const t = await meshdemo(['open', '--trace', id, '--no-browser', '--node-address', '127.0.0.5']);
+      assert.equal(t.code, 0, t.stderr);
+      assert.equal(t.stdout.trim(), `http://127.0.0.5:31004/jaeger/trace/${id}`);
+      assert.ok(!fs.existsSync(opened), '--no-browser opened nothing');
+      const g = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), 'open', 'jaeger', '--node-address', '127.0.0.5'], { env: { PATH: `${bin}:${process.env.PATH}` } });
+      assert.equal(g.code, 0, g.stderr);
+      assert.equal(fs.readFileSync(opened, 'utf8'), 'http://127.0.0.5:31004/jaeger\n');
+    } finally {
+      for (const l of listeners) l.close();
+    }
+  });
+
+  it('a canary killed (SIGKILL) right after it created its first object leaves a record that down uses: the cluster is as before up', async () => {
+    let killed = false;
+    const r = await meshdemo(['canary', 'micro-order', '--weight', 'v2=20', '--json'], {
+      onEvent: (e, child) => {
+        if (!killed && e.type === 'log' && /^created Deployment\//.test(e.message)) {
+          killed = true;
+          killOwned(child);
+        }
+      },
+    });
+    assert.ok(killed, r.stdout + r.stderr);
+    assert.ok((await record()).created.some((c: any) => c.name === 'micro-order-v2'));
+    assert.equal((await meshdemo(['mtls', 'permissive'])).code, 0);
+    assert.equal((await meshdemo(['chaos', 'breaker'])).code, 0);
+    const down = await meshdemo(['down', '--yes']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(await snapshotCluster(cp), pristine);
+  });
+});
+
