@@ -26,7 +26,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--cache-dir <dir>', 'download cache (default: $XDG_CACHE_HOME/meshdemo or ~/.cache/meshdemo)').env('MESHDEMO_CACHE_DIR'))
     .addOption(new Option('--timeout <duration>', 'how long to wait for readiness, e.g. 90s, 10m').default('10m').env('MESHDEMO_TIMEOUT'))
     // commander's own errors (unknown command/option, missing argument) in meshdemo's one-line form, with the fix
-    .configureOutput({ outputError: (str, write) => write(usageErrorLine(str)) })
+    .configureOutput({ outputError: (str, write) => write(makeRedactor(processSecrets())(usageErrorLine(str))) })
     .addHelpText(
       'after',
       `

@@ -3,6 +3,7 @@ import { UsageError } from './core/errors.js';
 import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, GATEWAY_NODE_PORTS, gatewayNodePorts } from './kind/config.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from './kind/pins.js';
 import { decimalPort, parseDuration, parseNodeAddress } from './core/options.js';
+import { displayUrlArgument, rememberUrlCredentials } from './core/secrets.js';
 import { defaultSourceDirs, type SourceDirs } from './images/context.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
@@ -95,8 +96,10 @@ export function parseMirror(v: string, flag = '--istio-mirror', example = DEFAUL
   try {
     url = new URL(v);
   } catch {
-    throw new UsageError(`${flag} "${v}" is not a URL`, { hint: `use e.g. ${example}` });
+    throw new UsageError(`${flag} "${displayUrlArgument(v)}" is not a URL`, { hint: `use e.g. ${example}` });
   }
+  // its credentials are masked wherever they show up, also decoded (an error may quote them so)
+  rememberUrlCredentials(v);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`${flag} must be an http(s) URL, not ${url.protocol}`, { hint: `use e.g. ${example}` });
   }
