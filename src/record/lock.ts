@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,6 +5,7 @@ import { InterruptedError, LockLostError, PreflightError } from '../core/errors.
 import type { StepLog } from '../core/events.js';
 import { MANAGED_BY } from './inventory.js';
 import { parseDuration } from '../core/options.js';
+import { pidNamespace, processGone } from '../core/process.js';
 import { KubeApiError, KubeForbiddenError, type KubeClient, type KubeObject } from '../kube/client.js';
 
 /**
@@ -68,21 +68,6 @@ export function describeHolder(lease: KubeObject | undefined): LeaseHolder | und
   return { identity, command: lease.metadata.annotations?.[COMMAND_ANNOTATION], renewedAt: renewed ? new Date(renewed) : undefined };
 }
 
-/**
- * Which PID namespace of which boot this process runs in: `<boot id>:<inode of /proc/self/ns/pid>`. A PID means
- * something only there — containers that share the host's name (host UTS or network) each have their own PID
- * namespace, where our PID may be another process or none at all. Empty where there are no PID namespaces (macOS).
- */
-export function pidNamespace(): string {
-  try {
-    const bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const inode = /^pid:\[(\d+)\]$/.exec(fs.readlinkSync('/proc/self/ns/pid'))?.[1];
-    return bootId && inode ? `${bootId}:${inode}` : '';
-  } catch {
-    return '';
-  }
-}
-
 /** `<hostname>/<pid>/<random>/<pid namespace>`: who holds the lock, and where its PID can be looked up. */
 export function newHolderIdentity(): string {
   return `${os.hostname()}/${process.pid}/${randomBytes(4).toString('hex')}/${pidNamespace()}`;
@@ -93,16 +78,9 @@ export function newHolderIdentity(): string {
  * same hostname AND the same PID namespace of the same boot: a holder from another PID namespace (another
  * container with the host's name, or an identity that names none) is never judged by its PID.
  */
-export function holderIsDeadLocalProcess(identity: string, hostname = os.hostname(), namespace = pidNamespace()): boolean {
+export function holderIsDeadLocalProcess(identity: string, hostname = os.hostname()): boolean {
   const [host, pidText, , holderNamespace] = identity.split('/');
-  const pid = Number(pidText);
-  if (host !== hostname || (holderNamespace ?? '') !== namespace || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return host === hostname && processGone(Number(pidText), holderNamespace ?? '');
 }
 
 export interface ClusterLockOptions {
