@@ -31,7 +31,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--trust-cache-dir', 'use the cache dir even if others can write to it (shared CI caches)').env('MESHDEMO_TRUST_CACHE_DIR'))
     .addOption(new Option('--timeout <duration>', 'how long to wait for readiness, e.g. 90s, 10m').default('10m').env('MESHDEMO_TIMEOUT'))
     // commander's own errors (unknown command/option, missing argument) in meshdemo's one-line form, with the fix
-    .configureOutput({ outputError: (str, write) => write(usageErrorLine(str)) })
+    .configureOutput({ outputError: (str, write) => write(makeRedactor(processSecrets())(usageErrorLine(str))) })
     .addHelpText(
       'after',
       `

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import { UsageError } from './core/errors.js';
-import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, gatewayNodePorts } from './kind/config.js';
+import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, GATEWAY_NODE_PORTS, gatewayNodePorts } from './kind/config.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from './kind/pins.js';
-import { parseDuration } from './core/options.js';
+import { decimalPort, parseDuration, parseNodeAddress } from './core/options.js';
+import { displayUrlArgument, rememberUrlCredentials } from './core/secrets.js';
 import { defaultSourceDirs, type SourceDirs } from './images/context.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
@@ -79,8 +80,9 @@ export interface LocalCluster {
 }
 
 export function parseIstioVersion(v: string): string {
-  if (!/^1\.8\.\d+$/.test(v)) {
-    throw new UsageError(`--istio-version ${v} is not supported`, { hint: 'meshdemo installs Istio 1.8.x (default 1.8.4)' });
+  // 1.8.<patch> as Istio tags its releases: no leading zero (1.8.04 names no release)
+  if (!/^1\.8\.(0|[1-9]\d*)$/.test(v)) {
+    throw new UsageError(`--istio-version ${v} is not supported`, { hint: 'meshdemo installs Istio 1.8.x: write it as 1.8.<patch> without leading zeros (default 1.8.4)' });
   }
   return v;
 }
@@ -95,8 +97,10 @@ export function parseMirror(v: string, flag = '--istio-mirror', example = DEFAUL
   try {
     url = new URL(v);
   } catch {
-    throw new UsageError(`${flag} "${v}" is not a URL`, { hint: `use e.g. ${example}` });
+    throw new UsageError(`${flag} "${displayUrlArgument(v)}" is not a URL`, { hint: `use e.g. ${example}` });
   }
+  // its credentials are masked wherever they show up, also decoded (an error may quote them so)
+  rememberUrlCredentials(v);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`${flag} must be an http(s) URL, not ${url.protocol}`, { hint: `use e.g. ${example}` });
   }
@@ -118,11 +122,34 @@ export function parseAddons(v: string): string[] {
 }
 
 export function parseNodePort(v: string | number, what = '--node-port'): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) {
-    throw new UsageError(`${what} "${v}" is not a port number`, { hint: 'use a port in the cluster NodePort range, by default 30000-32767' });
+  const n = decimalPort(v);
+  if (n === undefined) {
+    throw new UsageError(`${what} "${v}" is not a port number`, { hint: 'write it in decimal digits, a port in the cluster NodePort range, by default 30000-32767' });
   }
   return n;
+}
+
+/** The NodePort range of a kind cluster: kube-apiserver's default --service-node-port-range, which kind keeps. */
+const KIND_NODE_PORT_RANGE = { min: 30000, max: 32767 };
+
+/**
+ * --gateway-node-port: a node port kind's API server accepts, and none of the gateway's other pinned ports (two
+ * Service ports cannot share a node port).
+ */
+export function parseGatewayNodePort(v: string | number): number {
+  const port = parseNodePort(v, '--gateway-node-port');
+  if (port < KIND_NODE_PORT_RANGE.min || port > KIND_NODE_PORT_RANGE.max) {
+    throw new UsageError(`--gateway-node-port ${port} is outside the NodePort range ${KIND_NODE_PORT_RANGE.min}-${KIND_NODE_PORT_RANGE.max}`, {
+      hint: `choose a port in that range, e.g. ${DEFAULT_GATEWAY_HTTP2_NODE_PORT}`,
+    });
+  }
+  const own = Object.entries(GATEWAY_NODE_PORTS).find(([name, p]) => name !== 'http2' && p === port);
+  if (own) {
+    throw new UsageError(`--gateway-node-port ${port} is already the ingress gateway's ${own[0]} node port`, {
+      hint: `choose another port, not one of ${Object.values(GATEWAY_NODE_PORTS).filter((p) => p !== DEFAULT_GATEWAY_HTTP2_NODE_PORT).join(', ')}`,
+    });
+  }
+  return port;
 }
 
 /** "kiali=31001,grafana=31002" (also repeatable). */
@@ -153,6 +180,10 @@ export function parseRegistry(v: string): string {
   const trimmed = v.replace(/\/+$/, '');
   if (/^[a-z]+:\/\//i.test(trimmed) || !REGISTRY.test(trimmed)) {
     throw new UsageError(`--registry "${v}" is not a registry reference`, { hint: 'use host[:port][/path] without a scheme, e.g. 127.0.0.1:5000/micro-service' });
+  }
+  const port = /^[^/:]+:(\d+)/.exec(trimmed)?.[1];
+  if (port !== undefined && decimalPort(port) === undefined) {
+    throw new UsageError(`--registry "${v}" names port ${port}, which is not a port number`, { hint: 'use a port from 1 to 65535, e.g. 127.0.0.1:5000/micro-service' });
   }
   return trimmed;
 }
@@ -200,7 +231,7 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     app: o.app !== false,
     addons: o.addons ? parseAddons(o.addons) : [...DEFAULT_ADDONS],
     nodePorts: parseNodePorts(o.nodePort ?? []),
-    nodeAddress: o.nodeAddress,
+    nodeAddress: o.nodeAddress !== undefined ? parseNodeAddress(o.nodeAddress) : undefined,
     registry: o.registry ? parseRegistry(o.registry) : undefined,
     baseImage: o.baseImage ?? 'node:22-alpine',
     skipBuild,
@@ -220,7 +251,7 @@ export function allDashboardNodePorts(nodePorts: Record<string, number>): Record
 
 /** --cluster-name, --local, --kind-mirror, --kind-sha256, --gateway-node-port; the pinned gateway ports must not meet a dashboard's. */
 function parseLocalClusterOptions(o: Record<string, any>): Pick<UpSettings, 'clusterName' | 'forceLocal' | 'kindMirror' | 'kindSha256' | 'gatewayNodePort'> {
-  const gatewayNodePort = o.gatewayNodePort === undefined ? DEFAULT_GATEWAY_HTTP2_NODE_PORT : parseNodePort(o.gatewayNodePort, '--gateway-node-port');
+  const gatewayNodePort = o.gatewayNodePort === undefined ? DEFAULT_GATEWAY_HTTP2_NODE_PORT : parseGatewayNodePort(o.gatewayNodePort);
   const dashboardPorts = new Map(Object.entries(allDashboardNodePorts(parseNodePorts(o.nodePort ?? []))).map(([n, p]) => [p, n]));
   for (const [portName, port] of Object.entries(gatewayNodePorts(gatewayNodePort))) {
     const taken = dashboardPorts.get(port);

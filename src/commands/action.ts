@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ExitCode, InterruptedError, MeshdemoError, abortReason, exitCodeOf, oneLine } from '../core/errors.js';
 import { createContext } from './context.js';
-import { defaultCacheDir, parseDuration, validateNamespace, type GlobalOptions } from '../core/options.js';
+import { defaultCacheDir, parseTimeout, validateNamespace, type GlobalOptions } from '../core/options.js';
 import { createPrompter } from '../core/prompt.js';
 import { stepLog } from '../core/events.js';
 import { ClusterLock } from '../record/lock.js';
@@ -96,7 +96,7 @@ export function globalOptions(opts: Record<string, any>): GlobalOptions {
     verbose: Boolean(opts.verbose),
     cacheDir: opts.cacheDir || defaultCacheDir(),
     trustCacheDir: Boolean(opts.trustCacheDir),
-    timeoutMs: parseDuration(opts.timeout ?? '10m'),
+    timeoutMs: parseTimeout(opts.timeout ?? '10m'),
   };
 }
 

@@ -1,6 +1,7 @@
 import { Argument, type Command } from 'commander';
 import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
+import { parseNodeAddress } from '../core/options.js';
 import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../settings.js';
 
 interface ExposeSettings {
@@ -22,7 +23,7 @@ function parseExpose(opts: Record<string, any>, args: string[]): ExposeSettings 
   if (opts.portForward && dashboards.length > 1) throw new UsageError('--port-forward forwards one dashboard', { hint: 'name it, e.g. meshdemo expose kiali --port-forward' });
   if (!opts.portForward && opts.localPort !== undefined) throw new UsageError('--local-port goes with --port-forward', { hint: 'add --port-forward' });
   const localPort = opts.localPort !== undefined ? parseNodePort(opts.localPort, '--local-port') : undefined;
-  return { dashboards, nodePort, nodeAddress: opts.nodeAddress, portForward: Boolean(opts.portForward), localPort };
+  return { dashboards, nodePort, nodeAddress: opts.nodeAddress !== undefined ? parseNodeAddress(opts.nodeAddress) : undefined, portForward: Boolean(opts.portForward), localPort };
 }
 
 /** The names are offered by shell completion and help (argChoices); parseExpose checks them with a one-line error. */

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { action } from './action.js';
+import { parseNodeAddress } from '../core/options.js';
 import type { LocalClusterState } from '../kind/state.js';
 
 export function register(program: Command): void {
@@ -14,7 +15,7 @@ export function register(program: Command): void {
         async (opts, _args, global) => {
           const { parseClusterName } = await import('../kind/pins.js');
           const { recordedLocalCluster } = await import('../kind/decide.js');
-          return { nodeAddress: opts.nodeAddress as string | undefined, local: recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo')) };
+          return { nodeAddress: opts.nodeAddress !== undefined ? parseNodeAddress(opts.nodeAddress) : undefined, local: recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo')) };
         },
         async (ctx) => {
           const { gatherStatus, formatStatus, absentLocalCluster, formatAbsentLocalCluster } = await import('../demo/status.js');

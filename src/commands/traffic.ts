@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, type CommandContext } from './action.js';
 import { InterruptedError, UsageError } from '../core/errors.js';
-import { parseDuration } from '../core/options.js';
+import { parseDuration, parseNodeAddress } from '../core/options.js';
 
 export interface TrafficSettings {
   url?: string;
@@ -33,7 +33,7 @@ export function parseTraffic(opts: Record<string, any>): TrafficSettings {
   return {
     url: opts.url ? httpUrl(opts.url, '--url', 'http://127.0.0.1:9090/api/order/create') : undefined,
     tracingUrl: opts.tracingUrl ? httpUrl(opts.tracingUrl, '--tracing-url', 'http://127.0.0.1:16686') : undefined,
-    nodeAddress: opts.nodeAddress,
+    nodeAddress: opts.nodeAddress !== undefined ? parseNodeAddress(opts.nodeAddress) : undefined,
     rate: rate || undefined,
     durationMs: opts.duration !== undefined ? parseDuration(opts.duration, '--duration') : undefined,
     requests: opts.requests !== undefined ? positiveInt(opts.requests, '--requests', 10_000_000, '600') : undefined,

@@ -29,6 +29,43 @@ export interface RunResult {
   tail: string[];
 }
 
+/** How long a process group has between SIGTERM and SIGKILL. */
+const KILL_GRACE_MS = 3000;
+
+/**
+ * Kills a child's whole process group when the run is cancelled (Ctrl-C, SIGTERM, a lost lock) or the command
+ * runs past its time: the child leads a group of its own (spawned `detached`), so what it started — kind's docker
+ * calls, istioctl's helpers — goes with it instead of living on as orphans. SIGTERM first, SIGKILL after a grace.
+ * Returns whether it fired for the timeout, and a dispose for when the child has ended.
+ */
+function killGroupOn(pid: number | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): { timedOut: () => boolean; dispose: () => void } {
+  let timedOut = false;
+  let fired = false;
+  const send = (sig: NodeJS.Signals) => {
+    try {
+      if (pid) process.kill(-pid, sig);
+    } catch {
+      /* ESRCH: the group is gone */
+    }
+  };
+  const fire = () => {
+    if (fired) return;
+    fired = true;
+    send('SIGTERM');
+    setTimeout(() => send('SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), fire()), timeoutMs);
+  if (signal?.aborted) fire();
+  else signal?.addEventListener('abort', fire, { once: true });
+  return {
+    timedOut: () => timedOut,
+    dispose: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', fire);
+    },
+  };
+}
+
 /**
  * A command that takes over the terminal (stdin, stdout and stderr are meshdemo's own): `meshdemo istioctl -- …`.
  * Its exit code is returned, not judged: the caller passes it through. Killed on cancellation.
@@ -42,7 +79,8 @@ export async function runInteractive(file: string, args: string[], opts: { signa
 
 /**
  * With runInteractive, the only place meshdemo starts processes (istioctl, docker, kind, minikube): argument arrays, no shell,
- * children killed on cancellation, and failures turned into ExternalCommandError with the last lines of output.
+ * each child in a process group of its own that is killed whole on cancellation and timeout, and failures turned
+ * into ExternalCommandError with the last lines of output.
  */
 export async function runCommand(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const { execa } = await import('execa');
@@ -55,11 +93,9 @@ export async function runCommand(file: string, args: string[], opts: RunOptions 
   };
   const child = execa(file, args, {
     reject: false,
-    cancelSignal: opts.signal,
-    forceKillAfterDelay: 3000,
+    detached: true,
     env: opts.env,
     cwd: opts.cwd,
-    timeout: opts.timeoutMs,
     input: opts.input,
     stdin: opts.input === undefined ? 'ignore' : undefined,
     lines: false,
@@ -91,37 +127,51 @@ export async function runCommand(file: string, args: string[], opts: RunOptions 
   };
   pump(child.stdout, 'stdout');
   pump(child.stderr, 'stderr');
-  const result = await child;
+  const group = killGroupOn(child.pid, opts.signal, opts.timeoutMs);
+  const result = await child.finally(group.dispose);
   const name = commandName(file, args);
   const notFound = (result as any).code === 'ENOENT' || /ENOENT/.test(String((result as any).originalMessage ?? ''));
-  if (result.timedOut && opts.onTimeout && !opts.signal?.aborted) throw opts.onTimeout({ name, timeoutMs: opts.timeoutMs ?? 0, tail: [...tail] });
+  const timedOut = group.timedOut();
+  if (timedOut && opts.onTimeout && !opts.signal?.aborted) throw opts.onTimeout({ name, timeoutMs: opts.timeoutMs ?? 0, tail: [...tail] });
   const exitCode = result.exitCode ?? 1;
-  const failure = failureOf(file, args, { canceled: result.isCanceled || !!opts.signal?.aborted, notFound, timedOut: !!result.timedOut, exitCode, tail }, opts);
+  const failure = failureOf(file, args, { canceled: !!opts.signal?.aborted, notFound, timedOut, exitCode, tail }, opts);
   if (failure) throw failure;
   return { exitCode, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), tail };
 }
 
 /**
- * A short command read only once it has exited (a version probe), started with node's execFile: loading
- * execa costs a fresh process ~70 ms, which was a fifth of `meshdemo download`. Same errors as runCommand.
+ * A short command read only once it has exited (a version probe), started with node's spawn: loading
+ * execa costs a fresh process ~70 ms, which was a fifth of `meshdemo download`. Same process group handling and
+ * errors as runCommand.
  */
 export async function runProbe(file: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number }): Promise<{ stdout: string; stderr: string }> {
-  const { execFile } = await import('node:child_process');
+  // spawn, not execFile: execFile passes only some of its options on to spawn, and `detached` is not among them
+  const { spawn } = await import('node:child_process');
+  const MAX_OUTPUT = 4 << 20;
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { signal: opts.signal, timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 4 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (!err) return resolve({ stdout, stderr });
-      const tail = `${stdout}${stderr}`.split('\n').filter((l) => l !== '').slice(-15);
-      const code = (err as { code?: unknown }).code;
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const group = killGroupOn(child.pid, opts.signal, opts.timeoutMs);
+    const out = { stdout: '', stderr: '' };
+    let spawnError: NodeJS.ErrnoException | undefined;
+    for (const name of ['stdout', 'stderr'] as const) {
+      child[name].setEncoding('utf8');
+      child[name].on('data', (chunk: string) => {
+        if (out.stdout.length + out.stderr.length < MAX_OUTPUT) out[name] += chunk;
+      });
+    }
+    child.on('error', (err) => (spawnError = err));
+    child.on('close', (code) => {
+      group.dispose();
+      if (!spawnError && code === 0) return resolve(out);
       const outcome = {
         canceled: !!opts.signal?.aborted,
-        notFound: code === 'ENOENT',
-        timedOut: err.killed === true && !opts.signal?.aborted && code !== 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER',
-        exitCode: typeof code === 'number' ? code : 1,
-        tail,
+        notFound: spawnError?.code === 'ENOENT',
+        timedOut: group.timedOut() && !opts.signal?.aborted,
+        exitCode: code ?? 1,
+        tail: `${out.stdout}${out.stderr}`.split('\n').filter((l) => l !== '').slice(-15),
       };
-      reject(failureOf(file, args, outcome, { timeoutMs: opts.timeoutMs }) ?? err);
+      reject(failureOf(file, args, outcome, { timeoutMs: opts.timeoutMs }) ?? spawnError);
     });
-    child.stdin?.end();
   });
 }
 

@@ -39,12 +39,17 @@ export function kindDownloadUrl(mirror: string, asset: string = kindAssetName())
 }
 
 /**
- * kind's own rule for cluster names (pkg/internal/apis/config/validate.go, validNameRE `^[a-z0-9.-]+$`); meshdemo
- * also keeps it to a length that leaves room for the node container name "<name>-control-plane".
+ * kind's own rule for cluster names (pkg/internal/apis/config/validate.go at v0.17.0, validNameRE `^[a-z0-9.-]+$`),
+ * and Docker's for the node container "<name>-control-plane" that kind names after it (moby daemon/names/names.go,
+ * RestrictedNamePattern `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`): so the first character is a letter or digit — kind
+ * alone accepts "-rf" and "..", and then fails at `docker run`. meshdemo also keeps it to a length that leaves room
+ * for the node container name.
  */
 export function parseClusterName(name: string): string {
-  if (!/^[a-z0-9.-]+$/.test(name) || name.length > 49) {
-    throw new UsageError(`--cluster-name "${name}" is not a valid kind cluster name`, { hint: 'use lower-case letters, digits, "." and "-", at most 49 characters, e.g. meshdemo' });
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(name) || name.length > 49) {
+    throw new UsageError(`--cluster-name "${name}" is not a valid kind cluster name`, {
+      hint: 'start with a lower-case letter or digit, then lower-case letters, digits, "." and "-", at most 49 characters, e.g. meshdemo',
+    });
   }
   return name;
 }

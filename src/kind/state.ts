@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import yaml from 'js-yaml';
-import { UsageError } from '../core/errors.js';
+import { InterruptedError, PreflightError, UsageError } from '../core/errors.js';
+import { pidNamespace, processGone } from '../core/process.js';
 import type { PortMapping } from './config.js';
 
 /**
@@ -135,4 +137,96 @@ export function sameClusterAsRecorded(state: LocalClusterState, kubeconfigFiles:
   if (!state.caSha256) return true;
   const now = clusterCaSha256(kubeconfigFiles, state.context);
   return now === undefined || now === state.caSha256;
+}
+
+export interface LocalClusterLock {
+  /** Another run held it first: what that run did (create, delete) must be looked at again. */
+  waited: boolean;
+  release(): void;
+}
+
+/**
+ * The machine-local lock of one local cluster: a file `<cache>/local-clusters/<name>.lock`, created exclusively
+ * (O_EXCL), holding `<pid> <pid namespace>`. It is held from before the state file is written until the cluster
+ * exists (up) or is gone with its state file (down): cluster creation happens before any in-cluster lock can be
+ * taken, and without it a run that lost the race to create the cluster would, cleaning up, delete the state file
+ * of the run that won. A lock whose process is gone (killed) is broken: by one rename, so that two runs that both
+ * find it stale cannot both break it.
+ */
+export async function lockLocalCluster(
+  cacheDir: string,
+  name: string,
+  o: { waitMs: number; signal?: AbortSignal; onWait?: (holderPid: number) => void },
+): Promise<LocalClusterLock> {
+  const file = path.join(stateDir(cacheDir), `${name}.lock`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const me = `${process.pid} ${pidNamespace()}`;
+  const deadline = Date.now() + o.waitMs;
+  let waited = false;
+  for (;;) {
+    if (o.signal?.aborted) throw new InterruptedError();
+    try {
+      fs.writeFileSync(file, `${me}\n`, { flag: 'wx', mode: 0o600 });
+      return {
+        waited,
+        release: () => {
+          if (readText(file)?.trim() === me) fs.rmSync(file, { force: true });
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = readText(file);
+    if (holder === undefined) continue; // released meanwhile
+    const [pidText, namespace = ''] = holder.trim().split(' ');
+    const pid = Number(pidText);
+    if (processGone(pid, namespace) || (!holder.trim() && ageMs(file) > 10_000)) {
+      breakStaleLock(file, holder);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new PreflightError(`another meshdemo run (pid ${pidText}) is creating or deleting the local kind cluster "${name}"`, {
+        hint: `wait for it to finish and run again; if no meshdemo runs on this machine, remove ${file}`,
+      });
+    }
+    if (!waited) o.onWait?.(pid);
+    waited = true;
+    await sleep(250, undefined, { signal: o.signal }).catch(() => {
+      throw new InterruptedError();
+    });
+  }
+}
+
+function breakStaleLock(file: string, stale: string): void {
+  const aside = `${file}.${process.pid}.stale`;
+  try {
+    fs.renameSync(file, aside);
+  } catch {
+    return; // broken (or released) by someone else meanwhile
+  }
+  // what was moved aside is a new holder's lock if another run broke the stale one first: put it back
+  if (readText(aside) !== stale) {
+    try {
+      fs.linkSync(aside, file);
+    } catch {
+      /* a third run holds it by now */
+    }
+  }
+  fs.rmSync(aside, { force: true });
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function ageMs(file: string): number {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
 }

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
-import { UsageError } from '../core/errors.js';
+import { PreflightError, UsageError } from '../core/errors.js';
+import { urlCredentials } from '../core/secrets.js';
 
 export interface ResolvedKubeconfig {
   /** client-node's KubeConfig for the resolved context, loaded on first use (port-forward, auth plugins). */
@@ -42,8 +43,9 @@ export function kubeconfigPaths(flag: string | undefined, env: NodeJS.ProcessEnv
 /**
  * Every credential a kubeconfig user holds, as it could show up in output: tokens (also read from token-file, as
  * client-node's findToken does), the basic-auth password, auth-provider tokens and secrets (also an auth-provider's
- * tokenFile contents), exec-plugin environment values that name a secret, and the client key — from
- * client-key-data or the client-key file — base64 and decoded, with each line of its PEM body.
+ * tokenFile contents), every argument and environment value of an exec plugin (a `--client-secret=…` or an
+ * env value under any name may be a credential, and the plugin's stderr may echo them), and the client key —
+ * from client-key-data or the client-key file — base64 and decoded, with each line of its PEM body.
  */
 export function credentialsOf(user: any): string[] {
   const found: string[] = [];
@@ -65,8 +67,14 @@ export function credentialsOf(user: any): string[] {
     if (/token|secret|password/i.test(k) && !/file$/i.test(k)) add(v);
   }
   add(readFile(config.tokenFile ?? config['token-file']));
-  for (const e of (user.exec?.env as Array<{ name?: string; value?: string }> | undefined) ?? []) {
-    if (/token|secret|password|key/i.test(e?.name ?? '')) add(e.value);
+  for (const e of (user.exec?.env as Array<{ name?: string; value?: string }> | undefined) ?? []) add(e?.value);
+  for (const arg of (user.exec?.args as unknown[] | undefined) ?? []) {
+    if (typeof arg !== 'string') continue;
+    // a flag's name is no secret, its value is: "--client-secret=x" adds x, "--client-secret" "x" adds x
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('-')) {
+      if (eq > 0) add(arg.slice(eq + 1));
+    } else add(arg);
   }
   if (typeof user.keyData === 'string' && user.keyData) {
     add(user.keyData);
@@ -148,7 +156,11 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
         hint: 'fix the file or pass another --kubeconfig',
       });
     }
-    for (const c of one.clusters) if (!merged.clusters.some((x) => x.name === c.name)) merged.clusters.push(c);
+    for (const c of one.clusters) {
+      if (!merged.clusters.some((x) => x.name === c.name)) merged.clusters.push(c);
+      // https://user:password@host as a server or proxy-url: shown masked (src/core/secrets.ts), and masked decoded
+      secrets.push(...urlCredentials(c.server), ...(c.proxyUrl ? urlCredentials(String(c.proxyUrl)) : []));
+    }
     for (const u of one.users) {
       if (!merged.users.some((x) => x.name === u.name)) merged.users.push(u);
       secrets.push(...credentialsOf(u));
@@ -189,7 +201,7 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
   let tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
   const applyToHTTPSOptions = async (o: https.RequestOptions) => {
     if (!simple) {
-      await (await kubeConfig()).applyToHTTPSOptions(o);
+      await applyPluginUser(await kubeConfig(), o, user);
       for (const secret of requestCredentials(o)) if (!secrets.includes(secret)) secrets.push(secret), opts.onSecret?.(secret);
       return;
     }
@@ -209,6 +221,28 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
   };
   for (const secret of secrets) opts.onSecret?.(secret);
   return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, clusterProvider: cluster.provider, secrets };
+}
+
+/**
+ * client-node's applyToHTTPSOptions for users it handles itself. A failing exec plugin rejects with its whole
+ * stderr as the message (client-node exec_auth.js getCredential: `reject(new Error(stderrData))`), which may echo
+ * its arguments and environment: it becomes one line naming the plugin, with the plugin's last lines as details,
+ * which are printed masked like all output (its arguments and environment values are in the secret set).
+ */
+async function applyPluginUser(kc: KubeConfig, o: https.RequestOptions, user: any): Promise<void> {
+  try {
+    await kc.applyToHTTPSOptions(o);
+  } catch (err) {
+    const command = user?.exec?.command ?? user?.authProvider?.config?.exec?.command;
+    if (!command) throw err;
+    const program = path.basename(String(command));
+    const output = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trimEnd()).filter(Boolean);
+    throw new PreflightError(`the credential plugin ${program} of kubeconfig user "${user.name}" failed`, {
+      hint: 'run it yourself to see why (its output below is masked), renew its login, or choose another --context',
+      details: output.slice(-5),
+      cause: err,
+    });
+  }
 }
 
 /** client-node's bufferFromFileOrString, with a clear error for a file that cannot be read. */

@@ -4,6 +4,14 @@ import { PreflightError } from '../core/errors.js';
 
 export const INVENTORY_NAME = 'meshdemo-inventory';
 const RECORD_KEY = 'inventory.json';
+/**
+ * The most a ConfigMap's data may hold: the API server refuses more (422) — ValidateConfigMap in
+ * pkg/apis/core/validation/validation.go sums len(key) + len(value) over data and binaryData against
+ * core.MaxSecretSize, 1 MiB.
+ */
+export const RECORD_LIMIT_BYTES = 1024 * 1024;
+/** A uid as the API server writes it, for the size of an entry recorded once the object exists. */
+const UID_PLACEHOLDER = '00000000-0000-0000-0000-000000000000';
 
 /**
  * The record's data as stored. A record that is not what meshdemo writes (edited by hand, truncated) is refused
@@ -96,6 +104,28 @@ export class Inventory {
 
   isCreated(ref: ObjectRef): boolean {
     return this.data.created.some((c) => sameRef(c, ref));
+  }
+
+  /**
+   * Refuses (before the change is made) a change whose record would not fit in the ConfigMap: the objects a step
+   * is about to create are recorded only once they exist, with their uid, and a record that cannot be written
+   * then would leave them unknown to down.
+   */
+  ensureRoomFor(step: string, objects: Array<KubeObject | ObjectRef>): void {
+    const created = objects
+      .map((o) => ('metadata' in o ? { apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace } : o))
+      .filter((ref) => !this.isCreated(ref))
+      .map((ref) => ({ ...ref, uid: UID_PLACEHOLDER, step }));
+    this.ensureFits({ ...this.data, created: [...this.data.created, ...created] }, `with what step ${step} is about to create`);
+  }
+
+  private ensureFits(data: InventoryData, what: string): void {
+    const bytes = Buffer.byteLength(RECORD_KEY) + Buffer.byteLength(serialize(data));
+    if (bytes <= RECORD_LIMIT_BYTES) return;
+    throw new PreflightError(
+      `the meshdemo record (ConfigMap ${data.namespace}/${INVENTORY_NAME}) would grow to ${bytes} bytes ${what}, over the ${RECORD_LIMIT_BYTES} bytes a ConfigMap holds; stopped before that change`,
+      { hint: `run meshdemo down to remove what is recorded (the record goes with it), then meshdemo up again; or remove entries it no longer needs (kubectl edit configmap -n ${data.namespace} ${INVENTORY_NAME})` },
+    );
   }
 
   async recordCreated(step: string, obj: KubeObject | ObjectRef): Promise<void> {
@@ -210,6 +240,8 @@ export class Inventory {
 
   private async write(): Promise<void> {
     const ns = this.data.namespace;
+    // changes are recorded before they are made: refusing this write refuses the change
+    this.ensureFits(this.data, 'with the change about to be made');
     if (!this.exists) {
       const existing = await this.kube.get({ apiVersion: 'v1', kind: 'Namespace', name: ns }, { signal: UNCANCELLED });
       if (!existing) {
@@ -221,7 +253,7 @@ export class Inventory {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: INVENTORY_NAME, namespace: ns, labels: { ...MANAGED_BY } },
-      data: { [RECORD_KEY]: JSON.stringify(this.data, null, 1) },
+      data: { [RECORD_KEY]: serialize(this.data) },
     };
     await this.kube.apply(body, { signal: UNCANCELLED });
     this.exists = true;
@@ -236,6 +268,10 @@ export class Inventory {
     }
     this.exists = false;
   }
+}
+
+function serialize(data: InventoryData): string {
+  return JSON.stringify(data, null, 1);
 }
 
 export function sameRef(a: ObjectRef, b: ObjectRef): boolean {

@@ -5,6 +5,7 @@ import { InterruptedError, LockLostError, PreflightError } from '../core/errors.
 import type { StepLog } from '../core/events.js';
 import { MANAGED_BY } from './inventory.js';
 import { parseDuration } from '../core/options.js';
+import { pidNamespace, processGone } from '../core/process.js';
 import { KubeApiError, KubeForbiddenError, type KubeClient, type KubeObject } from '../kube/client.js';
 
 /**
@@ -12,14 +13,15 @@ import { KubeApiError, KubeForbiddenError, type KubeClient, type KubeObject } fr
  *
  * It is a coordination.k8s.io/v1 Lease `meshdemo-lock` in the `default` namespace: `default` always exists (the
  * app namespace may not exist before up creates it, and may be deleted by down), and unlike `kube-system` it is
- * writable for users who are not cluster admins. The holder (holderIdentity `<hostname>/<pid>/<random>`) renews
- * it every 10 s. Released (deleted) when the command ends, also on errors and Ctrl-C.
+ * writable for users who are not cluster admins. The holder (holderIdentity `<hostname>/<pid>/<random>/<pid
+ * namespace>`, see pidNamespace) renews it every 10 s. Released (deleted) when the command ends, also on errors and Ctrl-C.
  *
  * Expiry is judged as client-go's leader election does (k8s.io/client-go/tools/leaderelection/leaderelection.go,
  * `observedTime`): a waiting run notes, on its own monotonic clock, when it last saw the Lease change; another
  * holder's lock is free once this run has seen it unchanged for leaseDurationSeconds. The holder's renewTime is
  * never compared with our clock, so clock skew between machines cannot hand the lock to two runs. A holder that
- * was a process on this machine that no longer exists is taken over at once. A second run waits up to
+ * was a process on this machine, in our PID namespace, that no longer exists is taken over at once; any other
+ * holder — also one on the same hostname in another container — only after the observed expiry. A second run waits up to
  * MESHDEMO_LOCK_WAIT (default 45s, so a dead holder's lock is taken over within it), then refuses with a
  * PreflightError (exit 3) naming the holder.
  *
@@ -66,17 +68,19 @@ export function describeHolder(lease: KubeObject | undefined): LeaseHolder | und
   return { identity, command: lease.metadata.annotations?.[COMMAND_ANNOTATION], renewedAt: renewed ? new Date(renewed) : undefined };
 }
 
-/** A holder on this machine whose process is gone (killed -9, crashed) holds nothing. */
+/** `<hostname>/<pid>/<random>/<pid namespace>`: who holds the lock, and where its PID can be looked up. */
+export function newHolderIdentity(): string {
+  return `${os.hostname()}/${process.pid}/${randomBytes(4).toString('hex')}/${pidNamespace()}`;
+}
+
+/**
+ * A holder on this machine whose process is gone (killed -9, crashed) holds nothing. "On this machine" means the
+ * same hostname AND the same PID namespace of the same boot: a holder from another PID namespace (another
+ * container with the host's name, or an identity that names none) is never judged by its PID.
+ */
 export function holderIsDeadLocalProcess(identity: string, hostname = os.hostname()): boolean {
-  const [host, pidText] = identity.split('/');
-  const pid = Number(pidText);
-  if (host !== hostname || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  const [host, pidText, , holderNamespace] = identity.split('/');
+  return host === hostname && processGone(Number(pidText), holderNamespace ?? '');
 }
 
 export interface ClusterLockOptions {
@@ -104,11 +108,14 @@ function recordOf(lease: KubeObject | undefined): string {
 }
 
 export class ClusterLock {
-  readonly identity = `${os.hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+  readonly identity = newHolderIdentity();
   private held = false;
   private kube?: KubeClient;
   private observed?: Observation;
-  /** Monotonic time of the last successful renewal (or of the acquisition). */
+  /**
+   * Monotonic time at which the last successful renewal (or the acquisition) was SENT: the lease runs from when
+   * the API server took it, which can be no earlier — timing it from the answer would overstate what is left.
+   */
   private renewedAt = 0;
   private renewal?: Promise<void>;
   private stopRenewing = new AbortController();
@@ -151,6 +158,7 @@ export class ClusterLock {
       const expired = holder !== undefined && unchangedMs >= durationMs;
       const free = !holder || holder.identity === this.identity || expired || deadLocal;
       if (free) {
+        const sentAt = monotonicMs();
         const now = new Date();
         const spec = {
           holderIdentity: this.identity,
@@ -177,7 +185,7 @@ export class ClusterLock {
             }
           }
           this.held = true;
-          this.renewedAt = monotonicMs();
+          this.renewedAt = sentAt;
           this.stopRenewing = new AbortController();
           this.renewal = this.keepRenewing(kube, this.stopRenewing.signal);
           this.opts.log.debug(`holding Lease ${LOCK_NAMESPACE}/${LOCK_NAME} as ${this.identity}`);
@@ -283,8 +291,8 @@ export class ClusterLock {
             this.opts.log.debug(`renewing the lock: ${(lastError as Error).message} (retrying)`);
             continue;
           }
-          if (outcome !== 'renewed') return this.lost(outcome);
-          this.renewedAt = monotonicMs();
+          if (typeof outcome === 'string') return this.lost(outcome);
+          this.renewedAt = outcome.sentAt;
           break;
         } catch (err) {
           if (stop.aborted) return;
@@ -299,8 +307,11 @@ export class ClusterLock {
     }
   }
 
-  /** One renewal: 'renewed', or why the lock is no longer ours. Throws on failures worth retrying. */
-  private async renewOnce(kube: KubeClient, leftMs: number): Promise<'renewed' | string> {
+  /**
+   * One renewal: when its PATCH was sent (monotonic), or why the lock is no longer ours. Throws on failures worth
+   * retrying.
+   */
+  private async renewOnce(kube: KubeClient, leftMs: number): Promise<{ sentAt: number } | string> {
     // the command's signal may be aborted (Ctrl-C) while the run still winds down under the lock
     const signal = new AbortController().signal;
     const path = await kube.pathFor(LEASE_REF);
@@ -313,8 +324,9 @@ export class ClusterLock {
       if (err instanceof KubeApiError && err.status === 404) return 'its Lease was deleted';
       throw err;
     }
-    if (!this.held) return 'renewed';
+    if (!this.held) return { sentAt: this.renewedAt };
     if (live.spec?.holderIdentity !== this.identity) return `it was taken by ${live.spec?.holderIdentity || 'nobody'}`;
+    const sentAt = monotonicMs();
     try {
       await kube.request('PATCH', path, {
         ...attempt,
@@ -325,7 +337,7 @@ export class ClusterLock {
       if (err instanceof KubeApiError && err.status === 404) return 'its Lease was deleted';
       throw err; // 409: changed meanwhile — the retry reads it again
     }
-    return 'renewed';
+    return { sentAt };
   }
 
   private lost(why: string): void {

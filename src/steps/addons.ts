@@ -107,6 +107,7 @@ export const addons: Step<Settings> = {
     const inventory = await ctx.inventory();
     const objects = addonObjects(ctx.options.cacheDir, ctx.settings);
     const deadline = Date.now() + ctx.options.timeoutMs;
+    inventory.ensureRoomFor('addons', objects);
     const outcomes = await applyAll(kube, objects, {
       defaultNamespace: ISTIO_NAMESPACE,
       signal: ctx.signal,

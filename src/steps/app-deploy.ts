@@ -87,6 +87,7 @@ export const appDeploy: Step<UpSettings> = {
     const namespace = ctx.options.namespace;
     const deadline = Date.now() + ctx.options.timeoutMs;
     const objects = await desiredObjects(ctx);
+    inventory.ensureRoomFor('app-deploy', objects);
     await reconcileServicePorts(kube, objects, (m) => ctx.log.info(m));
     const outcomes = await applyAll(kube, objects, {
       defaultNamespace: namespace,

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Step } from '../record/context.js';
 import { kindClusters, kindDeleteCluster } from '../exec/kind.js';
 import { kindForState } from '../kind/binary.js';
-import { removeState, type LocalClusterState } from '../kind/state.js';
+import { lockLocalCluster, removeState, type LocalClusterState } from '../kind/state.js';
 
 export interface LocalDownSettings {
   cluster: LocalClusterState;
@@ -31,12 +31,23 @@ export const localClusterDelete: Step<LocalDownSettings> = {
       const { ExternalCommandError } = await import('../core/errors.js');
       throw new ExternalCommandError(`no kind binary to delete cluster "${cluster.name}" with (${cluster.kind} is gone)`, { hint: `install kind v${cluster.kindVersion} or run meshdemo up once to download it, then run meshdemo down again` });
     }
-    const exists = (await kindClusters(kind, { signal: ctx.signal })).includes(cluster.name);
-    if (exists) {
-      const kubeconfig = fs.existsSync(cluster.kubeconfig) ? cluster.kubeconfig : undefined;
-      await kindDeleteCluster(kind, cluster.name, kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+    // not while an up --local creates it: that run's state file would go with it (src/kind/state.ts lockLocalCluster)
+    const lock = await lockLocalCluster(ctx.options.cacheDir, cluster.name, {
+      waitMs: ctx.options.timeoutMs,
+      signal: ctx.signal,
+      onWait: (pid) => ctx.log.info(`waiting for another meshdemo run (pid ${pid}) that is creating or deleting kind cluster "${cluster.name}"`),
+    });
+    let exists: boolean;
+    try {
+      exists = (await kindClusters(kind, { signal: ctx.signal })).includes(cluster.name);
+      if (exists) {
+        const kubeconfig = fs.existsSync(cluster.kubeconfig) ? cluster.kubeconfig : undefined;
+        await kindDeleteCluster(kind, cluster.name, kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+      }
+      removeState(ctx.options.cacheDir, cluster.name);
+    } finally {
+      lock.release();
     }
-    removeState(ctx.options.cacheDir, cluster.name);
     return exists ? `deleted kind cluster "${cluster.name}" and its context ${cluster.context} in ${cluster.kubeconfig}` : `kind cluster "${cluster.name}" was already gone; removed meshdemo's record of it`;
   },
 };

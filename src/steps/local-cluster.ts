@@ -11,7 +11,7 @@ import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } fr
 import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
-import { clusterCaSha256, configPath, readState, removeState, requireMapped, writeState } from '../kind/state.js';
+import { clusterCaSha256, configPath, lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
 import { allDashboardNodePorts, type LocalCluster, type UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
@@ -193,10 +193,27 @@ export const localCluster: Step<Settings> = {
   async run(ctx) {
     const l = local(ctx);
     if (!l.kind) throw new ExternalCommandError('no kind binary was resolved before creating the cluster', { hint: 'run meshdemo up again' });
+    const lock = await lockLocalCluster(ctx.options.cacheDir, l.name, {
+      waitMs: ctx.options.timeoutMs,
+      signal: ctx.signal,
+      onWait: (pid) => ctx.log.info(`waiting for another meshdemo run (pid ${pid}) that is creating or deleting kind cluster "${l.name}"`),
+    });
+    try {
+      // that run may have created or deleted it meanwhile
+      if (lock.waited) l.exists = (await kindClusters(l.kind, { signal: ctx.signal })).includes(l.name);
+      return await createOrReuse(ctx, l, l.kind);
+    } finally {
+      lock.release();
+    }
+  },
+};
+
+/** Under the machine-local lock (src/kind/state.ts lockLocalCluster): from before the state file is written until the cluster exists. */
+async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: string): Promise<string> {
     if (l.exists) {
       // the cluster is there, its context is not (e.g. the kubeconfig was replaced): have kind write it again
       const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
-      await kindExportKubeconfig(l.kind, l.name, ctx.options.kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+      await kindExportKubeconfig(kind, l.name, ctx.options.kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
       recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
       ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
       return `kind cluster "${l.name}" already existed; context ${l.context} written again into ${kubeconfig}`;
@@ -220,7 +237,7 @@ export const localCluster: Step<Settings> = {
       context: l.context,
       createdAt: new Date().toISOString(),
       kindVersion: KIND_VERSION,
-      kind: l.kind,
+      kind,
       nodeImage: NODE_IMAGE,
       kubeconfig,
       configFile,
@@ -229,7 +246,7 @@ export const localCluster: Step<Settings> = {
     ctx.log.info(`kind create cluster --name ${l.name} --image ${NODE_IMAGE} --config ${configFile}`);
     try {
       await kindCreateCluster(
-        l.kind,
+        kind,
         { name: l.name, image: NODE_IMAGE, configFile, kubeconfig: ctx.options.kubeconfig, waitSeconds: Math.max(60, Math.round(ctx.options.timeoutMs / 1000)) },
         { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) },
       );
@@ -241,7 +258,7 @@ export const localCluster: Step<Settings> = {
       }
       // kind deletes what it made when provisioning or an action fails, but not when writing the kubeconfig fails
       // afterwards (pkg/cluster/internal/create/create.go): such a cluster is meshdemo's, and stays recorded
-      const left = await kindClusters(l.kind, { signal: ctx.signal }).catch(() => [] as string[]);
+      const left = await kindClusters(kind, { signal: ctx.signal }).catch(() => [] as string[]);
       if (!left.includes(l.name)) {
         removeState(ctx.options.cacheDir, l.name);
         throw err;
@@ -255,7 +272,6 @@ export const localCluster: Step<Settings> = {
     recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
     ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
     return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
-  },
-};
+}
 
 export const LOCAL_CLUSTER_STEPS: Step<Settings>[] = [localPreflight, kindDownload, localCluster];

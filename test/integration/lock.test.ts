@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane, kubeJson, serviceAccountToken } from '../support/control-plane.js';
 import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
@@ -208,5 +210,51 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
     assert.ok(r.events().some((e) => e.type === 'log' && /took over the lock of ahead\.example\/9\/f00d, which had not renewed it for 3\ds/.test(e.message)), r.stdout);
     assert.ok(Date.now() - started >= 30_000, 'it waited a whole lease duration first');
     assert.equal((await api(LOCK)).status, 404);
+  });
+  it('a live holder in another PID namespace on the same hostname is not judged dead by its PID: up waits for the observed expiry, down leaves its Lease', async () => {
+    assert.equal(process.getuid?.(), 0, 'unshare --pid needs root (the tests run as root, see test/setup.sh)');
+    // a live process in a new PID namespace (unshare --pid --fork, util-linux), whose PID there is one that does not
+    // exist in ours (ns_last_pid is set in the new namespace before it forks): it computes its holder identity with
+    // meshdemo's own code, prints it, and keeps running
+    const lockModule = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/record/lock.js');
+    const script = `import(${JSON.stringify(lockModule)}).then((m) => { console.log(m.newHolderIdentity()); setInterval(() => {}, 1e9); })`;
+    const holder: ChildProcess = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', 'echo 77776 > /proc/sys/kernel/ns_last_pid && "$0" -e "$1"', process.execPath, script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const identity = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        holder.stdout!.on('data', (c) => {
+          out += c;
+          if (out.includes('\n')) resolve(out.trim());
+        });
+        holder.on('exit', (code) => reject(new Error(`the holder in the other PID namespace exited (${code})`)));
+      });
+      const [host, pid] = identity.split('/');
+      assert.equal(host, os.hostname(), 'same hostname');
+      assert.equal(pid, '77777', 'its PID in its own namespace');
+      assert.ok(!fs.existsSync('/proc/77777'), 'a PID that no process of our namespace has: judged by PID, the holder would be dead');
+      await api(LOCK, 'DELETE');
+      assert.equal((await api(LEASES, 'POST', lease(identity, Date.now()))).status, 201);
+
+      // down with nothing recorded clears only stale locks: this one is not stale
+      const down = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '-n', 'nothing-recorded-here', 'down', '--yes']);
+      assert.equal(down.code, 0, down.stderr);
+      assert.doesNotMatch(down.stdout, /removed the lock/);
+      assert.equal((await api(LOCK)).body?.spec?.holderIdentity, identity, "down left the other namespace's Lease alone");
+
+      await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali', 'DELETE'); // work for up, so it needs the lock
+      const r = await up([], { env: { MESHDEMO_LOCK_WAIT: '5s' } });
+      assert.equal(r.code, 3, r.stderr + r.stdout);
+      assert.equal(errorLines(r.stderr)[0].startsWith(`error: another meshdemo up (holder ${identity}) is running against this cluster`), true, r.stderr);
+      assert.equal((await api(LOCK)).body.spec.holderIdentity, identity, 'its lock was not taken');
+
+      // it stops renewing (it never did): taken over once this run has seen the Lease unchanged for 30 s
+      const later = await up([], { env: { MESHDEMO_LOCK_WAIT: '60s' } });
+      assert.equal(later.code, 0, later.stderr + later.stdout);
+      assert.ok(later.events().some((e) => e.type === 'log' && e.message.startsWith(`took over the lock of ${identity}, which had not renewed it for 3`)), later.stdout);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 });

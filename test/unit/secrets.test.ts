@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import yaml from 'js-yaml';
 import { loadKubeconfig } from '../../src/kube/config.js';
-import { maskSecretSets, secretSetValues } from '../../src/core/secrets.js';
+import { makeRedactor, maskSecretSets, maskUrlUserinfo, secretSetValues, secretsFromEnv, urlCredentials } from '../../src/core/secrets.js';
 import { createRenderer } from '../../src/ui/renderer.js';
 
 function capture() {
@@ -44,6 +44,27 @@ describe('masking before serialising', () => {
   });
 });
 
+describe('the userinfo of every URL shown', () => {
+  it('is masked wherever a URL stands in a text: mirrors, proxies, API servers, redirect targets', () => {
+    const cases: Array<[string, string]> = [
+      ['download of http://user:pass@127.0.0.1:8080/x failed', 'download of http://***@127.0.0.1:8080/x failed'],
+      ['redirected to https://tok3n-abc@files.example/a?b=c@d', 'redirected to https://***@files.example/a?b=c@d'],
+      ['proxy HTTPS_PROXY=http://p:p@ss:w0rd@proxy:3128 refused', 'proxy HTTPS_PROXY=http://***@proxy:3128 refused'],
+      ['"server":"https://u:p@127.0.0.1:6443"', '"server":"https://***@127.0.0.1:6443"'],
+      ['two: http://a:b@h1/ and HTTP://c:d@h2', 'two: http://***@h1/ and HTTP://***@h2'],
+      ['no userinfo: https://host/path@v2 and user@host and mailto:x@y', 'no userinfo: https://host/path@v2 and user@host and mailto:x@y'],
+    ];
+    for (const [text, masked] of cases) assert.equal(maskUrlUserinfo(text), masked);
+    assert.equal(makeRedactor(new Set())('at https://u:secret@h/'), 'at https://***@h/', 'every redactor does it');
+  });
+  it("a URL's password (as written and decoded), or a user name that is a token, is a secret", () => {
+    assert.deepEqual(urlCredentials('http://user:pa%40ss@h/'), ['pa%40ss', 'pa@ss']);
+    assert.deepEqual(urlCredentials('https://ghp_token123@h/'), ['ghp_token123']);
+    assert.deepEqual(urlCredentials('https://h/'), []);
+    assert.deepEqual(secretsFromEnv({ HTTPS_PROXY: 'http://u:proxy-pass@127.0.0.1:3128', http_proxy: 'http://127.0.0.1:3128', NO_PROXY: 'x' }), ['proxy-pass']);
+  });
+});
+
 describe('every credential kind of a kubeconfig is collected for masking', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-creds-'));
   const key = path.join(tmp, 'client.key');
@@ -64,7 +85,7 @@ describe('every credential kind of a kubeconfig is collected for masking', () =>
     keyfile: { 'client-certificate': crt, 'client-key': key },
     provider: { 'auth-provider': { name: 'oidc', config: { 'id-token': 'oidc-id-token-4c5d', 'refresh-token': 'oidc-refresh-6e7f', 'client-secret': 'oidc-client-secret-8a9b', 'client-id': 'public-id' } } },
     providerfile: { 'auth-provider': { name: 'file', config: { tokenFile: providerTokenFile } } },
-    exec: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: plugin, env: [{ name: 'AWS_SECRET_ACCESS_KEY', value: 'exec-env-secret-1234' }, { name: 'REGION', value: 'eu-1' }] } },
+    exec: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: plugin, args: ['--client-secret=exec-flag-value-6b6b', 'exec-arg-secret-5a5a'], env: [{ name: 'AWS_SECRET_ACCESS_KEY', value: 'exec-env-secret-1234' }, { name: 'REGION', value: 'eu-1' }] } },
   };
   const kubeconfig = path.join(tmp, 'kubeconfig');
   fs.writeFileSync(
@@ -86,7 +107,9 @@ describe('every credential kind of a kubeconfig is collected for masking', () =>
     }
     assert.ok(secrets.includes(Buffer.from(keyPem).toString('base64')), 'client-key-data');
     for (const line of keyPem.split('\n').filter((l) => l && !l.startsWith('-----'))) assert.ok(secrets.includes(line), `PEM line ${line.slice(0, 10)}…`);
-    assert.ok(!secrets.includes('public-id') && !secrets.includes('eu-1') && !secrets.includes('u'), 'not what is no secret');
+    assert.ok(secrets.includes('eu-1') && secrets.includes('exec-arg-secret-5a5a') && secrets.includes('exec-flag-value-6b6b'), "an exec plugin's env values and arguments, whatever their names");
+    assert.ok(!secrets.includes('--client-secret') && !secrets.includes('--client-secret=exec-flag-value-6b6b'), 'not the flag names');
+    assert.ok(!secrets.includes('public-id') && !secrets.includes('u'), 'not what is no secret');
   });
 
   it("an exec plugin's credential, once a request carries it", async () => {
