@@ -134,15 +134,18 @@ export async function minikubeVersion(opts: DockerCallOptions = {}): Promise<[nu
   return [Number(m[1]), Number(m[2]), Number(m[3])];
 }
 
-/** Does minikube's runtime already hold `ref`? (`minikube image ls`; a failure to list means "no".) */
-export async function minikubeHasImage(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<boolean> {
+/**
+ * The images the minikube profile's runtime holds (`minikube image ls -p <profile>`, v1.19+: one reference per
+ * line, cmd/minikube/cmd/image.go); undefined when minikube cannot list them.
+ */
+export async function minikubeImages(opts: DockerCallOptions & { profile?: string } = {}): Promise<string[] | undefined> {
   const args = ['image', 'ls'];
   if (opts.profile) args.push('-p', opts.profile);
   try {
     const r = await run('minikube', args, { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 60_000 });
-    return r.stdout.split('\n').some((l) => l.trim() === ref || l.trim() === `docker.io/${ref}`);
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   } catch (err) {
-    if (err instanceof PreflightError || err instanceof ExternalCommandError) return false;
+    if (err instanceof PreflightError || err instanceof ExternalCommandError) return undefined;
     throw err;
   }
 }

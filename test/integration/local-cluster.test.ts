@@ -295,7 +295,74 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.ok(!kc.contexts.some((c: any) => c.name === 'kind-meshdemo'));
     assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
   });
+
+  // the node simulator pulls only what a node could: a meshdemo/* image that kind did not load into THIS node
+  // stays ErrImagePull / ImagePullBackOff (test/support/node-simulator.ts)
+  const nodeImages = () => {
+    const file = path.join(sb.kindState, 'meshdemo', 'images.json');
+    return fs.existsSync(file) ? Object.keys(JSON.parse(fs.readFileSync(file, 'utf8'))) : [];
+  };
+  const useNewCluster = () => {
+    const kc = yaml.load(fs.readFileSync(path.join(sb.home, '.kube', 'config'), 'utf8')) as any;
+    const cluster = kc.clusters.find((c: any) => c.name === 'kind-meshdemo').cluster;
+    fs.writeFileSync(path.join(sb.tmp, 'ca.crt'), Buffer.from(cluster['certificate-authority-data'], 'base64'));
+    cp = { server: cluster.server, caFile: path.join(sb.tmp, 'ca.crt'), adminToken: kc.users.find((u: any) => u.name === 'kind-meshdemo').user.token };
+  };
+
+  it('up again after down: a new cluster, the images (still on the host) loaded into its node, the app ready', async () => {
+    const loadsBefore = kindCalls().filter((a) => a[0] === 'load').length;
+    const r = await meshdemo(upArgs());
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-4000));
+    const events = r.events();
+    assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 2);
+    const imagesStep = events.find((e) => e.type === 'step' && e.id === 'images' && e.status === 'done');
+    assert.equal(imagesStep?.message, '0 built, 3 unchanged', 'the host still had them: nothing rebuilt');
+    assert.equal(kindCalls().filter((a) => a[0] === 'load').length - loadsBefore, 3, 'each loaded into the new node');
+    useNewCluster();
+    const app = (await api('/apis/apps/v1/namespaces/default/deployments')).items.filter((d: any) => /^micro-/.test(d.metadata.name));
+    assert.equal(app.length, 3);
+    for (const d of app) {
+      assert.ok(nodeImages().includes(d.spec.template.spec.containers[0].image), `${d.metadata.name}'s image is on the node`);
+      assert.equal(d.status.availableReplicas, d.spec.replicas, `${d.metadata.name} ready`);
+    }
+  });
+
+  it('an image the node does not have: the pods wait in ErrImagePull/ImagePullBackOff, and up\'s diagnosis says so (exit 4)', async () => {
+    const images = SERVICES_FOR_TEST.map((s) => `${s}=meshdemo/${s}:not-loaded`);
+    const r = await meshdemo(['--timeout', '20s', 'up', '--yes', '--skip-build', ...images.flatMap((i) => ['--image', i]), '--istio-mirror', server.url, '--kind-mirror', server.url]);
+    assert.equal(r.code, 4, r.stderr + r.stdout.slice(-3000));
+    assert.match(r.stderr, /pod micro-api-[a-z0-9-]+: Pending — container micro-api: (ErrImagePull \(rpc error: code = Unknown desc = failed to pull and unpack image "docker\.io\/meshdemo\/micro-api:not-loaded": failed to resolve reference .*pull access denied|ImagePullBackOff \(Back-off pulling image "meshdemo\/micro-api:not-loaded"\))/);
+    assert.match(r.stderr, /event Failed: Failed to pull image "meshdemo\/micro-(api|order|pay):not-loaded": rpc error/);
+    const pod = (await api('/api/v1/namespaces/default/pods?labelSelector=app%3Dmicro-api')).items.find((p: any) => p.spec.containers[0].image === 'meshdemo/micro-api:not-loaded');
+    assert.equal(pod.status.phase, 'Pending');
+    assert.equal(pod.status.conditions.find((c: any) => c.type === 'Ready').status, 'False');
+  });
+
+  it('images removed from the node between runs: up loads them again and the app is ready', async () => {
+    fs.rmSync(path.join(sb.kindState, 'meshdemo', 'images.json')); // as `crictl rmi` on the node would
+    // the kubelet reports its runtime's images with the node status (here: on the simulator's next resync)
+    const listed = async () => (await api('/api/v1/nodes/meshdemo-control-plane')).status.images.flatMap((i: any) => i.names).filter((n: string) => n.startsWith('docker.io/meshdemo/'));
+    for (let i = 0; i < 60 && (await listed()).length; i++) await new Promise((res) => setTimeout(res, 500));
+    assert.deepEqual(await listed(), []);
+    const plan = await meshdemo(['plan', '--json']);
+    assert.equal(plan.code, 0, plan.stderr);
+    const step = plan.events().at(-1).steps.find((x: any) => x.id === 'images');
+    assert.equal(step.satisfied, false);
+    assert.match(step.detail, /not on the node\(s\) of kind cluster "meshdemo"/);
+    const r = await meshdemo(upArgs());
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-4000));
+    assert.equal(nodeImages().length, 3);
+    for (const name of ['micro-api', 'micro-order-v1', 'micro-pay']) {
+      const d = await api(`/apis/apps/v1/namespaces/default/deployments/${name}`);
+      assert.equal(d.status.availableReplicas, d.spec.replicas, `${name} ready`);
+    }
+    const d = await meshdemo(['down', '--yes']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(runningClusters(sb.kindState), []);
+  });
 });
+
+const SERVICES_FOR_TEST = ['micro-api', 'micro-order', 'micro-pay'];
 
 describe('local cluster: refusals before anything is created', { skip, timeout: 600_000 }, () => {
   let docker: DockerEnv;

@@ -34,7 +34,9 @@
  * that reports the node image's version (v1.19.16) on /version.
  *
  * Env:
- *   STANDIN_KIND_STATE=<dir>     where clusters live (required): <dir>/<name>/{config.yaml,node.json,images.json,node.log,pid}
+ *   STANDIN_KIND_STATE=<dir>     where clusters live (required): <dir>/<name>/{config.yaml,node.json,images.json,node.log,pid};
+ *                                the node's image store (test/support/node-simulator.ts): images.json (loaded by `kind load`,
+ *                                reference → image id), pulled.json and pulls.log (what its kubelet pulled from a registry)
  *   STANDIN_KIND_OWNER_PID=<pid> the node process stops by itself once this process is gone (no orphans when a test dies)
  *   STANDIN_KIND_LOG=<file>      one line per invocation: JSON array of argv
  *   STANDIN_KIND_VERSION=<v>     version `kind version` reports (default 0.17.0), to stand for another kind on PATH
@@ -598,7 +600,7 @@ function loadDockerImage(argv: string[]): void {
 async function runNode(name: string, image: string): Promise<void> {
   const dir = clusterDir(name);
   const { startControlPlane } = await import('./control-plane.js');
-  const { startNodeSimulator } = await import('./node-simulator.js');
+  const { createImageStore, startNodeSimulator } = await import('./node-simulator.js');
   const { startVersionProxy } = await import('./version-proxy.js');
   const configFile = path.join(dir, 'config.yaml');
   const config = loadConfig(fs.existsSync(configFile) ? configFile : undefined);
@@ -633,7 +635,9 @@ async function runNode(name: string, image: string): Promise<void> {
       servers.push(server);
     }
     cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath, { nodeName: `${name}-control-plane`, internalIP: NODE_ADDRESS });
+    // the node's containerd: what `kind load` put there (images.json), what it pulled itself (pulled.json, pulls.log)
+    const images = createImageStore({ loadedFile: path.join(dir, 'images.json'), pulledFile: path.join(dir, 'pulled.json'), pullLog: path.join(dir, 'pulls.log') });
+    sim = await startNodeSimulator(cp.kubeconfigPath, { nodeName: `${name}-control-plane`, internalIP: NODE_ADDRESS, images });
     // the API server answers /version with the node image's Kubernetes version, as the image's kube-apiserver would
     const version = /^kindest\/node:(v\d+\.\d+\.\d+)/.exec(image)?.[1];
     if (version) proxy = await startVersionProxy(cp, version);
