@@ -53,6 +53,7 @@ Examples:
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {
         for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
+        if (!ctx.dryRun && !ctx.settings.render) (await import('../core/cache-dir.js')).requireWritableCacheDir(ctx.options.cacheDir);
         const { runSteps } = await import('../core/runner.js');
         const { upSteps, LOCAL_STEP_IDS } = await import('../steps/index.js');
         const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));

@@ -58,6 +58,24 @@ export async function dockerVersion(opts: DockerCallOptions = {}): Promise<Docke
   return { client, server };
 }
 
+/**
+ * Docker 25.0.0's `docker save` writes archives that `kind load docker-image` cannot import (moby/moby#47150, fixed in
+ * 25.0.1): a message for that daemon version, else undefined.
+ */
+export function kindLoadBreakingDocker(serverVersion: string): string | undefined {
+  return serverVersion === '25.0.0' ? `Docker 25.0.0's docker save breaks kind load docker-image (moby/moby#47150)` : undefined;
+}
+
+/**
+ * The first line of `docker -v`: kind v0.17.0 takes `docker` for Docker only when it starts with "Docker version"
+ * (pkg/cluster/internal/providers/docker/util.go IsAvailable); Podman's docker shim prints "podman version …", and
+ * kind then switches to its experimental Podman provider (pkg/cluster/provider.go DetectNodeProvider).
+ */
+export async function dockerCliBanner(opts: DockerCallOptions = {}): Promise<string> {
+  const r = await run(DOCKER, ['-v'], { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 20_000 });
+  return r.stdout.split('\n')[0].trim();
+}
+
 /** Is this image (name:tag or id) in the daemon's local image store? Read-only. */
 export async function imageExists(ref: string, opts: DockerCallOptions = {}): Promise<boolean> {
   return (await imageId(ref, opts)) !== undefined;
@@ -102,7 +120,10 @@ export async function build(b: BuildOptions, opts: DockerCallOptions = {}): Prom
   for (const [k, v] of Object.entries(b.labels ?? {})) args.push('--label', `${k}=${v}`);
   if (b.contextTar === undefined && b.contextDir === undefined) throw new Error('docker build needs a context');
   args.push(b.contextTar ? '-' : b.contextDir!);
-  await run(DOCKER, args, opts, b.contextTar ? { input: b.contextTar } : {});
+  // buildx (the default builder since Docker 23) attaches provenance attestations to the image, which `kind load`
+  // then cannot import from the containerd image store ("content digest … not found", kubernetes-sigs/kind#3795);
+  // the legacy builder ignores this variable
+  await run(DOCKER, args, { ...opts, env: { BUILDX_NO_DEFAULT_ATTESTATIONS: '1', ...opts.env } }, b.contextTar ? { input: b.contextTar } : {});
 }
 
 export async function tag(source: string, target: string, opts: DockerCallOptions = {}): Promise<void> {

@@ -102,6 +102,8 @@ export async function dockerPreflight(ctx: Context<UpSettings>): Promise<docker.
   const version = await docker.dockerVersion({ signal: ctx.signal });
   ctx.log.debug(`docker client ${version.client}, daemon ${version.server}`);
   const target = await resolveTarget(ctx, { ask: false });
+  const breaking = target?.kind === 'kind' ? docker.kindLoadBreakingDocker(version.server) : undefined;
+  if (breaking) throw new PreflightError(breaking, { hint: 'upgrade Docker to 25.0.1 or later, or pass --registry to push the images to a registry instead' });
   if (target?.kind === 'kind' || target?.kind === 'minikube') {
     const binary = target.kind === 'kind' ? kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local) : undefined;
     if (!(await docker.toolAnswers(target.kind, { signal: ctx.signal, binary }))) {

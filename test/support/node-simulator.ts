@@ -45,6 +45,8 @@ export interface NodeSimulatorOptions {
   kubeletPort?: number; // status.daemonEndpoints.kubeletEndpoint.Port (default 10250): where a kubelet stand-in listens
   hostnameAddress?: boolean; // list a Hostname address (default true); the API server dials it first for logs/exec
   images?: NodeImageStore; // the node's container runtime (default: an empty one, see createImageStore)
+  architecture?: string; // default amd64 (nodeInfo.architecture and the kubernetes.io/arch labels)
+  nodeReady?: boolean; // default true; false: the Node stays NotReady as a kubelet without a CNI reports it
 }
 
 /** A node's container runtime as the kubelet sees it: the images it holds, and pulling one. */
@@ -275,9 +277,9 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
       labels: {
         'kubernetes.io/hostname': nodeName,
         'kubernetes.io/os': 'linux',
-        'kubernetes.io/arch': 'amd64',
+        'kubernetes.io/arch': opts.architecture ?? 'amd64',
         'beta.kubernetes.io/os': 'linux',
-        'beta.kubernetes.io/arch': 'amd64',
+        'beta.kubernetes.io/arch': opts.architecture ?? 'amd64',
         type: 'meshdemo-simulated',
       },
     },
@@ -307,7 +309,9 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
           cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
           cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
           cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
-          cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
+          opts.nodeReady === false
+            ? cond('Ready', 'False', 'KubeletNotReady', 'runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized')
+            : cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
         ],
         nodeInfo: {
           machineID: fakeDigest(nodeName).slice(0, 32),
@@ -319,7 +323,7 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
           kubeletVersion: 'v1.20.2',
           kubeProxyVersion: 'v1.20.2',
           operatingSystem: 'linux',
-          architecture: 'amd64',
+          architecture: opts.architecture ?? 'amd64',
         },
         daemonEndpoints: { kubeletEndpoint: { Port: opts.kubeletPort ?? 10250 } },
         images: nodeImages(),
