@@ -11,7 +11,7 @@ export function requireWritableCacheDir(dir: string): void {
   const refuse = (why: string) =>
     new UsageError(`the cache dir ${dir} is not writable (${why})`, { hint: 'pass a writable directory with --cache-dir (or MESHDEMO_CACHE_DIR)' });
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(path.resolve(dir));
   } catch (err) {
     throw refuse(describe(err));
   }
@@ -21,6 +21,19 @@ export function requireWritableCacheDir(dir: string): void {
   } catch (err) {
     throw refuse(describe(err));
   }
+}
+
+/**
+ * `mkdir -p`, one level at a time: Node's recursive mkdir never returns under /proc (mkdir there fails with ENOENT
+ * while the parent exists, and it retries forever).
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) {
+    missing.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing) fs.mkdirSync(d);
 }
 
 function describe(err: unknown): string {

@@ -135,6 +135,28 @@ export async function push(ref: string, opts: DockerCallOptions = {}): Promise<v
   await run(DOCKER, ['push', ref], opts);
 }
 
+/**
+ * `docker pull --platform <platform> <ref>` (credentials: whatever `docker login` left). Docker Hub's pull limit
+ * (anonymous: by address, Docker's usage docs) answers `toomanyrequests`: an error that names `docker login`.
+ */
+export async function pull(ref: string, platform: string | undefined, opts: DockerCallOptions = {}): Promise<void> {
+  const args = ['pull'];
+  if (platform) args.push('--platform', platform);
+  args.push(ref);
+  try {
+    await run(DOCKER, args, opts);
+  } catch (err) {
+    if (err instanceof ExternalCommandError && err.details.some((d) => /toomanyrequests/i.test(d))) {
+      throw new ExternalCommandError(`docker pull ${ref} was refused by the registry's pull rate limit (toomanyrequests)`, {
+        hint: 'run `docker login` (an account gets a higher limit than anonymous pulls), or wait for the limit to reset, then re-run meshdemo up',
+        details: err.details,
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
 /** `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). */
 export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions & { kind?: string } = {}): Promise<void> {
   await run(opts.kind ?? 'kind', ['load', 'docker-image', ref, '--name', cluster], opts);

@@ -4,6 +4,7 @@ import { ExternalCommandError, InterruptedError, PreflightError, UsageError } fr
 import type { CheckResult, Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { contextArchive, planContext, type ContextPlan } from '../images/context.js';
+import { imagesOnEveryNode, normalizeReference } from '../images/cluster-images.js';
 import { kindBinaryFor } from '../kind/state.js';
 import { parseRegistry, SERVICES, type ServiceName, type UpSettings } from '../settings.js';
 
@@ -231,26 +232,6 @@ async function planAll(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { 
   return out;
 }
 
-/**
- * `docker.io/library/x:latest` for `x`: the name a node's container runtime lists an image under (distribution's
- * normalisation, as containerd and the kubelet use it; kind's docker-image.go sanitizeImage does the same).
- */
-export function normalizeReference(ref: string): string {
-  const { host, repository, tag } = splitReference(ref);
-  return `${host === 'registry-1.docker.io' ? 'docker.io' : host}/${repository}:${tag}`;
-}
-
-/**
- * The images every node's container runtime holds, as its kubelet reports them (Node .status.images: the names of
- * each image the runtime lists, pkg/kubelet/nodestatus/setters.go Images — at most 50 per node, the largest first,
- * refreshed with the node status): what kind or minikube loaded into the nodes, not what the host's Docker has.
- */
-async function imagesOnEveryNode(ctx: Context<UpSettings>): Promise<{ nodes: number; has(ref: string): boolean }> {
-  const nodes = await (await ctx.kube()).list('v1', 'Node');
-  const perNode = nodes.map((n) => new Set<string>((n.status?.images ?? []).flatMap((i: any) => (i.names ?? []) as string[]).map((name: string) => (name.includes('@') ? name : normalizeReference(name)))));
-  return { nodes: nodes.length, has: (ref) => perNode.length > 0 && perNode.every((held) => held.has(normalizeReference(ref))) };
-}
-
 /** Read-only: in the registry (HTTP API); for kind and minikube, on the cluster's node(s) (best effort). */
 async function published(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>, planned: Planned[]): Promise<Presence[]> {
   if (target.kind === 'registry') return Promise.all(planned.map((p) => registryHas(p.ref, { signal: ctx.signal })));
@@ -259,7 +240,7 @@ async function published(ctx: Context<UpSettings>, target: Exclude<ImageTarget, 
     const held = new Set(listed?.map(normalizeReference));
     return planned.map((p) => (listed === undefined ? 'unknown' : held.has(normalizeReference(p.ref)) ? 'present' : 'absent'));
   }
-  const nodes = await imagesOnEveryNode(ctx);
+  const nodes = await imagesOnEveryNode(await ctx.kube());
   return planned.map((p) => (nodes.has(p.ref) ? 'present' : 'absent'));
 }
 

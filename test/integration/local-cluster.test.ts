@@ -22,6 +22,9 @@ import { writeState } from '../../src/kind/state.js';
 import { skipUnless } from '../support/requirements.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
+/** What Istio 1.8.4's demo profile and the default addons run, as their manifests name them; Kiali's pull policy is Always. */
+const PRELOADED = ['docker.io/istio/pilot:1.8.4', 'docker.io/istio/proxyv2:1.8.4', 'grafana/grafana:7.2.1', 'docker.io/jaegertracing/all-in-one:1.20', 'jimmidyson/configmap-reload:v0.4.0', 'prom/prometheus:v2.21.0'];
+const KIALI = 'quay.io/kiali/kiali:v1.26';
 const skip = skipUnless('control-plane', 'docker');
 
 /** The kind release as GitHub serves it: kind-linux-amd64 and kind-linux-amd64.sha256sum (`<hex>  <name>`). */
@@ -76,6 +79,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
   const api = async (p: string) => JSON.parse((await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, path: p })).body);
   const kindCalls = () => readLines(sb.kindLog).filter((argv) => argv[0] !== '__node');
   /** The tests' own requests use the control plane's admin token, which the stand-in's node keeps (never the kubeconfig). */
+  /** What the stand-in's node pulled from a registry itself (its kubelet; test/support/node-simulator.ts), distinct. */
+  const registryPulls = () => [...new Set(readLines(path.join(sb.kindState, 'meshdemo', 'pulls.log')).map((l) => l.pulled))].sort();
   const nodeAdminToken = () => JSON.parse(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'node.json'), 'utf8')).adminToken;
 
   before(async () => {
@@ -84,6 +89,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path, ...kindRelease() });
     docker = await startDockerEnv();
     sb.env.DOCKER_HOST = docker.dockerHost;
+    // the host already pulled Istio's and the addons' images (nothing can be pulled here): the base image under their names
+    for (const ref of PRELOADED) await docker.docker(['tag', docker.baseImage, ref]);
   });
   after(async () => {
     await stopStandinClusters(sb?.kindState);
@@ -99,7 +106,14 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const done = events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
     assert.deepEqual(done.slice(0, 3), ['local-preflight', 'kind-download', 'local-cluster']);
     // the Istio half may finish in any order (its steps run side by side); the app half starts after all of it
-    assert.deepEqual([...done.slice(3, -3)].sort(), ['preflight', 'tools-preflight', 'istio-download', 'istio-namespace', 'istio-install', 'gateway-ports', 'namespace-label', 'addons', 'dashboards'].sort());
+    assert.deepEqual([...done.slice(3, -3)].sort(), ['preflight', 'tools-preflight', 'istio-download', 'cluster-images', 'istio-namespace', 'istio-install', 'gateway-ports', 'namespace-label', 'addons', 'dashboards'].sort());
+    // Istio's and the addons' images went into the node before istioctl and the addons ran, one by one with progress;
+    // the node pulled from a registry only Kiali (imagePullPolicy Always), which meshdemo names
+    const progress = events.filter((e) => e.type === 'log').map((e) => /^\((\d+)\/(\d+)\) loading (\S+) into kind cluster "meshdemo"$/.exec(e.message)).filter((m) => m);
+    assert.deepEqual(progress.map((m) => `${m![1]}/${m![2]}`), PRELOADED.map((_, i) => `${i + 1}/${PRELOADED.length}`));
+    assert.deepEqual(progress.map((m) => m![3]).sort(), [...PRELOADED].sort());
+    assert.ok(events.some((e) => e.type === 'log' && e.level === 'note' && e.message.startsWith(`${KIALI} (addon kiali) has imagePullPolicy Always`)));
+    assert.deepEqual(registryPulls(), [KIALI]);
     assert.deepEqual(done.slice(-3), ['images', 'app-deploy', 'gateway-url']);
 
     assert.match(events.find((e) => e.id === 'preflight' && e.status === 'done').message, /^v1\.19\.16 at https:\/\/127\.0\.0\.1:\d+, context "kind-meshdemo"$/);
@@ -157,7 +171,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
 
     // the images went in with kind load (no registry), and meshdemo's record says it created the cluster
     const loaded = JSON.parse(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'images.json'), 'utf8'));
-    assert.deepEqual(Object.keys(loaded).map((ref) => ref.split(':')[0]).sort(), ['meshdemo/micro-api', 'meshdemo/micro-order', 'meshdemo/micro-pay']);
+    assert.deepEqual(Object.keys(loaded).filter((ref) => ref.startsWith('meshdemo/')).map((ref) => ref.split(':')[0]).sort(), ['meshdemo/micro-api', 'meshdemo/micro-order', 'meshdemo/micro-pay']);
+    assert.deepEqual(Object.keys(loaded).filter((ref) => !ref.startsWith('meshdemo/')).sort(), [...PRELOADED].sort());
     const d = await api('/apis/apps/v1/namespaces/default/deployments/micro-api');
     assert.ok(Object.keys(loaded).includes(d.spec.template.spec.containers[0].image));
     const state = JSON.parse(fs.readFileSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json'), 'utf8'));
@@ -322,7 +337,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 2);
     const imagesStep = events.find((e) => e.type === 'step' && e.id === 'images' && e.status === 'done');
     assert.equal(imagesStep?.message, '0 built, 3 unchanged', 'the host still had them: nothing rebuilt');
-    assert.equal(kindCalls().filter((a) => a[0] === 'load').length - loadsBefore, 3, 'each loaded into the new node');
+    assert.equal(kindCalls().filter((a) => a[0] === 'load').length - loadsBefore, 3 + PRELOADED.length, 'each loaded into the new node');
+    assert.deepEqual(registryPulls(), [KIALI], 'the second cluster pulled nothing from a registry but Kiali (pull policy Always)');
     useNewCluster();
     const app = (await api('/apis/apps/v1/namespaces/default/deployments')).items.filter((d: any) => /^micro-/.test(d.metadata.name));
     assert.equal(app.length, 3);
@@ -627,7 +643,7 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     const sb = box();
     const file = path.join(sb.tmp, 'a-file');
     fs.writeFileSync(file, '');
-    for (const [dir, why] of [['/proc/meshdemo-cache', 'mkdir: ENOENT'], [file, 'mkdir: EEXIST']]) {
+    for (const [dir, why] of [['/proc/meshdemo-cache', 'mkdir: ENOENT'], [file, 'not a directory']]) {
       const r = await runMeshdemo(['--cache-dir', dir, 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
       assert.equal(r.code, 2, r.stderr);
       assert.deepEqual(errorLines(r.stderr), [`error: the cache dir ${dir} is not writable (${why}) — pass a writable directory with --cache-dir (or MESHDEMO_CACHE_DIR)`]);

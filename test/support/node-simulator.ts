@@ -53,8 +53,8 @@ export interface NodeSimulatorOptions {
 export interface NodeImageStore {
   /** The references it holds, normalised (docker.io/library/x:latest). */
   list(): string[];
-  /** Pulls `ref`: undefined once held, else the runtime's error (as containerd words it). */
-  pull(ref: string): Promise<string | undefined>;
+  /** Pulls `ref` (held already: nothing, unless `always`): undefined once held, else the runtime's error (as containerd words it). */
+  pull(ref: string, opts?: { always?: boolean }): Promise<string | undefined>;
 }
 
 /**
@@ -124,9 +124,9 @@ export function createImageStore(opts: { loadedFile?: string; pulledFile?: strin
   };
   return {
     list,
-    async pull(ref) {
+    async pull(ref, pullOpts = {}) {
       const n = normalizeImageRef(ref);
-      if (list().includes(n)) return undefined;
+      if (!pullOpts.always && list().includes(n)) return undefined;
       const host = registryHost(n);
       // containerd's words (remotes/docker/resolver.go) under the CRI's "failed to pull and unpack image"
       const failed = (why: string) => `rpc error: code = Unknown desc = failed to pull and unpack image "${n}": failed to resolve reference "${n}": ${why}`;
@@ -376,7 +376,8 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
         continue;
       }
       lastTry.set(key, Date.now());
-      const error = images.list().includes(normalizeImageRef(image)) ? undefined : await images.pull(image);
+      // imagePullPolicy Always: the kubelet pulls whatever the node holds (images/image_manager.go shouldPullImage)
+      const error = c.imagePullPolicy !== 'Always' && images.list().includes(normalizeImageRef(image)) ? undefined : await images.pull(image, { always: c.imagePullPolicy === 'Always' });
       if (!error) {
         pullFailures.delete(key);
         continue;
