@@ -48,11 +48,16 @@ Examples:
   meshdemo up --registry 127.0.0.1:5000/micro-service
   meshdemo up --context kind-mesh           (kind: images are loaded with kind load)
   meshdemo up --no-app --yes --json         (CI: no prompts, NDJSON progress)
-  meshdemo up --istio-archive ./istio-1.8.4-linux-amd64.tar.gz`,
+  meshdemo up --istio-archive ./istio-1.8.4-linux-amd64.tar.gz
+
+The local kind cluster needs an amd64 Docker engine (Istio 1.8.4 has no arm64 images): an arm64/aarch64 engine,
+Docker 25.0.0 (its docker save breaks kind load) and Podman's docker shim are refused with exit 3 before anything
+is downloaded or created. Istio's and the addons' images are pulled once on the host and loaded into the node.`,
     )
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {
         for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
+        if (!ctx.dryRun && !ctx.settings.render) (await import('../core/cache-dir.js')).requireWritableCacheDir(ctx.options.cacheDir);
         const { runSteps } = await import('../core/runner.js');
         const { upSteps, LOCAL_STEP_IDS } = await import('../steps/index.js');
         const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));

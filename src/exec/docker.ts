@@ -58,6 +58,24 @@ export async function dockerVersion(opts: DockerCallOptions = {}): Promise<Docke
   return { client, server };
 }
 
+/**
+ * Docker 25.0.0's `docker save` writes archives that `kind load docker-image` cannot import (moby/moby#47150, fixed in
+ * 25.0.1): a message for that daemon version, else undefined.
+ */
+export function kindLoadBreakingDocker(serverVersion: string): string | undefined {
+  return serverVersion === '25.0.0' ? `Docker 25.0.0's docker save breaks kind load docker-image (moby/moby#47150)` : undefined;
+}
+
+/**
+ * The first line of `docker -v`: kind v0.17.0 takes `docker` for Docker only when it starts with "Docker version"
+ * (pkg/cluster/internal/providers/docker/util.go IsAvailable); Podman's docker shim prints "podman version …", and
+ * kind then switches to its experimental Podman provider (pkg/cluster/provider.go DetectNodeProvider).
+ */
+export async function dockerCliBanner(opts: DockerCallOptions = {}): Promise<string> {
+  const r = await run(DOCKER, ['-v'], { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 20_000 });
+  return r.stdout.split('\n')[0].trim();
+}
+
 /** Is this image (name:tag or id) in the daemon's local image store? Read-only. */
 export async function imageExists(ref: string, opts: DockerCallOptions = {}): Promise<boolean> {
   return (await imageId(ref, opts)) !== undefined;
@@ -102,7 +120,10 @@ export async function build(b: BuildOptions, opts: DockerCallOptions = {}): Prom
   for (const [k, v] of Object.entries(b.labels ?? {})) args.push('--label', `${k}=${v}`);
   if (b.contextTar === undefined && b.contextDir === undefined) throw new Error('docker build needs a context');
   args.push(b.contextTar ? '-' : b.contextDir!);
-  await run(DOCKER, args, opts, b.contextTar ? { input: b.contextTar } : {});
+  // buildx (the default builder since Docker 23) attaches provenance attestations to the image, which `kind load`
+  // then cannot import from the containerd image store ("content digest … not found", kubernetes-sigs/kind#3795);
+  // the legacy builder ignores this variable
+  await run(DOCKER, args, { ...opts, env: { BUILDX_NO_DEFAULT_ATTESTATIONS: '1', ...opts.env } }, b.contextTar ? { input: b.contextTar } : {});
 }
 
 export async function tag(source: string, target: string, opts: DockerCallOptions = {}): Promise<void> {
@@ -112,6 +133,28 @@ export async function tag(source: string, target: string, opts: DockerCallOption
 /** `docker push`; authentication is whatever `docker login` left in the CLI's config. */
 export async function push(ref: string, opts: DockerCallOptions = {}): Promise<void> {
   await run(DOCKER, ['push', ref], opts);
+}
+
+/**
+ * `docker pull --platform <platform> <ref>` (credentials: whatever `docker login` left). Docker Hub's pull limit
+ * (anonymous: by address, Docker's usage docs) answers `toomanyrequests`: an error that names `docker login`.
+ */
+export async function pull(ref: string, platform: string | undefined, opts: DockerCallOptions = {}): Promise<void> {
+  const args = ['pull'];
+  if (platform) args.push('--platform', platform);
+  args.push(ref);
+  try {
+    await run(DOCKER, args, opts);
+  } catch (err) {
+    if (err instanceof ExternalCommandError && err.details.some((d) => /toomanyrequests/i.test(d))) {
+      throw new ExternalCommandError(`docker pull ${ref} was refused by the registry's pull rate limit (toomanyrequests)`, {
+        hint: 'run `docker login` (an account gets a higher limit than anonymous pulls), or wait for the limit to reset, then re-run meshdemo up',
+        details: err.details,
+        cause: err,
+      });
+    }
+    throw err;
+  }
 }
 
 /** `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). */
@@ -134,15 +177,18 @@ export async function minikubeVersion(opts: DockerCallOptions = {}): Promise<[nu
   return [Number(m[1]), Number(m[2]), Number(m[3])];
 }
 
-/** Does minikube's runtime already hold `ref`? (`minikube image ls`; a failure to list means "no".) */
-export async function minikubeHasImage(ref: string, opts: DockerCallOptions & { profile?: string } = {}): Promise<boolean> {
+/**
+ * The images the minikube profile's runtime holds (`minikube image ls -p <profile>`, v1.19+: one reference per
+ * line, cmd/minikube/cmd/image.go); undefined when minikube cannot list them.
+ */
+export async function minikubeImages(opts: DockerCallOptions & { profile?: string } = {}): Promise<string[] | undefined> {
   const args = ['image', 'ls'];
   if (opts.profile) args.push('-p', opts.profile);
   try {
     const r = await run('minikube', args, { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 60_000 });
-    return r.stdout.split('\n').some((l) => l.trim() === ref || l.trim() === `docker.io/${ref}`);
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   } catch (err) {
-    if (err instanceof PreflightError || err instanceof ExternalCommandError) return false;
+    if (err instanceof PreflightError || err instanceof ExternalCommandError) return undefined;
     throw err;
   }
 }

@@ -23,10 +23,24 @@ export async function kindVersion(bin: string, opts: KindCallOptions = {}): Prom
   }
 }
 
-/** `kind get clusters`: one name per line on stdout ("No kind clusters found." goes to stderr). */
+/**
+ * `kind get clusters`: one name per line on stdout ("No kind clusters found." goes to stderr). kind lists the node
+ * containers with `docker ps -a`, so it fails (exit 1, "failed to list clusters") when Docker does not answer: that
+ * is an error here, never "no cluster" (pkg/cluster/internal/providers/docker/provider.go ListClusters at v0.17.0).
+ */
 export async function kindClusters(bin: string, opts: KindCallOptions = {}): Promise<string[]> {
-  const r = await runCommand(bin, ['get', 'clusters'], { signal: opts.signal, env: opts.env, timeoutMs: opts.timeoutMs ?? 30_000 });
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  try {
+    const r = await runCommand(bin, ['get', 'clusters'], { signal: opts.signal, env: opts.env, timeoutMs: opts.timeoutMs ?? 30_000 });
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  } catch (err) {
+    if (!(err instanceof ExternalCommandError)) throw err;
+    const why = err.details.find((d) => d.startsWith('ERROR: '))?.slice('ERROR: '.length);
+    throw new ExternalCommandError(`kind get clusters failed${why ? `: ${why}` : ''}, so meshdemo cannot tell which kind clusters exist`, {
+      hint: 'check that Docker answers (`docker ps`; start Docker or fix DOCKER_HOST / `docker context`), then run meshdemo again',
+      details: err.details,
+      cause: err,
+    });
+  }
 }
 
 export interface CreateClusterOptions {

@@ -22,7 +22,9 @@ export function toState(namespace: string, name: string, d: KubeObject | undefin
   const available = status.availableReplicas ?? 0;
   const upToDate = status.updatedReplicas ?? 0;
   const observed = (status.observedGeneration ?? 0) >= (d.metadata.generation ?? 0);
-  return { name, namespace, present: true, desired, available, ready: observed && available >= desired && upToDate >= desired };
+  // as `kubectl rollout status`: old pods still counted means the rollout is not done (they may be what is available)
+  const noOldPods = (status.replicas ?? 0) <= desired;
+  return { name, namespace, present: true, desired, available, ready: observed && available >= desired && upToDate >= desired && noOldPods };
 }
 
 /** Why a Deployment is not ready: its pods' waiting reasons, scheduling failures and the last warning events. */

@@ -88,7 +88,7 @@ export const addons: Step<Settings> = {
   id: 'addons',
   title: 'Apply addons (Prometheus, Grafana, Jaeger, Kiali)',
   // applied while istioctl installs and waits for Istio to be ready: they need only the release and istio-system
-  after: ['preflight', 'istio-download', 'istio-namespace'],
+  after: ['preflight', 'istio-download', 'cluster-images', 'istio-namespace'],
   async check(ctx) {
     const reads = await ctx.reads();
     if (!fs.existsSync(releaseDir(ctx.options.cacheDir, ctx.settings.istioVersion))) {

@@ -4,6 +4,7 @@ import { ExternalCommandError, InterruptedError, PreflightError, UsageError } fr
 import type { CheckResult, Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { contextArchive, planContext, type ContextPlan } from '../images/context.js';
+import { imagesOnEveryNode, normalizeReference } from '../images/cluster-images.js';
 import { kindBinaryFor } from '../kind/state.js';
 import { parseRegistry, SERVICES, type ServiceName, type UpSettings } from '../settings.js';
 
@@ -23,9 +24,6 @@ export type ImageTarget =
 /** Local name of every built image, whatever the target (so a registry change re-tags instead of rebuilding). */
 export const LOCAL_REPO = 'meshdemo';
 
-/** Registries typed at the prompt, per settings object: asked once per run, reused by app-deploy. */
-const answered = new WeakMap<object, string>();
-
 function registryValidator(v: string): true | string {
   try {
     parseRegistry(v.trim());
@@ -43,8 +41,6 @@ export async function resolveTarget(ctx: Context<UpSettings>, opts: { ask: boole
   const s = ctx.settings;
   if (s.skipBuild) return { kind: 'prebuilt' };
   if (s.registry) return { kind: 'registry', registry: s.registry };
-  const typed = answered.get(s);
-  if (typed) return { kind: 'registry', registry: typed };
   const contextName = (await ctx.kube()).contextName;
   if (contextName.startsWith('kind-') && contextName.length > 'kind-'.length) return { kind: 'kind', cluster: contextName.slice('kind-'.length) };
   // minikube names the context after the profile; every profile's cluster entry carries its extension
@@ -55,9 +51,9 @@ export async function resolveTarget(ctx: Context<UpSettings>, opts: { ask: boole
     '--registry',
     registryValidator,
   );
-  const registry = parseRegistry(value.trim());
-  answered.set(s, registry);
-  return { kind: 'registry', registry };
+  // the answer stands for --registry from now on: asked once per run, app-deploy deploys from it
+  s.registry = parseRegistry(value.trim());
+  return { kind: 'registry', registry: s.registry };
 }
 
 function refFor(target: Exclude<ImageTarget, { kind: 'prebuilt' }>, service: ServiceName, tag: string): string {
@@ -84,13 +80,14 @@ function describeTarget(target: ImageTarget): string {
 export async function resolveImages(ctx: Context<UpSettings>): Promise<Record<ServiceName, string>> {
   const target = await resolveTarget(ctx, { ask: true });
   const out = {} as Record<ServiceName, string>;
+  const platform = !target || target.kind === 'prebuilt' ? undefined : (await nodePlatforms(ctx)).platform;
   for (const service of SERVICES) {
     if (!target || target.kind === 'prebuilt') {
       const ref = ctx.settings.images[service];
       if (!ref) throw new UsageError(`--skip-build needs an --image for ${service}`, { hint: 'pass --image SERVICE=IMAGE for each service' });
       out[service] = ref;
     } else {
-      out[service] = refFor(target, service, (await planFor(ctx, service)).tag);
+      out[service] = refFor(target, service, (await planFor(ctx, service, platform)).tag);
     }
   }
   return out;
@@ -106,6 +103,8 @@ export async function dockerPreflight(ctx: Context<UpSettings>): Promise<docker.
   const version = await docker.dockerVersion({ signal: ctx.signal });
   ctx.log.debug(`docker client ${version.client}, daemon ${version.server}`);
   const target = await resolveTarget(ctx, { ask: false });
+  const breaking = target?.kind === 'kind' ? docker.kindLoadBreakingDocker(version.server) : undefined;
+  if (breaking) throw new PreflightError(breaking, { hint: 'upgrade Docker to 25.0.1 or later, or pass --registry to push the images to a registry instead' });
   if (target?.kind === 'kind' || target?.kind === 'minikube') {
     const binary = target.kind === 'kind' ? kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local) : undefined;
     if (!(await docker.toolAnswers(target.kind, { signal: ctx.signal, binary }))) {
@@ -197,35 +196,25 @@ export async function registryHas(ref: string, opts: { timeoutMs?: number; signa
 
 const MINIKUBE_PROVIDER = 'minikube.sigs.k8s.io';
 
-const platforms = new WeakMap<object, Promise<string | undefined>>();
-
 /**
  * `linux/<arch>` of the cluster's nodes (.status.nodeInfo.architecture), so an image built on an arm64 laptop
  * runs on amd64 nodes (Istio 1.8.4's proxy is amd64-only) and the other way round; undefined when the nodes do
- * not say (the build machine's own platform is used then).
+ * not say (the build machine's own platform is used then). `mixed` names the architectures when there are several.
  */
-export function imagePlatform(ctx: Context<UpSettings>): Promise<string | undefined> {
-  let p = platforms.get(ctx.settings);
-  if (!p) {
-    p = (async () => {
-      const nodes = await (await ctx.kube()).list('v1', 'Node');
-      const counts = new Map<string, number>();
-      for (const n of nodes) {
-        const arch = n.status?.nodeInfo?.architecture;
-        if (arch) counts.set(arch, (counts.get(arch) ?? 0) + 1);
-      }
-      const ranked = [...counts].sort((a, b) => b[1] - a[1]);
-      if (!ranked.length) return undefined;
-      if (ranked.length > 1) ctx.log.warn(`the nodes have several architectures (${ranked.map(([a, c]) => `${c}× ${a}`).join(', ')}): building for linux/${ranked[0][0]}`);
-      return `linux/${ranked[0][0]}`;
-    })();
-    platforms.set(ctx.settings, p);
+export async function nodePlatforms(ctx: Context<UpSettings>): Promise<{ platform?: string; mixed?: string }> {
+  const nodes = await (await ctx.kube()).list('v1', 'Node');
+  const counts = new Map<string, number>();
+  for (const n of nodes) {
+    const arch = n.status?.nodeInfo?.architecture;
+    if (arch) counts.set(arch, (counts.get(arch) ?? 0) + 1);
   }
-  return p;
+  const ranked = [...counts].sort((a, b) => b[1] - a[1]);
+  if (!ranked.length) return {};
+  return { platform: `linux/${ranked[0][0]}`, mixed: ranked.length > 1 ? ranked.map(([a, c]) => `${c}× ${a}`).join(', ') : undefined };
 }
 
-function planFor(ctx: Context<UpSettings>, service: ServiceName) {
-  return imagePlatform(ctx).then((platform) => planContext(service, ctx.settings.baseImage, ctx.settings.sources, platform));
+function planFor(ctx: Context<UpSettings>, service: ServiceName, platform: string | undefined) {
+  return planContext(service, ctx.settings.baseImage, ctx.settings.sources, platform);
 }
 
 interface Planned {
@@ -234,23 +223,25 @@ interface Planned {
   ref: string;
 }
 
-async function planAll(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>): Promise<Planned[]> {
+async function planAll(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>, platform: string | undefined): Promise<Planned[]> {
   const out: Planned[] = [];
   for (const service of SERVICES) {
-    const { tag } = await planFor(ctx, service);
+    const { tag } = await planFor(ctx, service, platform);
     out.push({ service, tag, ref: refFor(target, service, tag) });
   }
   return out;
 }
 
-/** Read-only: in the registry (HTTP API), or in the local daemon for kind / minikube (best effort). */
-async function published(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>, p: Planned): Promise<Presence> {
-  if (target.kind === 'registry') return registryHas(p.ref, { signal: ctx.signal });
-  try {
-    return (await docker.imageExists(p.ref, { signal: ctx.signal, timeoutMs: 15_000 })) ? 'present' : 'absent';
-  } catch {
-    return 'unknown';
+/** Read-only: in the registry (HTTP API); for kind and minikube, on the cluster's node(s) (best effort). */
+async function published(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>, planned: Planned[]): Promise<Presence[]> {
+  if (target.kind === 'registry') return Promise.all(planned.map((p) => registryHas(p.ref, { signal: ctx.signal })));
+  if (target.kind === 'minikube') {
+    const listed = await docker.minikubeImages({ signal: ctx.signal, profile: target.profile });
+    const held = new Set(listed?.map(normalizeReference));
+    return planned.map((p) => (listed === undefined ? 'unknown' : held.has(normalizeReference(p.ref)) ? 'present' : 'absent'));
   }
+  const nodes = await imagesOnEveryNode(await ctx.kube());
+  return planned.map((p) => (nodes.has(p.ref) ? 'present' : 'absent'));
 }
 
 export const images: Step<UpSettings> = {
@@ -273,15 +264,17 @@ export const images: Step<UpSettings> = {
       };
     }
     if (target.kind === 'prebuilt') return { satisfied: true };
-    const planned = await planAll(ctx, target);
-    const presence = await Promise.all(planned.map((p) => published(ctx, target, p)));
+    const planned = await planAll(ctx, target, (await nodePlatforms(ctx)).platform);
+    const presence = await published(ctx, target, planned);
     const missing = planned.filter((_, i) => presence[i] !== 'present');
+    const where = target.kind === 'registry' ? `in ${describeTarget(target)}` : `on the node(s) of ${describeTarget(target)}`;
     if (!missing.length) {
-      return { satisfied: true, detail: `all ${planned.length} images are in ${describeTarget(target)}: ${planned.map((p) => p.ref).join(', ')}` };
+      return { satisfied: true, detail: `all ${planned.length} images are ${where}: ${planned.map((p) => p.ref).join(', ')}` };
     }
+    const unknown = target.kind === 'registry' ? 'registry state unknown' : 'node state unknown';
     return {
       satisfied: false,
-      detail: `to build and publish to ${describeTarget(target)}: ${missing.map((p) => `${p.service} (${p.tag}${presence[planned.indexOf(p)] === 'unknown' ? ', registry state unknown' : ''})`).join(', ')}`,
+      detail: `to build and ${target.kind === 'registry' ? 'publish to' : 'load into'} ${describeTarget(target)} (not ${where}): ${missing.map((p) => `${p.service} (${p.tag}${presence[planned.indexOf(p)] === 'unknown' ? `, ${unknown}` : ''})`).join(', ')}`,
     };
   },
 
@@ -292,7 +285,8 @@ export const images: Step<UpSettings> = {
       for (const service of SERVICES) ctx.log.info(`${service}: using prebuilt ${s.images[service]}`);
       return `using ${SERVICES.length} prebuilt images`;
     }
-    const platform = await imagePlatform(ctx);
+    const { platform, mixed } = await nodePlatforms(ctx);
+    if (mixed) ctx.log.warn(`the nodes have several architectures (${mixed}): building for ${platform}`);
     ctx.log.info(`images go to ${describeTarget(target)}, built on base image ${s.baseImage}${platform ? ` for ${platform} (the nodes' platform)` : ''}`);
     // The three services are built at the same time (the daemon overlaps one build's COPY with another's
     // commit). Publishing goes one image at a time: three pushes at once would each upload the shared base
@@ -311,7 +305,7 @@ export const images: Step<UpSettings> = {
 
     const publishOne = async (service: ServiceName): Promise<{ ref: string; how: 'built' | 'present' | 'retagged' | 'unchanged' }> => {
       const callOpts: docker.DockerCallOptions = { signal, onLine: (line) => ctx.log.debug(`${service}: ${line}`) };
-      const plan = await planFor(ctx, service);
+      const plan = await planFor(ctx, service, platform);
       const ref = refFor(target, service, plan.tag);
       const local = `${LOCAL_REPO}/${service}:${plan.tag}`;
 
@@ -338,6 +332,8 @@ export const images: Step<UpSettings> = {
         );
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and pushed' : 'pushed (already built)'}`);
       } else if (target.kind === 'kind') {
+        // always: kind asks each node for the image id and loads it only into nodes that lack it
+        // (pkg/cmd/kind/load/docker-image/docker-image.go), so a node made since the last run gets it too
         await onePublishAtATime(async () => {
           ctx.log.info(`${service}: loading ${ref} into kind cluster "${target.cluster}" (kind load docker-image ${ref} --name ${target.cluster})`);
           await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
@@ -347,7 +343,8 @@ export const images: Step<UpSettings> = {
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);
       } else {
         await onePublishAtATime(async () => {
-          if (how === 'built' || !(await docker.minikubeHasImage(ref, { signal, profile: target.profile }))) {
+          const held = how === 'built' ? undefined : await docker.minikubeImages({ signal, profile: target.profile });
+          if (!held?.some((listed) => normalizeReference(listed) === normalizeReference(ref))) {
             ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref} -p ${target.profile})`);
             await wrap(`minikube image load ${ref} failed`, `check that minikube is running (minikube status -p ${target.profile})`, () => docker.minikubeLoad(ref, { ...callOpts, profile: target.profile }));
           }

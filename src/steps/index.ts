@@ -13,6 +13,7 @@ import { renderStep } from './render.js';
 import { gatewayPorts } from './gateway-ports.js';
 import { LOCAL_CLUSTER_STEPS } from './local-cluster.js';
 import { istioNamespace } from './istio-namespace.js';
+import { clusterImages } from './cluster-images.js';
 
 export const LOCAL_STEP_IDS: ReadonlySet<string> = new Set(LOCAL_CLUSTER_STEPS.map((s) => s.id));
 
@@ -39,8 +40,11 @@ export async function upSteps(settings: UpSettings, contextName?: string): Promi
   if (settings.render) return [renderStep];
   const steps: Step<any>[] = [preflight];
   if (settings.app && !settings.skipBuild) steps.push(toolsPreflight);
-  steps.push(istioDownload, istioNamespace, istioInstall);
-  if (settings.local || contextName?.startsWith('kind-')) steps.push(gatewayPorts);
+  const kind = settings.local || contextName?.startsWith('kind-');
+  steps.push(istioDownload);
+  if (kind) steps.push(clusterImages);
+  steps.push(istioNamespace, istioInstall);
+  if (kind) steps.push(gatewayPorts);
   steps.push(namespaceLabel, addons, dashboards);
   if (settings.app) steps.push(images, appDeploy, gatewayUrlStep);
   if (!settings.local) return steps;

@@ -3,7 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { DownloadError, ExternalCommandError, PreflightError } from '../core/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DownloadError, ExternalCommandError, InterruptedError, PreflightError, ReadinessTimeoutError } from '../core/errors.js';
 import { kubeconfigPaths } from '../kube/config.js';
 import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
@@ -29,7 +30,7 @@ function local(ctx: Context<Settings>): LocalCluster {
  * - Windows containers cannot run kind → refused;
  * - cgroup v2 hosts (and Docker Desktop ≥ 4.3, which uses cgroup v2) work only with Kubernetes ≥ 1.19: 1.19.16 is fine;
  * - Docker Desktop cannot reach the node's IP: every printed URL goes through a 127.0.0.1 port mapping anyway;
- * - arm64: the v0.17.0 node images are multi-arch (amd64 and arm64).
+ * - arm64 hosts → refused: the node images are multi-arch, but Istio 1.8.4's images are amd64 only.
  */
 export const localPreflight: Step<Settings> = {
   id: 'local-preflight',
@@ -49,6 +50,14 @@ export const localPreflight: Step<Settings> = {
         details: err.details,
       });
     }
+    const banner = await docker.dockerCliBanner({ signal: ctx.signal });
+    if (!banner.startsWith('Docker version')) {
+      throw new PreflightError(`\`docker\` is not Docker (docker -v: "${banner}"), so kind v${KIND_VERSION} would use its experimental Podman provider instead, which meshdemo does not support`, {
+        hint: 'install Docker Engine or Docker Desktop (and put its docker first on PATH), or pass --context for an existing Kubernetes 1.16–1.19 cluster',
+      });
+    }
+    const breaking = docker.kindLoadBreakingDocker(version.server);
+    if (breaking) throw new PreflightError(breaking, { hint: 'upgrade Docker to 25.0.1 or later (or pass --context for an existing cluster)' });
     const info = await docker.dockerInfo({ signal: ctx.signal });
     if (info.osType && info.osType !== 'linux') {
       throw new PreflightError(`Docker runs ${info.osType} containers; kind needs Linux containers`, { hint: 'switch Docker Desktop to Linux containers, or pass --kubeconfig/--context to use an existing cluster' });
@@ -56,6 +65,13 @@ export const localPreflight: Step<Settings> = {
     if (info.rootless) {
       throw new PreflightError(`rootless Docker cannot run Kubernetes ${NODE_KUBERNETES_VERSION} with kind v${KIND_VERSION} (kind supports rootless only for Kubernetes 1.22+, which Istio 1.8 does not support)`, {
         hint: 'use a rootful Docker daemon (DOCKER_HOST), or pass --kubeconfig/--context to use an existing Kubernetes 1.16–1.19 cluster',
+      });
+    }
+    // Istio 1.8.4's and the addons' images are amd64 only (arm64 images came with Istio 1.15), and an amd64 kind
+    // node does not start under emulation on arm64 hosts (kubernetes-sigs/kind#2632): refused before anything happens
+    if (/^(aarch64|arm64)$/i.test(info.architecture)) {
+      throw new PreflightError(`Docker runs on ${info.architecture}: Istio 1.8.4's images exist for amd64 only, and kind v${KIND_VERSION} cannot run an amd64 node under emulation`, {
+        hint: 'run meshdemo on an amd64 machine, or pass --context for an existing Kubernetes 1.16–1.19 cluster with amd64 nodes',
       });
     }
     if (info.cgroupVersion === '2') ctx.log.debug(`cgroup v2 host: supported for Kubernetes ≥ 1.19 (kind known issues), the node image is ${NODE_KUBERNETES_VERSION}`);
@@ -164,6 +180,31 @@ function recordCa(cacheDir: string, name: string, context: string, kubeconfig: s
   if (state && caSha256 && !state.caSha256) writeState(cacheDir, { ...state, caSha256 });
 }
 
+/**
+ * kind's `--wait` only warns when the control plane is not Ready in time and still exits 0
+ * (pkg/cluster/internal/create/actions/waitforready/waitforready.go at v0.17.0: " • WARNING: Timed out waiting for
+ * Ready ⚠️", `return nil`), so meshdemo waits for every node's Ready condition itself, up to --timeout.
+ */
+async function waitForReadyNodes(ctx: Context<Settings>, name: string): Promise<void> {
+  const deadline = Date.now() + ctx.options.timeoutMs;
+  const kube = await ctx.kube();
+  for (;;) {
+    const nodes = await kube.list('v1', 'Node');
+    const ready = (n: (typeof nodes)[number]) => (n.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+    const notReady = nodes.filter((n) => ready(n)?.status !== 'True');
+    if (nodes.length && !notReady.length) return;
+    if (Date.now() >= deadline) {
+      throw new ReadinessTimeoutError(`the node(s) of kind cluster "${name}" are not Ready${nodes.length ? `: ${notReady.map((n) => n.metadata.name).join(', ')}` : ' (none registered)'}`, {
+        hint: `see why below (kubectl describe node --context kind-${name}); raise --timeout, or meshdemo down and up again to create it afresh`,
+        details: notReady.map((n) => `node ${n.metadata.name}: Ready=${ready(n)?.status ?? 'Unknown'}${ready(n)?.reason ? ` ${ready(n).reason}` : ''}${ready(n)?.message ? ` (${ready(n).message})` : ''}`),
+      });
+    }
+    await sleep(1000, undefined, { signal: ctx.signal }).catch(() => {
+      throw new InterruptedError();
+    });
+  }
+}
+
 export const localCluster: Step<Settings> = {
   id: 'local-cluster',
   title: 'Create the local kind cluster',
@@ -247,7 +288,7 @@ async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: stri
     try {
       await kindCreateCluster(
         kind,
-        { name: l.name, image: NODE_IMAGE, configFile, kubeconfig: ctx.options.kubeconfig, waitSeconds: Math.max(60, Math.round(ctx.options.timeoutMs / 1000)) },
+        { name: l.name, image: NODE_IMAGE, configFile, kubeconfig: ctx.options.kubeconfig, waitSeconds: Math.max(1, Math.round(ctx.options.timeoutMs / 1000)) },
         { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) },
       );
     } catch (err) {
@@ -257,8 +298,18 @@ async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: stri
         throw new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
       }
       // kind deletes what it made when provisioning or an action fails, but not when writing the kubeconfig fails
-      // afterwards (pkg/cluster/internal/create/create.go): such a cluster is meshdemo's, and stays recorded
-      const left = await kindClusters(kind, { signal: ctx.signal }).catch(() => [] as string[]);
+      // afterwards (pkg/cluster/internal/create/create.go): such a cluster is meshdemo's, and stays recorded — as it
+      // does when kind cannot even list the clusters (Docker gone): only a listing without it drops the record
+      let left: string[];
+      try {
+        left = await kindClusters(kind, { signal: ctx.signal });
+      } catch (listErr) {
+        if (!(listErr instanceof ExternalCommandError)) throw listErr;
+        throw new ExternalCommandError(`${err.message}; whether it left cluster "${l.name}" behind is unknown (${listErr.message})`, {
+          details: [...err.details, ...listErr.details],
+          hint: `meshdemo keeps its record of cluster "${l.name}": once Docker answers, run meshdemo up again (it continues on the cluster or creates it), or meshdemo down to delete it`,
+        });
+      }
       if (!left.includes(l.name)) {
         removeState(ctx.options.cacheDir, l.name);
         throw err;
@@ -271,6 +322,7 @@ async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: stri
     l.exists = true;
     recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
     ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
+    await waitForReadyNodes(ctx, l.name);
     return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
 }
 

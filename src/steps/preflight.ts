@@ -97,6 +97,27 @@ export async function clusterVersion(kube: KubeClient): Promise<VersionVerdict> 
   return versionVerdict(await kube.version({ retryMs: 1500 }));
 }
 
+/**
+ * Istio 1.8.4's images (proxyv2, pilot, operator) and the addons' (e.g. jaegertracing/all-in-one:1.20) exist for
+ * amd64 only — Istio published arm64 images first with 1.15 — so a cluster needs at least one amd64 node. Nodes
+ * that cannot be listed (no permission) or none at all are no reason to refuse.
+ */
+async function amd64Refusal(ctx: Context, kube: KubeClient): Promise<PreflightError | undefined> {
+  let nodes;
+  try {
+    nodes = await kube.list('v1', 'Node');
+  } catch (err) {
+    ctx.log.debug(`cannot list the nodes to check their architecture: ${(err as Error).message}`);
+    return undefined;
+  }
+  const archs = nodes.map((n) => n.status?.nodeInfo?.architecture).filter((a): a is string => !!a);
+  if (!archs.length || archs.includes('amd64')) return undefined;
+  const counts = [...new Set(archs)].map((a) => `${archs.filter((x) => x === a).length}× ${a}`).join(', ');
+  return new PreflightError(`the cluster has no amd64 node (${counts}): Istio 1.8.4's images exist for amd64 only (Istio publishes arm64 images from 1.15 on)`, {
+    hint: 'use a cluster with amd64 nodes (--context)',
+  });
+}
+
 export const preflight: Step = {
   id: 'preflight',
   title: 'Preflight: cluster, version and permissions',
@@ -110,6 +131,8 @@ export const preflight: Step = {
     const verdict = await clusterVersion(kube);
     if (verdict.verdict === 'refused') throw new PreflightError(verdict.message);
     if (verdict.verdict === 'untested') ctx.log.warn(verdict.message);
+    const architecture = await amd64Refusal(ctx, kube);
+    if (architecture) throw architecture;
     const missing = await missingPermissions(kube, ctx.options.namespace);
     if (missing.length) {
       throw new PreflightError(`context "${kube.contextName}" lacks ${missing.length} permission(s) that up needs: ${missing.map(describePermission).join('; ')}`, {

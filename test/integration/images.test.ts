@@ -41,7 +41,7 @@ interface Harness {
 /** Where the steps under test read the services from: a copy of templates/services (the tests edit it). */
 let sources: SourceDirs = defaultSourceDirs();
 
-function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[] } = {}): Harness {
+function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[]; nodeImages?: () => string[] } = {}): Harness {
   const events: MeshEvent[] = [];
   const sink: EventSink = { emit: (e) => events.push(e) };
   const options: GlobalOptions = {
@@ -66,9 +66,14 @@ function harness(opts: Record<string, unknown>, extra: { contextName?: string; p
       for (const i of list) if (!recorded.includes(i)) recorded.push(i);
     },
   };
-  // Nodes: none unless a test names their architectures (then images are built for linux/<arch>)
-  const nodes = (extra.nodeArchitectures ?? []).map((architecture, i) => ({ metadata: { name: `node-${i}` }, status: { nodeInfo: { architecture } } }));
-  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1', list: async () => nodes }) as unknown as KubeClient;
+  // Nodes: none unless a test names their architectures (then images are built for linux/<arch>), each listing
+  // in .status.images what nodeImages() says its runtime holds (as a kubelet reports it)
+  const nodes = () =>
+    (extra.nodeArchitectures ?? []).map((architecture, i) => ({
+      metadata: { name: `node-${i}` },
+      status: { nodeInfo: { architecture }, images: (extra.nodeImages?.() ?? []).map((name) => ({ names: [name], sizeBytes: 1 })) },
+    }));
+  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1', list: async () => nodes() }) as unknown as KubeClient;
   ctx.inventory = async () => inventory as unknown as Inventory;
   return { ctx, events, recorded };
 }
@@ -256,7 +261,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     }
   });
 
-  it('kind context: loads meshdemo/<service>:<hash> with kind load (no rebuild when present locally)', async () => {
+  it('kind context: loads meshdemo/<service>:<hash> with kind load (no rebuild when present locally); the check asks the node, not the host', async () => {
     // the kind stand-in (test/support/kind-standin.ts, as strict as kind v0.17.0) on PATH, with a cluster "mesh"
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kind-standin-'));
     const state = path.join(bin, 'clusters');
@@ -266,22 +271,39 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
     process.env.STANDIN_KIND_STATE = state;
     process.env.STANDIN_KIND_LOG = path.join(bin, 'calls.log');
+    // the node's runtime: what kind load put into it (the stand-in's images.json), named as containerd names it
+    const loadedFile = path.join(state, 'mesh', 'images.json');
+    const onNode = () => (fs.existsSync(loadedFile) ? Object.keys(JSON.parse(fs.readFileSync(loadedFile, 'utf8'))).map((ref) => `docker.io/${ref}`) : []);
+    const loads = () => fs.readFileSync(path.join(bin, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c[0] === 'load').map((c) => c.join(' '));
     try {
-      const { ctx, events, recorded } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh' });
+      const { ctx, events, recorded } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh', nodeArchitectures: ['amd64'], nodeImages: onNode });
       await dockerPreflight(ctx);
       const refs = await resolveImages(ctx);
-      for (const s of SERVICES) assert.equal(refs[s], `meshdemo/${s}:${tagOf(firstRefs[s])}`);
+      for (const s of SERVICES) assert.match(refs[s], new RegExp(`^meshdemo/${s}:[0-9a-f]+$`));
+      // the host's Docker has them (built for linux/amd64 earlier or now), the node does not: not satisfied
+      const before = await images.check(ctx);
+      assert.equal(before.satisfied, false);
+      assert.match(before.detail ?? '', /not on the node\(s\) of kind cluster "mesh"/);
       tools!.reset();
-      assert.equal(await images.run(ctx), '0 built, 3 unchanged');
-      assert.equal(tools!.counts().build, 0);
+      assert.match(String(await images.run(ctx)), /^\d built, \d unchanged$/);
       assert.equal(tools!.counts().push, 0);
       assert.deepEqual(
         // one load per service (one at a time, in the order their checks finish)
-        fs.readFileSync(path.join(bin, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c[0] === 'load').map((c) => c.join(' ')).sort(),
+        loads().sort(),
         SERVICES.map((s) => `load docker-image ${refs[s]} --name mesh`).sort(),
       );
       assert.ok(infoLines(events).some((l) => l.includes('kind load docker-image') && l.includes('--name mesh')));
       assert.deepEqual([...recorded].sort(), Object.values(refs).sort());
+      assert.equal((await images.check(ctx)).satisfied, true, 'the node lists them now');
+
+      // a new node (the cluster deleted and created again): the host still has every image, the node none
+      fs.rmSync(loadedFile);
+      const again = await images.check(ctx);
+      assert.equal(again.satisfied, false, 'the host\'s images do not count');
+      tools!.reset();
+      assert.equal(await images.run(ctx), '0 built, 3 unchanged');
+      assert.equal(tools!.counts().build, 0, 'nothing rebuilt');
+      assert.equal(loads().length, 6, 'loaded into the new node');
       assert.equal((await images.check(ctx)).satisfied, true);
     } finally {
       process.env.PATH = pathBefore;

@@ -4,7 +4,7 @@
 // its node is the real control plane plus the node simulator, InternalIP 127.0.0.2) and istioctl.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +22,9 @@ import { writeState } from '../../src/kind/state.js';
 import { skipUnless } from '../support/requirements.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
+/** What Istio 1.8.4's demo profile and the default addons run, as their manifests name them; Kiali's pull policy is Always. */
+const PRELOADED = ['docker.io/istio/pilot:1.8.4', 'docker.io/istio/proxyv2:1.8.4', 'grafana/grafana:7.2.1', 'docker.io/jaegertracing/all-in-one:1.20', 'jimmidyson/configmap-reload:v0.4.0', 'prom/prometheus:v2.21.0'];
+const KIALI = 'quay.io/kiali/kiali:v1.26';
 const skip = skipUnless('control-plane', 'docker');
 
 /** The kind release as GitHub serves it: kind-linux-amd64 and kind-linux-amd64.sha256sum (`<hex>  <name>`). */
@@ -75,6 +78,10 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
   const upArgs = () => ['up', '--yes', '--json', '--istio-mirror', server.url, '--kind-mirror', server.url, '--base-image', docker.baseImage];
   const api = async (p: string) => JSON.parse((await apiRequest(cp.server, { ca: fs.readFileSync(cp.caFile), token: cp.adminToken, path: p })).body);
   const kindCalls = () => readLines(sb.kindLog).filter((argv) => argv[0] !== '__node');
+  /** The tests' own requests use the control plane's admin token, which the stand-in's node keeps (never the kubeconfig). */
+  /** What the stand-in's node pulled from a registry itself (its kubelet; test/support/node-simulator.ts), distinct. */
+  const registryPulls = () => [...new Set(readLines(path.join(sb.kindState, 'meshdemo', 'pulls.log')).map((l) => l.pulled))].sort();
+  const nodeAdminToken = () => JSON.parse(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'node.json'), 'utf8')).adminToken;
 
   before(async () => {
     sb = sandbox('local');
@@ -82,6 +89,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path, ...kindRelease() });
     docker = await startDockerEnv();
     sb.env.DOCKER_HOST = docker.dockerHost;
+    // the host already pulled Istio's and the addons' images (nothing can be pulled here): the base image under their names
+    for (const ref of PRELOADED) await docker.docker(['tag', docker.baseImage, ref]);
   });
   after(async () => {
     await stopStandinClusters(sb?.kindState);
@@ -97,7 +106,14 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const done = events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
     assert.deepEqual(done.slice(0, 3), ['local-preflight', 'kind-download', 'local-cluster']);
     // the Istio half may finish in any order (its steps run side by side); the app half starts after all of it
-    assert.deepEqual([...done.slice(3, -3)].sort(), ['preflight', 'tools-preflight', 'istio-download', 'istio-namespace', 'istio-install', 'gateway-ports', 'namespace-label', 'addons', 'dashboards'].sort());
+    assert.deepEqual([...done.slice(3, -3)].sort(), ['preflight', 'tools-preflight', 'istio-download', 'cluster-images', 'istio-namespace', 'istio-install', 'gateway-ports', 'namespace-label', 'addons', 'dashboards'].sort());
+    // Istio's and the addons' images went into the node before istioctl and the addons ran, one by one with progress;
+    // the node pulled from a registry only Kiali (imagePullPolicy Always), which meshdemo names
+    const progress = events.filter((e) => e.type === 'log').map((e) => /^\((\d+)\/(\d+)\) loading (\S+) into kind cluster "meshdemo"$/.exec(e.message)).filter((m) => m);
+    assert.deepEqual(progress.map((m) => `${m![1]}/${m![2]}`), PRELOADED.map((_, i) => `${i + 1}/${PRELOADED.length}`));
+    assert.deepEqual(progress.map((m) => m![3]).sort(), [...PRELOADED].sort());
+    assert.ok(events.some((e) => e.type === 'log' && e.level === 'note' && e.message.startsWith(`${KIALI} (addon kiali) has imagePullPolicy Always`)));
+    assert.deepEqual(registryPulls(), [KIALI]);
     assert.deepEqual(done.slice(-3), ['images', 'app-deploy', 'gateway-url']);
 
     assert.match(events.find((e) => e.id === 'preflight' && e.status === 'done').message, /^v1\.19\.16 at https:\/\/127\.0\.0\.1:\d+, context "kind-meshdemo"$/);
@@ -115,7 +131,10 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const cluster = kc.clusters.find((c: any) => c.name === 'kind-meshdemo').cluster;
     const caFile = path.join(sb.tmp, 'ca.crt');
     fs.writeFileSync(caFile, Buffer.from(cluster['certificate-authority-data'], 'base64'));
-    cp = { server: cluster.server, caFile, adminToken: kc.users.find((u: any) => u.name === 'kind-meshdemo').user.token };
+    // kind writes kubeadm's admin user: a client certificate, no token — every meshdemo run here authenticated with it
+    const user = kc.users.find((u: any) => u.name === 'kind-meshdemo').user;
+    assert.deepEqual(Object.keys(user).sort(), ['client-certificate-data', 'client-key-data']);
+    cp = { server: cluster.server, caFile, adminToken: nodeAdminToken() };
     const nodes = (await api('/api/v1/nodes')).items;
     assert.deepEqual(nodes.map((n: any) => n.metadata.name), ['meshdemo-control-plane']);
     assert.equal(nodes[0].status.addresses.find((a: any) => a.type === 'InternalIP').address, NODE_ADDRESS);
@@ -152,7 +171,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
 
     // the images went in with kind load (no registry), and meshdemo's record says it created the cluster
     const loaded = JSON.parse(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'images.json'), 'utf8'));
-    assert.deepEqual(Object.keys(loaded).map((ref) => ref.split(':')[0]).sort(), ['meshdemo/micro-api', 'meshdemo/micro-order', 'meshdemo/micro-pay']);
+    assert.deepEqual(Object.keys(loaded).filter((ref) => ref.startsWith('meshdemo/')).map((ref) => ref.split(':')[0]).sort(), ['meshdemo/micro-api', 'meshdemo/micro-order', 'meshdemo/micro-pay']);
+    assert.deepEqual(Object.keys(loaded).filter((ref) => !ref.startsWith('meshdemo/')).sort(), [...PRELOADED].sort());
     const d = await api('/apis/apps/v1/namespaces/default/deployments/micro-api');
     assert.ok(Object.keys(loaded).includes(d.spec.template.spec.containers[0].image));
     const state = JSON.parse(fs.readFileSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json'), 'utf8'));
@@ -295,7 +315,94 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.ok(!kc.contexts.some((c: any) => c.name === 'kind-meshdemo'));
     assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
   });
+
+  // the node simulator pulls only what a node could: a meshdemo/* image that kind did not load into THIS node
+  // stays ErrImagePull / ImagePullBackOff (test/support/node-simulator.ts)
+  const nodeImages = () => {
+    const file = path.join(sb.kindState, 'meshdemo', 'images.json');
+    return fs.existsSync(file) ? Object.keys(JSON.parse(fs.readFileSync(file, 'utf8'))) : [];
+  };
+  const useNewCluster = () => {
+    const kc = yaml.load(fs.readFileSync(path.join(sb.home, '.kube', 'config'), 'utf8')) as any;
+    const cluster = kc.clusters.find((c: any) => c.name === 'kind-meshdemo').cluster;
+    fs.writeFileSync(path.join(sb.tmp, 'ca.crt'), Buffer.from(cluster['certificate-authority-data'], 'base64'));
+    cp = { server: cluster.server, caFile: path.join(sb.tmp, 'ca.crt'), adminToken: nodeAdminToken() };
+  };
+
+  it('up again after down: a new cluster, the images (still on the host) loaded into its node, the app ready', async () => {
+    const loadsBefore = kindCalls().filter((a) => a[0] === 'load').length;
+    const r = await meshdemo(upArgs());
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-4000));
+    const events = r.events();
+    assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 2);
+    const imagesStep = events.find((e) => e.type === 'step' && e.id === 'images' && e.status === 'done');
+    assert.equal(imagesStep?.message, '0 built, 3 unchanged', 'the host still had them: nothing rebuilt');
+    assert.equal(kindCalls().filter((a) => a[0] === 'load').length - loadsBefore, 3 + PRELOADED.length, 'each loaded into the new node');
+    assert.deepEqual(registryPulls(), [KIALI], 'the second cluster pulled nothing from a registry but Kiali (pull policy Always)');
+    useNewCluster();
+    const app = (await api('/apis/apps/v1/namespaces/default/deployments')).items.filter((d: any) => /^micro-/.test(d.metadata.name));
+    assert.equal(app.length, 3);
+    for (const d of app) {
+      assert.ok(nodeImages().includes(d.spec.template.spec.containers[0].image), `${d.metadata.name}'s image is on the node`);
+      assert.equal(d.status.availableReplicas, d.spec.replicas, `${d.metadata.name} ready`);
+    }
+  });
+
+  it('an image the node does not have: the pods wait in ErrImagePull/ImagePullBackOff, and up\'s diagnosis says so (exit 4)', async () => {
+    const images = SERVICES_FOR_TEST.map((s) => `${s}=meshdemo/${s}:not-loaded`);
+    const r = await meshdemo(['--timeout', '20s', 'up', '--yes', '--skip-build', ...images.flatMap((i) => ['--image', i]), '--istio-mirror', server.url, '--kind-mirror', server.url]);
+    assert.equal(r.code, 4, r.stderr + r.stdout.slice(-3000));
+    // every Deployment waits for its new pods (the old ones still serving are no finished rollout), each new pod for its image
+    for (const [deployment, container] of [['micro-api', 'micro-api'], ['micro-order-v1', 'micro-order'], ['micro-pay', 'micro-pay']]) {
+      assert.match(r.stderr, new RegExp(`Deployment default/${deployment}: `), deployment);
+      assert.match(
+        r.stderr,
+        new RegExp(`pod ${deployment}-[a-z0-9-]+: Pending — container ${container}: (ErrImagePull \\(rpc error: code = Unknown desc = failed to pull and unpack image "docker\\.io/meshdemo/${container}:not-loaded": failed to resolve reference .*pull access denied|ImagePullBackOff \\(Back-off pulling image "meshdemo/${container}:not-loaded"\\))`),
+      );
+    }
+    assert.match(r.stderr, /event Failed: Failed to pull image "meshdemo\/micro-(api|order|pay):not-loaded": rpc error/);
+    const pod = (await api('/api/v1/namespaces/default/pods?labelSelector=app%3Dmicro-api')).items.find((p: any) => p.spec.containers[0].image === 'meshdemo/micro-api:not-loaded');
+    assert.equal(pod.status.phase, 'Pending');
+    assert.equal(pod.status.conditions.find((c: any) => c.type === 'Ready').status, 'False');
+  });
+
+  it('images removed from the node between runs: up loads them again and the app is ready', async () => {
+    fs.rmSync(path.join(sb.kindState, 'meshdemo', 'images.json')); // as `crictl rmi` on the node would
+    // the kubelet reports its runtime's images with the node status (here: on the simulator's next resync)
+    const listed = async () => (await api('/api/v1/nodes/meshdemo-control-plane')).status.images.flatMap((i: any) => i.names).filter((n: string) => n.startsWith('docker.io/meshdemo/'));
+    for (let i = 0; i < 60 && (await listed()).length; i++) await new Promise((res) => setTimeout(res, 500));
+    assert.deepEqual(await listed(), []);
+    const plan = await meshdemo(['plan', '--json']);
+    assert.equal(plan.code, 0, plan.stderr);
+    const step = plan.events().at(-1).steps.find((x: any) => x.id === 'images');
+    assert.equal(step.satisfied, false);
+    assert.match(step.detail, /not on the node\(s\) of kind cluster "meshdemo"/);
+    const r = await meshdemo(upArgs());
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-4000));
+    assert.equal(nodeImages().length, 3);
+    for (const name of ['micro-api', 'micro-order-v1', 'micro-pay']) {
+      const d = await api(`/apis/apps/v1/namespaces/default/deployments/${name}`);
+      assert.equal(d.status.availableReplicas, d.spec.replicas, `${name} ready`);
+    }
+    const d = await meshdemo(['down', '--yes']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(runningClusters(sb.kindState), []);
+  });
 });
+
+const SERVICES_FOR_TEST = ['micro-api', 'micro-order', 'micro-pay'];
+
+/**
+ * What cannot run here (an arm64 engine, Docker 25.0.0, Podman's shim) stands in front of the real docker CLI: a
+ * `docker` script first on PATH that answers one case itself ("$REAL" is the real CLI) and passes the rest on.
+ */
+function withDockerShim(sb: Sandbox, oneCase: string): Record<string, string | undefined> {
+  const bin = path.join(sb.tmp, 'docker-shim');
+  fs.mkdirSync(bin, { recursive: true });
+  const real = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
+  fs.writeFileSync(path.join(bin, 'docker'), `#!/bin/sh\nREAL='${real}'\n${oneCase}\nexec "$REAL" "$@"\n`, { mode: 0o755 });
+  return { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
+}
 
 describe('local cluster: refusals before anything is created', { skip, timeout: 600_000 }, () => {
   let docker: DockerEnv;
@@ -451,6 +558,118 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     assert.equal(d.code, 0, d.stderr);
     assert.deepEqual(runningClusters(sb.kindState), []);
     assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
+  });
+
+  it('kind get clusters fails (Docker gone): an error naming it, never "no cluster"; the record of meshdemo\'s cluster is kept', async () => {
+    const sb = box();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    // the cluster meshdemo created (its record), running
+    await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'meshdemo', '--image', PINNED_IMAGE], { env: { ...process.env, ...sb.env } as NodeJS.ProcessEnv });
+    writeState(sb.cache, { version: 1, name: 'meshdemo', context: 'kind-meshdemo', createdAt: '2026-11-30T10:00:00.000Z', kindVersion: '0.17.0', kind: path.join(bin, 'kind'), nodeImage: PINNED_IMAGE, kubeconfig: path.join(sb.home, '.kube', 'config'), configFile: path.join(sb.cache, 'local-clusters', 'meshdemo.kind.yaml'), mappings: [] });
+    const record = path.join(sb.cache, 'local-clusters', 'meshdemo.json');
+    // Docker stops answering: kind (like kind v0.17.0's docker ps) cannot list the clusters
+    const gone = { ...sb.env, DOCKER_HOST: `unix://${path.join(sb.tmp, 'no-docker.sock')}` };
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes'], { env: gone });
+    assert.equal(d.code, 6, d.stderr);
+    assert.match(errorLines(d.stderr)[0], /^error: kind get clusters failed: failed to list clusters: command "docker ps -a --filter label=io\.x-k8s\.kind\.cluster --format '\{\{\.Label "io\.x-k8s\.kind\.cluster"\}\}'" failed with error: exit status 1, so meshdemo cannot tell which kind clusters exist — check that Docker answers/);
+    assert.ok(fs.existsSync(record), 'never forgotten');
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo']);
+    assert.ok(!readLines(sb.kindLog).some((a) => a[0] === 'delete'));
+    const s = await runMeshdemo(['--cache-dir', sb.cache, 'status'], { env: gone });
+    assert.doesNotMatch(s.stdout, /is absent/, 'status never calls it absent when kind cannot tell');
+    assert.ok(fs.existsSync(record));
+  });
+
+  it('kind\'s --wait times out and kind exits 0 (a warning only): meshdemo checks the node itself — exit 4 naming it and why, the cluster recorded', async () => {
+    const server = await serve(kindRelease());
+    const sb = box({ STANDIN_KIND_NODE_NOT_READY: '1' });
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--timeout', '5s', 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(errorLines(r.stderr)[0], 'error: the node(s) of kind cluster "meshdemo" are not Ready: meshdemo-control-plane — see why below (kubectl describe node --context kind-meshdemo); raise --timeout, or meshdemo down and up again to create it afresh');
+    assert.match(r.stderr, /node meshdemo-control-plane: Ready=False KubeletNotReady \(runtime network not ready: NetworkReady=false/);
+    const creates = readLines(sb.kindLog).filter((a) => a[0] === 'create');
+    assert.equal(creates.length, 1);
+    assert.deepEqual(creates[0].slice(-2), ['--wait', '5s']);
+    assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'meshdemo created it: recorded, so down deletes it');
+    // kind exited 0 after its warning (else this would be exit 6 naming kind); nothing after the cluster ran
+    assert.ok(!r.stderr.includes('failed with exit code'), r.stderr);
+    assert.deepEqual(server.requests.map((q) => q.path).filter((p) => !p.startsWith('/v0.17.0/')), []);
+  });
+
+  it('an arm64 Docker engine: exit 3 before any download or kind call, naming what works', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    // an arm64 engine cannot run here: the real daemon's `docker info`, reported as aarch64
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], {
+      env: withDockerShim(sb, `if [ "$1" = info ]; then "$REAL" "$@" | sed 's/"Architecture":"[^"]*"/"Architecture":"aarch64"/'; exit 0; fi`),
+    });
+    assert.equal(r.code, 3, r.stderr);
+    assert.deepEqual(errorLines(r.stderr), [
+      'error: Docker runs on aarch64: Istio 1.8.4\'s images exist for amd64 only, and kind v0.17.0 cannot run an amd64 node under emulation — run meshdemo on an amd64 machine, or pass --context for an existing Kubernetes 1.16–1.19 cluster with amd64 nodes',
+    ]);
+    assert.deepEqual(server.requests, [], 'nothing downloaded');
+    assert.ok(!fs.existsSync(sb.kindLog), 'kind never ran');
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters')));
+  });
+
+  it('Docker 25.0.0 (its docker save breaks kind load): exit 3 with the upgrade hint, before anything', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], {
+      env: withDockerShim(sb, `if [ "$1" = version ]; then echo '25.0.0|25.0.0'; exit 0; fi`),
+    });
+    assert.equal(r.code, 3, r.stderr);
+    assert.deepEqual(errorLines(r.stderr), ["error: Docker 25.0.0's docker save breaks kind load docker-image (moby/moby#47150) — upgrade Docker to 25.0.1 or later (or pass --context for an existing cluster)"]);
+    assert.deepEqual(server.requests, []);
+    assert.ok(!fs.existsSync(sb.kindLog));
+  });
+
+  it('Podman\'s docker shim: exit 3 saying kind would switch to its Podman provider, before anything', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    const r = await runMeshdemo(['--cache-dir', sb.cache, 'up', '--yes', '--no-app', '--kind-mirror', server.url], {
+      env: withDockerShim(sb, `if [ "$1" = -v ]; then echo 'podman version 4.9.3'; exit 0; fi`),
+    });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(errorLines(r.stderr)[0], /^error: `docker` is not Docker \(docker -v: "podman version 4\.9\.3"\), so kind v0\.17\.0 would use its experimental Podman provider instead, which meshdemo does not support — install Docker Engine/);
+    assert.deepEqual(server.requests, []);
+    assert.ok(!fs.existsSync(sb.kindLog));
+  });
+
+  it('an unwritable --cache-dir (under /proc, or a file): exit 2 naming it, before anything', async () => {
+    const server = await serve(kindRelease());
+    const sb = box();
+    const file = path.join(sb.tmp, 'a-file');
+    fs.writeFileSync(file, '');
+    for (const [dir, why] of [['/proc/meshdemo-cache', 'mkdir: ENOENT'], [file, 'not a directory']]) {
+      const r = await runMeshdemo(['--cache-dir', dir, 'up', '--yes', '--no-app', '--kind-mirror', server.url], { env: sb.env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.deepEqual(errorLines(r.stderr), [`error: the cache dir ${dir} is not writable (${why}) — pass a writable directory with --cache-dir (or MESHDEMO_CACHE_DIR)`]);
+    }
+    assert.deepEqual(server.requests, [], 'nothing downloaded');
+    assert.ok(!fs.existsSync(sb.kindLog), 'kind never ran');
+    assert.ok(!fs.existsSync(path.join(sb.home, '.kube')));
+  });
+
+  it('a cluster with no amd64 node: exit 3 in preflight, nothing changed', async () => {
+    const server = await serve(kindRelease());
+    const sb = box({ STANDIN_KIND_NODE_ARCH: 'arm64' });
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'arm', '--image', PINNED_IMAGE], { env: { ...process.env, ...sb.env } as NodeJS.ProcessEnv });
+    const node = JSON.parse(fs.readFileSync(path.join(sb.kindState, 'arm', 'node.json'), 'utf8'));
+    const target = { server: node.server, caFile: node.caFile, adminToken: node.adminToken } as ControlPlane;
+    const before = await snapshotCluster(target);
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--context', 'kind-arm', 'up', '--yes', '--no-app', '--istio-mirror', server.url], { env: sb.env });
+    assert.equal(r.code, 3, r.stderr);
+    assert.deepEqual(errorLines(r.stderr), [
+      'error: the cluster has no amd64 node (1× arm64): Istio 1.8.4\'s images exist for amd64 only (Istio publishes arm64 images from 1.15 on) — use a cluster with amd64 nodes (--context)',
+    ]);
+    assert.deepEqual(await snapshotCluster(target), before);
+    assert.deepEqual(server.requests, [], 'nothing downloaded');
   });
 
   it('a kubeconfig whose server is unreachable: exit 3 with a hint naming --local, no cluster created', async () => {

@@ -133,6 +133,9 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
     await dockerPreflight(ctx);
     const refs = await resolveImages(ctx);
     for (const s of SERVICES) assert.match(refs[s], new RegExp(`^meshdemo/${s}:[0-9a-f]{12}$`));
+    const first = await images.check(ctx);
+    assert.equal(first.satisfied, false, 'the profile holds none of them (minikube image ls -p demo), whatever the host has');
+    assert.match(first.detail ?? '', /not on the node\(s\) of minikube profile "demo"/);
     await images.run(ctx);
     const calls = fs.readFileSync(path.join(state, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const loads = calls.filter((c) => c[0] === 'image' && c[1] === 'load');
@@ -146,6 +149,7 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
     const after = fs.readFileSync(path.join(state, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(after.filter((c) => c[0] === 'image' && c[1] === 'load').length, 3, 'no second load');
     assert.ok(after.some((c) => c.join(' ') === 'image ls -p demo'));
+    assert.equal((await images.check(again.ctx)).satisfied, true, 'plan and status see them in the profile');
   });
 
   it('kind (stand-in as strict as kind v0.17.0): a cluster that does not exist is an error naming it, with kind\'s own line', async () => {

@@ -37,6 +37,12 @@ export interface ControlPlane {
   adminToken: string;
   /** Token of user "viewer", bound to the `view` ClusterRole (ClusterRoleBinding "viewer"). */
   viewToken: string;
+  /**
+   * Client certificates (`--client-ca-file`): `admin` is kubeadm's admin.conf user (CN kubernetes-admin, O
+   * system:masters), as kind writes it; `frontProxy` (CN front-proxy-client) may name the user of a request it
+   * forwards in X-Remote-User / X-Remote-Group (`--requestheader-*`, as kube-aggregator does). PEM files.
+   */
+  clientCerts: { caFile: string; admin: { certFile: string; keyFile: string }; frontProxy: { caFile: string; certFile: string; keyFile: string } };
   /** Kubeconfig with contexts "admin" (current) and "viewer". */
   kubeconfigPath: string;
   /** Temporary directory of this control plane (logs: etcd.log, kube-apiserver.log, kube-controller-manager.log). */
@@ -393,6 +399,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions = {}): Pr
     const saPub = path.join(dir, 'sa.pub');
     await run('openssl', ['genrsa', '-out', saKey, '2048']);
     await run('openssl', ['rsa', '-in', saKey, '-pubout', '-out', saPub]);
+    const clientCerts = await makeClientCerts(certDir);
 
     // --- etcd
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
@@ -422,6 +429,12 @@ export async function startControlPlane(opts: StartControlPlaneOptions = {}): Pr
       `--secure-port=${apiPort}`,
       `--cert-dir=${certDir}`,
       `--token-auth-file=${tokensFile}`,
+      `--client-ca-file=${clientCerts.caFile}`,
+      `--requestheader-client-ca-file=${clientCerts.frontProxy.caFile}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
       '--authorization-mode=RBAC',
       `--service-account-key-file=${saPub}`,
       `--service-account-signing-key-file=${saKey}`,
@@ -522,6 +535,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions = {}): Pr
       caFile,
       adminToken,
       viewToken,
+      clientCerts,
       kubeconfigPath,
       dir,
       writeKubeconfig,
@@ -538,6 +552,26 @@ export async function startControlPlane(opts: StartControlPlaneOptions = {}): Pr
     await stop();
     throw e;
   }
+}
+
+/** Two CAs, each with one client certificate signed by it: the admin user's and the front proxy's. */
+async function makeClientCerts(dir: string): Promise<ControlPlane['clientCerts']> {
+  const f = (name: string) => path.join(dir, name);
+  const ca = async (name: string, cn: string) => run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.crt`), '-days', '2', '-subj', `/CN=${cn}`]);
+  const signed = async (name: string, subject: string, caName: string) => {
+    await run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', subject]);
+    await fsp.writeFile(f(`${name}.ext`), 'extendedKeyUsage=clientAuth\n');
+    await run('openssl', ['x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${caName}.crt`), '-CAkey', f(`${caName}.key`), '-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', '-extfile', f(`${name}.ext`)]);
+  };
+  await ca('client-ca', 'kubernetes');
+  await ca('front-proxy-ca', 'front-proxy-ca');
+  await signed('admin', '/O=system:masters/CN=kubernetes-admin', 'client-ca');
+  await signed('front-proxy-client', '/CN=front-proxy-client', 'front-proxy-ca');
+  return {
+    caFile: f('client-ca.crt'),
+    admin: { certFile: f('admin.crt'), keyFile: f('admin.key') },
+    frontProxy: { caFile: f('front-proxy-ca.crt'), certFile: f('front-proxy-client.crt'), keyFile: f('front-proxy-client.key') },
+  };
 }
 
 /** A JSON request to the control plane as admin (or with `token`): the status and the parsed body. */

@@ -6,7 +6,8 @@
  *
  *   kind version                    stdout "kind v0.17.0 go1.19.2 linux/amd64" ("0.17.0" with -q)   (pkg/cmd/kind/version/version.go)
  *   kind get clusters               names on stdout, or "No kind clusters found." on stderr, exit 0; stopped nodes count
- *                                   (docker ps -a: pkg/cluster/internal/providers/docker/provider.go ListClusters)
+ *                                   (docker ps -a: pkg/cluster/internal/providers/docker/provider.go ListClusters);
+ *                                   exit 1 "failed to list clusters" when Docker (DOCKER_HOST) does not answer
  *                                                                                      (pkg/cmd/kind/get/clusters/clusters.go)
  *   kind create cluster [--name N] [--image I] [--config F] [--wait D] [--kubeconfig K] [--retain]
  *       starts a "node": a detached background process running the REAL test control plane (etcd, kube-apiserver,
@@ -29,15 +30,19 @@
  * Errors: "ERROR: <message>" on stderr, exit 1 (cmd/kind/app/main.go logError). Progress goes to stderr, as kind's logger
  * does, in its no-terminal form: " • <phase>  ..." then " ✓ <phase>" (pkg/internal/cli/status.go).
  *
- * Deviations that cannot be avoided here: the user kind writes authenticates with the control plane's admin token, not a
- * client certificate; the API server is the test control plane's 1.20.2 behind a proxy (test/support/version-proxy.ts)
- * that reports the node image's version (v1.19.16) on /version.
+ * Deviations that cannot be avoided here: the API server is the test control plane's 1.20.2 behind a proxy
+ * (test/support/version-proxy.ts) that reports the node image's version (v1.19.16) on /version; the client certificate
+ * kind writes (kubeadm's admin user) is verified by that proxy and passed on with the API server's front-proxy headers.
  *
  * Env:
- *   STANDIN_KIND_STATE=<dir>     where clusters live (required): <dir>/<name>/{config.yaml,node.json,images.json,node.log,pid}
+ *   STANDIN_KIND_STATE=<dir>     where clusters live (required): <dir>/<name>/{config.yaml,node.json,images.json,node.log,pid};
+ *                                the node's image store (test/support/node-simulator.ts): images.json (loaded by `kind load`,
+ *                                reference → image id), pulled.json and pulls.log (what its kubelet pulled from a registry)
  *   STANDIN_KIND_OWNER_PID=<pid> the node process stops by itself once this process is gone (no orphans when a test dies)
  *   STANDIN_KIND_LOG=<file>      one line per invocation: JSON array of argv
  *   STANDIN_KIND_VERSION=<v>     version `kind version` reports (default 0.17.0), to stand for another kind on PATH
+ *   STANDIN_KIND_NODE_NOT_READY=1  the node's kubelet never reports Ready (as without a working CNI)
+ *   STANDIN_KIND_NODE_ARCH=<arch>  the node's architecture (default amd64), as an arm64 node image would report it
  *   KIND_CLUSTER_NAME            default cluster name, as kind honours it (pkg/internal/cli/override.go)
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -254,7 +259,12 @@ function mergeInto(file: string, name: string, node: NodeInfo): string {
     return out;
   };
   doc.clusters = upsert(doc.clusters, { name: key, cluster: { server: node.server, 'certificate-authority-data': fs.readFileSync(node.caFile).toString('base64') } });
-  doc.users = upsert(doc.users, { name: key, user: { token: node.adminToken } });
+  // kubeconfig.go get: the node's /etc/kubernetes/admin.conf (kubeadm's admin user: a client certificate, CN
+  // kubernetes-admin, O system:masters), renamed kind-<name> (internal/kubeconfig/helpers.go KINDFromRawKubeadm)
+  doc.users = upsert(doc.users, {
+    name: key,
+    user: { 'client-certificate-data': fs.readFileSync(node.adminCertFile).toString('base64'), 'client-key-data': fs.readFileSync(node.adminKeyFile).toString('base64') },
+  });
   doc.contexts = upsert(doc.contexts, { name: key, context: { cluster: key, user: key } });
   doc['current-context'] = key;
   doc.apiVersion ??= 'v1';
@@ -385,9 +395,14 @@ function loadConfig(file: string | undefined): { name?: string; images: string[]
 // ------------------------------------------------------------------------------------------------ commands
 
 interface NodeInfo {
+  /** Whether the node's kubelet reports Ready (STANDIN_KIND_NODE_NOT_READY: never). */
+  ready: boolean;
   server: string;
   caFile: string;
+  /** The control plane's admin token: for the tests' own requests, never written into a kubeconfig. */
   adminToken: string;
+  adminCertFile: string;
+  adminKeyFile: string;
   image: string;
   mappings: Mapping[];
 }
@@ -470,11 +485,18 @@ async function createCluster(argv: string[]): Promise<void> {
   st.start('Installing CNI 🔌');
   st.start('Installing StorageClass 💾');
   st.end(true);
-  // actions/waitforready: skipped entirely for --wait 0
+  // actions/waitforready: skipped entirely for --wait 0; a node not Ready in time is only a warning, and create
+  // goes on and exits 0 (waitforready.go: " • WARNING: Timed out waiting for Ready ⚠️", return nil)
   if (wait > 0) {
     st.start(`Waiting ≤ ${goDuration(wait)} for control-plane = Ready ⏳`);
-    st.end(true);
-    errLine(' • Ready after 1s 💚');
+    if (node.ready) {
+      st.end(true);
+      errLine(' • Ready after 1s 💚');
+    } else {
+      await sleep(wait * 1000);
+      st.end(false);
+      errLine(' • WARNING: Timed out waiting for Ready ⚠️');
+    }
   }
   // create.go: the kubeconfig export comes after the actions and does not delete the cluster when it fails;
   // createcluster.go wraps every error of provider.Create in "failed to create cluster"
@@ -534,10 +556,33 @@ function exportKubeconfig(argv: string[]): void {
   errLine(`Set kubectl context to "kind-${name}"`);
 }
 
+/**
+ * kind lists clusters by asking Docker (providers/docker/provider.go ListClusters: `docker ps -a --filter
+ * label=io.x-k8s.kind.cluster …`); when that fails — Docker down — `get clusters` fails with exit 1, "ERROR: failed
+ * to list clusters: command "docker ps …" failed with error: exit status 1" and docker's output (cmd/kind/app/main.go
+ * logError: "\nCommand Output: …"). The stand-in runs that very command against the test's Docker (DOCKER_HOST); the
+ * names come from the stand-in's state (its nodes are no containers). Without DOCKER_HOST (tests with no Docker at
+ * all) Docker is taken to answer.
+ */
+function listClustersOrFail(): string[] {
+  if (process.env.DOCKER_HOST) {
+    const args = ['ps', '-a', '--filter', 'label=io.x-k8s.kind.cluster', '--format', '{{.Label "io.x-k8s.kind.cluster"}}'];
+    try {
+      execFileSync('docker', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    } catch (e) {
+      const output = `${(e as { stdout?: Buffer }).stdout ?? ''}${(e as { stderr?: Buffer }).stderr ?? ''}`;
+      // pkg/exec/helpers.go PrettyCommand: shellescape.Quote of each argument
+      const pretty = ['docker', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'"'"'`)}'`)).join(' ');
+      throw new KindError(`failed to list clusters: command "${pretty}" failed with error: exit status ${(e as { status?: number }).status ?? 1}\n\nCommand Output: ${output.trim()}`);
+    }
+  }
+  return existingClusters(stateRoot());
+}
+
 function getClusters(argv: string[]): void {
   const { args } = parseFlags(argv, [], []);
   if (args.length) throw new KindError(`unknown command "${args[0]}" for "kind get clusters"`);
-  const names = existingClusters(stateRoot());
+  const names = listClustersOrFail();
   if (!names.length) errLine('No kind clusters found.');
   for (const n of names) process.stdout.write(`${n}\n`);
 }
@@ -598,7 +643,7 @@ function loadDockerImage(argv: string[]): void {
 async function runNode(name: string, image: string): Promise<void> {
   const dir = clusterDir(name);
   const { startControlPlane } = await import('./control-plane.js');
-  const { startNodeSimulator } = await import('./node-simulator.js');
+  const { createImageStore, startNodeSimulator } = await import('./node-simulator.js');
   const { startVersionProxy } = await import('./version-proxy.js');
   const configFile = path.join(dir, 'config.yaml');
   const config = loadConfig(fs.existsSync(configFile) ? configFile : undefined);
@@ -633,11 +678,14 @@ async function runNode(name: string, image: string): Promise<void> {
       servers.push(server);
     }
     cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath, { nodeName: `${name}-control-plane`, internalIP: NODE_ADDRESS });
+    // the node's containerd: what `kind load` put there (images.json), what it pulled itself (pulled.json, pulls.log)
+    const images = createImageStore({ loadedFile: path.join(dir, 'images.json'), pulledFile: path.join(dir, 'pulled.json'), pullLog: path.join(dir, 'pulls.log') });
+    const ready = !process.env.STANDIN_KIND_NODE_NOT_READY;
+    sim = await startNodeSimulator(cp.kubeconfigPath, { nodeName: `${name}-control-plane`, internalIP: NODE_ADDRESS, images, nodeReady: ready, architecture: process.env.STANDIN_KIND_NODE_ARCH || 'amd64' });
     // the API server answers /version with the node image's Kubernetes version, as the image's kube-apiserver would
     const version = /^kindest\/node:(v\d+\.\d+\.\d+)/.exec(image)?.[1];
     if (version) proxy = await startVersionProxy(cp, version);
-    const info: NodeInfo = { server: proxy?.server ?? cp.server, caFile: proxy?.caFile ?? cp.caFile, adminToken: cp.adminToken, image, mappings: config.mappings };
+    const info: NodeInfo = { ready, server: proxy?.server ?? cp.server, caFile: proxy?.caFile ?? cp.caFile, adminToken: cp.adminToken, adminCertFile: cp.clientCerts.admin.certFile, adminKeyFile: cp.clientCerts.admin.keyFile, image, mappings: config.mappings };
     fs.writeFileSync(path.join(dir, 'node.json.tmp'), JSON.stringify(info));
     fs.renameSync(path.join(dir, 'node.json.tmp'), path.join(dir, 'node.json'));
   } catch (e) {

@@ -1,5 +1,7 @@
 // A tiny HTTPS reverse proxy on 127.0.0.1 in front of a test control plane that reports another
-// Kubernetes version on GET /version (everything else, upgrades included, is forwarded unchanged).
+// Kubernetes version on GET /version (everything else, upgrades included, is forwarded unchanged). A client
+// certificate signed by the control plane's client CA is verified here and its user passed on as the API server's
+// front proxy (--requestheader-*): so a kubeconfig with a client-certificate user authenticates as it would directly.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import type * as http from 'node:http';
@@ -44,16 +46,35 @@ export async function startVersionProxy(target: ControlPlane, gitVersion: string
     '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
   ]);
   const [key, cert, targetCa] = await Promise.all([fsp.readFile(keyFile), fsp.readFile(certFile), fsp.readFile(target.caFile)]);
+  const fp = target.clientCerts.frontProxy;
+  const [clientCa, fpCert, fpKey] = await Promise.all([fsp.readFile(target.clientCerts.caFile), fsp.readFile(fp.certFile), fsp.readFile(fp.keyFile)]);
   const upstream = new URL(target.server);
   const agent = new https.Agent({ keepAlive: true, ca: targetCa });
+  // a request that came with a client certificate goes on as the front proxy, naming that certificate's user
+  const asFrontProxy = new https.Agent({ keepAlive: true, ca: targetCa, cert: fpCert, key: fpKey });
+
+  /**
+   * Client certificates are verified here against the cluster's client CA, as the API server would
+   * (requestCert, a missing or unverified one is no error: other credentials may follow); a verified one is passed
+   * on as the user (CN) and groups (O) in the request headers the API server trusts from the front proxy only.
+   */
+  const identity = (req: http.IncomingMessage): Record<string, string | string[]> => {
+    const sock = req.socket as tls.TLSSocket;
+    if (!sock.authorized) return {};
+    const peer = sock.getPeerCertificate();
+    const groups = peer.subject?.O;
+    return { 'x-remote-user': String(peer.subject?.CN ?? ''), ...(groups ? { 'x-remote-group': Array.isArray(groups) ? groups : [groups] } : {}) };
+  };
+  const withoutRemoteHeaders = (h: http.IncomingHttpHeaders) => Object.fromEntries(Object.entries(h).filter(([k]) => !k.toLowerCase().startsWith('x-remote-')));
 
   const sockets = new Set<net.Socket>();
-  const server = https.createServer({ key, cert }, (req, res) => {
+  const server = https.createServer({ key, cert, ca: clientCa, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://x');
     const isVersion = req.method === 'GET' && (url.pathname === '/version' || url.pathname === '/version/');
-    const headers = { ...req.headers, host: upstream.host };
+    const who = identity(req);
+    const headers = { ...withoutRemoteHeaders(req.headers), ...who, host: upstream.host };
     const up = https.request(
-      { protocol: 'https:', hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent },
+      { protocol: 'https:', hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent: who['x-remote-user'] ? asFrontProxy : agent },
       (upRes) => {
         if (!isVersion || upRes.statusCode !== 200) {
           res.writeHead(upRes.statusCode ?? 502, upRes.headers);
@@ -98,12 +119,16 @@ export async function startVersionProxy(target: ControlPlane, gitVersion: string
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    const up = tls.connect({ host: upstream.hostname, port: Number(upstream.port), ca: targetCa, servername: undefined }, () => {
+    const who = identity(req);
+    const credentials = who['x-remote-user'] ? { cert: fpCert, key: fpKey } : {};
+    const up = tls.connect({ host: upstream.hostname, port: Number(upstream.port), ca: targetCa, servername: undefined, ...credentials }, () => {
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) {
         const name = req.rawHeaders[i];
+        if (name.toLowerCase().startsWith('x-remote-')) continue;
         lines.push(`${name}: ${name.toLowerCase() === 'host' ? upstream.host : req.rawHeaders[i + 1]}`);
       }
+      for (const [name, value] of Object.entries(who)) for (const v of [value].flat()) lines.push(`${name}: ${v}`);
       up.write(lines.join('\r\n') + '\r\n\r\n');
       if (head.length) up.write(head);
       up.pipe(socket);

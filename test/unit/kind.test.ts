@@ -164,12 +164,14 @@ describe('when up uses the local cluster', () => {
 
 describe('local-preflight: the Docker kind v0.17 can run Kubernetes 1.19 on', () => {
   // What `docker info` reports cannot be changed on the real daemon here (rootless, Windows containers), so these
-  // cases use a `docker` script on PATH that answers `docker version` and `docker info` as Docker 24 does.
-  const withDocker = async (info: object, fn: () => Promise<void>) => {
+  // cases use a `docker` script on PATH that answers `docker -v`, `docker version` and `docker info` as Docker 24 does
+  // (or as another version, or Podman's docker shim, does).
+  const withDocker = async (info: object, fn: () => Promise<void>, cli: { version?: string; banner?: string } = {}) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'md-fake-docker-'));
+    const version = cli.version ?? '24.0.7';
     fs.writeFileSync(
       path.join(dir, 'docker'),
-      `#!/bin/sh\ncase "$1" in\n  version) echo '24.0.7|24.0.7' ;;\n  info) echo '${JSON.stringify(info)}' ;;\n  *) exit 1 ;;\nesac\n`,
+      `#!/bin/sh\ncase "$1" in\n  -v) echo '${cli.banner ?? `Docker version ${version}, build afdd53b`}' ;;\n  version) echo '${version}|${version}' ;;\n  info) echo '${JSON.stringify(info)}' ;;\n  *) exit 1 ;;\nesac\n`,
       { mode: 0o755 },
     );
     const saved = process.env.PATH;
@@ -202,6 +204,22 @@ describe('local-preflight: the Docker kind v0.17 can run Kubernetes 1.19 on', ()
   });
   it('Windows containers are refused', async () => {
     await withDocker({ ...linux, OSType: 'windows' }, async () => assert.rejects(run(), (e: any) => e.exitCode === 3 && /windows containers; kind needs Linux containers/.test(e.message)));
+  });
+  it('an arm64 engine (Apple silicon, arm64 Linux) is refused: exit 3 naming what works', async () => {
+    for (const Architecture of ['aarch64', 'arm64']) {
+      await withDocker({ ...linux, Architecture }, async () =>
+        assert.rejects(run(), (e: any) => e.exitCode === 3 && e.message.startsWith(`Docker runs on ${Architecture}: Istio 1.8.4's images exist for amd64 only`) && /amd64 machine, or pass --context/.test(e.hint)),
+      );
+    }
+  });
+  it('Docker 25.0.0 is refused with the upgrade hint; 25.0.1 is fine', async () => {
+    await withDocker(linux, async () => assert.rejects(run(), (e: any) => e.exitCode === 3 && /moby\/moby#47150/.test(e.message) && /upgrade Docker to 25\.0\.1 or later/.test(e.hint)), { version: '25.0.0' });
+    await withDocker(linux, async () => assert.match(String((await run()).message), /^docker 25\.0\.1 /), { version: '25.0.1' });
+  });
+  it('Podman\'s docker shim is refused: kind would switch to its experimental Podman provider', async () => {
+    await withDocker(linux, async () => assert.rejects(run(), (e: any) => e.exitCode === 3 && /docker -v: "podman version 4\.9\.3"\), so kind v0\.17\.0 would use its experimental Podman provider/.test(e.message)), {
+      banner: 'podman version 4.9.3',
+    });
   });
   it('Docker Desktop: says that URLs go through 127.0.0.1 port mappings', async () => {
     await withDocker({ ...linux, OperatingSystem: 'Docker Desktop' }, async () => {
