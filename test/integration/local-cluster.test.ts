@@ -353,7 +353,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const r = await meshdemo(['--timeout', '20s', 'up', '--yes', '--skip-build', ...images.flatMap((i) => ['--image', i]), '--istio-mirror', server.url, '--kind-mirror', server.url]);
     assert.equal(r.code, 4, r.stderr + r.stdout.slice(-3000));
     // every Deployment waits for its new pods (the old ones still serving are no finished rollout), each new pod for its image
-    for (const [deployment, container] of [['micro-api', 'micro-api'], ['micro-order-v1', 'micro-order'], ['micro-pay', 'micro-pay']]) {
+    for (const [deployment, container] of [['micro-api', 'micro-api'], ['micro-order-v1', 'micro-order'], ['micro-pay-v1', 'micro-pay']]) {
       assert.match(r.stderr, new RegExp(`Deployment default/${deployment}: `), deployment);
       assert.match(
         r.stderr,
@@ -379,8 +379,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.match(step.detail, /not on the node\(s\) of kind cluster "meshdemo"/);
     const r = await meshdemo(upArgs());
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-4000));
-    assert.equal(nodeImages().length, 3);
-    for (const name of ['micro-api', 'micro-order-v1', 'micro-pay']) {
+    assert.equal(nodeImages().length, 3 + PRELOADED.length, "the app's and the pre-loaded images are back on the node");
+    for (const name of ['micro-api', 'micro-order-v1', 'micro-pay-v1']) {
       const d = await api(`/apis/apps/v1/namespaces/default/deployments/${name}`);
       assert.equal(d.status.availableReplicas, d.spec.replicas, `${name} ready`);
     }
