@@ -5,6 +5,7 @@ import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from './k
 import { decimalPort, parseDuration, parseNodeAddress } from './core/options.js';
 import { displayUrlArgument, rememberUrlCredentials } from './core/secrets.js';
 import { defaultSourceDirs, type SourceDirs } from './images/context.js';
+import { SERVICES, type ServiceName } from './images/services.js';
 
 export const DEFAULT_ISTIO_VERSION = '1.8.4';
 export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';
@@ -32,8 +33,7 @@ export const DASHBOARDS: Record<string, Dashboard> = {
 };
 export const DEFAULT_DASHBOARDS = ['kiali', 'grafana', 'prometheus', 'tracing'];
 
-export const SERVICES = ['micro-api', 'micro-order', 'micro-pay'] as const;
-export type ServiceName = (typeof SERVICES)[number];
+export { SERVICES, type ServiceName } from './images/services.js';
 
 export interface UpSettings {
   istioVersion: string;

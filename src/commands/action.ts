@@ -31,14 +31,7 @@ export function action<S>(
     const isTTY = Boolean(process.stdout.isTTY && process.stderr.isTTY);
     const ui = await createRenderer(outputMode({ json, isTTY, columns: process.stderr.columns }), { verbose, secrets });
     const controller = new AbortController();
-    let interrupted = false;
-    const onSignal = () => {
-      if (interrupted) process.exit(ExitCode.interrupted);
-      interrupted = true;
-      controller.abort(new InterruptedError());
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const stopListening = cancelOnSignals(controller);
     let ctx: ReturnType<typeof createContext<S>> | undefined;
     let lock: ClusterLock | undefined;
     try {
@@ -63,27 +56,47 @@ export function action<S>(
       const reason = controller.signal.aborted ? abortReason(controller.signal) : undefined;
       // an interruption the handler describes better (e.g. "traffic stopped by Ctrl-C") keeps its own words
       const failure = reason && !(reason instanceof InterruptedError && err instanceof InterruptedError) ? reason : err;
-      const code = exitCodeOf(failure);
-      ui.close();
-      const lines = [`error: ${oneLine(failure)}`];
-      if (failure instanceof MeshdemoError) lines.push(...failure.details.map((d) => `  ${d}`));
-      if (verbose && failure instanceof Error && failure.stack) lines.push(failure.stack);
-      if (json) {
-        ui.result(false, { exitCode: code, error: oneLine(failure), details: failure instanceof MeshdemoError ? failure.details : [] });
-        for (const l of lines) ui.print(l);
-      } else {
-        const redact = makeRedactor(secrets);
-        for (const l of lines) process.stderr.write(redact(l) + '\n');
-      }
-      process.exitCode = code;
+      process.exitCode = reportFailure(failure, { ui, json, verbose, secrets });
     } finally {
       await lock?.release();
       ui.close();
       ctx?.dispose();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stopListening();
     }
   };
+}
+
+/** SIGINT/SIGTERM abort the run; a second one exits at once. Returns the function that stops listening. */
+function cancelOnSignals(controller: AbortController): () => void {
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(ExitCode.interrupted);
+    interrupted = true;
+    controller.abort(new InterruptedError());
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+/** The one place an error becomes its message (one line, details, the stack with --verbose) and its exit code. */
+function reportFailure(failure: unknown, out: { ui: Renderer; json: boolean; verbose: boolean; secrets: Set<string> }) {
+  const code = exitCodeOf(failure);
+  out.ui.close();
+  const lines = [`error: ${oneLine(failure)}`];
+  if (failure instanceof MeshdemoError) lines.push(...failure.details.map((d) => `  ${d}`));
+  if (out.verbose && failure instanceof Error && failure.stack) lines.push(failure.stack);
+  if (out.json) {
+    out.ui.result(false, { exitCode: code, error: oneLine(failure), details: failure instanceof MeshdemoError ? failure.details : [] });
+    for (const l of lines) out.ui.print(l);
+  } else {
+    const redact = makeRedactor(out.secrets);
+    for (const l of lines) process.stderr.write(redact(l) + '\n');
+  }
+  return code;
 }
 
 export function globalOptions(opts: Record<string, any>): GlobalOptions {

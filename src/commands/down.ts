@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { action, type CommandContext } from './action.js';
 import { InterruptedError } from '../core/errors.js';
+import type { PlanItem } from '../down/phase.js';
 import type { DownSettings } from '../down/records.js';
 import type { LocalClusterState } from '../kind/state.js';
 
@@ -58,6 +59,30 @@ Examples:
 
 type LocalDownOptions = DownSettings & { keepCluster: boolean; local?: LocalClusterState; replaced?: LocalClusterState };
 
+/** No inventory and no --force: say so, and remove a lock a dead run left behind. */
+async function reportNothingRecorded(ctx: CommandContext<LocalDownOptions>, where: string): Promise<void> {
+  const ns = ctx.options.namespace;
+  const message = `nothing recorded: there is no meshdemo inventory (ConfigMap ${ns}/meshdemo-inventory) on ${where}; nothing to remove`;
+  const hint = 'down removes only what up recorded; to remove the well-known demo objects by name and label anyway, run meshdemo down --force';
+  ctx.ui.print(message);
+  ctx.ui.print(`  ${hint}`);
+  const abandoned = ctx.dryRun ? undefined : await ctx.lock.clearStale();
+  if (abandoned) ctx.ui.print(`  removed the lock a meshdemo run that no longer runs left behind (holder ${abandoned})`);
+  ctx.ui.result(true, { recorded: false, message, hint, plan: [], steps: [] });
+}
+
+/** The plan before the confirmation: log events with --json, a table otherwise. */
+function printPlan(ctx: CommandContext<LocalDownOptions>, plan: { items: PlanItem[]; notes: string[] }, onWhere: string, source: string): void {
+  if (ctx.ui.mode === 'json') {
+    for (const i of plan.items) ctx.ui.emit({ type: 'log', step: i.phase, level: 'info', message: `plan: ${i.action} ${i.target}${i.detail ? ` — ${i.detail}` : ''}` });
+    for (const n of plan.notes) ctx.ui.emit({ type: 'log', level: 'note', message: n });
+    return;
+  }
+  ctx.ui.print(plan.items.length ? `meshdemo down ${onWhere}, from ${source}, will:` : `nothing left to remove ${onWhere} (from ${source})`);
+  for (const i of plan.items) ctx.ui.print(`  ${i.action.padEnd(9)} ${i.target}${i.detail ? ` — ${i.detail}` : ''}`);
+  for (const n of plan.notes) ctx.ui.print(`  note: ${n}`);
+}
+
 async function down(ctx: CommandContext<LocalDownOptions>): Promise<void> {
   const { replaced } = ctx.settings;
   if (replaced) {
@@ -79,28 +104,12 @@ async function down(ctx: CommandContext<LocalDownOptions>): Promise<void> {
   state.deadline = Date.now() + ctx.options.timeoutMs;
   state.records = await loadRecords(ctx);
 
-  if (state.records.source === 'none') {
-    const message = `nothing recorded: there is no meshdemo inventory (ConfigMap ${ns}/meshdemo-inventory) on ${where}; nothing to remove`;
-    const hint = 'down removes only what up recorded; to remove the well-known demo objects by name and label anyway, run meshdemo down --force';
-    ctx.ui.print(message);
-    ctx.ui.print(`  ${hint}`);
-    const abandoned = ctx.dryRun ? undefined : await ctx.lock.clearStale();
-    if (abandoned) ctx.ui.print(`  removed the lock a meshdemo run that no longer runs left behind (holder ${abandoned})`);
-    ctx.ui.result(true, { recorded: false, message, hint, plan: [], steps: [] });
-    return;
-  }
+  if (state.records.source === 'none') return reportNothingRecorded(ctx, where);
   if (ctx.settings.force && state.records.source === 'inventory') ctx.log.note(`--force is not needed: using the inventory in ${ns}`);
 
   const plan = await planDown(ctx);
   const source = state.records.source === 'inventory' ? `the inventory ${ns}/meshdemo-inventory` : '--force (well-known names and labels)';
-  if (ctx.ui.mode === 'json') {
-    for (const i of plan.items) ctx.ui.emit({ type: 'log', step: i.phase, level: 'info', message: `plan: ${i.action} ${i.target}${i.detail ? ` — ${i.detail}` : ''}` });
-    for (const n of plan.notes) ctx.ui.emit({ type: 'log', level: 'note', message: n });
-  } else {
-    ctx.ui.print(plan.items.length ? `meshdemo down on ${where}, from ${source}, will:` : `nothing left to remove on ${where} (from ${source})`);
-    for (const i of plan.items) ctx.ui.print(`  ${i.action.padEnd(9)} ${i.target}${i.detail ? ` — ${i.detail}` : ''}`);
-    for (const n of plan.notes) ctx.ui.print(`  note: ${n}`);
-  }
+  printPlan(ctx, plan, `on ${where}`, source);
 
   const outcomes = await runSteps(DOWN_STEPS, ctx, {
     beforeFirstChange: async () => {

@@ -35,7 +35,7 @@ export function register(program: Command): void {
             ctx.ui.print(path.dirname(binary));
             return;
           }
-          const { istioctlKubeArgs } = await import('../steps/istio-install.js');
+          const { istioctlKubeArgs } = await import('../demo/istio-release.js');
           const kubeArgs = ctx.settings.args.some((a) => a === '--context' || a.startsWith('--context=')) ? [] : await istioctlKubeArgs(ctx);
           const { runInteractive } = await import('../exec/run.js');
           // istioctl has printed its own messages; its exit code is passed through unchanged

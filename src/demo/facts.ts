@@ -6,6 +6,8 @@ import { DASHBOARDS } from '../settings.js';
 /** Read-only facts about the cluster, shared by steps' checks and `status`. */
 
 export const ISTIO_NAMESPACE = 'istio-system';
+/** The namespace label Istio's sidecar injector reads. */
+export const INJECTION_LABEL = 'istio-injection';
 export const INSTALLED_STATE = { apiVersion: 'install.istio.io/v1alpha1', kind: 'IstioOperator', namespace: ISTIO_NAMESPACE, name: 'installed-state' };
 
 export interface IstioInstallation {

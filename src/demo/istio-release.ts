@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
+import type { Context } from '../record/context.js';
 
 /** <cache>/istio/<v>/: the archive, and the tree it unpacks to (extracted atomically, so present means complete). */
 export function versionCacheDir(cacheDir: string, version: string): string {
@@ -36,4 +37,10 @@ export function assetName(version: string, platform: NodeJS.Platform = process.p
     throw new UsageError(`the Windows release (istio-${version}-win.zip) is not supported yet`, { hint: 'run meshdemo from WSL2 or a Linux/macOS machine' });
   }
   throw new UsageError(`Istio has no release for ${platform}`, { hint: 'use Linux or macOS' });
+}
+
+/** --kubeconfig/--context as meshdemo resolved them, for istioctl. */
+export async function istioctlKubeArgs(ctx: Context<unknown>): Promise<string[]> {
+  const kube = await ctx.kube();
+  return [...(ctx.options.kubeconfig ? ['--kubeconfig', ctx.options.kubeconfig] : []), '--context', kube.contextName];
 }

@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PreflightError } from '../core/errors.js';
-import type { ServiceName } from '../settings.js';
+import type { ServiceName } from './services.js';
 
 /**
  * Build contexts for the demo services, prepared by meshdemo so that `docker build` needs nothing from the

@@ -29,48 +29,58 @@ export function toState(namespace: string, name: string, d: KubeObject | undefin
 
 /** Why a Deployment is not ready: its pods' waiting reasons, scheduling failures and the last warning events. */
 export async function diagnoseDeployment(kube: KubeClient, namespace: string, name: string): Promise<string[]> {
-  const lines: string[] = [];
   const d = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
   if (!d) return [`Deployment ${namespace}/${name} does not exist`];
   const state = toState(namespace, name, d);
-  lines.push(`Deployment ${namespace}/${name}: ${state.available}/${state.desired} available`);
-  for (const c of d.status?.conditions ?? []) {
+  const conditions: any[] = d.status?.conditions ?? [];
+  const lines = [`Deployment ${namespace}/${name}: ${state.available}/${state.desired} available`];
+  for (const c of conditions) {
     if (c.status !== 'True' && c.message) lines.push(`  ${c.type}: ${c.message}`);
   }
   const selector = Object.entries(d.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
   const pods = selector ? await kube.list('v1', 'Pod', { namespace, labelSelector: selector }) : [];
-  const rsFailures = (d.status?.conditions ?? []).find((c: any) => c.reason === 'FailedCreate' || c.type === 'ReplicaFailure');
   if (!pods.length) {
-    lines.push('  no pods were created');
-    const events = await kube.list('v1', 'Event', { namespace });
-    const rsEvents = events
-      .filter((e) => e.type === 'Warning' && e.involvedObject?.kind === 'ReplicaSet' && String(e.involvedObject?.name).startsWith(`${name}-`))
-      .slice(-3);
-    for (const e of rsEvents) lines.push(`  ${e.reason}: ${e.message}`);
-    if (!rsEvents.length && rsFailures?.message) lines.push(`  ${rsFailures.message}`);
+    const rsFailure = conditions.find((c) => c.reason === 'FailedCreate' || c.type === 'ReplicaFailure');
+    return [...lines, '  no pods were created', ...(await replicaSetWarnings(kube, namespace, name, rsFailure?.message))];
   }
-  for (const pod of pods.slice(0, 5)) {
-    const phase = pod.status?.phase ?? 'Unknown';
-    const reasons: string[] = [];
-    for (const c of pod.status?.conditions ?? []) {
-      if (c.type === 'PodScheduled' && c.status === 'False') reasons.push(`unschedulable: ${c.message ?? c.reason}`);
-    }
-    for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
-      const waiting = cs.state?.waiting;
-      if (waiting) reasons.push(`container ${cs.name}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`);
-      else if (!cs.ready && cs.state?.terminated) reasons.push(`container ${cs.name}: terminated ${cs.state.terminated.reason ?? ''}`);
-      else if (!cs.ready) reasons.push(`container ${cs.name}: not ready`);
-    }
-    lines.push(`  pod ${pod.metadata.name}: ${phase}${reasons.length ? ` — ${reasons.join('; ')}` : ''}`);
-  }
-  if (pods.length) {
-    const events = await kube.list('v1', 'Event', { namespace });
-    const podNames = new Set(pods.map((p) => p.metadata.name));
-    for (const e of events.filter((e) => e.type === 'Warning' && podNames.has(e.involvedObject?.name)).slice(-3)) {
-      lines.push(`  event ${e.reason}: ${e.message}`);
-    }
+  lines.push(...pods.slice(0, 5).map(podLine));
+  const events = await kube.list('v1', 'Event', { namespace });
+  const podNames = new Set(pods.map((p) => p.metadata.name));
+  for (const e of events.filter((e) => e.type === 'Warning' && podNames.has(e.involvedObject?.name)).slice(-3)) {
+    lines.push(`  event ${e.reason}: ${e.message}`);
   }
   return lines;
+}
+
+/** With no pods: the last warnings of the Deployment's ReplicaSets, or else the Deployment's own failure message. */
+async function replicaSetWarnings(kube: KubeClient, namespace: string, name: string, failure: string | undefined): Promise<string[]> {
+  const events = await kube.list('v1', 'Event', { namespace });
+  const rsEvents = events
+    .filter((e) => e.type === 'Warning' && e.involvedObject?.kind === 'ReplicaSet' && String(e.involvedObject?.name).startsWith(`${name}-`))
+    .slice(-3);
+  if (rsEvents.length) return rsEvents.map((e) => `  ${e.reason}: ${e.message}`);
+  return failure ? [`  ${failure}`] : [];
+}
+
+/** One pod: its phase, and why it is not running (unschedulable, containers waiting, terminated or not ready). */
+function podLine(pod: any): string {
+  const phase = pod.status?.phase ?? 'Unknown';
+  const reasons: string[] = [];
+  for (const c of pod.status?.conditions ?? []) {
+    if (c.type === 'PodScheduled' && c.status === 'False') reasons.push(`unschedulable: ${c.message ?? c.reason}`);
+  }
+  for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+    const reason = containerReason(cs);
+    if (reason) reasons.push(`container ${cs.name}: ${reason}`);
+  }
+  return `  pod ${pod.metadata.name}: ${phase}${reasons.length ? ` — ${reasons.join('; ')}` : ''}`;
+}
+
+function containerReason(cs: any): string | undefined {
+  const waiting = cs.state?.waiting;
+  if (waiting) return `${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`;
+  if (cs.ready) return undefined;
+  return cs.state?.terminated ? `terminated ${cs.state.terminated.reason ?? ''}` : 'not ready';
 }
 
 /** Polls until every Deployment is ready; on the deadline, a ReadinessTimeoutError whose details say why. */

@@ -2,11 +2,10 @@ import type { Context } from '../record/context.js';
 import { runCommand } from '../exec/run.js';
 import { describeRef, refOf, type KubeClient, type KubeObject } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
-import { istioctlPath } from '../demo/istio-release.js';
+import { istioctlKubeArgs, istioctlPath } from '../demo/istio-release.js';
 import { deadline, deleteAndWait, stepOf, type DownStep, type Work } from '../down/phase.js';
 import { istioObjects, istioObjectsElsewhere, istioctlFor, records, type DownSettings } from '../down/records.js';
 import { revertItems, revertServices, serviceReverts, type ServiceRevert } from '../down/service-reverts.js';
-import { istioctlKubeArgs } from './istio-install.js';
 
 async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: KubeObject[]; istioctl?: string; gateway?: ServiceRevert[] }> {
   const r = records(ctx);

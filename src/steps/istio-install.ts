@@ -7,7 +7,7 @@ import { diagnoseDeployment, toState } from '../kube/readiness.js';
 import { describeRef, KubeApiError, type KubeClient } from '../kube/client.js';
 import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from '../demo/facts.js';
 import { labelledByMeshdemo, MANAGED_BY } from '../record/inventory.js';
-import { istioctlPath } from '../demo/istio-release.js';
+import { istioctlKubeArgs, istioctlPath } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioSet' | 'reinstall'>;
@@ -67,12 +67,6 @@ function tagOf(istioSet: string[]): string | undefined {
   return istioSet.map((s) => /^(?:spec\.)?tag=(.*)$/.exec(s)?.[1]).filter((v) => v !== undefined).pop();
 }
 
-/** --kubeconfig/--context as meshdemo resolved them, for istioctl. */
-export async function istioctlKubeArgs(ctx: Context<any>): Promise<string[]> {
-  const kube = await ctx.kube();
-  return [...(ctx.options.kubeconfig ? ['--kubeconfig', ctx.options.kubeconfig] : []), '--context', kube.contextName];
-}
-
 export const istioInstall: Step<Settings> = {
   id: 'istio-install',
   title: 'istioctl install --set profile=demo',
@@ -82,7 +76,7 @@ export const istioInstall: Step<Settings> = {
     if (!installed) return { satisfied: false, detail: `install Istio ${istioVersion}` };
     const recorded = (await ctx.inventory()).data.steps['istio-install']?.inputs as { version?: string; profile?: string; set?: string[] } | undefined;
     const version = installed.version ?? recorded?.version;
-    const found = `found Istio ${version ?? '?'} (profile ${installed.profile ?? '?'}${installed.tag && installed.tag !== version ? `, tag ${installed.tag}` : ''})`;
+    const found = describeFound(installed, version);
     if (reinstall) return { satisfied: false, detail: `${found}; --reinstall: will install ${istioVersion}` };
     if (version !== istioVersion || installed.profile !== PROFILE) return { satisfied: false, detail: `${found}; will install ${istioVersion}` };
     // the images' tag is the version unless --istio-set tag=… says otherwise
@@ -137,37 +131,51 @@ export const istioInstall: Step<Settings> = {
       });
     } catch (err) {
       if (!(err instanceof ExternalCommandError || err instanceof ReadinessTimeoutError)) throw err;
-      const diagnosis = await diagnoseNamespace(kube, ISTIO_NAMESPACE).catch(() => []);
-      const readiness = err instanceof ExternalCommandError ? istioctlReadinessFailure(output) : undefined;
-      if (readiness) {
-        const what = readiness.resources.length ? ` (${readiness.resources.join(', ')})` : '';
-        throw new ReadinessTimeoutError(`istioctl install: ${readiness.components.join(', ')} not ready${readiness.after ? ` after ${readiness.after}` : ''}${what}`, {
-          hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why; fix the cause or raise --timeout, then re-run' : 'check the cluster (kubectl get pods -n istio-system) or raise --timeout, then re-run',
-          details: [...diagnosis, ...err.details],
-        });
-      }
-      const Failure = err instanceof ReadinessTimeoutError ? ReadinessTimeoutError : ExternalCommandError;
-      throw new Failure(err.message, {
-        hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why' : err.hint,
-        details: [...err.details, ...diagnosis],
-      });
+      throw await explainInstallFailure(kube, err, output);
     }
-    // the mark `down --force` looks for when there is no record: meshdemo installed this Istio (istioctl keeps
-    // labels it did not set when it re-applies installed-state: helmreconciler/apply.go applyOverlay)
-    const revision = revisionOf(ctx.settings.istioSet);
-    const state = { ...INSTALLED_STATE, name: revision ? `installed-state-${revision}` : INSTALLED_STATE.name };
-    try {
-      await kube.mergePatch(state, { metadata: { labels: MANAGED_BY } });
-    } catch (err) {
-      if (!(err instanceof KubeApiError)) throw err;
-      // the install itself succeeded and the record says so; only a later `down --force` without a record needs this mark
-      ctx.log.warn(`could not label ${describeRef(state)} as installed by meshdemo (${err.message}): without meshdemo's record, down --force will leave this Istio`);
-    }
+    await markInstalledByMeshdemo(ctx, kube);
     // the record is readable with the view role: credentials given with --istio-set are kept masked
     await inventory.completeStep('istio-install', { version: ctx.settings.istioVersion, profile: PROFILE, set: maskSecretSets(ctx.settings.istioSet) });
     return `Istio ${ctx.settings.istioVersion} installed (profile ${PROFILE})`;
   },
 };
+
+function describeFound(installed: { profile?: string; tag?: string }, version: string | undefined): string {
+  const tag = installed.tag && installed.tag !== version ? `, tag ${installed.tag}` : '';
+  return `found Istio ${version ?? '?'} (profile ${installed.profile ?? '?'}${tag})`;
+}
+
+/** istioctl failed or timed out: a readiness failure it reported becomes a readiness timeout, with the diagnosis. */
+async function explainInstallFailure(kube: KubeClient, err: ExternalCommandError | ReadinessTimeoutError, output: string[]): Promise<Error> {
+  const diagnosis = await diagnoseNamespace(kube, ISTIO_NAMESPACE).catch(() => []);
+  const readiness = err instanceof ExternalCommandError ? istioctlReadinessFailure(output) : undefined;
+  if (readiness) {
+    const what = readiness.resources.length ? ` (${readiness.resources.join(', ')})` : '';
+    return new ReadinessTimeoutError(`istioctl install: ${readiness.components.join(', ')} not ready${readiness.after ? ` after ${readiness.after}` : ''}${what}`, {
+      hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why; fix the cause or raise --timeout, then re-run' : 'check the cluster (kubectl get pods -n istio-system) or raise --timeout, then re-run',
+      details: [...diagnosis, ...err.details],
+    });
+  }
+  const Failure = err instanceof ReadinessTimeoutError ? ReadinessTimeoutError : ExternalCommandError;
+  return new Failure(err.message, {
+    hint: diagnosis.length ? 'the diagnosis below says which Deployments are not ready and why' : err.hint,
+    details: [...err.details, ...diagnosis],
+  });
+}
+
+async function markInstalledByMeshdemo(ctx: Context<Settings>, kube: KubeClient): Promise<void> {
+  // the mark `down --force` looks for when there is no record: meshdemo installed this Istio (istioctl keeps
+  // labels it did not set when it re-applies installed-state: helmreconciler/apply.go applyOverlay)
+  const revision = revisionOf(ctx.settings.istioSet);
+  const state = { ...INSTALLED_STATE, name: revision ? `installed-state-${revision}` : INSTALLED_STATE.name };
+  try {
+    await kube.mergePatch(state, { metadata: { labels: MANAGED_BY } });
+  } catch (err) {
+    if (!(err instanceof KubeApiError)) throw err;
+    // the install itself succeeded and the record says so; only a later `down --force` without a record needs this mark
+    ctx.log.warn(`could not label ${describeRef(state)} as installed by meshdemo (${err.message}): without meshdemo's record, down --force will leave this Istio`);
+  }
+}
 
 /**
  * Every Deployment of Istio's in the namespace that is not ready, with its pods' reasons and events; the addons,

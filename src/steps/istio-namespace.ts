@@ -1,8 +1,7 @@
 import type { Step } from '../record/context.js';
 import { labelledByMeshdemo, MANAGED_BY } from '../record/inventory.js';
 import { KubeApiError } from '../kube/client.js';
-import { ISTIO_NAMESPACE } from '../demo/facts.js';
-import { INJECTION_LABEL } from './namespace-label.js';
+import { INJECTION_LABEL, ISTIO_NAMESPACE } from '../demo/facts.js';
 
 const ref = { apiVersion: 'v1', kind: 'Namespace', name: ISTIO_NAMESPACE };
 

@@ -1,8 +1,6 @@
 import type { Step } from '../record/context.js';
 import { MANAGED_BY } from '../record/inventory.js';
-import { injectionLabel } from '../demo/facts.js';
-
-export const INJECTION_LABEL = 'istio-injection';
+import { injectionLabel, INJECTION_LABEL } from '../demo/facts.js';
 
 export const namespaceLabel: Step = {
   id: 'namespace-label',

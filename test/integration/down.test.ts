@@ -88,7 +88,7 @@ describe('meshdemo down on a real API server', { skip }, () => {
   let failed = false;
   /** it(), remembering a failure: the next test then gets a fresh control plane (see afterEach). */
   const test = (name: string, fn: () => Promise<void>) =>
-    it(name, async () => {
+    void it(name, async () => {
       try {
         await fn();
       } catch (err) {

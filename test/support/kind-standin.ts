@@ -737,7 +737,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
-  main(process.argv.slice(2)).then((code) => {
+  void main(process.argv.slice(2)).then((code) => {
     if (code >= 0) process.exit(code);
   });
 }
