@@ -5,7 +5,7 @@ import type { CheckResult, Context, Step } from '../record/context.js';
 import { mapLimit } from '../kube/apply.js';
 import { describeRef, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
-import { PROTECTED_NAMESPACES, records, type DownRecords, type DownSettings } from './records.js';
+import { PROTECTED_NAMESPACES, records, type DownSettings } from './records.js';
 
 /**
  * What every phase of `meshdemo down` (src/steps/down-*.ts) shares: the shape of a phase (its work, then check and
@@ -169,9 +169,10 @@ function summary(work: Work): string {
   return `${head}: ${first}${work.items.length > 3 ? `, … (${work.items.length} in all)` : ''}`;
 }
 
-/** What check() just found, handed to run() — unless the records were reloaded in between (after the lock). */
-const checked = new WeakMap<DownRecords, Map<string, Work>>();
-
+/**
+ * What check() just found, handed to run() in the run's own state (settings.state.checked) — unless the records
+ * were reloaded in between (after the lock): then run() works it out again.
+ */
 export function stepOf(id: string, title: string, work: DownStep['work'], run: (ctx: Context<DownSettings>, w: Work) => Promise<string>): DownStep {
   return {
     id,
@@ -179,13 +180,15 @@ export function stepOf(id: string, title: string, work: DownStep['work'], run: (
     work,
     async check(ctx): Promise<CheckResult> {
       const w = await work(ctx);
+      const state = ctx.settings.state;
       const r = records(ctx);
-      if (!checked.has(r)) checked.set(r, new Map());
-      checked.get(r)!.set(id, w);
+      if (state.checked?.records !== r) state.checked = { records: r, work: new Map() };
+      state.checked.work.set(id, w);
       return w.items.length ? { satisfied: false, detail: summary(w) } : { satisfied: true, detail: w.nothing };
     },
     async run(ctx) {
-      const memo = checked.get(records(ctx));
+      const checked = ctx.settings.state.checked;
+      const memo = checked?.records === records(ctx) ? checked.work : undefined;
       const w = memo?.get(id) ?? (await work(ctx));
       memo?.delete(id);
       for (const note of w.notes ?? []) ctx.log.note(note);

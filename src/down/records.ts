@@ -7,6 +7,7 @@ import { readManifests } from '../kube/manifests.js';
 import { istioInstallation, ISTIO_NAMESPACE } from '../demo/facts.js';
 import { istioctlPath, releaseDir } from '../demo/istio-release.js';
 import { DEFAULT_ISTIO_VERSION } from '../settings.js';
+import type { Work } from './phase.js';
 import { appRefs as currentAppRefs, legacyAppRefs } from '../demo/app-manifests.js';
 import { NETWORKING, SECURITY } from '../demo/scenarios.js';
 
@@ -32,8 +33,11 @@ export interface DownRecords {
 export interface DownSettings {
   keepIstio: boolean;
   force: boolean;
-  /** Filled in by the command: the records, reloaded once the lock is held; the deadline for all waiting. */
-  state: { records?: DownRecords; deadline: number };
+  /**
+   * This run's state, filled in as it goes: the records (reloaded once the lock is held), the deadline for all
+   * waiting, and what each phase's check found in those records (src/down/phase.ts stepOf).
+   */
+  state: { records?: DownRecords; deadline: number; checked?: { records: DownRecords; work: Map<string, Work> } };
 }
 
 export const MANAGED_BY_SELECTOR = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(',');
