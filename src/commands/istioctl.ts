@@ -23,7 +23,7 @@ export function register(program: Command): void {
             throw new UsageError(`istioctl ${ctx.settings.version} is not in the cache (${binary})`, { hint: 'run meshdemo up (or meshdemo up --no-app) first' });
           }
           // what runs is what was verified: the manifest recorded when the release's archive was checked
-          const { cachedReleaseDistrust } = await import('../steps/istio-download.js');
+          const { cachedReleaseDistrust } = await import('../demo/istio-release.js');
           const distrust = cachedReleaseDistrust(ctx.options.cacheDir, ctx.settings.version);
           if (distrust) {
             throw new PreflightError(`the cached istioctl ${ctx.settings.version} is not the one meshdemo verified (${distrust}); not running it`, {

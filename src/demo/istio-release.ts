@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
+import { manifestMismatch } from '../download/cache-files.js';
 import type { Context } from '../record/context.js';
 
 /** <cache>/istio/<v>/: the archive, and the tree it unpacks to (extracted atomically, so present means complete). */
@@ -43,4 +44,14 @@ export function assetName(version: string, platform: NodeJS.Platform = process.p
 export async function istioctlKubeArgs(ctx: Context<unknown>): Promise<string[]> {
   const kube = await ctx.kube();
   return [...(ctx.options.kubeconfig ? ['--kubeconfig', ctx.options.kubeconfig] : []), '--context', kube.contextName];
+}
+
+/**
+ * Why the cached istioctl may not be run, or undefined when it may: it must match the manifest recorded when
+ * its archive was verified; with a pinned sha256, the tree must come from that archive and every file of it match.
+ */
+export function cachedReleaseDistrust(cacheDir: string, version: string, pinnedSha256?: string): string | undefined {
+  const tree = extractDir(cacheDir, version);
+  const istioctl = path.relative(path.dirname(tree), istioctlPath(cacheDir, version));
+  return manifestMismatch(`${tree}.manifest.json`, pinnedSha256 ? { pinned: pinnedSha256 } : { only: [istioctl] });
 }

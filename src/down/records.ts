@@ -5,7 +5,7 @@ import type { Context } from '../record/context.js';
 import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
 import { readManifests } from '../kube/manifests.js';
 import { istioInstallation, ISTIO_NAMESPACE } from '../demo/facts.js';
-import { istioctlPath, releaseDir } from '../demo/istio-release.js';
+import { cachedReleaseDistrust, istioctlPath, releaseDir } from '../demo/istio-release.js';
 import { DEFAULT_ISTIO_VERSION } from '../settings.js';
 import type { Work } from './phase.js';
 import { appRefs as currentAppRefs, legacyAppRefs } from '../demo/app-manifests.js';
@@ -221,14 +221,16 @@ export async function istioObjectsElsewhere(kube: KubeClient): Promise<KubeObjec
   return found;
 }
 
-export function istioctlFor(cacheDir: string, version: string): string | undefined {
+/** The cached istioctl down may run: executable, and still matching the manifest recorded when it was verified. */
+export function istioctlFor(cacheDir: string, version: string): { istioctl?: string; why?: string } {
   const file = istioctlPath(cacheDir, version);
   try {
     fs.accessSync(file, fs.constants.X_OK);
-    return file;
   } catch {
-    return undefined;
+    return { why: `istioctl ${version} is not in the cache (${file})` };
   }
+  const distrust = cachedReleaseDistrust(cacheDir, version);
+  return distrust ? { why: `the cached istioctl ${version} is not trusted (${distrust})` } : { istioctl: file };
 }
 
 export const INVENTORY_REF = (namespace: string): ObjectRef => ({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name: INVENTORY_NAME });

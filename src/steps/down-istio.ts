@@ -2,7 +2,7 @@ import type { Context } from '../record/context.js';
 import { runCommand } from '../exec/run.js';
 import { describeRef, refOf, type KubeClient, type KubeObject } from '../kube/client.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
-import { istioctlKubeArgs, istioctlPath } from '../demo/istio-release.js';
+import { istioctlKubeArgs } from '../demo/istio-release.js';
 import { deadline, deleteAndWait, stepOf, type DownStep, type Work } from '../down/phase.js';
 import { istioObjects, istioObjectsElsewhere, istioctlFor, records, type DownSettings } from '../down/records.js';
 import { revertItems, revertServices, serviceReverts, type ServiceRevert } from '../down/service-reverts.js';
@@ -17,10 +17,10 @@ async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: 
   }
   const objects = await istioObjects(await ctx.kube());
   if (!objects.length) return { items: [], objects, nothing: 'Istio is not installed' };
-  const istioctl = istioctlFor(ctx.options.cacheDir, r.istioVersion);
+  const { istioctl, why } = istioctlFor(ctx.options.cacheDir, r.istioVersion);
   const notes = istioctl
     ? [await purgeScopeNote(await ctx.kube())]
-    : [`istioctl ${r.istioVersion} is not in the cache (${istioctlPath(ctx.options.cacheDir, r.istioVersion)}): deleting Istio's ${objects.length} objects directly (found by istioctl's labels) instead`];
+    : [`${why}: deleting Istio's ${objects.length} objects directly (found by istioctl's labels) instead`];
   for (const c of r.changed) {
     if (c.step === 'gateway-ports') notes.push(`${describeRef(c.ref)}: its pinned node ports are not reverted, it goes with Istio`);
   }
@@ -30,7 +30,7 @@ async function istioWork(ctx: Context<DownSettings>): Promise<Work & { objects: 
         phase: 'down-istio',
         action: 'uninstall',
         target: `Istio ${r.istioVersion}`,
-        detail: istioctl ? `istioctl x uninstall --purge, cluster-wide (${objects.length} objects)` : `istioctl is not cached: delete its ${objects.length} objects directly`,
+        detail: istioctl ? `istioctl x uninstall --purge, cluster-wide (${objects.length} objects)` : `no trusted istioctl is cached: delete its ${objects.length} objects directly`,
       },
     ],
     objects,

@@ -3,24 +3,13 @@ import path from 'node:path';
 import { DownloadError, ExternalCommandError } from '../core/errors.js';
 import type { Context, Step } from '../record/context.js';
 import { runProbe } from '../exec/run.js';
-import { assetName, extractDir, istioctlPath, versionCacheDir } from '../demo/istio-release.js';
+import { assetName, cachedReleaseDistrust, extractDir, istioctlPath, versionCacheDir } from '../demo/istio-release.js';
 import type { UpSettings } from '../settings.js';
-import { manifestMismatch } from '../download/cache-files.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;
 
 /** An Istio release archive is 30–60 MB: a server sending more than this is not serving one. */
 export const ISTIO_ARCHIVE_MAX_BYTES = 512 * 1024 ** 2;
-
-/**
- * Why the cached istioctl may not be run, or undefined when it may: it must match the manifest recorded when
- * its archive was verified; with a pinned sha256, the tree must come from that archive and every file of it match.
- */
-export function cachedReleaseDistrust(cacheDir: string, version: string, pinnedSha256?: string): string | undefined {
-  const tree = extractDir(cacheDir, version);
-  const istioctl = path.relative(path.dirname(tree), istioctlPath(cacheDir, version));
-  return manifestMismatch(`${tree}.manifest.json`, pinnedSha256 ? { pinned: pinnedSha256 } : { only: [istioctl] });
-}
 
 export const istioDownload: Step<Settings> = {
   id: 'istio-download',

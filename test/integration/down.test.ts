@@ -172,6 +172,22 @@ describe('meshdemo down on a real API server', { skip }, () => {
       assert.equal((await api(LOCK)).status, 404, 'the lock is released');
     });
 
+    test('down never runs a cached istioctl that no longer matches its manifest: the plan deletes Istio\'s objects directly instead', async () => {
+      const istioctl = path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl');
+      const genuine = fs.readFileSync(istioctl);
+      try {
+        fs.appendFileSync(istioctl, '\n# planted\n');
+        const dry = await meshdemo(['down', '--dry-run']);
+        assert.equal(dry.code, 0, dry.stderr);
+        assert.match(dry.stdout, /note: the cached istioctl 1\.8\.4 is not trusted \(.*has changed since it was verified\): deleting Istio's \d+ objects directly/);
+        assert.match(dry.stdout, /uninstall +Istio 1\.8\.4 — no trusted istioctl is cached: delete its \d+ objects directly/);
+      } finally {
+        fs.writeFileSync(istioctl, genuine);
+      }
+      const trusted = await meshdemo(['down', '--dry-run']);
+      assert.match(trusted.stdout, /istioctl x uninstall --purge, cluster-wide/, 'the genuine istioctl is trusted again');
+    });
+
     test('down without a terminal and without --yes refuses (exit 2); down --dry-run lists the plan and changes nothing', async () => {
       const before = await snapshotCluster(cp);
       const refused = await meshdemo(['down']);
