@@ -58,14 +58,20 @@ export async function createRenderer(mode: OutputMode, opts: RenderOptions): Pro
 function jsonRenderer({ stdout, stderr, verbose, redact, out }: Output): Renderer {
   // masked before serialising: JSON escapes `"` and `\`, so a secret holding them would not be found after
   const json = (value: object) => stdout.write(JSON.stringify(maskDeep(value, redact)) + '\n');
+  // the result is the last line on stdout: what comes after it (the --verbose trace of releasing the lock) goes to stderr
+  let resultWritten = false;
   return {
     mode: 'json',
     emit(event) {
       if (event.type === 'log' && event.level === 'debug' && !verbose) return;
-      json(event);
+      if (resultWritten) out(stderr, JSON.stringify(maskDeep(event, redact)));
+      else json(event);
     },
     print: (text) => out(stderr, text),
-    result: (ok, data) => json({ type: 'result', ok, ...data }),
+    result: (ok, data) => {
+      json({ type: 'result', ok, ...data });
+      resultWritten = true;
+    },
     suspend() {},
     resume() {},
     close() {},

@@ -132,7 +132,7 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
       assert.equal(live.spec.type, 'NodePort');
       assert.ok(port && port !== 31004, `tracing got ${port}`);
       assert.match(r.stderr, new RegExp(`node port 31004 for tracing is already used by Service default/holder: tracing got node port ${port} instead`));
-      assert.match(r.stdout, new RegExp(`^ {2}tracing +http://127\\.0\\.0\\.1:${port}/$`, 'm'));
+      assert.match(r.stdout, new RegExp(`^ {2}tracing +http://127\\.0\\.0\\.1:${port}/jaeger$`, 'm'));
       assert.match(r.stdout, /^ {2}kiali +http:\/\/127\.0\.0\.1:31001\/kiali$/m, 'the other dashboards keep their defaults');
 
       // the port it chose is kept on the next run

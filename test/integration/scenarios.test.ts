@@ -13,7 +13,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import { createImageStore, startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
@@ -82,7 +82,10 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
     server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path });
     cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
+    // The demo's images are already on the node, as after `kind load` (nothing serves 127.0.0.1:5000 here).
+    const loadedFile = path.join(tmp, 'node-images.json');
+    fs.writeFileSync(loadedFile, JSON.stringify(Object.fromEntries(IMAGES.filter((a) => a !== '--image').map((a) => [a.split('=')[1], {}]))));
+    sim = await startNodeSimulator(cp.kubeconfigPath, { images: createImageStore({ loadedFile }) });
     pristine = await snapshotCluster(cp);
     const u = await meshdemo(['up', '--yes', '--istio-mirror', server.url, '--skip-build', ...IMAGES]);
     assert.equal(u.code, 0, u.stderr);
