@@ -186,14 +186,14 @@ describe('errors', () => {
 });
 
 describe('renderer', () => {
-  async function render(mode: 'json' | 'plain', secrets: string[], emit: (r: Awaited<ReturnType<typeof createRenderer>>) => void) {
+  async function render(mode: 'json' | 'plain', secrets: string[], emit: (r: Awaited<ReturnType<typeof createRenderer>>) => void, verbose = false) {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     let out = '';
     let err = '';
     stdout.on('data', (c) => (out += c));
     stderr.on('data', (c) => (err += c));
-    const r = await createRenderer(mode, { verbose: false, secrets: new Set(secrets), streams: { stdout, stderr } });
+    const r = await createRenderer(mode, { verbose, secrets: new Set(secrets), streams: { stdout, stderr } });
     emit(r);
     r.close();
     return { out, err };
@@ -213,19 +213,17 @@ describe('renderer', () => {
   });
 
   it('--json keeps the result the last line on stdout: a --verbose trace after it (releasing the lock) goes to stderr', async () => {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (c) => (out += c));
-    stderr.on('data', (c) => (err += c));
-    const r = await createRenderer('json', { verbose: true, secrets: new Set(['s3cr3t']), streams: { stdout, stderr } });
-    r.emit({ type: 'log', level: 'debug', message: 'GET /api/v1/namespaces/default 200 3ms' });
-    r.result(false, { exitCode: 3, error: 'no' });
-    r.emit({ type: 'log', level: 'debug', message: 'DELETE /apis/coordination.k8s.io/v1/namespaces/default/leases/meshdemo?token=s3cr3t 200 2ms' });
-    r.close();
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => l.type), ['log', 'result']);
+    const { out, err } = await render(
+      'json',
+      ['s3cr3t'],
+      (r) => {
+        r.emit({ type: 'log', level: 'debug', message: 'GET /api/v1/namespaces/default 200 3ms' });
+        r.result(false, { exitCode: 3, error: 'no' });
+        r.emit({ type: 'log', level: 'debug', message: 'DELETE /apis/coordination.k8s.io/v1/namespaces/default/leases/meshdemo?token=s3cr3t 200 2ms' });
+      },
+      true,
+    );
+    assert.deepEqual(out.trim().split('\n').map((l) => JSON.parse(l).type), ['log', 'result']);
     assert.match(err, /DELETE \/apis\/coordination\.k8s\.io\/v1\/namespaces\/default\/leases\/meshdemo\?token=\*\*\* 200 2ms/);
   });
 
