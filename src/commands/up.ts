@@ -5,6 +5,13 @@ import { InterruptedError } from '../core/errors.js';
 import type { GlobalOptions } from '../core/options.js';
 import type { Context } from '../record/context.js';
 import { collect, DEFAULT_ISTIO_VERSION, parseUpSettings, type UpSettings } from '../settings.js';
+import { runSteps } from '../core/runner.js';
+import { requireWritableCacheDir } from '../core/cache-dir.js';
+import { upSteps, LOCAL_STEP_IDS } from '../steps/index.js';
+import { summarize } from './summary.js';
+import { sendTraffic } from './traffic.js';
+import { decideLocalCluster } from '../kind/decide.js';
+import { NODE_KUBERNETES_VERSION } from '../kind/pins.js';
 
 /** The options `up` and `plan` share: everything that decides what up does. */
 export function addUpOptions(cmd: Command): Command {
@@ -35,8 +42,7 @@ export function addUpOptions(cmd: Command): Command {
 
 export function register(program: Command): void {
   const cmd = program
-    .command('up')
-    .description('install Istio 1.8.4 (demo profile), the addons, the dashboards and the demo app; safe to re-run');
+    .command('up');
   addUpOptions(cmd)
     .option('--dry-run', 'show what would run, change nothing')
     .addHelpText(
@@ -57,9 +63,7 @@ is downloaded or created. Istio's and the addons' images are pulled once on the 
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {
         for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
-        if (!ctx.dryRun && !ctx.settings.render) (await import('../core/cache-dir.js')).requireWritableCacheDir(ctx.options.cacheDir);
-        const { runSteps } = await import('../core/runner.js');
-        const { upSteps, LOCAL_STEP_IDS } = await import('../steps/index.js');
+        if (!ctx.dryRun && !ctx.settings.render) requireWritableCacheDir(ctx.options.cacheDir);
         const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));
         const local = ctx.settings.local;
         if (local) ctx.log.info(`working on the local kind cluster "${local.name}" (context ${local.context}): ${local.reason}`);
@@ -81,10 +85,8 @@ is downloaded or created. Istio's and the addons' images are pulled once on the 
             },
           })),
         );
-        const { summarize } = await import('./summary.js');
         await summarize(ctx, outcomes);
         if (ctx.settings.trafficMs !== undefined && !ctx.dryRun) {
-          const { sendTraffic } = await import('./traffic.js');
           await ctx.lock.release(); // the cluster is not changed any more: let other up/down runs in
           await sendTraffic({ ...ctx, settings: { nodeAddress: ctx.settings.nodeAddress, durationMs: ctx.settings.trafficMs, rate: 10, concurrency: 4 } }, { asResult: false });
         }
@@ -96,7 +98,6 @@ is downloaded or created. Istio's and the addons' images are pulled once on the 
 export async function buildUpSettings(opts: Record<string, any>, _args: string[], global: GlobalOptions): Promise<UpSettings> {
   const settings = parseUpSettings(opts);
   if (settings.render) return settings;
-  const { decideLocalCluster } = await import('../kind/decide.js');
   settings.local = decideLocalCluster(settings, global);
   return settings;
 }
@@ -110,7 +111,6 @@ async function confirmChanges(ctx: Context<UpSettings>): Promise<void> {
   if (ctx.options.yes) return;
   const local = ctx.settings.local;
   if (local && !local.exists) {
-    const { NODE_KUBERNETES_VERSION } = await import('../kind/pins.js');
     const ok = await ctx.prompt.confirm(
       `meshdemo will create a local kind cluster "${local.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}, context ${local.context}; ${local.reason}) and install the demo on it. Proceed?`,
       '--yes',
