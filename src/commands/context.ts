@@ -4,7 +4,7 @@ import type { GlobalOptions } from '../core/options.js';
 import type { Prompter } from '../core/prompt.js';
 import type { Context } from '../record/context.js';
 import { type KubeClient, connect, formatTrace } from '../kube/client.js';
-import { loadKubeconfig } from '../kube/config.js';
+import { loadKubeconfig } from '../kube/kubeconfig.js';
 import { ClusterReads } from '../kube/reads.js';
 
 export interface ContextInput<S> {

@@ -6,7 +6,7 @@ import { type DownSettings, loadRecords } from '../down/records.js';
 import { type LocalClusterState, sameClusterAsRecorded } from '../kind/state.js';
 import { parseClusterName } from '../kind/pins.js';
 import { recordedLocalCluster } from '../kind/decide.js';
-import { kubeconfigPaths } from '../kube/config.js';
+import { kubeconfigPaths } from '../kube/kubeconfig.js';
 import { DOWN_STEPS, planDown } from '../steps/down.js';
 import { runSteps } from '../core/runner.js';
 import { localClusterDelete } from '../steps/local-cluster-down.js';
@@ -47,18 +47,21 @@ Examples:
     .action(
       action<LocalDownOptions>(
         async (opts, _args, global) => {
-          let local = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          const recorded = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          let local = recorded.cluster;
           let replaced: LocalClusterState | undefined;
           if (local && !sameClusterAsRecorded(local, kubeconfigPaths(global.kubeconfig).paths)) [replaced, local] = [local, undefined];
-          return { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, replaced, state: { deadline: Number.POSITIVE_INFINITY } };
+          const settings = { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, replaced };
+          return { ...settings, recordedContext: recorded.context, state: { deadline: Number.POSITIVE_INFINITY } };
         },
         down,
-        { dryRun: (o) => Boolean(o.dryRun) },
+        { dryRun: (o) => Boolean(o.dryRun), context: (settings) => settings.recordedContext },
       ),
     );
 }
 
-type LocalDownOptions = DownSettings & { keepCluster: boolean; local?: LocalClusterState; replaced?: LocalClusterState };
+/** `recordedContext`: with no context in use, the recorded local cluster's (src/kind/decide.ts recordedLocalCluster). */
+type LocalDownOptions = DownSettings & { keepCluster: boolean; local?: LocalClusterState; replaced?: LocalClusterState; recordedContext?: string };
 
 /** No inventory and no --force: say so, and remove a lock a dead run left behind. */
 async function reportNothingRecorded(ctx: CommandContext<LocalDownOptions>, where: string): Promise<void> {

@@ -42,7 +42,7 @@ Examples:
           downloaded: outcomes[0].status === 'done',
           ...(local ? { kind: local.kind, kindDownloaded: outcomes[1].status === 'done' } : {}),
         });
-      }),
+      }, { context: (settings) => settings.local?.context }),
     );
 }
 

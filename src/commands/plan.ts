@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action } from './action.js';
 import { secretSetValues } from '../core/secrets.js';
 import type { UpSettings } from '../settings.js';
-import { addUpOptions, buildUpSettings, contextOrNothing } from './up.js';
+import { addUpOptions, buildUpSettings, contextOrNothing, localContext } from './up.js';
 import { checkSteps } from '../core/runner.js';
 import { upSteps } from '../steps/index.js';
 
@@ -18,6 +18,6 @@ export function register(program: Command): void {
           ctx.ui.print(`${String(i + 1).padStart(2)}. ${r.satisfied ? 'satisfied' : 'needed   '}  ${r.id.padEnd(16)} ${r.title}${r.detail ? ` — ${r.detail}` : ''}`);
         }
         ctx.ui.result(true, { steps: results.map(({ id, title, satisfied, detail }) => ({ id, title, satisfied, detail })) });
-      }),
+      }, { context: localContext }),
     );
 }

@@ -13,9 +13,10 @@ export function register(program: Command): void {
     .addOption(new Option('--cluster-name <name>', 'the local kind cluster, when no context is in use').default('meshdemo').env('MESHDEMO_CLUSTER_NAME'))
     .addHelpText('after', '\nExamples:\n  meshdemo status\n  meshdemo status --context kind-mesh --json')
     .action(
-      action<{ nodeAddress?: string; local?: LocalClusterState }>(
+      action<{ nodeAddress?: string; local?: LocalClusterState; recordedContext?: string }>(
         async (opts, _args, global) => {
-          return { nodeAddress: opts.nodeAddress !== undefined ? parseNodeAddress(opts.nodeAddress) : undefined, local: recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo')) };
+          const recorded = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          return { nodeAddress: opts.nodeAddress !== undefined ? parseNodeAddress(opts.nodeAddress) : undefined, local: recorded.cluster, recordedContext: recorded.context };
         },
         async (ctx) => {
           // meshdemo's local cluster that kind no longer lists: say so, rather than fail to reach its API server
@@ -29,6 +30,7 @@ export function register(program: Command): void {
           if (ctx.options.json) ctx.ui.result(true, { status });
           else ctx.ui.print(formatStatus(status));
         },
+        { context: (settings) => settings.recordedContext },
       ),
     );
 }

@@ -90,11 +90,14 @@ is downloaded or created. Istio's and the addons' images are pulled once on the 
           await ctx.lock.release(); // the cluster is not changed any more: let other up/down runs in
           await sendTraffic({ ...ctx, settings: { nodeAddress: ctx.settings.nodeAddress, durationMs: ctx.settings.trafficMs, rate: 10, concurrency: 4 } }, { asResult: false });
         }
-      }, { dryRun: (o) => Boolean(o.dryRun) }),
+      }, { dryRun: (o) => Boolean(o.dryRun), context: localContext }),
     );
 }
 
-/** up's and plan's settings; on the local kind cluster (src/kind/decide.ts) the context becomes kind-<name>. */
+/** On the local kind cluster (src/kind/decide.ts) up, plan and download work on its context, kind-<name>. */
+export const localContext = (settings: { local?: { context: string } }): string | undefined => settings.local?.context;
+
+/** up's and plan's settings, with the local kind cluster decided (src/kind/decide.ts). */
 export async function buildUpSettings(opts: Record<string, any>, _args: string[], global: GlobalOptions): Promise<UpSettings> {
   const settings = parseUpSettings(opts);
   if (settings.render) return settings;
