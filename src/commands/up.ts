@@ -28,6 +28,7 @@ export function addUpOptions(cmd: Command): Command {
     .addOption(new Option('--node-address <addr>', 'address printed in URLs (default: first node ExternalIP, else InternalIP)').env('MESHDEMO_NODE_ADDRESS'))
     .addOption(new Option('--registry <host[:port]/path>', 'registry to push the demo images to').env('MESHDEMO_REGISTRY'))
     .addOption(new Option('--base-image <image>', 'base image for the demo services').env('MESHDEMO_BASE_IMAGE'))
+    .option('--services-dir <dir>', 'build the demo services from this edited copy of templates/services')
     .option('--skip-build', 'use prebuilt images given with --image')
     .option('--image <service=ref>', 'prebuilt image for a service (repeatable)', collect, [])
     .option('--render [dir]', 'write the app manifests instead of applying them')
