@@ -25,7 +25,8 @@ describe('up --services-dir', () => {
   it('a path that is not a directory is bad usage naming the flag and the fix', () => {
     assert.throws(
       () => parseUpSettings({ servicesDir: path.join(os.tmpdir(), 'meshdemo-no-such-services') }),
-      (err: unknown) => err instanceof UsageError && /^--services-dir .* is not a directory$/.test(err.message) && /cp -r .*templates\/services/.test(err.hint ?? ''),
+      (err: unknown) =>
+        err instanceof UsageError && /^--services-dir .* is not a directory$/.test(err.message) && /cp -r .*templates\/services/.test(err.hint ?? ''),
     );
   });
 });
