@@ -1,23 +1,37 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Help, Option } from 'commander';
 import { ExitCode } from './core/errors.js';
 import { makeRedactor, processSecrets } from './core/secrets.js';
-import { register as registerUp } from './commands/up.js';
-import { register as registerPlan } from './commands/plan.js';
-import { register as registerStatus } from './commands/status.js';
-import { register as registerDown } from './commands/down.js';
-import { register as registerExpose } from './commands/expose.js';
-import { register as registerIstioctl } from './commands/istioctl.js';
-import { register as registerVerify } from './commands/verify.js';
-import { register as registerTraffic } from './commands/traffic.js';
-import { register as registerLogs } from './commands/logs.js';
-import { register as registerCompletion } from './commands/completion.js';
-import { register as registerDownload } from './commands/download.js';
-import { register as registerOpen } from './commands/open.js';
-import { register as registerCanary } from './commands/canary.js';
-import { register as registerChaos } from './commands/chaos.js';
-import { register as registerMtls } from './commands/mtls.js';
 
-export function buildProgram(): Command {
+/**
+ * The one lazy-load boundary: every command is listed here with its term and description (enough for `--help` and
+ * for "did you mean"), and its module — with everything it imports — is loaded only when the command line names it.
+ */
+const COMMANDS: Array<{ name: string; term: string; description: string; load: () => Promise<{ register(program: Command): void }> }> = [
+  { name: 'up', term: 'up [options]', description: 'install Istio 1.8.4 (demo profile), the addons, the dashboards and the demo app; safe to re-run', load: () => import('./commands/up.js') },
+  { name: 'plan', term: 'plan [options]', description: 'list the steps up would run and which are already satisfied; changes nothing', load: () => import('./commands/plan.js') },
+  { name: 'status', term: 'status [options]', description: 'show what meshdemo finds on the cluster: version, Istio, injection, addons, dashboards, app, URLs (read-only)', load: () => import('./commands/status.js') },
+  { name: 'expose', term: 'expose [options] <dashboard>', description: 'make a dashboard reachable from outside the cluster (a NodePort, or a local port-forward)', load: () => import('./commands/expose.js') },
+  { name: 'down', term: 'down [options]', description: 'remove what up created and revert what it changed, nothing else', load: () => import('./commands/down.js') },
+  { name: 'istioctl', term: 'istioctl [options] [args...]', description: 'run the cached istioctl with the same --kubeconfig/--context; its exit code is passed through', load: () => import('./commands/istioctl.js') },
+  { name: 'verify', term: 'verify [options]', description: 'send sample orders through the gateway: success, latency, which micro-order pods answered', load: () => import('./commands/verify.js') },
+  { name: 'traffic', term: 'traffic [options]', description: 'send steady orders through the gateway so Kiali and Jaeger fill; a summary with latency, load balancing and a trace link', load: () => import('./commands/traffic.js') },
+  { name: 'logs', term: 'logs [options] <service>', description: "print the app's (or with --proxy the Envoy sidecar's) logs of every pod of a service, each line prefixed with its pod", load: () => import('./commands/logs.js') },
+  { name: 'completion', term: 'completion <shell>', description: 'print a shell completion script (commands, flags, dashboard and service names)', load: () => import('./commands/completion.js') },
+  { name: 'download', term: 'download [options]', description: 'fetch and verify into the cache what up needs (the Istio release, and kind when up would create the local cluster); no cluster needed, a second run downloads nothing', load: () => import('./commands/download.js') },
+  { name: 'open', term: 'open [options] [dashboard]', description: 'open a dashboard (or a trace) in the browser: its NodePort URL, or a port-forward when that is not reachable', load: () => import('./commands/open.js') },
+  { name: 'canary', term: 'canary [options] <service>', description: 'canary release: deploy <service>-v2, split traffic by weight (DestinationRule subsets, weighted VirtualService), verify the split with traffic', load: () => import('./commands/canary.js') },
+  { name: 'chaos', term: 'chaos [options] <kind> [service] [value]', description: "fault injection, timeouts, retries and the tutorial's circuit breaker on a demo service (VirtualService, DestinationRule); clear removes them", load: () => import('./commands/chaos.js') },
+  { name: 'mtls', term: 'mtls [options] <mode>', description: 'mutual TLS for the demo namespace: PeerAuthentication "default" with mtls.mode STRICT or PERMISSIVE', load: () => import('./commands/mtls.js') },
+];
+
+/** The commands argv names (`completion` describes them all); their modules, loaded. */
+async function loadNamed(argv: string[]): Promise<Map<string, { register(program: Command): void }>> {
+  const words = new Set(argv.slice(2));
+  const named = words.has('completion') ? COMMANDS : COMMANDS.filter((c) => words.has(c.name));
+  return new Map(await Promise.all(named.map(async (c) => [c.name, await c.load()] as const)));
+}
+
+export async function buildProgram(argv = process.argv): Promise<Command> {
   const program = new Command('meshdemo')
     .description('Put the Istio 1.8.4 service-mesh demo onto a Kubernetes cluster with one command, and take it off again.')
     .version(process.env.npm_package_version ?? '0.1.0', '--version')
@@ -48,7 +62,15 @@ Exit codes: 0 ok, 1 unexpected failure, 2 bad usage or input, 3 preflight refuse
             6 an external command failed, 130 interrupted.`,
     );
   program.exitOverride();
-  for (const register of [registerUp, registerPlan, registerStatus, registerExpose, registerDown, registerIstioctl, registerVerify, registerTraffic, registerLogs, registerCompletion, registerDownload, registerOpen, registerCanary, registerChaos, registerMtls]) register(program);
+  program.configureHelp({ subcommandTerm: (cmd) => COMMANDS.find((c) => c.name === cmd.name())?.term ?? new Help().subcommandTerm(cmd) });
+  const loaded = await loadNamed(argv);
+  for (const { name, description } of COMMANDS) {
+    const module = loaded.get(name);
+    if (module) module.register(program);
+    // a command the command line does not name: listed in the help, never run
+    else program.command(name).description(description);
+    program.commands.at(-1)!.description(description);
+  }
   return program;
 }
 
@@ -60,7 +82,7 @@ export function usageErrorLine(text: string): string {
 }
 
 export async function main(argv = process.argv): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { UsageError } from './core/errors.js';
 import { DEFAULT_GATEWAY_HTTP2_NODE_PORT, GATEWAY_NODE_PORTS, gatewayNodePorts } from './kind/config.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_KIND_MIRROR, parseClusterName } from './kind/pins.js';
@@ -64,7 +65,7 @@ export interface UpSettings {
   local?: LocalCluster;
   /** up --traffic <duration>: send orders through the gateway this long at the end. */
   trafficMs?: number;
-  /** Where the demo services' sources come from (this installation's templates/services). */
+  /** Where the demo services' sources come from: --services-dir, else this installation's templates/services. */
   sources: SourceDirs;
 }
 
@@ -202,6 +203,17 @@ export function parseImages(values: string[]): Partial<Record<ServiceName, strin
   return out;
 }
 
+/** --services-dir: an edited copy of templates/services to build the demo from; dependencies still come from this installation. */
+export function parseServicesDir(dir: string | undefined): SourceDirs {
+  const installed = defaultSourceDirs();
+  if (dir === undefined) return installed;
+  const servicesDir = path.resolve(dir);
+  if (!fs.statSync(servicesDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(`--services-dir ${dir} is not a directory`, { hint: `pass a copy of templates/services, e.g. cp -r ${installed.servicesDir} ./services` });
+  }
+  return { ...installed, servicesDir };
+}
+
 export function parseUpSettings(o: Record<string, any>): UpSettings {
   if (o.istioArchive && !fs.existsSync(o.istioArchive)) {
     throw new UsageError(`--istio-archive ${o.istioArchive} does not exist`, { hint: 'pass the path of a downloaded istio-<version>-<platform>.tar.gz' });
@@ -237,7 +249,7 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     skipBuild,
     images,
     render: o.render,
-    sources: defaultSourceDirs(),
+    sources: parseServicesDir(o.servicesDir),
     verify: Boolean(o.verify),
     trafficMs: o.traffic !== undefined ? parseDuration(o.traffic, '--traffic') : undefined,
     ...parseLocalClusterOptions(o),

@@ -20,7 +20,11 @@ export type CommandContext<S> = Context<S> & { ui: Renderer; lock: ClusterLock }
 export function action<S>(
   buildSettings: (opts: Record<string, any>, args: string[], global: GlobalOptions) => S | Promise<S>,
   handler: (ctx: CommandContext<S>) => Promise<void>,
-  extra: { dryRun?: (opts: Record<string, any>) => boolean } = {},
+  extra: {
+    dryRun?: (opts: Record<string, any>) => boolean;
+    /** The context the settings decided on (the local kind cluster's), over --context: a value, never written back. */
+    context?: (settings: S) => string | undefined;
+  } = {},
 ) {
   return async (...received: unknown[]): Promise<void> => {
     const command = received[received.length - 1] as Command;
@@ -38,8 +42,9 @@ export function action<S>(
       const global = globalOptions(opts);
       checkCacheDir(global.cacheDir, Boolean(global.trustCacheDir));
       const settings = await buildSettings(opts, command.args, global);
+      const context = extra.context?.(settings);
       ctx = createContext({
-        options: global,
+        options: context ? { ...global, context } : global,
         settings,
         events: ui,
         signal: controller.signal,

@@ -2,12 +2,12 @@ import { Argument, type Command } from 'commander';
 import { action } from './action.js';
 import { UsageError, VerificationError } from '../core/errors.js';
 import type { ServiceName } from '../settings.js';
-import type { CanarySettings } from '../demo/canary.js';
+import { runCanary, type CanarySettings } from '../demo/canary.js';
+import { parseScenarioCommon } from '../demo/scenario-run.js';
 
 const SERVICES = ['micro-api', 'micro-order'];
 
 async function parseCanary(opts: Record<string, any>, args: string[]): Promise<CanarySettings> {
-  const { parseScenarioCommon } = await import('../demo/scenario-run.js');
   const service = args[0];
   if (!SERVICES.includes(service)) throw new UsageError(`canary releases ${SERVICES.join(' or ')}, not "${service}"`, { hint: 'e.g. meshdemo canary micro-order --weight v2=20' });
   const chosen = [opts.weight !== undefined, Boolean(opts.promote), Boolean(opts.reset)].filter(Boolean).length;
@@ -38,7 +38,6 @@ export function register(program: Command): void {
   program
     .command('canary')
     .addArgument(arg)
-    .description('canary release: deploy <service>-v2, split traffic by weight (DestinationRule subsets, weighted VirtualService), verify the split with traffic')
     .option('--weight <v2=N>', 'percent of requests to v2 (0-100); v1 gets the rest')
     .option('--header <name=value>', 'requests with this header go to v2 whatever the weight (e.g. end-user=jason)')
     .option('--promote', 'send everything to v2 and retire v1\'s subset')
@@ -51,7 +50,6 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n  meshdemo canary micro-order --weight v2=20 --verify\n  meshdemo canary micro-api --weight v2=0 --header end-user=jason\n  meshdemo canary micro-order --promote\n  meshdemo canary micro-order --reset')
     .action(
       action<CanarySettings>((opts, args) => parseCanary(opts, args), async (ctx) => {
-        const { runCanary } = await import('../demo/canary.js');
         const { lines, checks } = await runCanary(ctx, { acquireLock: () => ctx.lock.acquire(), print: (l) => ctx.ui.print(l), info: (l) => ctx.log.info(l) });
         const off = checks.filter((c) => !c.ok);
         if (off.length) {

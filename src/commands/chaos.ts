@@ -1,7 +1,8 @@
 import { Argument, type Command } from 'commander';
 import { action } from './action.js';
 import { VerificationError } from '../core/errors.js';
-import type { ChaosSettings } from '../demo/chaos.js';
+import { parseChaosArgs, runChaos, type ChaosSettings } from '../demo/chaos.js';
+import { parseScenarioCommon } from '../demo/scenario-run.js';
 
 const KINDS = ['delay', 'abort', 'timeout', 'retries', 'breaker', 'clear'];
 
@@ -15,7 +16,6 @@ export function register(program: Command): void {
     .addArgument(kind)
     .addArgument(service)
     .argument('[value]', 'the delay (3s), HTTP status (500), timeout (1s) or number of retries (3)')
-    .description("fault injection, timeouts, retries and the tutorial's circuit breaker on a demo service (VirtualService, DestinationRule); clear removes them")
     .option('--percent <p>', 'share of requests a delay or abort hits (default 100)')
     .option('--per-try-timeout <d>', 'retries: timeout of each attempt')
     .option('--retry-on <list>', 'retries: the conditions, e.g. 5xx,connect-failure')
@@ -31,12 +31,9 @@ export function register(program: Command): void {
     .action(
       action<ChaosSettings>(
         async (opts, args) => {
-          const { parseChaosArgs } = await import('../demo/chaos.js');
-          const { parseScenarioCommon } = await import('../demo/scenario-run.js');
           return { ...parseScenarioCommon(opts), ...parseChaosArgs(args[0], args[1], args[2], opts) };
         },
         async (ctx) => {
-          const { runChaos } = await import('../demo/chaos.js');
           const { lines, checks } = await runChaos(ctx, { acquireLock: () => ctx.lock.acquire(), print: (l) => ctx.ui.print(l), info: (l) => ctx.log.info(l) });
           const off = checks.filter((c) => !c.ok);
           if (off.length) throw new VerificationError(`the measured share is more than 5 points off --percent for ${off.map((c) => c.label).join(', ')}`, { details: lines, hint: 'check the VirtualService with --dry-run, and meshdemo status' });

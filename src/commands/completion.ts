@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
+import { completionScript } from '../ui/completion.js';
 
 const SHELLS = ['bash', 'zsh', 'fish'];
 
@@ -8,7 +9,6 @@ export function register(program: Command): void {
   const cmd = program
     .command('completion')
     .argument('<shell>', 'the shell to complete in')
-    .description('print a shell completion script (commands, flags, dashboard and service names)')
     .addHelpText(
       'after',
       `
@@ -26,7 +26,6 @@ Examples:
         return { shell: args[0] as 'bash' | 'zsh' | 'fish' };
       },
       async (ctx) => {
-        const { completionScript } = await import('../ui/completion.js');
         process.stdout.write(completionScript(program, ctx.settings.shell));
       },
     ),

@@ -3,8 +3,9 @@ import { Inventory } from '../record/inventory.js';
 import type { GlobalOptions } from '../core/options.js';
 import type { Prompter } from '../core/prompt.js';
 import type { Context } from '../record/context.js';
-import type { KubeClient } from '../kube/client.js';
-import type { ClusterReads } from '../kube/reads.js';
+import { type KubeClient, connect, formatTrace } from '../kube/client.js';
+import { loadKubeconfig } from '../kube/kubeconfig.js';
+import { ClusterReads } from '../kube/reads.js';
 
 export interface ContextInput<S> {
   options: GlobalOptions;
@@ -27,8 +28,6 @@ export function createContext<S>(input: ContextInput<S>): Context<S> & { dispose
     log,
     kube() {
       kube ??= (async () => {
-        const { loadKubeconfig } = await import('../kube/config.js');
-        const { connect, formatTrace } = await import('../kube/client.js');
         const resolved = await loadKubeconfig({ ...input.options, onSecret: (s) => input.secrets.add(s) });
         // --verbose: every API request as a debug line ("GET /api/v1/namespaces 200 12ms")
         const trace = input.options.verbose ? (t: Parameters<typeof formatTrace>[0]) => log.debug(formatTrace(t)) : undefined;
@@ -37,10 +36,7 @@ export function createContext<S>(input: ContextInput<S>): Context<S> & { dispose
       return kube;
     },
     reads() {
-      reads ??= (async () => {
-        const { ClusterReads } = await import('../kube/reads.js');
-        return new ClusterReads(await ctx.kube());
-      })();
+      reads ??= ctx.kube().then((k) => new ClusterReads(k));
       return reads;
     },
     inventory() {

@@ -2,13 +2,18 @@ import { Option, type Command } from 'commander';
 import { action, type CommandContext } from './action.js';
 import { InterruptedError } from '../core/errors.js';
 import type { PlanItem } from '../down/phase.js';
-import type { DownSettings } from '../down/records.js';
-import type { LocalClusterState } from '../kind/state.js';
+import { type DownSettings, loadRecords } from '../down/records.js';
+import { type LocalClusterState, sameClusterAsRecorded } from '../kind/state.js';
+import { parseClusterName } from '../kind/pins.js';
+import { recordedLocalCluster } from '../kind/decide.js';
+import { kubeconfigPaths } from '../kube/kubeconfig.js';
+import { DOWN_STEPS, planDown } from '../steps/down.js';
+import { runSteps } from '../core/runner.js';
+import { localClusterDelete } from '../steps/local-cluster-down.js';
 
 export function register(program: Command): void {
   program
     .command('down')
-    .description('remove what up created and revert what it changed, nothing else')
     .option('--keep-istio', 'leave Istio installed')
     .option('--force', 'with no record: remove the well-known demo objects by name and label')
     .option('--keep-cluster', 'on the local kind cluster meshdemo created: remove only the demo, keep the cluster (implied by --keep-istio)')
@@ -42,22 +47,21 @@ Examples:
     .action(
       action<LocalDownOptions>(
         async (opts, _args, global) => {
-          const { parseClusterName } = await import('../kind/pins.js');
-          const { recordedLocalCluster } = await import('../kind/decide.js');
-          const { sameClusterAsRecorded } = await import('../kind/state.js');
-          const { kubeconfigPaths } = await import('../kube/config.js');
-          let local = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          const recorded = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          let local = recorded.cluster;
           let replaced: LocalClusterState | undefined;
           if (local && !sameClusterAsRecorded(local, kubeconfigPaths(global.kubeconfig).paths)) [replaced, local] = [local, undefined];
-          return { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, replaced, state: { deadline: Number.POSITIVE_INFINITY } };
+          const settings = { keepIstio: Boolean(opts.keepIstio), force: Boolean(opts.force), keepCluster: Boolean(opts.keepCluster), local, replaced };
+          return { ...settings, recordedContext: recorded.context, state: { deadline: Number.POSITIVE_INFINITY } };
         },
         down,
-        { dryRun: (o) => Boolean(o.dryRun) },
+        { dryRun: (o) => Boolean(o.dryRun), context: (settings) => settings.recordedContext },
       ),
     );
 }
 
-type LocalDownOptions = DownSettings & { keepCluster: boolean; local?: LocalClusterState; replaced?: LocalClusterState };
+/** `recordedContext`: with no context in use, the recorded local cluster's (src/kind/decide.ts recordedLocalCluster). */
+type LocalDownOptions = DownSettings & { keepCluster: boolean; local?: LocalClusterState; replaced?: LocalClusterState; recordedContext?: string };
 
 /** No inventory and no --force: say so, and remove a lock a dead run left behind. */
 async function reportNothingRecorded(ctx: CommandContext<LocalDownOptions>, where: string): Promise<void> {
@@ -94,9 +98,6 @@ async function down(ctx: CommandContext<LocalDownOptions>): Promise<void> {
     if (!ctx.settings.keepIstio) return deleteLocalCluster(ctx, ctx.settings.local);
     ctx.log.note(`--keep-istio keeps the local kind cluster "${ctx.settings.local.name}" too: deleting it would remove Istio with it`);
   }
-  const { loadRecords } = await import('../down/records.js');
-  const { DOWN_STEPS, planDown } = await import('../steps/down.js');
-  const { runSteps } = await import('../core/runner.js');
   const kube = await ctx.kube();
   const state = ctx.settings.state;
   const ns = ctx.options.namespace;
@@ -138,8 +139,6 @@ async function down(ctx: CommandContext<LocalDownOptions>): Promise<void> {
 
 /** down on the local kind cluster meshdemo created: the plan, the confirmation, kind delete cluster. */
 async function deleteLocalCluster(ctx: CommandContext<unknown>, cluster: LocalClusterState): Promise<void> {
-  const { localClusterDelete } = await import('../steps/local-cluster-down.js');
-  const { runSteps } = await import('../core/runner.js');
   const stepCtx = { ...ctx, settings: { cluster } };
   const what = `the local kind cluster "${cluster.name}" (context ${cluster.context}), created by meshdemo at ${cluster.createdAt}`;
   const plan = { action: 'delete', target: `kind cluster "${cluster.name}"`, detail: `with everything in it (kind delete cluster --name ${cluster.name}); --keep-cluster removes only the demo` };

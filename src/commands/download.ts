@@ -3,11 +3,14 @@ import { action } from './action.js';
 import type { GlobalOptions } from '../core/options.js';
 import type { Step } from '../record/context.js';
 import { DEFAULT_ISTIO_VERSION, parseDownloadSettings, type DownloadSettings } from '../settings.js';
+import { runSteps } from '../core/runner.js';
+import { istioDownload } from '../steps/istio-download.js';
+import { istioctlPath } from '../demo/istio-release.js';
+import { decideLocalCluster } from '../kind/decide.js';
 
 export function register(program: Command): void {
   program
     .command('download')
-    .description('fetch and verify into the cache what up needs (the Istio release, and kind when up would create the local cluster); no cluster needed, a second run downloads nothing')
     .addOption(new Option('--istio-version <v>', 'Istio release to fetch').default(DEFAULT_ISTIO_VERSION).env('MESHDEMO_ISTIO_VERSION'))
     .addOption(new Option('--istio-mirror <url>', 'where releases are downloaded from').env('MESHDEMO_ISTIO_MIRROR'))
     .addOption(new Option('--istio-sha256 <hex>', 'pinned sha256 of the release archive').env('MESHDEMO_ISTIO_SHA256'))
@@ -26,9 +29,6 @@ Examples:
     )
     .action(
       action<DownloadSettings>(buildDownloadSettings, async (ctx) => {
-        const { runSteps } = await import('../core/runner.js');
-        const { istioDownload } = await import('../steps/istio-download.js');
-        const { istioctlPath } = await import('../demo/istio-release.js');
         const local = ctx.settings.local;
         // the local-cluster steps' module (kind, docker, the kube client: ~60 ms of CPU) only when kind is fetched
         const steps: Step<any>[] = local ? [istioDownload, (await import('../steps/local-cluster.js')).kindDownload] : [istioDownload];
@@ -42,13 +42,12 @@ Examples:
           downloaded: outcomes[0].status === 'done',
           ...(local ? { kind: local.kind, kindDownloaded: outcomes[1].status === 'done' } : {}),
         });
-      }),
+      }, { context: (settings) => settings.local?.context }),
     );
 }
 
 async function buildDownloadSettings(opts: Record<string, any>, _args: string[], global: GlobalOptions): Promise<DownloadSettings> {
   const settings = parseDownloadSettings(opts);
-  const { decideLocalCluster } = await import('../kind/decide.js');
   settings.local = decideLocalCluster(settings, global);
   return settings;
 }

@@ -3,6 +3,10 @@ import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
 import { parseNodeAddress } from '../core/options.js';
 import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../settings.js';
+import { ISTIO_NAMESPACE, dashboardUrl, nodePortReach } from '../demo/facts.js';
+import { forwardServicePort } from '../kube/port-forward.js';
+import { stateForContext, requireMapped } from '../kind/state.js';
+import { exposeDashboard } from '../steps/dashboards.js';
 
 interface ExposeSettings {
   dashboards: string[];
@@ -37,7 +41,6 @@ export function register(program: Command): void {
   program
     .command('expose')
     .addArgument(dashboardArgument())
-    .description('make a dashboard reachable from outside the cluster (a NodePort, or a local port-forward)')
     .option('--node-port <port>', 'node port to use (default: kiali 31001, grafana 31002, prometheus 31003, tracing 31004, zipkin 31005)')
     .option('--node-address <addr>', 'address printed in the URL (default: first node ExternalIP, else InternalIP)')
     .option('--port-forward', 'forward a local port through the API server instead; runs until Ctrl-C')
@@ -46,9 +49,7 @@ export function register(program: Command): void {
     .action(
       action<ExposeSettings>((opts, args) => parseExpose(opts, args), async (ctx) => {
         const kube = await ctx.kube();
-        const { ISTIO_NAMESPACE, dashboardUrl, nodePortReach } = await import('../demo/facts.js');
         if (ctx.settings.portForward) {
-          const { forwardServicePort } = await import('../kube/port-forward.js');
           const d = DASHBOARDS[ctx.settings.dashboards[0]];
           const defaultLocal = { kiali: 20001, grafana: 3000, prometheus: 9090, tracing: 16686, zipkin: 9411 }[d.name] ?? 0;
           const fwd = await forwardServicePort(kube, {
@@ -66,7 +67,6 @@ export function register(program: Command): void {
           return;
         }
         // on meshdemo's local kind cluster only the ports kind mapped at creation reach 127.0.0.1
-        const { stateForContext, requireMapped } = await import('../kind/state.js');
         const local = ctx.settings.nodeAddress ? undefined : stateForContext(ctx.options.cacheDir, kube.contextName);
         if (local) {
           const wanted = ctx.settings.dashboards.map((name) => ({ name, containerPort: ctx.settings.nodePort ?? DASHBOARDS[name].defaultNodePort }));
@@ -77,7 +77,6 @@ export function register(program: Command): void {
           );
         }
         await ctx.lock.acquire(); // src/record/lock.ts: a NodePort change waits for a running up/down
-        const { exposeDashboard } = await import('../steps/dashboards.js');
         const inventory = await ctx.inventory();
         const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
         const urls: Record<string, string> = {};

@@ -1,13 +1,15 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { action } from './action.js';
 import { PreflightError, UsageError } from '../core/errors.js';
 import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../settings.js';
+import { cachedReleaseDistrust, istioctlPath, istioctlKubeArgs } from '../demo/istio-release.js';
+import { runInteractive } from '../exec/run.js';
 
 export function register(program: Command): void {
   program
     .command('istioctl')
-    .description('run the cached istioctl with the same --kubeconfig/--context; its exit code is passed through')
     .argument('[args...]', 'arguments for istioctl (put them after --)')
     .option('--print-path', 'print the directory holding istioctl (for export PATH=…)')
     .option('--istio-version <v>', 'which cached release', DEFAULT_ISTIO_VERSION)
@@ -17,13 +19,11 @@ export function register(program: Command): void {
       action(
         (opts, args) => ({ args: (args ?? []) as string[], printPath: Boolean(opts.printPath), version: parseIstioVersion(opts.istioVersion) }),
         async (ctx) => {
-          const { istioctlPath } = await import('../demo/istio-release.js');
           const binary = istioctlPath(ctx.options.cacheDir, ctx.settings.version);
           if (!fs.existsSync(binary)) {
             throw new UsageError(`istioctl ${ctx.settings.version} is not in the cache (${binary})`, { hint: 'run meshdemo up (or meshdemo up --no-app) first' });
           }
           // what runs is what was verified: the manifest recorded when the release's archive was checked
-          const { cachedReleaseDistrust } = await import('../demo/istio-release.js');
           const distrust = cachedReleaseDistrust(ctx.options.cacheDir, ctx.settings.version);
           if (distrust) {
             throw new PreflightError(`the cached istioctl ${ctx.settings.version} is not the one meshdemo verified (${distrust}); not running it`, {
@@ -31,13 +31,10 @@ export function register(program: Command): void {
             });
           }
           if (ctx.settings.printPath) {
-            const path = await import('node:path');
             ctx.ui.print(path.dirname(binary));
             return;
           }
-          const { istioctlKubeArgs } = await import('../demo/istio-release.js');
           const kubeArgs = ctx.settings.args.some((a) => a === '--context' || a.startsWith('--context=')) ? [] : await istioctlKubeArgs(ctx);
-          const { runInteractive } = await import('../exec/run.js');
           // istioctl has printed its own messages; its exit code is passed through unchanged
           process.exitCode = await runInteractive(binary, [...ctx.settings.args, ...kubeArgs], { signal: ctx.signal });
         },

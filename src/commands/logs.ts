@@ -2,7 +2,7 @@ import { Argument, type Command } from 'commander';
 import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
-import { LOG_TARGETS as TARGETS, type LogTarget } from '../demo/logs.js';
+import { LOG_TARGETS as TARGETS, type LogTarget, streamLogs } from '../demo/logs.js';
 
 interface LogsSettings {
   target: LogTarget;
@@ -15,7 +15,6 @@ export function register(program: Command): void {
   program
     .command('logs')
     .addArgument(Object.assign(new Argument('<service>', 'whose pods to read'), { argChoices: [...TARGETS] })) // for completion; checked below
-    .description("print the app's (or with --proxy the Envoy sidecar's) logs of every pod of a service, each line prefixed with its pod")
     .option('--proxy', 'the istio-proxy sidecar container (the tutorial reads its access log to see the load balancing)')
     .option('-f, --follow', 'keep streaming new lines until Ctrl-C')
     .option('--since <duration>', 'only lines newer than this, e.g. 10m, 1h')
@@ -30,7 +29,6 @@ export function register(program: Command): void {
         },
         async (ctx) => {
           const kube = await ctx.kube();
-          const { streamLogs } = await import('../demo/logs.js');
           const json = ctx.ui.mode === 'json';
           const result = await streamLogs(kube, { ...ctx.settings, namespace: ctx.options.namespace, signal: ctx.signal }, ({ pod, container, line }) => {
             if (json) ctx.ui.emit({ type: 'podlog', pod, container, line });

@@ -1,6 +1,7 @@
 import { Argument, type Command } from 'commander';
 import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
+import { runMtls } from '../demo/mtls.js';
 
 const MODES = ['strict', 'permissive', 'clear'];
 
@@ -10,7 +11,6 @@ export function register(program: Command): void {
   program
     .command('mtls')
     .addArgument(mode)
-    .description('mutual TLS for the demo namespace: PeerAuthentication "default" with mtls.mode STRICT or PERMISSIVE')
     .option('--dry-run', 'print the object it would apply, change nothing')
     .addHelpText('after', '\nExamples:\n  meshdemo mtls strict\n  meshdemo mtls permissive\n  meshdemo mtls clear')
     .action(
@@ -20,7 +20,6 @@ export function register(program: Command): void {
           return { mode: args[0] === 'clear' ? undefined : (args[0].toUpperCase() as 'STRICT' | 'PERMISSIVE'), dryRun: Boolean(opts.dryRun) };
         },
         async (ctx) => {
-          const { runMtls } = await import('../demo/mtls.js');
           await runMtls(ctx, { acquireLock: () => ctx.lock.acquire(), print: (l) => ctx.ui.print(l), info: (l) => ctx.log.info(l) });
           ctx.ui.result(true, { mtls: ctx.settings.mode ?? null });
         },

@@ -1,6 +1,9 @@
 import { Argument, type Command } from 'commander';
 import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
+import { dashboardFor, nodePortPage, openInBrowser, pagePath, FORWARD_PORTS } from '../demo/open.js';
+import { ISTIO_NAMESPACE, nodePortReach } from '../demo/facts.js';
+import { forwardServicePort } from '../kube/port-forward.js';
 
 interface OpenSettings {
   target: string;
@@ -35,7 +38,6 @@ export function register(program: Command): void {
   program
     .command('open')
     .addArgument(arg)
-    .description('open a dashboard (or a trace) in the browser: its NodePort URL, or a port-forward when that is not reachable')
     .option('--trace <id>', "open this trace in Jaeger's UI")
     .option('--no-browser', 'only print the URL')
     .option('--node-address <addr>', 'node address for the NodePort URL')
@@ -43,15 +45,12 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n  meshdemo open kiali                   http://<node>:31001/kiali\n  meshdemo open jaeger --trace 4bf92f3577b34da6a3ce929d0e0e4736\n  meshdemo open grafana --no-browser\n\nWith a port-forward, open keeps running until Ctrl-C.')
     .action(
       action<OpenSettings>((opts, args) => parseOpen(opts, args), async (ctx) => {
-        const { dashboardFor, nodePortPage, openInBrowser, pagePath, FORWARD_PORTS } = await import('../demo/open.js');
-        const { ISTIO_NAMESPACE, nodePortReach } = await import('../demo/facts.js');
         const kube = await ctx.kube();
         const d = dashboardFor(ctx.settings.target);
         const page = await nodePortPage(kube, d, await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress), ctx.settings.traceId);
         let url = page.url;
         let forward: Promise<void> | undefined;
         if (!url) {
-          const { forwardServicePort } = await import('../kube/port-forward.js');
           ctx.log.info(`${page.why}: forwarding a local port through the API server`);
           const fwd = await forwardServicePort(kube, {
             namespace: ISTIO_NAMESPACE,

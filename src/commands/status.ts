@@ -2,23 +2,23 @@ import { Option, type Command } from 'commander';
 import { action } from './action.js';
 import { parseNodeAddress } from '../core/options.js';
 import type { LocalClusterState } from '../kind/state.js';
+import { parseClusterName } from '../kind/pins.js';
+import { recordedLocalCluster } from '../kind/decide.js';
+import { gatherStatus, formatStatus, absentLocalCluster, formatAbsentLocalCluster } from '../demo/status.js';
 
 export function register(program: Command): void {
   program
     .command('status')
-    .description('show what meshdemo finds on the cluster: version, Istio, injection, addons, dashboards, app, URLs (read-only)')
     .option('--node-address <addr>', 'address used in URLs (default: first node ExternalIP, else InternalIP)')
     .addOption(new Option('--cluster-name <name>', 'the local kind cluster, when no context is in use').default('meshdemo').env('MESHDEMO_CLUSTER_NAME'))
     .addHelpText('after', '\nExamples:\n  meshdemo status\n  meshdemo status --context kind-mesh --json')
     .action(
-      action<{ nodeAddress?: string; local?: LocalClusterState }>(
+      action<{ nodeAddress?: string; local?: LocalClusterState; recordedContext?: string }>(
         async (opts, _args, global) => {
-          const { parseClusterName } = await import('../kind/pins.js');
-          const { recordedLocalCluster } = await import('../kind/decide.js');
-          return { nodeAddress: opts.nodeAddress !== undefined ? parseNodeAddress(opts.nodeAddress) : undefined, local: recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo')) };
+          const recorded = recordedLocalCluster(global, parseClusterName(opts.clusterName ?? 'meshdemo'));
+          return { nodeAddress: opts.nodeAddress !== undefined ? parseNodeAddress(opts.nodeAddress) : undefined, local: recorded.cluster, recordedContext: recorded.context };
         },
         async (ctx) => {
-          const { gatherStatus, formatStatus, absentLocalCluster, formatAbsentLocalCluster } = await import('../demo/status.js');
           // meshdemo's local cluster that kind no longer lists: say so, rather than fail to reach its API server
           const absent = ctx.settings.local ? await absentLocalCluster(ctx, ctx.settings.local) : undefined;
           if (absent) {
@@ -30,6 +30,7 @@ export function register(program: Command): void {
           if (ctx.options.json) ctx.ui.result(true, { status });
           else ctx.ui.print(formatStatus(status));
         },
+        { context: (settings) => settings.recordedContext },
       ),
     );
 }

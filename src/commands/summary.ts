@@ -1,13 +1,13 @@
 import type { CommandContext } from './action.js';
 import type { StepOutcome } from '../core/runner.js';
 import type { UpSettings } from '../settings.js';
+import { collectUrls } from '../demo/urls.js';
 
 /** The end of `up`: what ran, and the URLs the user came for. */
 export async function summarize(ctx: CommandContext<UpSettings>, outcomes: StepOutcome[]): Promise<void> {
   const count = (s: StepOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   const urls: Record<string, string> = {};
   if (!ctx.dryRun) {
-    const { collectUrls } = await import('../demo/urls.js');
     Object.assign(urls, await collectUrls(ctx));
   }
   const head = ctx.dryRun

@@ -2,6 +2,10 @@ import type { Command } from 'commander';
 import { action, type CommandContext } from './action.js';
 import { InterruptedError, UsageError } from '../core/errors.js';
 import { parseDuration, parseNodeAddress } from '../core/options.js';
+import { gatewayUrl, nodePortReach } from '../demo/facts.js';
+import { tracingBaseUrl } from '../demo/trace-link.js';
+import { runTraffic, formatSnapshot, formatSummary, checkTraffic, traceLink } from '../demo/traffic.js';
+import { createLiveLine } from '../ui/live-line.js';
 
 export interface TrafficSettings {
   url?: string;
@@ -44,7 +48,6 @@ export function parseTraffic(opts: Record<string, any>): TrafficSettings {
 export function register(program: Command): void {
   program
     .command('traffic')
-    .description('send steady orders through the gateway so Kiali and Jaeger fill; a summary with latency, load balancing and a trace link')
     .option('--url <url>', 'order endpoint (default: worked out from istio-ingressgateway)')
     .option('--node-address <addr>', 'node address for the gateway and tracing URLs')
     .option('--rate <n>', 'requests per second, all workers together (0: as fast as --concurrency allows)', '10')
@@ -69,15 +72,12 @@ export async function sendTraffic(ctx: CommandContext<TrafficSettings>, opts: { 
   let tracingUrl = s.tracingUrl;
   if (!url) {
     const kube = await ctx.kube();
-    const { gatewayUrl, nodePortReach } = await import('../demo/facts.js');
     const address = await nodePortReach(kube, ctx.options.cacheDir, s.nodeAddress);
     const base = await gatewayUrl(kube, address);
     if (!base) throw new UsageError('cannot work out the gateway URL', { hint: 'pass --url or --node-address' });
     url = `${base}/api/order/create`;
-    if (!tracingUrl) tracingUrl = await (await import('../demo/trace-link.js')).tracingBaseUrl(kube, address);
+    if (!tracingUrl) tracingUrl = await tracingBaseUrl(kube, address);
   }
-  const { runTraffic, formatSnapshot, formatSummary, checkTraffic, traceLink } = await import('../demo/traffic.js');
-  const { createLiveLine } = await import('../ui/live-line.js');
   const bound = [s.requests !== undefined ? `${s.requests} requests` : '', s.durationMs !== undefined ? `${s.durationMs / 1000}s` : ''].filter(Boolean).join(' or ') || 'Ctrl-C';
   ctx.log.info(`sending orders to ${url} at ${s.rate ? `${s.rate}/s` : 'full speed'}, ${s.concurrency} at a time, until ${bound}`);
   const line = await createLiveLine(ctx.ui);

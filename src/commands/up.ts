@@ -5,6 +5,13 @@ import { InterruptedError } from '../core/errors.js';
 import type { GlobalOptions } from '../core/options.js';
 import type { Context } from '../record/context.js';
 import { collect, DEFAULT_ISTIO_VERSION, parseUpSettings, type UpSettings } from '../settings.js';
+import { runSteps } from '../core/runner.js';
+import { requireWritableCacheDir } from '../core/cache-dir.js';
+import { upSteps, LOCAL_STEP_IDS } from '../steps/index.js';
+import { summarize } from './summary.js';
+import { sendTraffic } from './traffic.js';
+import { decideLocalCluster } from '../kind/decide.js';
+import { NODE_KUBERNETES_VERSION } from '../kind/pins.js';
 
 /** The options `up` and `plan` share: everything that decides what up does. */
 export function addUpOptions(cmd: Command): Command {
@@ -21,6 +28,7 @@ export function addUpOptions(cmd: Command): Command {
     .addOption(new Option('--node-address <addr>', 'address printed in URLs (default: first node ExternalIP, else InternalIP)').env('MESHDEMO_NODE_ADDRESS'))
     .addOption(new Option('--registry <host[:port]/path>', 'registry to push the demo images to').env('MESHDEMO_REGISTRY'))
     .addOption(new Option('--base-image <image>', 'base image for the demo services').env('MESHDEMO_BASE_IMAGE'))
+    .option('--services-dir <dir>', 'build the demo services from this edited copy of templates/services')
     .option('--skip-build', 'use prebuilt images given with --image')
     .option('--image <service=ref>', 'prebuilt image for a service (repeatable)', collect, [])
     .option('--render [dir]', 'write the app manifests instead of applying them')
@@ -35,8 +43,7 @@ export function addUpOptions(cmd: Command): Command {
 
 export function register(program: Command): void {
   const cmd = program
-    .command('up')
-    .description('install Istio 1.8.4 (demo profile), the addons, the dashboards and the demo app; safe to re-run');
+    .command('up');
   addUpOptions(cmd)
     .option('--dry-run', 'show what would run, change nothing')
     .addHelpText(
@@ -57,9 +64,7 @@ is downloaded or created. Istio's and the addons' images are pulled once on the 
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {
         for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
-        if (!ctx.dryRun && !ctx.settings.render) (await import('../core/cache-dir.js')).requireWritableCacheDir(ctx.options.cacheDir);
-        const { runSteps } = await import('../core/runner.js');
-        const { upSteps, LOCAL_STEP_IDS } = await import('../steps/index.js');
+        if (!ctx.dryRun && !ctx.settings.render) requireWritableCacheDir(ctx.options.cacheDir);
         const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));
         const local = ctx.settings.local;
         if (local) ctx.log.info(`working on the local kind cluster "${local.name}" (context ${local.context}): ${local.reason}`);
@@ -81,22 +86,22 @@ is downloaded or created. Istio's and the addons' images are pulled once on the 
             },
           })),
         );
-        const { summarize } = await import('./summary.js');
         await summarize(ctx, outcomes);
         if (ctx.settings.trafficMs !== undefined && !ctx.dryRun) {
-          const { sendTraffic } = await import('./traffic.js');
           await ctx.lock.release(); // the cluster is not changed any more: let other up/down runs in
           await sendTraffic({ ...ctx, settings: { nodeAddress: ctx.settings.nodeAddress, durationMs: ctx.settings.trafficMs, rate: 10, concurrency: 4 } }, { asResult: false });
         }
-      }, { dryRun: (o) => Boolean(o.dryRun) }),
+      }, { dryRun: (o) => Boolean(o.dryRun), context: localContext }),
     );
 }
 
-/** up's and plan's settings; on the local kind cluster (src/kind/decide.ts) the context becomes kind-<name>. */
+/** On the local kind cluster (src/kind/decide.ts) up, plan and download work on its context, kind-<name>. */
+export const localContext = (settings: { local?: { context: string } }): string | undefined => settings.local?.context;
+
+/** up's and plan's settings, with the local kind cluster decided (src/kind/decide.ts). */
 export async function buildUpSettings(opts: Record<string, any>, _args: string[], global: GlobalOptions): Promise<UpSettings> {
   const settings = parseUpSettings(opts);
   if (settings.render) return settings;
-  const { decideLocalCluster } = await import('../kind/decide.js');
   settings.local = decideLocalCluster(settings, global);
   return settings;
 }
@@ -110,7 +115,6 @@ async function confirmChanges(ctx: Context<UpSettings>): Promise<void> {
   if (ctx.options.yes) return;
   const local = ctx.settings.local;
   if (local && !local.exists) {
-    const { NODE_KUBERNETES_VERSION } = await import('../kind/pins.js');
     const ok = await ctx.prompt.confirm(
       `meshdemo will create a local kind cluster "${local.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}, context ${local.context}; ${local.reason}) and install the demo on it. Proceed?`,
       '--yes',

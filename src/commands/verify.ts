@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
+import { gatewayUrl, nodePortReach } from '../demo/facts.js';
+import { verifyOrders } from '../demo/verify.js';
+import { traceLink, tracingBaseUrl } from '../demo/trace-link.js';
 
 export function register(program: Command): void {
   program
     .command('verify')
-    .description('send sample orders through the gateway: success, latency, which micro-order pods answered')
     .option('--url <url>', 'order endpoint (default: worked out from istio-ingressgateway)')
     .option('--node-address <addr>', 'node address for the gateway URL')
     .option('--count <n>', 'how many orders', '6')
@@ -25,15 +27,12 @@ export function register(program: Command): void {
           let tracingUrl = ctx.settings.tracingUrl;
           if (!url) {
             const kube = await ctx.kube();
-            const { gatewayUrl, nodePortReach } = await import('../demo/facts.js');
             const address = await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress);
             const base = await gatewayUrl(kube, address);
             if (!base) throw new UsageError('cannot work out the gateway URL', { hint: 'pass --url or --node-address' });
             url = `${base}/api/order/create`;
-            tracingUrl ??= await (await import('../demo/trace-link.js')).tracingBaseUrl(kube, address);
+            tracingUrl ??= await tracingBaseUrl(kube, address);
           }
-          const { verifyOrders } = await import('../demo/verify.js');
-          const { traceLink } = await import('../demo/trace-link.js');
           const report = await verifyOrders(url, { count: ctx.settings.count, signal: ctx.signal, tracingUrl });
           for (const line of report.lines) ctx.ui.print(line);
           ctx.ui.print(report.summary);

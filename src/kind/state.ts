@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import yaml from 'js-yaml';
 import { InterruptedError, PreflightError, UsageError } from '../core/errors.js';
 import { pidNamespace, processGone } from '../core/process.js';
+import { clusterCaSha256 } from '../kube/kubeconfig.js';
 import type { PortMapping } from './config.js';
 
 /**
@@ -112,24 +111,6 @@ export function requireMapped(
 export function kindBinaryFor(cacheDir: string, name: string, local?: { name: string; kind?: string }): string {
   if (local?.name === name && local.kind) return local.kind;
   return readState(cacheDir, name)?.kind ?? 'kind';
-}
-
-/** sha256 of the certificate-authority-data of the cluster that `context` names, in the first of `files` that defines it. */
-export function clusterCaSha256(files: string[], context: string): string | undefined {
-  for (const file of files) {
-    let doc: any;
-    try {
-      doc = yaml.load(fs.readFileSync(file, 'utf8'));
-    } catch {
-      continue;
-    }
-    const ctx = (Array.isArray(doc?.contexts) ? doc.contexts : []).find((c: any) => c?.name === context);
-    if (!ctx) continue;
-    const cluster = (Array.isArray(doc?.clusters) ? doc.clusters : []).find((c: any) => c?.name === ctx.context?.cluster);
-    const ca = cluster?.cluster?.['certificate-authority-data'];
-    return typeof ca === 'string' && ca ? createHash('sha256').update(ca).digest('hex') : undefined;
-  }
-  return undefined;
 }
 
 /** Is the cluster behind the record's context still the one meshdemo created? Unknown (no CA on either side) counts as yes. */

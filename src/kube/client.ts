@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, MeshdemoError, ExitCode, PreflightError } from '../core/errors.js';
-import type { ResolvedKubeconfig } from './config.js';
+import type { ResolvedKubeconfig } from './kubeconfig.js';
 import { knownKind } from './known-kinds.js';
 
 export interface KubeObject {

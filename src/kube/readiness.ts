@@ -1,5 +1,7 @@
 import type { KubeClient, KubeObject } from './client.js';
 import type { KubeReader } from './reads.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InterruptedError, ReadinessTimeoutError } from '../core/errors.js';
 
 export interface DeploymentState {
   name: string;
@@ -89,8 +91,6 @@ export async function waitForDeployments(
   deployments: Array<{ namespace: string; name: string }>,
   opts: { deadline: number; signal?: AbortSignal; onWaiting?: (notReady: DeploymentState[]) => void },
 ): Promise<void> {
-  const { setTimeout: sleep } = await import('node:timers/promises');
-  const { InterruptedError, ReadinessTimeoutError } = await import('../core/errors.js');
   let lastReport = 0;
   const started = Date.now();
   for (;;) {

@@ -3,6 +3,7 @@ import type { Step } from '../record/context.js';
 import { kindClusters, kindDeleteCluster } from '../exec/kind.js';
 import { kindForState } from '../kind/binary.js';
 import { lockLocalCluster, removeState, type LocalClusterState } from '../kind/state.js';
+import { ExternalCommandError } from '../core/errors.js';
 
 export interface LocalDownSettings {
   cluster: LocalClusterState;
@@ -28,7 +29,6 @@ export const localClusterDelete: Step<LocalDownSettings> = {
     const { cluster } = ctx.settings;
     const kind = kindForState(ctx.options.cacheDir, cluster);
     if (!kind) {
-      const { ExternalCommandError } = await import('../core/errors.js');
       throw new ExternalCommandError(`no kind binary to delete cluster "${cluster.name}" with (${cluster.kind} is gone)`, { hint: `install kind v${cluster.kindVersion} or run meshdemo up once to download it, then run meshdemo down again` });
     }
     // not while an up --local creates it: that run's state file would go with it (src/kind/state.ts lockLocalCluster)

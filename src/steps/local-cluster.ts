@@ -1,18 +1,16 @@
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import yaml from 'js-yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DownloadError, ExternalCommandError, InterruptedError, PreflightError, ReadinessTimeoutError } from '../core/errors.js';
-import { kubeconfigPaths } from '../kube/config.js';
+import { clusterCaSha256, definesContext, kubeconfigKindWrites, kubeconfigPaths } from '../kube/kubeconfig.js';
 import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } from '../exec/kind.js';
 import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES, kindOnPath } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
-import { clusterCaSha256, configPath, lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
+import { configPath, lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
 import { allDashboardNodePorts, type LocalCluster, type UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
@@ -144,27 +142,6 @@ export const kindDownload: Step<Settings> = {
   },
 };
 
-/** Which file kind merges its context into: --kubeconfig, else the first existing $KUBECONFIG file (else the last), else ~/.kube/config (kind's pkg/cluster/internal/kubeconfig/internal/kubeconfig/paths.go, pathForMerge). */
-export function kubeconfigKindWrites(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  if (explicit) return explicit;
-  const list = [...new Set((env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean))];
-  if (list.length === 1) return list[0];
-  if (list.length > 1) return list.find((f) => fs.existsSync(f) && fs.statSync(f).isFile()) ?? list[list.length - 1];
-  return path.join(env.HOME || os.homedir(), '.kube', 'config');
-}
-
-/** Does any file meshdemo reads the kubeconfig from (as kubectl: --kubeconfig, else KUBECONFIG, else ~/.kube/config) define `context`? */
-function hasContext(explicit: string | undefined, context: string): boolean {
-  return kubeconfigPaths(explicit).paths.some((file) => {
-    try {
-      const doc = yaml.load(fs.readFileSync(file, 'utf8')) as any;
-      return Array.isArray(doc?.contexts) && doc.contexts.some((c: any) => c?.name === context);
-    } catch {
-      return false;
-    }
-  });
-}
-
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -213,7 +190,7 @@ export const localCluster: Step<Settings> = {
     if (l.kind) l.exists = (await kindClusters(l.kind, { signal: ctx.signal })).includes(l.name);
     else l.exists = false;
     if (!l.exists) return { satisfied: false, detail: `${l.reason}: kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}` };
-    if (!hasContext(ctx.options.kubeconfig, l.context)) {
+    if (!definesContext(kubeconfigPaths(ctx.options.kubeconfig).paths, l.context)) {
       return { satisfied: false, detail: `kind cluster "${l.name}" exists, but the kubeconfig has no context ${l.context}: kind export kubeconfig --name ${l.name}` };
     }
     const state = readState(ctx.options.cacheDir, l.name);

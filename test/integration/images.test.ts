@@ -14,7 +14,7 @@ import type { Inventory } from '../../src/record/inventory.js';
 import type { GlobalOptions } from '../../src/core/options.js';
 import { createPrompter, type Prompter } from '../../src/core/prompt.js';
 import type { Context } from '../../src/record/context.js';
-import { defaultSourceDirs, type SourceDirs } from '../../src/images/context.js';
+import { defaultSourceDirs } from '../../src/images/context.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/settings.js';
@@ -39,7 +39,7 @@ interface Harness {
  * kube() only names the current context, and the inventory is a tiny in-memory object with recordImages.
  */
 /** Where the steps under test read the services from: a copy of templates/services (the tests edit it). */
-let sources: SourceDirs = defaultSourceDirs();
+let servicesDir: string | undefined;
 
 function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[]; nodeImages?: () => string[] } = {}): Harness {
   const events: MeshEvent[] = [];
@@ -54,7 +54,7 @@ function harness(opts: Record<string, unknown>, extra: { contextName?: string; p
   };
   const ctx = createContext<UpSettings>({
     options,
-    settings: { ...parseUpSettings(opts), sources },
+    settings: parseUpSettings({ servicesDir, ...opts }),
     events: sink,
     signal: new AbortController().signal,
     prompt: extra.prompt ?? createPrompter({ json: false, isTTY: false }),
@@ -113,7 +113,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     // the tests edit service sources: work on a copy of templates/services, never on the real one
     servicesCopy = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-services-'));
     fs.cpSync(defaultSourceDirs().servicesDir, servicesCopy, { recursive: true });
-    sources = { ...defaultSourceDirs(), servicesDir: servicesCopy };
+    servicesDir = servicesCopy;
     tools = recordToolCalls();
   });
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import { skipUnless } from '../support/requirements.js';
-import { loadKubeconfig } from '../../src/kube/config.js';
+import { loadKubeconfig } from '../../src/kube/kubeconfig.js';
 import { connect, KubeApiError, type KubeClient, type KubeObject } from '../../src/kube/client.js';
 import { applyAll } from '../../src/kube/apply.js';
 

@@ -13,7 +13,7 @@ import { createRenderer, outputMode } from '../../src/ui/renderer.js';
 import { versionVerdict, requiredPermissions } from '../../src/steps/preflight.js';
 import { parseImages, parseNodePorts, parseRegistry, parseUpSettings } from '../../src/settings.js';
 import { assetName } from '../../src/demo/istio-release.js';
-import { kubeconfigPaths, loadKubeconfig } from '../../src/kube/config.js';
+import { kubeconfigPaths, loadKubeconfig } from '../../src/kube/kubeconfig.js';
 
 function fakeContext(events: MeshEvent[], opts: { dryRun?: boolean } = {}): Context {
   const sink = { emit: (e: MeshEvent) => events.push(e) };

@@ -7,8 +7,8 @@ import yaml from 'js-yaml';
 import { GATEWAY_NODE_PORTS, kindConfigYaml, localPortMappings } from '../../src/kind/config.js';
 import { kindAssetName, kindDownloadUrl, NODE_IMAGE, parseClusterName } from '../../src/kind/pins.js';
 import { decideLocalCluster } from '../../src/kind/decide.js';
-import { clusterCaSha256, hostEndpoint, requireMapped, sameClusterAsRecorded, stateForContext, writeState } from '../../src/kind/state.js';
-import { kubeconfigKindWrites } from '../../src/steps/local-cluster.js';
+import { hostEndpoint, requireMapped, sameClusterAsRecorded, stateForContext, writeState } from '../../src/kind/state.js';
+import { clusterCaSha256, kubeconfigKindWrites } from '../../src/kube/kubeconfig.js';
 import { allDashboardNodePorts, parseUpSettings } from '../../src/settings.js';
 import { oneLine, UsageError } from '../../src/core/errors.js';
 import type { GlobalOptions } from '../../src/core/options.js';
@@ -77,13 +77,13 @@ describe('when up uses the local cluster', () => {
   const global = (o: Partial<GlobalOptions> = {}): GlobalOptions => ({ namespace: 'default', yes: true, json: false, verbose: false, cacheDir: temp('md-cache-'), timeoutMs: 1000, ...o });
   const home = () => temp('md-home-');
 
-  it('no kubeconfig at all: local, and the context becomes kind-<name>', () => {
+  it('no kubeconfig at all: local, on the context kind-<name> — a value: the global options stay as given', () => {
     const g = global();
     const d = decideLocalCluster(parseUpSettings({}), g, { HOME: home() });
     assert.equal(d?.name, 'meshdemo');
     assert.equal(d?.context, 'kind-meshdemo');
     assert.match(d!.reason, /no kubeconfig at .*\.kube\/config/);
-    assert.equal(g.context, 'kind-meshdemo');
+    assert.equal(g.context, undefined);
   });
 
   it('a kubeconfig without current context: local; with one: not local; --local forces it', () => {

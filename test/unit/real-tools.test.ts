@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
-import { loadKubeconfig } from '../../src/kube/config.js';
+import { loadKubeconfig } from '../../src/kube/kubeconfig.js';
 import { istioctlReadinessFailure, istioctlWorstCaseMs } from '../../src/steps/istio-install.js';
 
 describe('istioctl 1.8.4 waits', () => {

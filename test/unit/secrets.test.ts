@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import yaml from 'js-yaml';
-import { loadKubeconfig } from '../../src/kube/config.js';
+import { loadKubeconfig } from '../../src/kube/kubeconfig.js';
 import { makeRedactor, maskSecretSets, maskUrlUserinfo, secretSetValues, secretsFromEnv, urlCredentials } from '../../src/core/secrets.js';
 import { createRenderer } from '../../src/ui/renderer.js';
 

@@ -4,8 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
+import { createHash } from 'node:crypto';
 import { PreflightError, UsageError } from '../core/errors.js';
 import { urlCredentials } from '../core/secrets.js';
+
+/*
+ * The one owner of the kubeconfig: which files kubectl reads and which one kind writes, reading them, merging them
+ * as kubectl does, and looking a context up. Everything else asks this module.
+ */
 
 export interface ResolvedKubeconfig {
   /** client-node's KubeConfig for the resolved context, loaded on first use (port-forward, auth plugins). */
@@ -38,6 +44,66 @@ export function kubeconfigPaths(flag: string | undefined, env: NodeJS.ProcessEnv
     if (paths.length) return { paths, source: 'KUBECONFIG' };
   }
   return { paths: [path.join(env.HOME || os.homedir(), '.kube', 'config')], source: 'the default ~/.kube/config' };
+}
+
+/**
+ * Which file kind merges its context into: --kubeconfig, else the first existing $KUBECONFIG file (else the last),
+ * else ~/.kube/config (kind's pkg/cluster/internal/kubeconfig/internal/kubeconfig/paths.go, pathForMerge).
+ */
+export function kubeconfigKindWrites(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit) return explicit;
+  const list = [...new Set((env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean))];
+  if (list.length === 1) return list[0];
+  if (list.length > 1) return list.find((f) => fs.existsSync(f) && fs.statSync(f).isFile()) ?? list[list.length - 1];
+  return path.join(env.HOME || os.homedir(), '.kube', 'config');
+}
+
+/**
+ * One kubeconfig file as its YAML document, for the questions asked before a client exists (which context is
+ * current, is a context defined): 'missing' when there is no file, 'unreadable' for a directory, an unreadable
+ * file or invalid YAML — loadKubeconfig reports those with their fix.
+ */
+export function readKubeconfigFile(file: string): { status: 'ok'; doc: any } | { status: 'missing' | 'unreadable' } {
+  try {
+    if (!fs.statSync(file).isFile()) return { status: 'unreadable' };
+    return { status: 'ok', doc: yaml.load(fs.readFileSync(file, 'utf8')) ?? {} };
+  } catch (err) {
+    return { status: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable' };
+  }
+}
+
+/** The current context as kubectl merges files: the first file that sets one. */
+export function currentContext(paths: string[]): string | undefined {
+  for (const file of paths) {
+    const read = readKubeconfigFile(file);
+    const current = read.status === 'ok' ? read.doc?.['current-context'] : undefined;
+    if (typeof current === 'string' && current) return current;
+  }
+  return undefined;
+}
+
+/** Does any of the files define `context`? */
+export function definesContext(paths: string[], context: string): boolean {
+  return paths.some((file) => findContext(file, context) !== undefined);
+}
+
+/** sha256 of the certificate-authority-data of the cluster that `context` names, in the first of `files` that defines it. */
+export function clusterCaSha256(files: string[], context: string): string | undefined {
+  for (const file of files) {
+    const found = findContext(file, context);
+    if (!found) continue;
+    const ca = found.cluster?.cluster?.['certificate-authority-data'];
+    return typeof ca === 'string' && ca ? createHash('sha256').update(ca).digest('hex') : undefined;
+  }
+  return undefined;
+}
+
+function findContext(file: string, context: string): { context: any; cluster?: any } | undefined {
+  const read = readKubeconfigFile(file);
+  if (read.status !== 'ok') return undefined;
+  const entry = (Array.isArray(read.doc?.contexts) ? read.doc.contexts : []).find((c: any) => c?.name === context);
+  if (!entry) return undefined;
+  return { context: entry, cluster: (Array.isArray(read.doc?.clusters) ? read.doc.clusters : []).find((c: any) => c?.name === entry.context?.cluster) };
 }
 
 /**
@@ -110,8 +176,41 @@ function requestCredentials(o: https.RequestOptions): string[] {
   return found.filter((v) => v.length >= 4);
 }
 
+/** The entries of every file, merged as kubectl does: the first entry of a name wins, the first current-context wins. */
+interface MergedKubeconfig {
+  clusters: any[];
+  users: any[];
+  contexts: any[];
+  currentContext: string;
+}
+
 export async function loadKubeconfig(opts: { kubeconfig?: string; context?: string; onSecret?: (secret: string) => void }): Promise<ResolvedKubeconfig> {
   const { paths, source } = kubeconfigPaths(opts.kubeconfig);
+  const readable = existingFiles(paths, source);
+  const { merged, secrets } = mergeFiles(readable);
+  const { contextName, cluster, user } = lookupContext(merged, opts.context ?? merged.currentContext);
+  let kc: Promise<KubeConfig> | undefined;
+  const kubeConfig = () =>
+    (kc ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
+      const k = new KubeConfig();
+      k.loadFromOptions(merged);
+      k.setCurrentContext(contextName);
+      return k;
+    }));
+  // What client-node does itself for the simple, common users (applyHTTPSOptions + applyAuthorizationHeader).
+  const simple = user && !user.authProvider && !user.exec && !user.username && !cluster.proxyUrl && !cluster.server.startsWith('http:');
+  const direct = simple ? directCredentials(cluster, user) : undefined;
+  const applyToHTTPSOptions = async (o: https.RequestOptions) => {
+    if (direct) return direct(o);
+    await applyPluginUser(await kubeConfig(), o, user);
+    for (const secret of requestCredentials(o)) if (!secrets.includes(secret)) secrets.push(secret), opts.onSecret?.(secret);
+  };
+  for (const secret of secrets) opts.onSecret?.(secret);
+  return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, clusterProvider: cluster.provider, secrets };
+}
+
+/** The files of the path list that exist; none at all is an error that names where meshdemo looked. */
+function existingFiles(paths: string[], source: string): string[] {
   const readable = paths.filter((p) => {
     let stat: fs.Stats;
     try {
@@ -128,51 +227,58 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
       hint: 'pass --kubeconfig <path>, set KUBECONFIG, or let meshdemo up --local create a local kind cluster',
     });
   }
+  return readable;
+}
+
+/** The merged entries, and the credentials of every user of every file (also those a same-named user shadows). */
+function mergeFiles(files: string[]): { merged: MergedKubeconfig; secrets: string[] } {
+  const merged: MergedKubeconfig = { clusters: [], users: [], contexts: [], currentContext: '' };
   const secrets: string[] = [];
-  const merged = { clusters: [] as any[], users: [] as any[], contexts: [] as any[], currentContext: '' };
-  for (const file of readable) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new UsageError(`cannot read kubeconfig ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-        hint: 'check the file permissions or pass another --kubeconfig',
-      });
-    }
-    if (!text.trim()) {
-      throw new UsageError(`kubeconfig ${file} is empty`, { hint: 'pass --kubeconfig with a valid file or recreate it' });
-    }
-    const one = { clusters: [] as any[], users: [] as any[], contexts: [] as any[], currentContext: '' };
-    try {
-      const obj = yaml.load(text) as any;
-      const dir = path.dirname(path.resolve(file));
-      one.clusters = parseClusters(obj.clusters, dir);
-      one.contexts = parseContexts(obj.contexts);
-      one.users = parseUsers(obj.users, dir, file);
-      one.currentContext = obj['current-context'];
-    } catch (err) {
-      if (err instanceof UsageError) throw err;
-      throw new UsageError(`kubeconfig ${file} is not valid: ${firstLine(err)}`, {
-        hint: 'fix the file or pass another --kubeconfig',
-      });
-    }
-    for (const c of one.clusters) {
-      if (!merged.clusters.some((x) => x.name === c.name)) merged.clusters.push(c);
-      // https://user:password@host as a server or proxy-url: shown masked (src/core/secrets.ts), and masked decoded
-      secrets.push(...urlCredentials(c.server), ...(c.proxyUrl ? urlCredentials(String(c.proxyUrl)) : []));
-    }
-    for (const u of one.users) {
-      if (!merged.users.some((x) => x.name === u.name)) merged.users.push(u);
-      secrets.push(...credentialsOf(u));
-    }
-    for (const c of one.contexts) if (!merged.contexts.some((x) => x.name === c.name)) merged.contexts.push(c);
+  const addNew = (list: any[], entries: any[]) => {
+    for (const e of entries) if (!list.some((x) => x.name === e.name)) list.push(e);
+  };
+  for (const file of files) {
+    const one = parseFile(file);
+    addNew(merged.clusters, one.clusters);
+    // https://user:password@host as a server or proxy-url: shown masked (src/core/secrets.ts), and masked decoded
+    secrets.push(...one.clusters.flatMap((c) => [...urlCredentials(c.server), ...(c.proxyUrl ? urlCredentials(String(c.proxyUrl)) : [])]));
+    addNew(merged.users, one.users);
+    secrets.push(...one.users.flatMap(credentialsOf));
+    addNew(merged.contexts, one.contexts);
     if (!merged.currentContext && one.currentContext) merged.currentContext = one.currentContext;
   }
-  const contextName = opts.context ?? merged.currentContext;
+  return { merged, secrets };
+}
+
+function parseFile(file: string): MergedKubeconfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read kubeconfig ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      hint: 'check the file permissions or pass another --kubeconfig',
+    });
+  }
+  if (!text.trim()) {
+    throw new UsageError(`kubeconfig ${file} is empty`, { hint: 'pass --kubeconfig with a valid file or recreate it' });
+  }
+  try {
+    const obj = yaml.load(text) as any;
+    const dir = path.dirname(path.resolve(file));
+    return { clusters: parseClusters(obj.clusters, dir), contexts: parseContexts(obj.contexts), users: parseUsers(obj.users, dir, file), currentContext: obj['current-context'] };
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`kubeconfig ${file} is not valid: ${firstLine(err)}`, {
+      hint: 'fix the file or pass another --kubeconfig',
+    });
+  }
+}
+
+/** The context, its cluster and its user (KubeConfig.getContextObject / getCluster / getUser: the first entry of that name). */
+function lookupContext(merged: MergedKubeconfig, contextName: string | undefined): { contextName: string; cluster: any; user: any } {
   if (!contextName) {
     throw new UsageError('the kubeconfig has no current context', { hint: 'pass --context <name> or run kubectl config use-context' });
   }
-  // (KubeConfig.getContextObject / getCluster / getUser: the first entry of that name)
   const byName = (list: any[], name: string) => list.find((x) => x.name === name);
   const context = byName(merged.contexts, contextName);
   if (!context) {
@@ -187,24 +293,13 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
       hint: 'fix the kubeconfig or choose another --context',
     });
   }
-  const user = byName(merged.users, context.user);
-  let kc: Promise<KubeConfig> | undefined;
-  const kubeConfig = () =>
-    (kc ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
-      const k = new KubeConfig();
-      k.loadFromOptions(merged);
-      k.setCurrentContext(contextName);
-      return k;
-    }));
-  // What client-node does itself for the simple, common users (applyHTTPSOptions + applyAuthorizationHeader).
-  const simple = user && !user.authProvider && !user.exec && !user.username && !cluster.proxyUrl && !cluster.server.startsWith('http:');
+  return { contextName, cluster, user: byName(merged.users, context.user) };
+}
+
+/** A user with a token or a client certificate, applied to a request as client-node would (files read on first use). */
+function directCredentials(cluster: any, user: any): (o: https.RequestOptions) => void {
   let tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
-  const applyToHTTPSOptions = async (o: https.RequestOptions) => {
-    if (!simple) {
-      await applyPluginUser(await kubeConfig(), o, user);
-      for (const secret of requestCredentials(o)) if (!secrets.includes(secret)) secrets.push(secret), opts.onSecret?.(secret);
-      return;
-    }
+  return (o) => {
     tls ??= {
       ca: fileOrData(cluster.caFile, cluster.caData, 'certificate-authority'),
       cert: fileOrData(user.certFile, user.certData, 'client-certificate'),
@@ -219,8 +314,6 @@ export async function loadKubeconfig(opts: { kubeconfig?: string; context?: stri
     if (user.impersonateUser != null) headers['Impersonate-User'] = user.impersonateUser;
     if (user.token) headers.Authorization = `Bearer ${user.token}`;
   };
-  for (const secret of secrets) opts.onSecret?.(secret);
-  return { kubeConfig, applyToHTTPSOptions, proxied: Boolean(cluster.proxyUrl), paths: readable, contextName, server: cluster.server, clusterProvider: cluster.provider, secrets };
 }
 
 /**
