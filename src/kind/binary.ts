@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { KIND_VERSION } from './pins.js';
-import { manifestMismatch } from '../download/cache-files.js';
+import { manifestMismatch, sha256FileSync } from '../download/cache-files.js';
+import { PreflightError } from '../core/errors.js';
 
 /** kind's release binaries are 7–10 MB: a server sending more than this is not serving one. */
 export const KIND_MAX_BYTES = 128 * 1024 ** 2;
@@ -41,17 +42,65 @@ export function kindOnPath(env: NodeJS.ProcessEnv = process.env): string | undef
   return undefined;
 }
 
+/** sha256 of the file a kind path runs (through a symbolic link, as running it would); undefined if unreadable. */
+export function kindSha256(file: string): string | undefined {
+  try {
+    return sha256FileSync(fs.realpathSync(file));
+  } catch {
+    return undefined;
+  }
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    return fs.realpathSync(a) === fs.realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The kind to ask about a cluster meshdemo created: the one that created it (the state file says which), else
- * meshdemo's cached one, else PATH's. Anything in the cache dir — wherever the state file points — runs only if it
- * is the cached kind and still the file whose download was verified.
+ * Why the kind that created a cluster (the state file names it) may not run now, or undefined when it may. In the
+ * cache dir only the cached kind as verified runs; elsewhere (PATH's kind at the time) only the very file that
+ * created the cluster, by the sha256 recorded then — a state written before meshdemo recorded it has none to compare.
  */
-export function kindForState(cacheDir: string, state: { kind: string }): string | undefined {
+export function recordedKindDistrust(cacheDir: string, state: { kind: string; kindSha256?: string }): string | undefined {
   const cache = path.resolve(cacheDir);
-  const cached = cachedKindPath(cache);
-  const usable = (k: string) => {
-    const inCache = !path.relative(cache, path.resolve(k)).startsWith('..');
-    return inCache ? path.resolve(k) === cached && cachedKindDistrust(cache) === undefined : isExecutable(k);
-  };
-  return [state.kind, cached, kindOnPath()].find((k): k is string => Boolean(k) && usable(k!));
+  const file = path.resolve(state.kind);
+  if (!path.relative(cache, file).startsWith('..')) {
+    return file === cachedKindPath(cache) ? cachedKindDistrust(cache) : `${state.kind} lies in the cache dir but is not meshdemo's verified kind`;
+  }
+  if (!isExecutable(file)) return `${state.kind} is gone`;
+  if (state.kindSha256 === undefined) return undefined;
+  const now = kindSha256(file);
+  return now === state.kindSha256 ? undefined : `${state.kind} is no longer the kind that created the cluster (sha256 ${now ?? 'unreadable'}, recorded ${state.kindSha256})`;
+}
+
+/**
+ * The kind to ask about a cluster meshdemo created: the one that created it (see recordedKindDistrust), else
+ * meshdemo's verified cached one, else PATH's unless that is the very file just distrusted. onPassedOver hears why
+ * the one that created it is not used.
+ */
+export function kindForState(cacheDir: string, state: { kind: string; kindSha256?: string }, onPassedOver?: (why: string) => void): string | undefined {
+  const cache = path.resolve(cacheDir);
+  const distrust = recordedKindDistrust(cache, state);
+  if (distrust === undefined) return state.kind;
+  onPassedOver?.(distrust);
+  if (cachedKindDistrust(cache) === undefined) return cachedKindPath(cache);
+  const onPath = kindOnPath();
+  const inCache = onPath !== undefined && !path.relative(cache, path.resolve(onPath)).startsWith('..');
+  return onPath && !inCache && !sameFile(onPath, state.kind) ? onPath : undefined;
+}
+
+/** kindForState, or a refusal (exit 3) naming why no kind may run for the cluster. */
+export function trustedKindForState(cacheDir: string, state: { name: string; kind: string; kindSha256?: string }, onPassedOver?: (why: string) => void): string {
+  let why = '';
+  const kind = kindForState(cacheDir, state, (w) => {
+    why = w;
+    onPassedOver?.(w);
+  });
+  if (kind) return kind;
+  throw new PreflightError(`no kind binary meshdemo may run for kind cluster "${state.name}": ${why}, and there is no verified kind in the cache`, {
+    hint: `put kind v${KIND_VERSION} on PATH, or run meshdemo download --kind to fetch the verified one, then run the command again`,
+  });
 }

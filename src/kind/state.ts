@@ -5,6 +5,7 @@ import { InterruptedError, PreflightError, UsageError } from '../core/errors.js'
 import { pidNamespace, processGone } from '../core/process.js';
 import { clusterCaSha256 } from '../kube/kubeconfig.js';
 import type { PortMapping } from './config.js';
+import { trustedKindForState } from './binary.js';
 
 /**
  * meshdemo's local record of the kind clusters it created, in the cache dir (`<cache>/local-clusters/<name>.json`):
@@ -19,6 +20,8 @@ export interface LocalClusterState {
   kindVersion: string;
   /** The kind binary that created it (deleting uses the same). */
   kind: string;
+  /** sha256 of that binary then: a file at that path that has changed since is not run (src/kind/binary.ts). */
+  kindSha256?: string;
   nodeImage: string;
   /** The kubeconfig file kind merged the context into. */
   kubeconfig: string;
@@ -110,7 +113,8 @@ export function requireMapped(
 /** The kind that loads images into cluster `name`: the one this run resolved, else the one that created it, else PATH's. */
 export function kindBinaryFor(cacheDir: string, name: string, local?: { name: string; kind?: string }): string {
   if (local?.name === name && local.kind) return local.kind;
-  return readState(cacheDir, name)?.kind ?? 'kind';
+  const state = readState(cacheDir, name);
+  return state ? trustedKindForState(cacheDir, state) : 'kind';
 }
 
 /** Is the cluster behind the record's context still the one meshdemo created? Unknown (no CA on either side) counts as yes. */

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import type { Step } from '../record/context.js';
 import { kindClusters, kindDeleteCluster } from '../exec/kind.js';
-import { kindForState } from '../kind/binary.js';
+import { kindForState, trustedKindForState } from '../kind/binary.js';
 import { lockLocalCluster, removeState, type LocalClusterState } from '../kind/state.js';
-import { ExternalCommandError } from '../core/errors.js';
 
 export interface LocalDownSettings {
   cluster: LocalClusterState;
@@ -19,7 +18,10 @@ export const localClusterDelete: Step<LocalDownSettings> = {
   title: 'Delete the local kind cluster',
   async check(ctx) {
     const { cluster } = ctx.settings;
-    const kind = kindForState(ctx.options.cacheDir, cluster);
+    let passedOver: string | undefined;
+    const kind = kindForState(ctx.options.cacheDir, cluster, (why) => (passedOver = why));
+    // without any kind to use, run's refusal says why
+    if (kind && passedOver) ctx.log.warn(`not running the kind that created kind cluster "${cluster.name}": ${passedOver}; using ${kind}`);
     if (kind && !(await kindClusters(kind, { signal: ctx.signal })).includes(cluster.name)) {
       return { satisfied: false, detail: `kind cluster "${cluster.name}" is already gone: remove meshdemo's record of it` };
     }
@@ -27,10 +29,7 @@ export const localClusterDelete: Step<LocalDownSettings> = {
   },
   async run(ctx) {
     const { cluster } = ctx.settings;
-    const kind = kindForState(ctx.options.cacheDir, cluster);
-    if (!kind) {
-      throw new ExternalCommandError(`no kind binary to delete cluster "${cluster.name}" with (${cluster.kind} is gone)`, { hint: `install kind v${cluster.kindVersion} or run meshdemo up once to download it, then run meshdemo down again` });
-    }
+    const kind = trustedKindForState(ctx.options.cacheDir, cluster);
     // not while an up --local creates it: that run's state file would go with it (src/kind/state.ts lockLocalCluster)
     const lock = await lockLocalCluster(ctx.options.cacheDir, cluster.name, {
       waitMs: ctx.options.timeoutMs,

@@ -7,7 +7,7 @@ import { clusterCaSha256, definesContext, kubeconfigKindWrites, kubeconfigPaths 
 import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } from '../exec/kind.js';
-import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES, kindOnPath } from '../kind/binary.js';
+import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES, kindOnPath, kindSha256 } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
 import { configPath, lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
@@ -256,6 +256,7 @@ async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: stri
       createdAt: new Date().toISOString(),
       kindVersion: KIND_VERSION,
       kind,
+      kindSha256: kindSha256(kind),
       nodeImage: NODE_IMAGE,
       kubeconfig,
       configFile,

@@ -6,6 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -140,6 +142,34 @@ describe('meshdemo download', () => {
     assert.equal(r.code, 5, r.stderr);
     assert.equal(errorLines(r.stderr).length, 1, r.stderr);
     assert.ok(!fs.existsSync(path.join(cache, 'kind', 'v0.17.0', 'kind')));
+  });
+
+  it("kind's download is capped at 128 MiB: a larger Content-Length is refused before its body, exit 5, nothing kept", async () => {
+    // a mirror announcing a kind of 128 MiB + 1 byte (the Istio release comes from the ordinary release server)
+    let bodyBytesSent = 0;
+    const mirror = http.createServer((req, res) => {
+      if (req.url?.endsWith('.sha256sum')) return void res.end(`${'c'.repeat(64)}  kind-linux-amd64\n`);
+      res.writeHead(200, { 'content-length': String(128 * 1024 ** 2 + 1) });
+      const chunk = Buffer.alloc(64 * 1024);
+      const pump = () => {
+        while (!res.destroyed && bodyBytesSent < 128 * 1024 ** 2 && res.write(chunk)) bodyBytesSent += chunk.length;
+      };
+      res.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((resolve) => mirror.listen(0, '127.0.0.1', resolve));
+    try {
+      const cache = path.join(tmp, 'cache-kind-large');
+      const r = await download(cache, ['--kind', '--kind-mirror', `http://127.0.0.1:${(mirror.address() as AddressInfo).port}`]);
+      assert.equal(r.code, 5, r.stderr);
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /kind-linux-amd64.*134217728 bytes.*the server announces 134217729/);
+      assert.deepEqual(fs.readdirSync(path.join(cache, 'kind', 'v0.17.0')), [], 'nothing kept');
+    } finally {
+      mirror.closeAllConnections();
+      await new Promise((resolve) => mirror.close(resolve));
+    }
   });
 
   it('refuses a wrong checksum: exit 5, one error line, nothing kept', async () => {

@@ -19,6 +19,7 @@ import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
 import { writeState } from '../../src/kind/state.js';
+import { writeManifest } from '../../src/download/cache-files.js';
 import { skipUnless } from '../support/requirements.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
@@ -179,6 +180,8 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.equal(state.context, 'kind-meshdemo');
     assert.equal(state.nodeImage, PINNED_IMAGE);
     assert.equal(state.caSha256, createHash('sha256').update(cluster['certificate-authority-data']).digest('hex'), 'what tells this cluster from one created again by hand');
+    assert.equal(state.kind, path.join(sb.cache, 'kind', 'v0.17.0', 'kind'));
+    assert.equal(state.kindSha256, createHash('sha256').update(kindStandinScript()).digest('hex'), 'the kind that created it, by content: down runs no other file under that name');
     assert.ok(events.some((e) => e.type === 'log' && /^kind merged context "kind-meshdemo" into .*\/home\/\.kube\/config and made it the current context$/.test(e.message)));
   });
 
@@ -540,6 +543,48 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     );
     assert.deepEqual(runningClusters(sb.kindState), ['meshdemo'], 'still there');
     assert.deepEqual(readLines(sb.kindLog).filter((a) => a[0] === 'delete'), []);
+  });
+
+  it('the kind that created the cluster has changed since (its sha256 is in the state file): down never runs it — exit 3 without a verified kind, else the cached one', async () => {
+    const sb = box();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    const kindOnPath = path.join(bin, 'kind');
+    fs.writeFileSync(kindOnPath, kindStandinScript(), { mode: 0o755 });
+    // what up recorded when kind v0.17.0 from PATH created the cluster (since deleted by hand)
+    const recorded = createHash('sha256').update(kindStandinScript()).digest('hex');
+    writeState(sb.cache, { version: 1, name: 'meshdemo', context: 'kind-meshdemo', createdAt: '2026-11-30T10:00:00.000Z', kindVersion: '0.17.0', kind: kindOnPath, kindSha256: recorded, nodeImage: PINNED_IMAGE, kubeconfig: path.join(sb.home, '.kube', 'config'), configFile: path.join(sb.cache, 'local-clusters', 'meshdemo.kind.yaml'), mappings: [] });
+    // then someone who could write to that directory put another program there
+    const ran = path.join(sb.tmp, 'planted-ran');
+    fs.writeFileSync(kindOnPath, `#!/bin/sh\necho "$@" >> ${ran}\n`, { mode: 0o755 });
+    const withBin = { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
+
+    const refused = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes'], { env: withBin });
+    assert.equal(refused.code, 3, refused.stderr);
+    const lines = errorLines(refused.stderr);
+    assert.equal(lines.length, 1, refused.stderr);
+    assert.equal(
+      lines[0],
+      `error: no kind binary meshdemo may run for kind cluster "meshdemo": ${kindOnPath} is no longer the kind that created the cluster (sha256 ${createHash('sha256').update(fs.readFileSync(kindOnPath)).digest('hex')}, recorded ${recorded}), and there is no verified kind in the cache — put kind v0.17.0 on PATH, or run meshdemo download --kind to fetch the verified one, then run the command again`,
+    );
+    assert.ok(!fs.existsSync(ran), 'the changed kind never ran (not even as PATH\'s kind)');
+    assert.ok(fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')), 'the record is kept');
+
+    // a verified kind in the cache, as meshdemo's kind-download step leaves it: down uses it, and says why
+    const cached = path.join(sb.cache, 'kind', 'v0.17.0', 'kind');
+    fs.mkdirSync(path.dirname(cached), { recursive: true });
+    fs.writeFileSync(cached, kindStandinScript(), { mode: 0o755 });
+    await writeManifest(`${cached}.manifest.json`, { source: recorded, files: { kind: recorded } });
+    const d = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes', '--json'], { env: withBin });
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(
+      d.events().filter((e) => e.type === 'log' && e.level === 'warn').map((e) => e.message),
+      [`not running the kind that created kind cluster "meshdemo": ${kindOnPath} is no longer the kind that created the cluster (sha256 ${createHash('sha256').update(fs.readFileSync(kindOnPath)).digest('hex')}, recorded ${recorded}); using ${cached}`],
+    );
+    assert.match(d.stdout, /kind cluster \\"meshdemo\\" was already gone; removed meshdemo's record of it/);
+    assert.ok(!fs.existsSync(ran), 'the changed kind never ran');
+    assert.ok(readLines(sb.kindLog).some((a) => a[0] === 'get' && a[1] === 'clusters'), 'the cached kind was asked');
+    assert.ok(!fs.existsSync(path.join(sb.cache, 'local-clusters', 'meshdemo.json')));
   });
 
   it('kind creates the cluster but cannot write the kubeconfig (a held lock): exit 6, the cluster stays recorded, down deletes it', async () => {

@@ -1,7 +1,8 @@
 // The cluster lock (src/record/lock.ts) held by a real `meshdemo up --no-app` against a REAL Kubernetes 1.20.2 API
 // server: renewals that fail while the API server restarts, a lock taken by someone else, a lock that cannot be
 // renewed before it expires, and expiry judged by what this run observes (client-go's observedTime), never by
-// comparing another machine's clock with ours. Simulated: the node (kiali's pod is held Pending to keep up in its
+// comparing another machine's clock with ours; the lease timed from when a renewal was sent (a proxy delays the
+// answer). Simulated: the node (kiali's pod is held Pending to keep up in its
 // addons step while the test acts) and istioctl (the stand-in in the release archive).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { startNodeSimulator, type NodeSimulator } from '../support/node-simulato
 import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
+import { startVersionProxy } from '../support/version-proxy.js';
 
 const skip = skipUnless('control-plane');
 const LEASES = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
@@ -179,6 +181,64 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
     const next = await up([]);
     assert.equal(next.code, 0, next.stderr + next.stdout);
     assert.ok(next.events().some((e) => e.type === 'log' && e.message === `took over the lock of ${holder}, which is no longer running`), next.stdout);
+  });
+
+  it('the lease is timed from when a renewal was sent: an answer that comes late does not lengthen it', async (tc) => {
+    // A proxy in front of the API server (test/support/version-proxy.ts) forwards one renewal — the PATCH of the
+    // Lease — at once but passes its answer back only DELAY_MS later; from then on it holds every answer about the
+    // Lease, so no renewal succeeds again. Another run sees the Lease change when that PATCH reaches the API server
+    // and may take it 30 s later, so the holder must stop 27 s (the lease less its 3 s margin) after it SENT the
+    // renewal. Timed from the answer instead, it would stop DELAY_MS later: after the answer + 27 s, which this
+    // test refuses.
+    const DELAY_MS = 3300; // below the 4 s after which a renewal without an answer is abandoned (src/record/lock.ts)
+    const t: { patchArrived?: number; patchAnswered?: number; renewTime?: string; stopped?: number } = {};
+    let mode: 'pass' | 'delay-next-renewal' | 'hold' = 'pass';
+    const held: Array<() => void> = [];
+    const proxy = await startVersionProxy(cp, 'v1.20.2', {
+      holdAnswer: ({ method, path: p }) => {
+        if (p !== LOCK || mode === 'pass') return undefined;
+        if (mode === 'hold') return new Promise<void>((resolve) => held.push(resolve));
+        if (method !== 'PATCH') return undefined; // the renewal's GET of the Lease
+        mode = 'hold';
+        t.patchArrived = Date.now();
+        return sleep(DELAY_MS).then(async () => {
+          t.renewTime = (await api(LOCK)).body.spec.renewTime; // read directly from the API server
+          t.patchAnswered = Date.now();
+        });
+      },
+    });
+    try {
+      await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali', 'DELETE'); // work for up, so it needs the lock
+      holdKiali();
+      const r = await up(['--timeout', '3m'], {
+        kubeconfig: proxy.kubeconfigPath,
+        onEvent: (e) => {
+          if (mode === 'pass' && t.patchArrived === undefined && waitingInAddons(e)) mode = 'delay-next-renewal';
+          if (t.stopped === undefined && e.type === 'step' && e.id === 'addons' && e.status === 'failed') {
+            t.stopped = Date.now();
+            mode = 'pass';
+            for (const answer of held.splice(0)) answer();
+          }
+        },
+      });
+      releaseKiali();
+      assert.equal(r.code, 3, r.stderr + r.stdout);
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): could not renew it for 27s \(last error: /);
+      const { patchArrived, patchAnswered, renewTime, stopped } = t;
+      assert.ok(patchArrived && patchAnswered && renewTime && stopped, JSON.stringify(t));
+      tc.diagnostic(`stopped ${stopped - patchArrived} ms after the renewal reached the API server, ${stopped - patchAnswered} ms after its answer`);
+      assert.ok(Date.parse(renewTime) <= patchArrived, `the renewTime written (${renewTime}) is from before the renewal reached the API server (${new Date(patchArrived).toISOString()})`);
+      assert.ok(stopped < patchAnswered + 27_000, `stopped ${stopped - patchAnswered} ms after the late answer: the lease was timed from the answer, not from the renewal sent`);
+      assert.ok(stopped >= patchArrived + 26_000, `stopped only ${stopped - patchArrived} ms after the renewal: it held its lock as long as that renewal kept it`);
+      assert.match((await api(LOCK)).body.spec.holderIdentity, new RegExp(`^${os.hostname()}/`), 'a lost lock is left to expire, never deleted');
+    } finally {
+      await api(LOCK, 'DELETE');
+      mode = 'pass';
+      for (const answer of held.splice(0)) answer();
+      await proxy.close();
+    }
   });
 
   it("a holder that keeps renewing is not taken over, however old its renewTime is by our clock", async () => {

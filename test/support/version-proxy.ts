@@ -31,7 +31,15 @@ function openssl(args: string[]): Promise<void> {
   });
 }
 
-export async function startVersionProxy(target: ControlPlane, gitVersion: string): Promise<VersionProxy> {
+export interface VersionProxyOptions {
+  /**
+   * Called as each request arrives; the request is forwarded at once, but the answer is passed back only once the
+   * promise returned settles (a request held this way can model an API server that answers late, or not at all).
+   */
+  holdAnswer?: (req: { method: string; path: string }) => Promise<void> | undefined;
+}
+
+export async function startVersionProxy(target: ControlPlane, gitVersion: string, opts: VersionProxyOptions = {}): Promise<VersionProxy> {
   const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(gitVersion);
   if (!m) throw new Error(`not a Kubernetes version: ${gitVersion}`);
   const major = m[1];
@@ -71,11 +79,13 @@ export async function startVersionProxy(target: ControlPlane, gitVersion: string
   const server = https.createServer({ key, cert, ca: clientCa, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://x');
     const isVersion = req.method === 'GET' && (url.pathname === '/version' || url.pathname === '/version/');
+    const held = opts.holdAnswer?.({ method: req.method ?? 'GET', path: url.pathname });
     const who = identity(req);
     const headers = { ...withoutRemoteHeaders(req.headers), ...who, host: upstream.host };
     const up = https.request(
       { protocol: 'https:', hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent: who['x-remote-user'] ? asFrontProxy : agent },
-      (upRes) => {
+      (upRes) => void (held ?? Promise.resolve()).then(() => {
+        if (res.destroyed) return upRes.destroy(); // the client gave up meanwhile
         if (!isVersion || upRes.statusCode !== 200) {
           res.writeHead(upRes.statusCode ?? 502, upRes.headers);
           upRes.pipe(res);
@@ -99,7 +109,7 @@ export async function startVersionProxy(target: ControlPlane, gitVersion: string
           res.end(body);
         });
         upRes.on('error', () => res.destroy());
-      },
+      }),
     );
     up.on('error', (e) => {
       if (!res.headersSent) {

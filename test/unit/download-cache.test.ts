@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PreflightError } from '../../src/core/errors.js';
 import { checkCacheDir, manifestMismatch, withFileLock, writeManifest } from '../../src/download/cache-files.js';
-import { cachedKindManifest, cachedKindPath, kindForState } from '../../src/kind/binary.js';
+import { cachedKindManifest, cachedKindPath, kindForState, trustedKindForState } from '../../src/kind/binary.js';
+import { kindBinaryFor, writeState } from '../../src/kind/state.js';
 import { createHash } from 'node:crypto';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -157,5 +158,41 @@ describe('kindForState: the kind down and status run for a cluster in the state 
     const elsewhere = join(root, 'opt', 'kind');
     executable(elsewhere, '#!/bin/sh\necho opt\n');
     assert.equal(kindForState(cache, { kind: elsewhere }), elsewhere);
+  });
+
+  it('runs a kind outside the cache only while it is the file that created the cluster (by the sha256 recorded then)', async () => {
+    const cache = join(root, 'cache-sha');
+    const bin = join(root, 'sha-bin');
+    const real = join(bin, 'kind-v0.17.0');
+    executable(real, '#!/bin/sh\necho v0.17.0\n');
+    const onPath = join(root, 'empty-path', 'kind');
+    rmSync(onPath, { force: true });
+    symlinkSync(real, onPath); // PATH's kind, a link as package managers install it: hashed through the link
+    const state = { name: 'meshdemo', kind: onPath, kindSha256: sha('#!/bin/sh\necho v0.17.0\n') };
+    const passedOver: string[] = [];
+    assert.equal(kindForState(cache, state, (why) => passedOver.push(why)), onPath);
+    assert.equal(passedOver.length, 0, 'the kind that created the cluster, unchanged');
+
+    writeFileSync(real, '#!/bin/sh\necho planted\n');
+    assert.equal(kindForState(cache, state, (why) => passedOver.push(why)), undefined, "not even as PATH's kind: it is the same file");
+    assert.deepEqual(passedOver, [`${onPath} is no longer the kind that created the cluster (sha256 ${sha('#!/bin/sh\necho planted\n')}, recorded ${state.kindSha256})`]);
+    assert.throws(
+      () => trustedKindForState(cache, state),
+      (e: unknown) => e instanceof PreflightError && e.message === `no kind binary meshdemo may run for kind cluster "meshdemo": ${passedOver[0]}, and there is no verified kind in the cache` && /meshdemo download --kind/.test(e.hint ?? ''),
+    );
+    // loading images into that cluster (src/kind/state.ts kindBinaryFor) refuses it the same way
+    writeState(cache, { version: 1, context: 'kind-meshdemo', createdAt: '2026-12-01T00:00:00.000Z', kindVersion: '0.17.0', nodeImage: 'kindest/node:v1.19.16', kubeconfig: join(root, 'kubeconfig'), configFile: join(root, 'kind.yaml'), mappings: [], ...state });
+    assert.throws(() => kindBinaryFor(cache, 'meshdemo'), PreflightError);
+
+    const cached = cachedKindPath(cache);
+    executable(cached, '#!/bin/sh\necho kind\n');
+    await writeManifest(cachedKindManifest(cache), { source: sha('#!/bin/sh\necho kind\n'), files: { kind: sha('#!/bin/sh\necho kind\n') } });
+    assert.equal(kindForState(cache, state), cached, "then meshdemo's verified kind");
+
+    const other = join(root, 'other-bin', 'kind');
+    executable(other, '#!/bin/sh\necho other\n');
+    rmSync(cached);
+    assert.equal(kindForState(cache, { ...state, kind: join(root, 'gone', 'kind') }), onPath, "a kind that is gone: PATH's, another file");
+    assert.equal(kindForState(cache, { ...state, kind: other, kindSha256: undefined }), other, 'a record written before the sha256 was kept: the file it names');
   });
 });
