@@ -198,17 +198,22 @@ export class TreeWriter {
     return new TreeWriter(tmp, label, limits);
   }
 
-  /** Feeds compressed bytes; resolves when they may be followed by more (backpressure). */
-  async write(chunk: Buffer): Promise<void> {
+  /**
+   * Feeds compressed bytes. Most calls only copy them and return nothing; when gunzip is fed, the promise resolves
+   * once more may follow (backpressure). (No promise per call: a download makes hundreds of them.)
+   */
+  write(chunk: Buffer): Promise<void> | undefined {
     this.throwIfFailed();
     this.compressedBytes += chunk.length;
     this.refuseAfterGzipEnd();
-    for (let off = 0; off < chunk.length; ) {
-      const n = chunk.copy(this.input, this.inputBytes, off);
-      this.inputBytes += n;
-      off += n;
-      if (this.inputBytes === GUNZIP_CHUNK) await this.feed();
-    }
+    return this.copyIn(chunk, 0);
+  }
+
+  private copyIn(chunk: Buffer, from: number): Promise<void> | undefined {
+    const n = chunk.copy(this.input, this.inputBytes, from);
+    this.inputBytes += n;
+    if (this.inputBytes < GUNZIP_CHUNK) return undefined;
+    return this.feed().then(() => this.copyIn(chunk, from + n));
   }
 
   private async feed(): Promise<void> {
