@@ -10,6 +10,9 @@
 // start-up that the real tool does not have). Runs interleave, alternating which goes first.
 // Target (issue 20): process CPU (user + sys of the process, its threads and its children, from GNU time) ≤ 1.0×
 // the pipeline's, median of 5 after 1 warm-up, on each archive. Wall time is reported too.
+// Alternatives side by side: MESHDEMO_BENCH_DOWNLOAD_ALT="label=/path/to/checkout,…" (each a built checkout, e.g. a
+// git worktree of another commit) runs that checkout's bin/meshdemo in the same interleaved rounds; each gets its row
+// and its per-round ratios against the pipeline of the same round (the targets stay this checkout's).
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildReleaseArchive, type ReleaseArchive } from '../test/support/release-archive.js';
@@ -29,15 +32,33 @@ const ARCHIVES: ArchiveSpec[] = [
   { label: 'mixed archive (30 MB random + 30 MB text)', padBytes: 30e6, textBytes: 30e6 },
 ];
 
+interface Alternative {
+  label: string;
+  bin: string;
+}
+
+/** MESHDEMO_BENCH_DOWNLOAD_ALT: "label=/path/to/checkout,…". */
+function alternatives(): Alternative[] {
+  const spec = process.env.MESHDEMO_BENCH_DOWNLOAD_ALT ?? '';
+  return spec.split(',').filter(Boolean).map((entry) => {
+    const [label, dir] = entry.includes('=') ? [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)] : [path.basename(entry), entry];
+    const bin = path.join(path.resolve(dir), 'bin', 'meshdemo');
+    if (!fs.existsSync(bin)) throw new Error(`MESHDEMO_BENCH_DOWNLOAD_ALT: ${bin} does not exist (give built checkouts)`);
+    return { label, bin };
+  });
+}
+
 interface Samples {
   md: number[];
   mdCpu: number[];
+  /** Per alternative, CPU of each round. */
+  altCpu: number[][];
   pipeline: number[];
   pipelineCpu: number[];
   parts: number[][];
 }
 
-async function measure(spec: ArchiveSpec, tmp: string, n: number): Promise<{ archive: ReleaseArchive; s: Samples }> {
+async function measure(spec: ArchiveSpec, tmp: string, n: number): Promise<{ archive: ReleaseArchive; s: Samples; alts: Alternative[] }> {
   const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release'), padBytes: spec.padBytes, textBytes: spec.textBytes, istioctlScript: '#!/bin/sh\necho 1.8.4\n' });
   const server = await startReleaseServer({ [ASSET]: archive.path });
   const stopServer = onCleanup(() => server.close());
@@ -45,7 +66,8 @@ async function measure(spec: ArchiveSpec, tmp: string, n: number): Promise<{ arc
   const NAMED_CLUSTER = ['--kubeconfig', path.join(tmp, 'no-cluster.kubeconfig')];
   const url = `${server.url}/${ASSET}`;
   const env = loopbackEnv({ CI: 'true' });
-  const s: Samples = { md: [], mdCpu: [], pipeline: [], pipelineCpu: [], parts: [] };
+  const alts = alternatives();
+  const s: Samples = { md: [], mdCpu: [], altCpu: alts.map(() => []), pipeline: [], pipelineCpu: [], parts: [] };
   const complete = (tree: string) => {
     const tools = path.join(tree, 'istio-1.8.4', 'tools');
     return (!spec.padBytes || fs.statSync(path.join(tools, 'padding.bin')).size === spec.padBytes) && (!spec.textBytes || fs.statSync(path.join(tools, 'padding.txt')).size === spec.textBytes);
@@ -53,16 +75,19 @@ async function measure(spec: ArchiveSpec, tmp: string, n: number): Promise<{ arc
   try {
     for (let i = 0; i < n + 1; i++) {
       const warmup = i === 0;
-      for (const tool of i % 2 ? ['pipeline', 'meshdemo'] : ['meshdemo', 'pipeline']) {
+      const tools = ['meshdemo', ...alts.map((_, k) => `alt${k}`), 'pipeline'];
+      for (const tool of i % 2 ? tools.reverse() : tools) {
         const dir = path.join(tmp, `${tool}-${i}`);
         fs.mkdirSync(dir);
         let tree: string;
-        if (tool === 'meshdemo') {
-          const r = await mustRun(process.execPath, [MESHDEMO_BIN, ...NAMED_CLUSTER, '--cache-dir', dir, 'download', '--istio-mirror', server.url, '--json'], { env, timeoutMs: 300_000, cpu: true });
+        if (tool !== 'pipeline') {
+          const alt = tool === 'meshdemo' ? undefined : Number(tool.slice(3));
+          const r = await mustRun(process.execPath, [alt === undefined ? MESHDEMO_BIN : alts[alt].bin, ...NAMED_CLUSTER, '--cache-dir', dir, 'download', '--istio-mirror', server.url, '--json'], { env, timeoutMs: 300_000, cpu: true });
           const result = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.type === 'result');
           if (!result?.ok || !result.downloaded) throw new Error(`meshdemo download: ${r.stdout}${r.stderr}`);
           tree = path.join(dir, 'istio', '1.8.4', 'tree');
-          if (!warmup) {
+          if (!warmup && alt !== undefined) s.altCpu[alt].push(r.cpuMs ?? NaN);
+          else if (!warmup) {
             s.md.push(r.ms);
             s.mdCpu.push(r.cpuMs ?? NaN);
           }
@@ -90,7 +115,7 @@ async function measure(spec: ArchiveSpec, tmp: string, n: number): Promise<{ arc
     await stopServer();
     fs.rmSync(path.join(tmp, 'release'), { recursive: true, force: true });
   }
-  return { archive, s };
+  return { archive, s, alts };
 }
 
 export async function run(): Promise<BenchResult> {
@@ -102,7 +127,7 @@ export async function run(): Promise<BenchResult> {
   const notes: string[] = [];
   try {
     for (const spec of ARCHIVES) {
-      const { archive, s } = await measure(spec, tmp, n);
+      const { archive, s, alts } = await measure(spec, tmp, n);
       const cpu = median(s.mdCpu);
       const refCpu = median(s.pipelineCpu);
       const cpuRatios = s.mdCpu.map((x, i) => x / s.pipelineCpu[i]);
@@ -110,6 +135,10 @@ export async function run(): Promise<BenchResult> {
       const what = `${spec.label}, ${(archive.bytes / 1e6).toFixed(1)} MB`;
       rows.push(
         [`meshdemo download — ${what}`, ms(cpu), list(s.mdCpu), ratio(cpu, refCpu), ms(median(s.md)), ratio(median(s.md), median(s.pipeline))],
+        ...alts.map((alt, k) => {
+          const altRatios = s.altCpu[k].map((x, i) => x / s.pipelineCpu[i]);
+          return [`alternative ${alt.label} — ${what}`, ms(median(s.altCpu[k])), list(s.altCpu[k]), `${ratio(median(s.altCpu[k]), refCpu)} (rounds ${spread(altRatios)})`, '', ''];
+        }),
         [`curl -o + curl .sha256 + sha256sum -c + tar xzf — ${what}`, ms(refCpu), list(s.pipelineCpu), '1.00×', ms(median(s.pipeline)), '1.00×'],
       );
       targets.push({

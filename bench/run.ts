@@ -9,7 +9,9 @@
 // each target: its figure, its spread over the rounds, MET or MISSED.
 //
 // Environment: MESHDEMO_BENCH_REPS (repetitions of the slow benches, default 3),
-// MESHDEMO_BENCH_KUBECTL (kubectl to compare with), MESHDEMO_BENCH_JSON (write the results there as JSON).
+// MESHDEMO_BENCH_KUBECTL (kubectl to compare with), MESHDEMO_BENCH_JSON (write the results there as JSON),
+// MESHDEMO_BENCH_DOWNLOAD_REPS (rounds of the download bench, default 5), MESHDEMO_BENCH_DOWNLOAD_ALT (other built
+// checkouts measured beside this one in the download bench: "label=/path,…").
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

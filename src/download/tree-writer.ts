@@ -130,8 +130,11 @@ export class TreeWriter {
   /** Files are written off the main thread, so gunzip keeps inflating while they are. */
   private readonly writes = new OrderedWrites();
   private paused = false;
-  /** Compressed bytes gathered until GUNZIP_CHUNK of them are fed at once. */
-  private input: Buffer[] = [];
+  /**
+   * Compressed bytes gathered until GUNZIP_CHUNK of them are fed at once. One buffer, reused: gunzip is done with it
+   * when it drains (feed waits for that), and a fresh 1 MiB for every feed cost page faults, as the outputs did.
+   */
+  private readonly input = Buffer.allocUnsafe(GUNZIP_CHUNK);
   private inputBytes = 0;
   /** Compressed bytes received in all; gunzip's bytesWritten says how many of them were part of the gzip stream. */
   private compressedBytes = 0;
@@ -169,7 +172,6 @@ export class TreeWriter {
   private constructor(tmpDir: string, private readonly label: string, limits: ExtractLimits) {
     this.tmpDir = tmpDir;
     this.limits = { ...DEFAULT_LIMITS, ...limits };
-    // one more input chunk may wait while the last one inflates, so the socket keeps reading
     this.gunzip = createGunzip({ chunkSize: GUNZIP_OUTPUT_CHUNK, writableHighWaterMark: GUNZIP_CHUNK } as ZlibOptions);
     this.gunzip.on('data', (chunk: Buffer) => {
       if (this.writes.error) this.fail(this.writes.error);
@@ -196,20 +198,29 @@ export class TreeWriter {
     return new TreeWriter(tmp, label, limits);
   }
 
-  /** Feeds compressed bytes; resolves when they may be followed by more (backpressure). */
-  async write(chunk: Buffer): Promise<void> {
+  /**
+   * Feeds compressed bytes. Most calls only copy them and return nothing; when gunzip is fed, the promise resolves
+   * once more may follow (backpressure). (No promise per call: a download makes hundreds of them.)
+   */
+  write(chunk: Buffer): Promise<void> | undefined {
     this.throwIfFailed();
     this.compressedBytes += chunk.length;
     this.refuseAfterGzipEnd();
-    this.input.push(chunk);
-    this.inputBytes += chunk.length;
-    if (this.inputBytes >= GUNZIP_CHUNK) await this.feed();
+    return this.copyIn(chunk, 0);
+  }
+
+  private copyIn(chunk: Buffer, from: number): Promise<void> | undefined {
+    const n = chunk.copy(this.input, this.inputBytes, from);
+    this.inputBytes += n;
+    if (this.inputBytes < GUNZIP_CHUNK) return undefined;
+    return this.feed().then(() => this.copyIn(chunk, from + n));
   }
 
   private async feed(): Promise<void> {
-    const data = this.input.length === 1 ? this.input[0] : Buffer.concat(this.input, this.inputBytes);
-    this.input = [];
+    const data = this.input.subarray(0, this.inputBytes);
     this.inputBytes = 0;
+    // a whole GUNZIP_CHUNK fills gunzip's buffer (write says false): its drain says the input was consumed and may be
+    // overwritten; only finish() feeds less, and nothing is copied into the buffer after it
     if (!this.gunzip.write(data)) {
       await new Promise<void>((res) => {
         const done = () => {
