@@ -58,13 +58,14 @@ export async function createRenderer(mode: OutputMode, opts: RenderOptions): Pro
 function jsonRenderer({ stdout, stderr, verbose, redact, out }: Output): Renderer {
   // masked before serialising: JSON escapes `"` and `\`, so a secret holding them would not be found after
   const json = (value: object) => stdout.write(JSON.stringify(maskDeep(value, redact)) + '\n');
-  // the result is the last line on stdout: what comes after it (the --verbose trace of releasing the lock) goes to stderr
+  // log lines after the result (the --verbose trace of releasing the lock) go to stderr, so the result stays the last
+  // line of a command's own output; only up --traffic's traffic events follow it on stdout
   let resultWritten = false;
   return {
     mode: 'json',
     emit(event) {
       if (event.type === 'log' && event.level === 'debug' && !verbose) return;
-      if (resultWritten) out(stderr, JSON.stringify(maskDeep(event, redact)));
+      if (resultWritten && event.type === 'log') out(stderr, JSON.stringify(maskDeep(event, redact)));
       else json(event);
     },
     print: (text) => out(stderr, text),

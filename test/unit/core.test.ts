@@ -227,6 +227,16 @@ describe('renderer', () => {
     assert.match(err, /DELETE \/apis\/coordination\.k8s\.io\/v1\/namespaces\/default\/leases\/meshdemo\?token=\*\*\* 200 2ms/);
   });
 
+  it('--json: up --traffic\'s traffic events follow up\'s result on stdout, its log lines do not', async () => {
+    const { out, err } = await render('json', [], (r) => {
+      r.result(true, { urls: {} });
+      r.emit({ type: 'log', level: 'warn', message: 'the lock is released' });
+      r.emit({ type: 'traffic', phase: 'summary', sent: 3 });
+    });
+    assert.deepEqual(out.trim().split('\n').map((l) => JSON.parse(l).type), ['result', 'traffic']);
+    assert.match(err, /the lock is released/);
+  });
+
   it('plain mode writes step lines to stderr and results to stdout', async () => {
     const { out, err } = await render('plain', [], (r) => {
       r.emit({ type: 'step', id: 'a', title: 'Apply', status: 'start' });
