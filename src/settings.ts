@@ -215,6 +215,27 @@ export function parseServicesDir(dir: string | undefined): SourceDirs {
 }
 
 export function parseUpSettings(o: Record<string, any>): UpSettings {
+  const { images, skipBuild } = checkUpCombinations(o);
+  return {
+    ...parseIstioOptions(o),
+    app: o.app !== false,
+    addons: o.addons ? parseAddons(o.addons) : [...DEFAULT_ADDONS],
+    nodePorts: parseNodePorts(o.nodePort ?? []),
+    nodeAddress: o.nodeAddress !== undefined ? parseNodeAddress(o.nodeAddress) : undefined,
+    registry: o.registry ? parseRegistry(o.registry) : undefined,
+    baseImage: o.baseImage ?? 'node:22-alpine',
+    skipBuild,
+    images,
+    render: o.render,
+    sources: parseServicesDir(o.servicesDir),
+    verify: Boolean(o.verify),
+    trafficMs: o.traffic !== undefined ? parseDuration(o.traffic, '--traffic') : undefined,
+    ...parseLocalClusterOptions(o),
+  };
+}
+
+/** The options of up that exclude or need each other, checked before any is parsed further; --image parsed. */
+function checkUpCombinations(o: Record<string, any>): Pick<UpSettings, 'images' | 'skipBuild'> {
   if (o.istioArchive && !fs.existsSync(o.istioArchive)) {
     throw new UsageError(`--istio-archive ${o.istioArchive} does not exist`, { hint: 'pass the path of a downloaded istio-<version>-<platform>.tar.gz' });
   }
@@ -233,6 +254,11 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
   for (const s of o.istioSet ?? []) {
     if (!/^[^=\s]+=.*$/.test(s)) throw new UsageError(`--istio-set "${s}" is not key=value`, { hint: 'e.g. --istio-set values.global.proxy.privileged=true' });
   }
+  return { images, skipBuild };
+}
+
+/** --istio-version, --istio-mirror, --istio-sha256, --istio-archive, --istio-set, --reinstall. */
+function parseIstioOptions(o: Record<string, any>): Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive' | 'istioSet' | 'reinstall'> {
   return {
     istioVersion: parseIstioVersion(o.istioVersion ?? DEFAULT_ISTIO_VERSION),
     istioMirror: parseMirror(o.istioMirror ?? DEFAULT_ISTIO_MIRROR),
@@ -240,19 +266,6 @@ export function parseUpSettings(o: Record<string, any>): UpSettings {
     istioArchive: o.istioArchive,
     istioSet: o.istioSet ?? [],
     reinstall: Boolean(o.reinstall),
-    app: o.app !== false,
-    addons: o.addons ? parseAddons(o.addons) : [...DEFAULT_ADDONS],
-    nodePorts: parseNodePorts(o.nodePort ?? []),
-    nodeAddress: o.nodeAddress !== undefined ? parseNodeAddress(o.nodeAddress) : undefined,
-    registry: o.registry ? parseRegistry(o.registry) : undefined,
-    baseImage: o.baseImage ?? 'node:22-alpine',
-    skipBuild,
-    images,
-    render: o.render,
-    sources: parseServicesDir(o.servicesDir),
-    verify: Boolean(o.verify),
-    trafficMs: o.traffic !== undefined ? parseDuration(o.traffic, '--traffic') : undefined,
-    ...parseLocalClusterOptions(o),
   };
 }
 

@@ -50,9 +50,14 @@ export async function verifyOrders(url: string, opts: { count?: number; signal?:
       lines.push(`order ${i + 1}: ${(err as Error).message}`);
     }
   }
-  const median = latencies.sort((a, b) => a - b)[Math.floor(latencies.length / 2)];
-  const link = traceId && opts.tracingUrl ? `; trace ${traceLink(opts.tracingUrl, traceId)}` : traceId ? `; trace ${traceId}` : '';
-  const summary = `${ok}/${count} orders succeeded${ok ? `, median ${median.toFixed(0)}ms, answered by ${Object.keys(servedBy).length} micro-order pod(s): ${Object.entries(servedBy).map(([k, v]) => `${k}×${v}`).join(', ')}${link}` : ''}`;
+  const summary = summaryLine({ ok, count, latencies, servedBy, traceId, tracingUrl: opts.tracingUrl });
   if (ok === 0) throw new ExternalCommandError(`no order succeeded through ${url}`, { details: lines, hint: 'check meshdemo status and the ingress gateway' });
   return { ok, failed: count - ok, lines, summary, servedBy, traceId };
+}
+
+/** "5/6 orders succeeded, median 12ms, answered by 2 micro-order pod(s): a×3, b×2; trace <link>" */
+function summaryLine(r: { ok: number; count: number; latencies: number[]; servedBy: Record<string, number>; traceId?: string; tracingUrl?: string }): string {
+  const median = r.latencies.sort((a, b) => a - b)[Math.floor(r.latencies.length / 2)];
+  const link = r.traceId && r.tracingUrl ? `; trace ${traceLink(r.tracingUrl, r.traceId)}` : r.traceId ? `; trace ${r.traceId}` : '';
+  return `${r.ok}/${r.count} orders succeeded${r.ok ? `, median ${median.toFixed(0)}ms, answered by ${Object.keys(r.servedBy).length} micro-order pod(s): ${Object.entries(r.servedBy).map(([k, v]) => `${k}×${v}`).join(', ')}${link}` : ''}`;
 }

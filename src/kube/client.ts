@@ -186,21 +186,7 @@ export class KubeClient {
 
   private translate(err: unknown, method: string, path: string): Error {
     if (err instanceof MeshdemoError) return err;
-    if (err instanceof HttpStatusError) {
-      const message = typeof err.body === 'object' && err.body?.message ? err.body.message : String(err.body ?? '').slice(0, 200);
-      if (err.status === 401) {
-        return new PreflightError(`the API server at ${this.server} rejected the credentials of context "${this.contextName}" (401 Unauthorized)`, {
-          hint: 'refresh the token or client certificate in the kubeconfig, or choose another --context',
-        });
-      }
-      if (err.status === 403) {
-        const refused = explainForbidden(message, method, path);
-        return new KubeForbiddenError(/^forbidden\b/i.test(refused) ? refused : `forbidden: ${refused}`, {
-          hint: `ask a cluster admin to grant that permission to the identity of context "${this.contextName}"`,
-        });
-      }
-      return new KubeApiError(`${method} ${path}: ${err.status} ${message}`, err.status, err.body?.reason);
-    }
+    if (err instanceof HttpStatusError) return this.translateStatus(err, method, path);
     const code = (err as NodeJS.ErrnoException)?.code ?? '';
     const msg = (err as Error)?.message ?? String(err);
     if (TLS_CODES.test(code) || /certificate|self.signed|SSL/i.test(msg)) {
@@ -214,6 +200,23 @@ export class KubeClient {
       });
     }
     return err instanceof Error ? err : new Error(String(err));
+  }
+
+  /** An answer of the API server with an error status: 401 and 403 with their fix, anything else as KubeApiError. */
+  private translateStatus(err: HttpStatusError, method: string, path: string): Error {
+    const message = typeof err.body === 'object' && err.body?.message ? err.body.message : String(err.body ?? '').slice(0, 200);
+    if (err.status === 401) {
+      return new PreflightError(`the API server at ${this.server} rejected the credentials of context "${this.contextName}" (401 Unauthorized)`, {
+        hint: 'refresh the token or client certificate in the kubeconfig, or choose another --context',
+      });
+    }
+    if (err.status === 403) {
+      const refused = explainForbidden(message, method, path);
+      return new KubeForbiddenError(/^forbidden\b/i.test(refused) ? refused : `forbidden: ${refused}`, {
+        hint: `ask a cluster admin to grant that permission to the identity of context "${this.contextName}"`,
+      });
+    }
+    return new KubeApiError(`${method} ${path}: ${err.status} ${message}`, err.status, err.body?.reason);
   }
 
   // ---------- discovery and object paths ----------
