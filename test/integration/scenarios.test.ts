@@ -322,6 +322,20 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.deepEqual(await snapshotCluster(cp), baseline);
   });
 
+  it('chaos retries --verify: with half the payments aborted, 3 retries on 5xx leave about 0.5^4 failing; retries that do not cover 5xx fail --verify', async () => {
+    assert.equal((await meshdemo(['chaos', 'abort', 'micro-pay', '500', '--percent', '50'])).code, 0);
+    const bad = await meshdemo(['chaos', 'retries', 'micro-order', '3', '--retry-on', 'connect-failure', '--verify', '--requests', '400']);
+    assert.equal(bad.code, 1, bad.stderr + bad.stdout.slice(-1500));
+    assert.match(errorLines(bad.stderr)[0], /^error: what --verify measured is not what chaos retries applied: failed \(retries 3\) — /);
+    const r = await meshdemo(['chaos', 'retries', 'micro-order', '3', '--retry-on', '5xx', '--verify', '--requests', '800', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+    const [check] = r.events().at(-1).checks;
+    assert.equal(check.label, 'failed (retries 3)');
+    assert.ok(check.ok && check.askedPercent < 20 && check.measuredPercent < 20, JSON.stringify(check));
+    assert.equal((await meshdemo(['chaos', 'clear'])).code, 0);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
   it('--dry-run prints the YAML and changes nothing', async () => {
     const r = await meshdemo(['chaos', 'delay', 'micro-order', '3s', '--percent', '50', '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
