@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--percent <p>', 'share of requests a delay or abort hits (default 100)')
     .option('--per-try-timeout <d>', 'retries: timeout of each attempt')
     .option('--retry-on <list>', 'retries: the conditions, e.g. 5xx,connect-failure')
-    .option('--verify', 'send --requests orders and measure the effect (exit 1 when a delay or abort hits more than 5 points off --percent)')
+    .option('--verify', 'send --requests orders and measure the effect (exit 1 when it is not what was applied: a share more than 5 points off, a late answer, a failing pod not ejected)')
     .option('--requests <n>', 'orders --verify sends', '400')
     .option('--url <url>', 'order endpoint for --verify (default: the gateway URL)')
     .option('--node-address <addr>', 'node address for the gateway URL')
@@ -36,7 +36,12 @@ export function register(program: Command): void {
         async (ctx) => {
           const { lines, checks } = await runChaos(ctx, { acquireLock: () => ctx.lock.acquire(), print: (l) => ctx.ui.print(l), info: (l) => ctx.log.info(l) });
           const off = checks.filter((c) => !c.ok);
-          if (off.length) throw new VerificationError(`the measured share is more than 5 points off --percent for ${off.map((c) => c.label).join(', ')}`, { details: lines, hint: 'check the VirtualService with --dry-run, and meshdemo status' });
+          if (off.length) {
+            throw new VerificationError(`what --verify measured is not what chaos ${ctx.settings.kind} applied: ${off.map((c) => c.label).join(', ')}`, {
+              details: lines,
+              hint: `compare the objects with meshdemo chaos ${ctx.settings.kind} ${ctx.settings.services.join(' ')} --dry-run, and meshdemo status`,
+            });
+          }
           ctx.ui.result(true, { chaos: ctx.settings.kind, services: ctx.settings.services, checks });
         },
       ),

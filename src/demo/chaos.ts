@@ -2,11 +2,11 @@ import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/options.js';
 import type { Context } from '../record/context.js';
 import { SERVICES, type ServiceName } from '../settings.js';
-import { applyService, planService, requireDemo, scenarioState, toYaml } from './scenario-apply.js';
+import { applyService, planService, requireDemo, scenarioState, toYaml, withFailingPay } from './scenario-apply.js';
 import { measure, type ScenarioCommonSettings } from './scenario-run.js';
-import { formatCheck, shareCheck, type ShareCheck } from './scenario-verify.js';
-import { formatSummary } from './traffic.js';
-import type { ChaosState, ServiceScenarios } from './scenarios.js';
+import { formatCheck, shareCheck, type Check, type ShareCheck } from './scenario-verify.js';
+import { formatSummary, type TrafficSummary } from './traffic.js';
+import { BREAKER_POLICY, FAILING_PAY, type ChaosState, type ScenarioState, type ServiceScenarios } from './scenarios.js';
 import type { ScenarioIO } from './canary.js';
 
 export const CHAOS_KINDS = ['delay', 'abort', 'timeout', 'retries', 'breaker', 'clear'] as const;
@@ -71,7 +71,7 @@ function nextState(current: ServiceScenarios | undefined, kind: ChaosKind, chang
 }
 
 /** `meshdemo chaos`: applies the fault (or shows it with --dry-run), then with --verify measures its effect. */
-export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Promise<{ lines: string[]; checks: ShareCheck[] }> {
+export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Promise<{ lines: string[]; checks: Check[] }> {
   const { kind, services, change } = ctx.settings;
   const kube = await ctx.kube();
   const namespace = ctx.options.namespace;
@@ -83,17 +83,25 @@ export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Pro
     return { lines: [], checks: [] };
   }
   await io.acquireLock();
+  const verify = ctx.settings.verify && kind !== 'clear';
   const delayMs = change.delay ? parseDuration(change.delay.fixedDelay, 'delay') : undefined;
-  // a delay is told from the path's own latency by a baseline measured before it is applied, under the same load
-  const baseline = ctx.settings.verify && delayMs !== undefined ? await measure({ ...ctx, settings: { ...ctx.settings, requests: Math.max(20, Math.round(ctx.settings.requests / 4)) } }, { slowerThanMs: delayMs }) : undefined;
+  // a delay (or retries) is told from the path as it was by a baseline measured before it is applied, under the same load
+  const baseline = verify && (delayMs !== undefined || change.retries) ? await measure(quarter(ctx), { slowerThanMs: delayMs }) : undefined;
   for (const s of targets) {
     await applyService(ctx, s, nextState(state.services[s], kind, change), { deadline: Date.now() + ctx.options.timeoutMs, onChange: io.info });
     io.print(kind === 'clear' ? `chaos ${s}: cleared` : `chaos ${s}: ${describeChange(change)}`);
   }
   if (kind === 'clear' && !targets.length) io.print('chaos: nothing to clear');
-  if (!ctx.settings.verify || kind === 'clear') return { lines: [], checks: [] };
-  const { url, summary } = await measure(ctx, { slowerThanMs: delayMs, timeoutMs: delayMs ? delayMs + 5000 : undefined });
-  const checks: ShareCheck[] = [];
+  if (!verify) return { lines: [], checks: [] };
+  const service = services[0];
+  const after = scenarioState(await ctx.inventory());
+  const timeoutMs = change.timeout ? parseDuration(change.timeout, 'timeout') : undefined;
+  const slowerThanMs = delayMs ?? (timeoutMs !== undefined ? timeoutMs + TIMEOUT_SLACK_MS : undefined);
+  const clientTimeoutMs = Math.max(delayMs ?? 0, timeoutMs ?? 0) + 5000;
+  const run = () => measure(ctx, { slowerThanMs, timeoutMs: clientTimeoutMs });
+  const sidecars = kind === 'breaker' ? await readyPods(ctx, 'micro-order') : 0;
+  const { url, summary } = kind === 'breaker' ? await withFailingPay(ctx, { deadline: Date.now() + ctx.options.timeoutMs, onChange: io.info }, run) : await run();
+  const checks: Check[] = [];
   const lines = [`verify: ${summary.sent} orders through ${url}`];
   if (change.delay && baseline) {
     const b = baseline.summary;
@@ -101,10 +109,88 @@ export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Pro
     checks.push(delayedShare(change.delay.fixedDelay, change.delay.percent, { slower: b.slower, sent: b.sent }, { slower: summary.slower, sent: summary.sent }));
   }
   if (change.abort) checks.push(shareCheck(`failed (abort ${change.abort.httpStatus})`, change.abort.percent, summary.errors, summary.sent));
+  if (change.timeout && timeoutMs !== undefined) checks.push(...timeoutChecks(change.timeout, timeoutMs, service, after, summary));
+  if (change.retries && baseline) {
+    const b = baseline.summary;
+    lines.push(`failed without these retries  ${b.errors}/${b.sent} (${b.sent} orders first)`);
+    checks.push(retriedShare(change.retries.attempts, after.services[service]?.chaos?.abort?.percent ?? 0, b, summary));
+  }
+  if (change.breaker) checks.push(...breakerChecks(summary, sidecars));
   lines.push(...checks.map(formatCheck));
   for (const l of [...formatSummary(summary), ...lines]) io.print(l);
   return { lines, checks };
 }
+
+/** The baseline's load: a quarter of --requests (at least 20). */
+function quarter<T extends ScenarioCommonSettings>(ctx: Context<T>): Context<T> {
+  return { ...ctx, settings: { ...ctx.settings, requests: Math.max(20, Math.round(ctx.settings.requests / 4)) } };
+}
+
+async function readyPods(ctx: Context<unknown>, app: string): Promise<number> {
+  const kube = await ctx.kube();
+  const pods = await kube.list('v1', 'Pod', { namespace: ctx.options.namespace, labelSelector: `app=${app}` });
+  return pods.filter((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')).length;
+}
+
+/** What the path itself may add on top of a route timeout (the hops before the timed route, the client). */
+export const TIMEOUT_SLACK_MS = 500;
+
+/** The services each one calls, directly or not: a delay there is what a timeout on this one cuts short. */
+const DOWNSTREAM: Record<ServiceName, ServiceName[]> = { 'micro-api': ['micro-order', 'micro-pay'], 'micro-order': ['micro-pay'], 'micro-pay': [] };
+
+/** Orders that failed because a route timed out: the gateway's own 504, or micro-api's word that micro-order answered 504. */
+function timedOut(s: TrafficSummary): number {
+  const relayed = Object.entries(s.errorMessages).filter(([m]) => /answered HTTP 504\b/.test(m)).reduce((a, [, n]) => a + n, 0);
+  return (s.errorKinds['HTTP 504'] ?? 0) + relayed;
+}
+
+/**
+ * A route timeout: no order is answered much later than it (Envoy answers 504 "upstream request timeout" when it
+ * expires, HTTPRoute.timeout), and with a delay on a service behind the route that is at least as long, the share
+ * it delays times out (Istio's request-timeouts task: a delay on ratings, a timeout on reviews).
+ */
+export function timeoutChecks(timeout: string, timeoutMs: number, service: ServiceName, state: ScenarioState, s: Pick<TrafficSummary, 'slower' | 'sent' | 'errorKinds' | 'errorMessages'>): Check[] {
+  const checks: Check[] = [{ label: `answered within ${timeout}`, expected: `none later than ${timeout} + ${TIMEOUT_SLACK_MS}ms`, measured: `${s.slower} later`, ok: s.slower === 0 }];
+  const delays = DOWNSTREAM[service].map((d) => state.services[d]?.chaos?.delay).filter((d) => d && parseDuration(d.fixedDelay, 'delay') >= timeoutMs);
+  if (delays.length) {
+    const expected = 100 * (1 - delays.reduce((a, d) => a * (1 - d!.percent / 100), 1));
+    checks.push(shareCheck(`timed out (${timeout})`, Math.round(expected * 10) / 10, timedOut(s as TrafficSummary), s.sent));
+  }
+  return checks;
+}
+
+/**
+ * Retries: an order fails only when every attempt fails. With a share q failing before (the baseline), of which
+ * a share a is the route's own fault abort (Envoy's fault filter answers before the router: never retried), the
+ * rest r = (q − a)/(1 − a) fails per attempt, so 1 + attempts tries leave a + (1 − a)·r^(1+attempts) failing.
+ */
+export function retriedShare(attempts: number, abortPercent: number, baseline: { errors: number; sent: number }, measured: { errors: number; sent: number }): ShareCheck {
+  const q = baseline.sent ? baseline.errors / baseline.sent : 0;
+  const a = Math.min(abortPercent / 100, q);
+  const r = a < 1 ? Math.min(1, Math.max(0, (q - a) / (1 - a))) : 0;
+  const expected = 100 * (a + (1 - a) * r ** (1 + attempts));
+  return shareCheck(`failed (retries ${attempts})`, Math.round(expected * 10) / 10, measured.errors, measured.sent);
+}
+
+/**
+ * The circuit breaker with micro-pay-failing among micro-pay's endpoints. Ejected: the failing pod is reached (it
+ * is an endpoint) but only until each micro-order sidecar has seen consecutive5xxErrors failures from it — at most
+ * (maxConnections + http1MaxPendingRequests) requests a sidecar has under way or queued when it ejects it — and not
+ * again within baseEjectionTime (3m). Overflow: orders beyond the connection pool fail at the sidecar, 503 with
+ * flag UO ("reset reason: overflow").
+ */
+export function breakerChecks(s: Pick<TrafficSummary, 'errorMessages' | 'sent'>, sidecars: number): Check[] {
+  const count = (re: RegExp) => Object.entries(s.errorMessages).filter(([m]) => re.test(m)).reduce((a, [, n]) => a + n, 0);
+  const failing = count(new RegExp(`\\b${FAILING_PAY.name}-`));
+  const overflow = count(/reset reason: overflow/);
+  const pool = BREAKER_POLICY.connectionPool;
+  const bound = Math.max(1, sidecars) * (pool.tcp.maxConnections + pool.http.http1MaxPendingRequests) * BREAKER_POLICY.outlierDetection.consecutive5xxErrors;
+  return [
+    { label: `${FAILING_PAY.name} ejected`, expected: `reached, then ejected: 1 to ${bound} of ${s.sent} orders fail there`, measured: `${failing}`, ok: failing >= 1 && failing <= bound },
+    { label: 'overflow (UO)', expected: 'orders beyond maxConnections 1 + http1MaxPendingRequests 1 refused', measured: `${overflow}`, ok: overflow > 0 },
+  ];
+}
+
 
 const ms = (n?: number) => (n === undefined ? '-' : `${Math.round(n)}ms`);
 

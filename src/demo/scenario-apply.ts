@@ -8,12 +8,14 @@ import { DEPLOYMENT_OF, VIRTUAL_SERVICE_NAME } from './app-manifests.js';
 import type { ServiceName } from '../settings.js';
 import {
   CANARY_VERSION,
+  FAILING_PAY,
   NETWORKING,
   SCENARIO_STEP,
   SECURITY,
   isEmpty,
   renderCanaryDeployment,
   renderDestinationRule,
+  renderFailingPayDeployment,
   renderPeerAuthentication,
   renderVirtualService,
   subsetsOf,
@@ -60,6 +62,7 @@ export interface ScenarioChange {
 const vsRef = (namespace: string, service: ServiceName): ObjectRef => ({ apiVersion: NETWORKING, kind: 'VirtualService', namespace, name: service === 'micro-api' ? VIRTUAL_SERVICE_NAME : service });
 const drRef = (namespace: string, service: ServiceName): ObjectRef => ({ apiVersion: NETWORKING, kind: 'DestinationRule', namespace, name: service });
 const canaryRef = (namespace: string, service: ServiceName): ObjectRef => ({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: `${service}-${CANARY_VERSION}` });
+const failingPayRef = (namespace: string): ObjectRef => ({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: FAILING_PAY.name });
 const paRef = (namespace: string): ObjectRef => ({ apiVersion: SECURITY, kind: 'PeerAuthentication', namespace, name: 'default' });
 
 /** What the new state applies for one service, in order, without touching the cluster (for --dry-run too). */
@@ -78,6 +81,32 @@ export async function planService(kube: KubeClient, namespace: string, service: 
 
 export function toYaml(objects: KubeObject[]): string {
   return objects.map((o) => yaml.dump(o, { lineWidth: 120, noRefs: true })).join('---\n');
+}
+
+/**
+ * Applies and deletes the scenarios' objects, keeping the record true: an object is recorded before it is created
+ * (a run killed between the two leaves a record `down` uses) and forgotten once it is deleted.
+ */
+function objectChanges(ctx: Context<unknown>, kube: KubeClient, inventory: Inventory, onChange: (line: string) => void) {
+  const applied: KubeObject[] = [];
+  const deleted: ObjectRef[] = [];
+  const apply = async (obj: KubeObject) => {
+    const ref = refOf(obj);
+    const existed = await kube.get(ref);
+    // up's own objects (the gateway's VirtualService) stay recorded as up's: down deletes them either way
+    if (!existed) await inventory.recordCreated(SCENARIO_STEP, ref);
+    await kube.apply(obj, { signal: ctx.signal });
+    applied.push(obj);
+    onChange(`${existed ? 'configured' : 'created'} ${describeRef(ref)}`);
+  };
+  const remove = async (ref: ObjectRef) => {
+    if (await kube.delete(ref)) {
+      deleted.push(ref);
+      onChange(`deleted ${describeRef(ref)}`);
+    }
+    if (inventory.data.created.some((c) => c.step === SCENARIO_STEP && c.kind === ref.kind && c.name === ref.name && c.namespace === ref.namespace)) await inventory.forgetCreated(ref);
+  };
+  return { apply, remove, applied, deleted };
 }
 
 /**
@@ -104,24 +133,7 @@ export async function applyService(
   else state.services[service] = next;
   await inventory.completeStep(SCENARIO_STEP, state as unknown as Record<string, unknown>);
 
-  const applied: KubeObject[] = [];
-  const deleted: ObjectRef[] = [];
-  const apply = async (obj: KubeObject) => {
-    const ref = refOf(obj);
-    const existed = await kube.get(ref);
-    // up's own objects (the gateway's VirtualService) stay recorded as up's: down deletes them either way
-    if (!existed) await inventory.recordCreated(SCENARIO_STEP, ref);
-    await kube.apply(obj, { signal: ctx.signal });
-    applied.push(obj);
-    opts.onChange(`${existed ? 'configured' : 'created'} ${describeRef(ref)}`);
-  };
-  const remove = async (ref: ObjectRef) => {
-    if (await kube.delete(ref)) {
-      deleted.push(ref);
-      opts.onChange(`deleted ${describeRef(ref)}`);
-    }
-    if (inventory.data.created.some((c) => c.step === SCENARIO_STEP && c.kind === ref.kind && c.name === ref.name && c.namespace === ref.namespace)) await inventory.forgetCreated(ref);
-  };
+  const { apply, remove, applied, deleted } = objectChanges(ctx, kube, inventory, opts.onChange);
 
   const planned = await planService(kube, namespace, service, next);
   const deployment = planned.find((o) => o.kind === 'Deployment');
@@ -143,7 +155,30 @@ export async function applyService(
     if (bridge && union.length > subsetsOf(next).length) await apply(finalRule);
   } else await remove(drRef(namespace, service));
   if (!deployment) await remove(canaryRef(namespace, service));
+  // the breaker's failing pod lives only while --verify measures; one left by a killed run goes with the breaker
+  if (service === 'micro-pay' && !next?.chaos?.breaker) await remove(failingPayRef(namespace));
   return { applied, deleted };
+}
+
+/**
+ * Runs `measure` while micro-pay-failing (one pod failing every payment) is deployed and ready, and deletes it
+ * afterwards, also when the measurement fails. It is recorded before it is created: after a kill, `chaos clear`
+ * and `down` remove it.
+ */
+export async function withFailingPay<T>(ctx: Context<unknown>, opts: { deadline: number; onChange: (line: string) => void }, measure: () => Promise<T>): Promise<T> {
+  const kube = await ctx.kube();
+  const inventory = await ctx.inventory();
+  const namespace = ctx.options.namespace;
+  const { apply, remove } = objectChanges(ctx, kube, inventory, opts.onChange);
+  const v1 = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: DEPLOYMENT_OF['micro-pay'] });
+  if (!v1) throw new PreflightError(`Deployment ${namespace}/${DEPLOYMENT_OF['micro-pay']} is gone`, { hint: 'run meshdemo up again' });
+  try {
+    await apply(renderFailingPayDeployment(v1));
+    await waitForDeployments(kube, [{ namespace, name: FAILING_PAY.name }], { deadline: opts.deadline, signal: ctx.signal, onWaiting: (n) => opts.onChange(`waiting for ${n.map((s) => `${s.name} ${s.available}/${s.desired}`).join(', ')}`) });
+    return await measure();
+  } finally {
+    await remove(failingPayRef(namespace));
+  }
 }
 
 /** PeerAuthentication `default` in the app namespace; one there that meshdemo did not create is left alone (exit 3). */

@@ -13,6 +13,16 @@ export interface ShareCheck {
   ok: boolean;
 }
 
+/** A measured effect that is not a share: what was expected and what was measured, in words. */
+export interface EffectCheck {
+  label: string;
+  expected: string;
+  measured: string;
+  ok: boolean;
+}
+
+export type Check = ShareCheck | EffectCheck;
+
 /** Successful requests per version of the service, from `<pod>/<version>` in the served-by headers. */
 export function versionCounts(summary: Pick<TrafficSummary, 'apiServedBy' | 'servedBy' | 'payServedBy'>, service: ServiceName): Record<string, number> {
   const byPod = service === 'micro-api' ? summary.apiServedBy : service === 'micro-order' ? summary.servedBy : summary.payServedBy;
@@ -33,6 +43,7 @@ export function canaryChecks(summary: TrafficSummary, service: ServiceName, weig
   return Object.entries(weights).map(([v, w]) => shareCheck(`${service} ${v}`, w, counts[v] ?? 0, total));
 }
 
-export function formatCheck(c: ShareCheck): string {
+export function formatCheck(c: Check): string {
+  if (!('askedPercent' in c)) return `${c.label.padEnd(22)} expected ${c.expected}  measured ${c.measured}  ${c.ok ? 'ok' : 'NOT as expected'}`;
   return `${c.label.padEnd(22)} asked ${String(c.askedPercent).padStart(3)}%  measured ${c.measuredPercent.toFixed(1).padStart(5)}%  (${c.count}/${c.total})  ${c.ok ? 'ok' : `more than ${TOLERANCE_POINTS} points off`}`;
 }

@@ -158,6 +158,30 @@ export function renderCanaryDeployment(v1: KubeObject, service: ServiceName): Ku
   });
 }
 
+/** The breaker's proof: one micro-pay pod that fails every payment, beside micro-pay-v1's healthy two. */
+export const FAILING_PAY = { name: 'micro-pay-failing', version: 'failing', status: 'INTERNAL' } as const;
+
+/**
+ * `micro-pay-failing`: micro-pay-v1's pod template with PAY_FAIL=INTERNAL (every doPay answers gRPC INTERNAL, which
+ * the sidecar's outlier detection counts as a 500) and `version: failing`, so it is one more endpoint of the micro-pay
+ * Service. INTERNAL, because Istio's default retry policy retries UNAVAILABLE on another pod and the caller would
+ * never see the failure (retry.go DefaultPolicy: "unavailable" among retry_on).
+ */
+export function renderFailingPayDeployment(v1: KubeObject): KubeObject {
+  const template = structuredClone(v1.spec.template);
+  const labels = { app: 'micro-pay', version: FAILING_PAY.version };
+  template.metadata = { ...template.metadata, labels: { ...template.metadata?.labels, ...labels } };
+  for (const c of template.spec.containers ?? []) {
+    c.env = [...(c.env ?? []).filter((e: any) => e.name !== 'PAY_FAIL' && e.name !== 'VERSION'), { name: 'VERSION', value: FAILING_PAY.version }, { name: 'PAY_FAIL', value: FAILING_PAY.status }];
+  }
+  return labelled({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: FAILING_PAY.name, namespace: v1.metadata.namespace, labels },
+    spec: { replicas: 1, selector: { matchLabels: labels }, template },
+  });
+}
+
 /** PeerAuthentication `default` (no selector: namespace-wide) with PeerAuthentication.MutualTLS.mode. */
 export function renderPeerAuthentication(namespace: string, mode: 'STRICT' | 'PERMISSIVE'): KubeObject {
   return labelled({ apiVersion: SECURITY, kind: 'PeerAuthentication', metadata: { name: 'default', namespace }, spec: { mtls: { mode } } });

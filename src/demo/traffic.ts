@@ -46,6 +46,8 @@ export interface TrafficSummary extends TrafficSnapshot {
   apiServedBy: Record<string, number>;
   /** Failures by kind: `code 9999`, `HTTP 503`, `ECONNREFUSED`, `timeout` … */
   errorKinds: Record<string, number>;
+  /** Failures by the message micro-api answered (its `message`: what failed downstream), at most 50 different ones. */
+  errorMessages: Record<string, number>;
   /** The trace of the slowest successful request, as micro-api returned it in x-b3-traceid. */
   traceId?: string;
   /** Answered requests that took at least `slowerThanMs`. */
@@ -84,6 +86,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
   const payServedBy: Record<string, number> = {};
   const apiServedBy: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
+  const errorMessages: Record<string, number> = {};
   let sent = 0;
   let ok = 0;
   let errors = 0;
@@ -126,7 +129,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
-      const body = (await res.body.json().catch(() => undefined)) as { code?: unknown } | undefined;
+      const body = (await res.body.json().catch(() => undefined)) as { code?: unknown; message?: unknown } | undefined;
       const ms = performance.now() - t0;
       if (opts.slowerThanMs !== undefined && ms >= opts.slowerThanMs) slower++;
       if (res.statusCode === 200 && body?.code === 0) {
@@ -148,6 +151,8 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
         errors++;
         const kind = typeof body?.code === 'number' && body.code !== 0 ? `code ${body.code}` : `HTTP ${res.statusCode}`;
         errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+        const message = typeof body?.message === 'string' ? body.message : undefined;
+        if (message !== undefined && (message in errorMessages || Object.keys(errorMessages).length < 50)) errorMessages[message] = (errorMessages[message] ?? 0) + 1;
       }
     } catch (err) {
       errors++;
@@ -186,6 +191,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
     payServedBy,
     apiServedBy,
     errorKinds,
+    errorMessages,
     traceId,
     slower,
   };

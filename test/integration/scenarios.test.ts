@@ -3,7 +3,8 @@
 // local release server, the demo deployed by a real `up --skip-build`. Simulated: the node (pods marked Ready) and
 // Envoy: the ingress gateway and micro-api's sidecar are test/support/mesh-router.ts, routing by the
 // VirtualServices and DestinationRules meshdemo applied to the API server, to the demo services running on
-// loopback — one process per Ready pod of each version, so a v2 answers only once meshdemo's v2 Deployment has a pod.
+// loopback — one process per Ready pod of each version, so a v2 answers only once meshdemo's v2 Deployment has a pod;
+// micro-order's sidecars are startGrpcMeshRouter, routing doPay to micro-pay by the DestinationRule's circuit breaker.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -20,8 +21,7 @@ import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { killOwned } from '../support/reaper.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { freePorts } from '../support/local-services.js';
-import { startH2RoundRobin, type H2RoundRobin } from '../support/h2-round-robin.js';
-import { startMeshRouter, type Endpoint, type MeshRouter } from '../support/mesh-router.js';
+import { startGrpcMeshRouter, startMeshRouter, watchMesh, type Endpoint, type MeshRouter } from '../support/mesh-router.js';
 import { skipUnless } from '../support/requirements.js';
 
 const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/services');
@@ -35,7 +35,8 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
   let tmp: string;
   let gateway: MeshRouter;
   let orderRoute: MeshRouter;
-  let pay: H2RoundRobin;
+  const paySidecars: MeshRouter[] = [];
+  let stopPayWatch: (() => Promise<void>) | undefined;
   let baseline: Record<string, string[]>;
   /** The cluster before up. */
   let pristine: Record<string, string[]>;
@@ -92,18 +93,25 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     baseVs = (await api(`${NET}/virtualservices/micro-gateway`)).body.spec;
     baseline = await snapshotCluster(cp);
 
-    // micro-pay-v1's two pods behind a per-request gRPC balancer (the sidecar's, for the gRPC hop)
-    const payPorts = await freePorts(4);
-    run('micro-pay', { GRPC_PORT: payPorts[0], HTTP_PORT: payPorts[1], POD_NAME: 'micro-pay-v1-a' });
-    run('micro-pay', { GRPC_PORT: payPorts[2], HTTP_PORT: payPorts[3], POD_NAME: 'micro-pay-v1-b' });
-    pay = await startH2RoundRobin([`http://127.0.0.1:${payPorts[0]}`, `http://127.0.0.1:${payPorts[2]}`]);
-    // micro-order: two v1 processes and one v2 (VERSION=v2, as meshdemo's canary Deployment sets it)
+    const get = (p: string) => api(p);
+    // micro-pay: a process for each of micro-pay-v1's two pods, and one failing every payment for the breaker's
+    // micro-pay-failing pod (PAY_FAIL=INTERNAL, as meshdemo's Deployment sets it) — it answers once that pod is Ready
+    const payPorts = await freePorts(6);
+    for (const [i, version] of ['v1', 'v1', 'failing'].entries()) {
+      run('micro-pay', { GRPC_PORT: payPorts[2 * i], HTTP_PORT: payPorts[2 * i + 1], POD_NAME: `micro-pay-${version}-${i}`, VERSION: version, ...(version === 'failing' ? { PAY_FAIL: 'INTERNAL' } : {}) });
+      (processes[`micro-pay/${version}`] ??= []).push(`http://127.0.0.1:${payPorts[2 * i]}`);
+    }
+    // micro-order: two v1 processes and one v2 (VERSION=v2, as meshdemo's canary Deployment sets it), each with its
+    // own sidecar for the gRPC hop to micro-pay (its own circuit breaker and outlier detection, as each Envoy has)
+    const payWatch = await watchMesh({ get, namespace: 'default', host: 'micro-pay', endpoints: () => endpointsOf('micro-pay') });
+    stopPayWatch = () => payWatch.stop();
     const orderPorts = await freePorts(3);
     for (const [i, version] of ['v1', 'v1', 'v2'].entries()) {
-      run('micro-order', { PORT: orderPorts[i], GRPC_SERVER_HOST: '127.0.0.1', GRPC_SERVER_PORT: pay.port, POD_NAME: `micro-order-${version}-${i}`, VERSION: version });
+      const sidecar = await startGrpcMeshRouter({ get, namespace: 'default', host: 'micro-pay', endpoints: () => endpointsOf('micro-pay'), watch: payWatch });
+      paySidecars.push(sidecar);
+      run('micro-order', { PORT: orderPorts[i], GRPC_SERVER_HOST: '127.0.0.1', GRPC_SERVER_PORT: new URL(sidecar.url).port, POD_NAME: `micro-order-${version}-${i}`, VERSION: version });
       (processes[`micro-order/${version}`] ??= []).push(`http://127.0.0.1:${orderPorts[i]}`);
     }
-    const get = (p: string) => api(p);
     // micro-api's sidecar: its outbound route to micro-order, by the mesh's VirtualService and DestinationRule
     orderRoute = await startMeshRouter({ get, namespace: 'default', host: 'micro-order', endpoints: () => endpointsOf('micro-order') });
     const apiPorts = await freePorts(2);
@@ -111,7 +119,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
       run('micro-api', { PORT: apiPorts[i], ORDER_URL: `${orderRoute.url}/order/create`, POD_NAME: `micro-api-${version}-${i}`, VERSION: version });
       (processes[`micro-api/${version}`] ??= []).push(`http://127.0.0.1:${apiPorts[i]}`);
     }
-    await Promise.all([payPorts[1], payPorts[3], ...orderPorts, ...apiPorts].map(ready));
+    await Promise.all([payPorts[1], payPorts[3], payPorts[5], ...orderPorts, ...apiPorts].map(ready));
     // the ingress gateway on its http2 nodePort (node address 127.0.0.1), by the VirtualService bound to micro-gateway
     const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
     const http2 = gw.body.spec.ports.find((p: any) => p.name === 'http2').nodePort;
@@ -121,7 +129,8 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     for (const c of children) c.kill('SIGKILL');
     await gateway?.close();
     await orderRoute?.close();
-    await pay?.close();
+    for (const p of paySidecars) await p.close();
+    await stopPayWatch?.();
     await sim?.stop();
     await cp?.stop();
     await server?.close();
@@ -261,6 +270,69 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.match(status.stdout, /^scenarios {3}chaos micro-order delay 500ms for 50%; chaos micro-order abort 500 for 50%; chaos micro-order timeout 2s; chaos micro-order retries 3 \(1s each\) on 5xx; chaos micro-pay breaker/m);
     const c = await meshdemo(['chaos', 'clear']);
     assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('chaos breaker micro-pay --verify: the failing pod is ejected after its first failure, the pool overflows (UO); nothing is left after chaos clear', async () => {
+    const all = () => paySidecars.flatMap((p) => p.log);
+    const before = paySidecars.map((p) => p.log.length);
+    const r = await meshdemo(['chaos', 'breaker', 'micro-pay', '--verify', '--requests', '400', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+    const checks = r.events().at(-1).checks;
+    const ejected = checks.find((c: any) => c.label === 'micro-pay-failing ejected');
+    assert.ok(ejected.ok && Number(ejected.measured) >= 1 && Number(ejected.measured) <= 4, JSON.stringify(checks)); // 2 micro-order sidecars × (1 connection + 1 pending)
+    assert.ok(checks.find((c: any) => c.label === 'overflow (UO)').ok, JSON.stringify(checks));
+    // the sidecars' access logs: the failing pod got only what came before its ejection, each answer gRPC INTERNAL
+    // (13) in the headers; the overflows are Envoy's own answers, HTTP 200 with grpc-status 14 and flag UO
+    const entries = paySidecars.flatMap((p, i) => p.log.slice(before[i]));
+    const failingUrl = processes['micro-pay/failing'][0];
+    const toFailing = entries.filter((e) => e.upstream === failingUrl);
+    assert.ok(toFailing.length >= 1 && toFailing.length <= 4, JSON.stringify(toFailing));
+    assert.ok(toFailing.every((e) => e.grpcStatus === 13));
+    const uo = entries.filter((e) => e.flags === 'UO');
+    assert.ok(uo.length > 0 && uo.every((e) => e.status === 200 && e.grpcStatus === 14), JSON.stringify(uo.slice(0, 3)));
+    assert.ok(entries.filter((e) => e.upstream && e.upstream !== failingUrl && e.grpcStatus === 0).length > 0, 'the healthy pods answered');
+    assert.ok(all().length > 0);
+    // the failing pod lived only for the measurement, and is not in the record
+    assert.equal((await api('/apis/apps/v1/namespaces/default/deployments/micro-pay-failing')).status, 404);
+    assert.ok(!(await record()).created.some((c: any) => c.name === 'micro-pay-failing'));
+    assert.equal((await meshdemo(['chaos', 'clear', 'micro-pay'])).code, 0);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('chaos breaker --verify fails (exit 1) when the failing pod is not ejected: outlierDetection taken out while it measures', async () => {
+    let changed: Promise<unknown> | undefined;
+    const r = await meshdemo(['chaos', 'breaker', 'micro-pay', '--verify', '--requests', '300', '--json'], {
+      onEvent: (e) => {
+        if (!changed && e.type === 'log' && /^created Deployment\/micro-pay-failing/.test(e.message)) {
+          changed = (async () => {
+            const dr = (await api(`${NET}/destinationrules/micro-pay`)).body;
+            delete dr.spec.trafficPolicy.outlierDetection;
+            assert.equal((await api(`${NET}/destinationrules/micro-pay`, 'PUT', dr)).status, 200);
+          })();
+        }
+      },
+    });
+    await changed;
+    assert.equal(r.code, 1, r.stderr + r.stdout.slice(-1500));
+    assert.match(errorLines(r.stderr)[0], /^error: what --verify measured is not what chaos breaker applied: micro-pay-failing ejected — /);
+    assert.match(r.stdout + r.stderr, /micro-pay-failing ejected\s+expected reached, then ejected: 1 to 4 of 300 orders fail there {2}measured \d+ {2}NOT as expected/);
+    assert.equal((await api('/apis/apps/v1/namespaces/default/deployments/micro-pay-failing')).status, 404);
+    assert.equal((await meshdemo(['chaos', 'clear', 'micro-pay'])).code, 0);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('chaos retries --verify: with half the payments aborted, 3 retries on 5xx leave about 0.5^4 failing; retries that do not cover 5xx fail --verify', async () => {
+    assert.equal((await meshdemo(['chaos', 'abort', 'micro-pay', '500', '--percent', '50'])).code, 0);
+    const bad = await meshdemo(['chaos', 'retries', 'micro-order', '3', '--retry-on', 'connect-failure', '--verify', '--requests', '400']);
+    assert.equal(bad.code, 1, bad.stderr + bad.stdout.slice(-1500));
+    assert.match(errorLines(bad.stderr)[0], /^error: what --verify measured is not what chaos retries applied: failed \(retries 3\) — /);
+    const r = await meshdemo(['chaos', 'retries', 'micro-order', '3', '--retry-on', '5xx', '--verify', '--requests', '800', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+    const [check] = r.events().at(-1).checks;
+    assert.equal(check.label, 'failed (retries 3)');
+    assert.ok(check.ok && check.askedPercent < 20 && check.measuredPercent < 20, JSON.stringify(check));
+    assert.equal((await meshdemo(['chaos', 'clear'])).code, 0);
     assert.deepEqual(await snapshotCluster(cp), baseline);
   });
 

@@ -1,4 +1,5 @@
-// micro-pay: gRPC PayService.doPay on GRPC_PORT, answering status = 2,
+// micro-pay: gRPC PayService.doPay on GRPC_PORT, answering status = 2 (PAY_STATUS),
+// or failing every call with the gRPC status PAY_FAIL names (e.g. INTERNAL: the circuit-breaker demo's failing pod),
 // plus HTTP on HTTP_PORT: /healthz, /ready and GET /debug/last-metadata
 // (the trace metadata and request of the most recent doPay call).
 // Runs in place (node templates/services/micro-pay/server.mjs) and in the image (/app/micro-pay/server.mjs).
@@ -34,12 +35,24 @@ try {
     grpcPort: envPort('GRPC_PORT', 18888),
     httpPort: envPort('HTTP_PORT', 9092),
     payStatus: envInt('PAY_STATUS', 2, { min: -MAX_INT32 - 1, max: MAX_INT32 }),
+    payFail: envGrpcStatus('PAY_FAIL'),
     shutdown: shutdownConfig(),
   };
   PayService = loadPayService();
 } catch (err) {
   logger.error('invalid configuration', { error: err.message });
   process.exit(1);
+}
+
+/** A gRPC status name (INTERNAL, UNAVAILABLE, …) other than OK, or undefined when unset. */
+function envGrpcStatus(name) {
+  const raw = envString(name, undefined);
+  if (raw === undefined) return undefined;
+  const code = grpc.status[raw];
+  if (typeof code !== 'number' || code === grpc.status.OK) {
+    throw new Error(`environment variable ${name} must name a gRPC error status (e.g. INTERNAL, UNAVAILABLE), got ${JSON.stringify(raw)}`);
+  }
+  return code;
 }
 
 const who = servedBy();
@@ -62,10 +75,6 @@ function doPay(call, callback) {
     metadata: metadataToObject(call.metadata),
   };
 
-  const initial = new grpc.Metadata();
-  initial.set('x-served-by', who);
-  call.sendMetadata(initial);
-
   const finish = (code, err, response) => {
     logger[code === grpc.status.OK ? 'info' : 'warn']('request', {
       method: 'grpc',
@@ -79,6 +88,16 @@ function doPay(call, callback) {
     });
     callback(err, response);
   };
+
+  if (config.payFail !== undefined) {
+    // Answered before any metadata, so the status goes out trailers-only (in the response headers): Envoy counts a
+    // grpc-status as a 5xx for outlier detection only there (envoy source/common/router/router.cc onUpstreamHeaders).
+    return finish(config.payFail, { code: config.payFail, details: `${who} fails every payment (PAY_FAIL=${grpc.status[config.payFail]})` });
+  }
+
+  const initial = new grpc.Metadata();
+  initial.set('x-served-by', who);
+  call.sendMetadata(initial);
 
   if (typeof request.orderId !== 'string' || request.orderId === '') {
     return finish(grpc.status.INVALID_ARGUMENT, {
@@ -130,7 +149,7 @@ try {
   const grpcPort = await bindGrpc();
   const httpPort = await http.listen(config.httpPort, config.host);
   lifecycle.markReady();
-  logger.info('listening', { host: config.host, grpcPort, httpPort, servedBy: who, payStatus: config.payStatus });
+  logger.info('listening', { host: config.host, grpcPort, httpPort, servedBy: who, payStatus: config.payStatus, ...(config.payFail !== undefined ? { payFail: grpc.status[config.payFail] } : {}) });
 } catch (err) {
   logger.error('cannot listen', {
     host: config.host,
