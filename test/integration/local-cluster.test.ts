@@ -205,6 +205,14 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.deepEqual(local.ports.find((p: any) => p.name === 'gateway'), { name: 'gateway', nodePort: 31080, hostPort: 31080 });
     const human = await meshdemo(['status']);
     assert.match(human.stdout, /local\s+kind cluster "meshdemo", created by meshdemo .*kiali 127\.0\.0\.1:31001→31001/);
+    // what the node holds (its kubelet's Node .status.images), for every image the demo's Deployments run
+    const nodeImages = s.events().at(-1).status.nodeImages;
+    assert.equal(nodeImages.nodes, 1);
+    const refs = nodeImages.images.map((i: any) => i.ref);
+    for (const ref of [...PRELOADED, KIALI]) assert.ok(refs.some((r: string) => r === ref || `docker.io/${r}` === ref), `${ref} listed: ${refs.join(', ')}`);
+    assert.deepEqual(refs.filter((r: string) => r.startsWith('meshdemo/')).map((r: string) => r.split(':')[0]).sort(), ['meshdemo/micro-api', 'meshdemo/micro-order', 'meshdemo/micro-pay']);
+    assert.deepEqual(nodeImages.images.filter((i: any) => i.onNodes !== 1), [], 'all on the node');
+    assert.match(human.stdout, new RegExp(`^images\\s+${refs.length} of ${refs.length} the demo runs are on the node$`, 'm'));
     const p = await meshdemo(['plan', '--json']);
     assert.equal(p.code, 0, p.stderr);
     const steps = p.events().at(-1).steps;
@@ -364,6 +372,13 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const pod = (await api('/api/v1/namespaces/default/pods?labelSelector=app%3Dmicro-api')).items.find((p: any) => p.spec.containers[0].image === 'meshdemo/micro-api:not-loaded');
     assert.equal(pod.status.phase, 'Pending');
     assert.equal(pod.status.conditions.find((c: any) => c.type === 'Ready').status, 'False');
+    // status names the images the node lacks (not what the host's Docker has: it has none of these either way)
+    const st = await meshdemo(['status', '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    const { nodeImages } = st.events().at(-1).status;
+    assert.deepEqual(nodeImages.images.filter((i: any) => i.onNodes === 0).map((i: any) => `${i.ref} ${i.usedBy}`).sort(), ['meshdemo/micro-api:not-loaded micro-api', 'meshdemo/micro-order:not-loaded micro-order-v1', 'meshdemo/micro-pay:not-loaded micro-pay-v1']);
+    const human = await meshdemo(['status']);
+    assert.match(human.stdout, /^images\s+\d+ of \d+ the demo runs are on the node; not on it: meshdemo\/micro-api:not-loaded \(micro-api\), meshdemo\/micro-order:not-loaded \(micro-order-v1\), meshdemo\/micro-pay:not-loaded \(micro-pay-v1\)$/m);
   });
 
   it('images removed from the node between runs: up loads them again and the app is ready', async () => {
