@@ -20,6 +20,7 @@ import { snapshotCluster } from '../support/snapshot.js';
 import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
 import { writeState } from '../../src/kind/state.js';
 import { skipUnless } from '../support/requirements.js';
+import { PULL_LIMIT_MESSAGE, startRateLimitedRegistry, type RateLimitedRegistry } from '../support/rate-limited-registry.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
 /** What Istio 1.8.4's demo profile and the default addons run, as their manifests name them; Kiali's pull policy is Always. */
@@ -702,5 +703,57 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     assert.match(line, /meshdemo up --local/);
     assert.deepEqual(server.requests, []);
     assert.ok(!fs.existsSync(sb.kindLog));
+  });
+});
+
+describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit', { skip, timeout: 900_000 }, () => {
+  let docker: DockerEnv;
+  let server: ReleaseServer;
+  let hub: RateLimitedRegistry;
+  let sb: Sandbox;
+  let target: ControlPlane;
+  let env: Record<string, string | undefined>;
+
+  before(async () => {
+    sb = sandbox('local-preload');
+    docker = await startDockerEnv();
+    sb.env.DOCKER_HOST = docker.dockerHost;
+    const archive = await buildReleaseArchive({ outDir: path.join(sb.tmp, 'release') });
+    server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path });
+    hub = await startRateLimitedRegistry();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    env = { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
+    // a kind cluster made outside meshdemo (context kind-preload), as `kind create cluster` leaves it
+    await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'preload', '--image', PINNED_IMAGE], { env: { ...process.env, ...env } as NodeJS.ProcessEnv });
+    const node = JSON.parse(fs.readFileSync(path.join(sb.kindState, 'preload', 'node.json'), 'utf8'));
+    target = { server: node.server, caFile: node.caFile, adminToken: node.adminToken } as ControlPlane;
+  });
+  after(async () => {
+    await stopStandinClusters(sb?.kindState);
+    await hub?.close();
+    await server?.close();
+    await docker?.stop();
+    if (sb) fs.rmSync(sb.tmp, { recursive: true, force: true });
+  });
+
+  it('the registry answers toomanyrequests (429, Docker Hub\'s body): exit 6 naming docker login, nothing loaded, Istio not installed', async () => {
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--context', 'kind-preload', 'up', '--yes', '--no-app', '--istio-mirror', server.url, '--istio-set', `hub=${hub.host}/istio`], { env, timeoutMs: 600_000 });
+    assert.equal(r.code, 6, r.stderr);
+    assert.equal(
+      errorLines(r.stderr)[0],
+      `error: docker pull ${hub.host}/istio/pilot:1.8.4 was refused by the registry's pull rate limit (toomanyrequests) — run \`docker login\` (an account gets a higher limit than anonymous pulls), or wait for the limit to reset, then re-run meshdemo up`,
+    );
+    // docker's own words stay below the line: the registry's message, as Docker Hub sends it
+    assert.ok(r.stderr.includes(`toomanyrequests: ${PULL_LIMIT_MESSAGE}`), r.stderr);
+    // the real dockerd asked the stand-in registry for the manifest (after the anonymous token), and got 429
+    assert.ok(hub.requests.some((q) => q.path === '/token'), JSON.stringify(hub.requests));
+    assert.ok(hub.requests.some((q) => q.path === '/v2/istio/pilot/manifests/1.8.4'), JSON.stringify(hub.requests));
+    assert.ok(!fs.existsSync(path.join(sb.kindState, 'preload', 'images.json')), 'nothing loaded into the node');
+    assert.ok(!readLines(sb.kindLog).some((a) => a[0] === 'load'), 'kind load never ran');
+    // istioctl never ran (the pre-load comes first): no Istio object in the cluster
+    const istio = (await apiRequest(target.server, { ca: fs.readFileSync(target.caFile), token: target.adminToken, path: '/apis/apps/v1/namespaces/istio-system/deployments' })).body;
+    assert.deepEqual(JSON.parse(istio).items ?? [], []);
   });
 });
