@@ -19,6 +19,7 @@ import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
 import { writeState } from '../../src/kind/state.js';
+import { normalizeReference } from '../../src/images/cluster-images.js';
 import { skipUnless } from '../support/requirements.js';
 import { PULL_LIMIT_MESSAGE, startRateLimitedRegistry, type RateLimitedRegistry } from '../support/rate-limited-registry.js';
 
@@ -706,7 +707,7 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
   });
 });
 
-describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit', { skip, timeout: 900_000 }, () => {
+describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit, kind load on the containerd image store', { skip, timeout: 900_000 }, () => {
   let docker: DockerEnv;
   let server: ReleaseServer;
   let hub: RateLimitedRegistry;
@@ -756,4 +757,98 @@ describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit', { s
     const istio = (await apiRequest(target.server, { ca: fs.readFileSync(target.caFile), token: target.adminToken, path: '/apis/apps/v1/namespaces/istio-system/deployments' })).body;
     assert.deepEqual(JSON.parse(istio).items ?? [], []);
   });
+
+  it('kind load docker-image fails on a content digest missing from docker save\'s archive: meshdemo loads the nodes\' platform alone (docker save --platform, kind load image-archive)', async () => {
+    // one image id each (a tag of one image would be re-tagged on the node, not loaded): the base image plus a label
+    for (const ref of PRELOADED) {
+      execFileSync('docker', ['build', '--pull=false', '-t', ref, '-'], { input: `FROM ${docker.baseImage}\nLABEL io.meshdemo.test.ref=${ref}\n`, env: { ...process.env, DOCKER_HOST: docker.dockerHost }, stdio: ['pipe', 'ignore', 'pipe'] });
+    }
+    const shim = withContainerdStoreShim({ ...sb, env });
+    // kind v0.17.0's own words for it (the stand-in's import, as ctr's): exit 1, nothing loaded
+    const kind = await promisify(execFile)('kind', ['load', 'docker-image', PRELOADED[0], '--name', 'preload'], { env: { ...process.env, ...shim.env } as NodeJS.ProcessEnv }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e) => ({ code: e.code as number, stderr: e.stderr as string }),
+    );
+    assert.equal(kind.code, 1);
+    assert.match(
+      kind.stderr,
+      /^Image: "docker\.io\/istio\/pilot:1\.8\.4" with ID "sha256:[0-9a-f]{64}" not yet present on node "preload-control-plane", loading\.\.\.\nERROR: failed to load image: command "docker exec --privileged -i preload-control-plane ctr --namespace=k8s\.io images import --all-platforms --digests --snapshotter=overlayfs -" failed with error: exit status 1\n\nCommand Output: ctr: content digest sha256:[0-9a-f]{64}: not found\n$/,
+    );
+    assert.ok(!fs.existsSync(path.join(sb.kindState, 'preload', 'images.json')));
+
+    const tmpBefore = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('meshdemo-image-'));
+    const kindCallsBefore = readLines(sb.kindLog).length;
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--context', 'kind-preload', 'up', '--yes', '--no-app', '--json', '--istio-mirror', server.url], { env: shim.env, timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    const events = r.events();
+    assert.equal(events.find((e) => e.type === 'step' && e.id === 'cluster-images' && e.status === 'done')?.message, `${PRELOADED.length} loaded into kind cluster "preload" (0 pulled first)`);
+    const loads = readLines(sb.kindLog).slice(kindCallsBefore).filter((a) => a[0] === 'load');
+    const saves = shim.calls().filter((a) => a[0] === 'save' && a[1] === '--platform');
+    for (const ref of PRELOADED) {
+      // kind load docker-image failed, then that image's linux/amd64 alone was saved and loaded as an archive
+      const at = loads.findIndex((a) => a.join(' ') === `load docker-image ${ref} --name preload`);
+      assert.ok(at >= 0, `${ref}: ${JSON.stringify(loads)}`);
+      const save = saves.find((a) => a.at(-1) === ref);
+      assert.deepEqual(save?.slice(0, 3), ['save', '--platform', 'linux/amd64'], ref);
+      assert.deepEqual(loads[at + 1], ['load', 'image-archive', save![4], '--name', 'preload']);
+      assert.ok(events.some((e) => e.type === 'log' && e.level === 'note' && e.message.startsWith(`${ref}: kind load docker-image failed on a content digest missing from docker save's archive`) && e.message.endsWith('loaded linux/amd64 alone instead (docker save --platform linux/amd64, kind load image-archive)')));
+    }
+    // every image is on the node (its kubelet lists them), and the archives are gone
+    const nodeImages = async () =>
+      new Set<string>(JSON.parse((await apiRequest(target.server, { ca: fs.readFileSync(target.caFile), token: target.adminToken, path: '/api/v1/nodes/preload-control-plane' })).body).status.images.flatMap((i: any) => i.names));
+    let listed = await nodeImages();
+    // the kubelet reports its runtime's images with the node status (the simulator's next resync)
+    for (let i = 0; i < 60 && !PRELOADED.every((ref) => listed.has(normalizeReference(ref))); i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      listed = await nodeImages();
+    }
+    for (const ref of PRELOADED) assert.ok(listed.has(normalizeReference(ref)), `${ref} on the node: ${[...listed].join(', ')}`);
+    assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('meshdemo-image-') && !tmpBefore.includes(n)), []);
+  });
 });
+
+/**
+ * Docker's containerd image store (Docker Desktop, new Docker 29 installs) cannot run here — the tests' dockerd uses the
+ * classic store and nothing can be pulled — so a `docker` first on PATH stands for what it changes: `docker save` without
+ * --platform writes an archive whose index.json also names an attestation manifest the store never held (as a pulled
+ * or buildx-built image's index does, kubernetes-sigs/kind#3795, #4236); with --platform it writes that platform alone,
+ * which the real daemon (one platform per image) does without the flag. Everything else goes to the real CLI. Each
+ * call is logged (JSON argv) to `<dir>/docker.log`.
+ */
+function withContainerdStoreShim(sb: Sandbox): { env: Record<string, string | undefined>; calls(): string[][] } {
+  const bin = path.join(sb.tmp, 'containerd-store-shim');
+  fs.mkdirSync(bin, { recursive: true });
+  const real = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
+  const log = path.join(bin, 'docker.log');
+  const attestation = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.docker.attestation.manifest.v1+json' });
+  const digest = `sha256:${createHash('sha256').update(attestation).digest('hex')}`;
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: attestation.length, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' }, platform: { architecture: 'unknown', os: 'unknown' } }],
+  });
+  const script = `#!${process.execPath}
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const args = process.argv.slice(2);
+fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify(args) + '\\n');
+const real = (a) => spawnSync(${JSON.stringify(real)}, a, { stdio: 'inherit' }).status ?? 1;
+if (args[0] !== 'save') process.exit(real(args));
+const p = args.findIndex((a) => a === '--platform' || a.startsWith('--platform='));
+if (p >= 0) {
+  args.splice(p, args[p].includes('=') ? 1 : 2);
+  process.exit(real(args));
+}
+const code = real(args);
+if (code !== 0) process.exit(code);
+const out = args[args.indexOf('-o') + 1];
+const dir = fs.mkdtempSync(path.join(path.dirname(out), 'index-'));
+fs.writeFileSync(path.join(dir, 'index.json'), ${JSON.stringify(index)});
+const tar = spawnSync('tar', ['-rf', out, '-C', dir, 'index.json'], { stdio: 'inherit' });
+fs.rmSync(dir, { recursive: true, force: true });
+process.exit(tar.status ?? 1);
+`;
+  fs.writeFileSync(path.join(bin, 'docker'), script, { mode: 0o755 });
+  return { env: { ...sb.env, PATH: `${bin}${path.delimiter}${sb.env.PATH ?? process.env.PATH}` }, calls: () => readLines(log) };
+}
