@@ -805,6 +805,28 @@ describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit, kind
     for (const ref of PRELOADED) assert.ok(listed.has(normalizeReference(ref)), `${ref} on the node: ${[...listed].join(', ')}`);
     assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('meshdemo-image-') && !tmpBefore.includes(n)), []);
   });
+
+  it('the fallback fails too (a Docker whose API has no docker save --platform): exit 6 in one line naming the fix, the image not loaded', async () => {
+    const tag = '1.8.4-fallback';
+    for (const ref of [`docker.io/istio/pilot:${tag}`, `docker.io/istio/proxyv2:${tag}`]) {
+      execFileSync('docker', ['build', '--pull=false', '-t', ref, '-'], { input: `FROM ${docker.baseImage}\nLABEL io.meshdemo.test.ref=${ref}\n`, env: { ...process.env, DOCKER_HOST: docker.dockerHost }, stdio: ['pipe', 'ignore', 'pipe'] });
+    }
+    const shim = withContainerdStoreShim({ ...sb, env }, { platformSave: 'real-cli' });
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--context', 'kind-preload', 'up', '--yes', '--no-app', '--istio-mirror', server.url, '--istio-set', `tag=${tag}`], { env: shim.env, timeoutMs: 600_000 });
+    assert.equal(r.code, 6, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.match(
+      lines[0],
+      new RegExp(
+        `^error: kind load docker-image docker\\.io/istio/pilot:${tag} failed: docker save's archive lacks content digest sha256:[0-9a-f]{64} \\(Docker's containerd image store, kubernetes-sigs/kind#3795\\), and loading linux/amd64 alone failed too \\(.*docker.* failed with exit code \\d+\\) — Docker 28 or later saves one platform \\(docker save --platform\\); or switch off the containerd image store`,
+      ),
+    );
+    // docker's own reason stays below the line: the CLI refuses --platform against the daemon's older API
+    assert.match(r.stderr.split('\n').slice(1).join('\n'), /"--platform" requires API version 1\.48/, r.stderr);
+    const images = path.join(sb.kindState, 'preload', 'images.json');
+    const onNode = fs.existsSync(images) ? Object.keys(JSON.parse(fs.readFileSync(images, 'utf8'))) : [];
+    assert.ok(!onNode.some((ref) => ref.endsWith(`:${tag}`)), 'not on the node');
+  });
 });
 
 /**
@@ -812,10 +834,12 @@ describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit, kind
  * classic store and nothing can be pulled — so a `docker` first on PATH stands for what it changes: `docker save` without
  * --platform writes an archive whose index.json also names an attestation manifest the store never held (as a pulled
  * or buildx-built image's index does, kubernetes-sigs/kind#3795, #4236); with --platform it writes that platform alone,
- * which the real daemon (one platform per image) does without the flag. Everything else goes to the real CLI. Each
+ * which the real daemon (one platform per image) does without the flag — or, with platformSave 'real-cli', the flag goes
+ * to the real CLI, which refuses it against this daemon's older API as it does against Docker 24–27. Everything else goes
+ * to the real CLI. Each
  * call is logged (JSON argv) to `<dir>/docker.log`.
  */
-function withContainerdStoreShim(sb: Sandbox): { env: Record<string, string | undefined>; calls(): string[][] } {
+function withContainerdStoreShim(sb: Sandbox, opts: { platformSave: 'one-platform' | 'real-cli' } = { platformSave: 'one-platform' }): { env: Record<string, string | undefined>; calls(): string[][] } {
   const bin = path.join(sb.tmp, 'containerd-store-shim');
   fs.mkdirSync(bin, { recursive: true });
   const real = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
@@ -837,7 +861,7 @@ const real = (a) => spawnSync(${JSON.stringify(real)}, a, { stdio: 'inherit' }).
 if (args[0] !== 'save') process.exit(real(args));
 const p = args.findIndex((a) => a === '--platform' || a.startsWith('--platform='));
 if (p >= 0) {
-  args.splice(p, args[p].includes('=') ? 1 : 2);
+  if (${JSON.stringify(opts.platformSave)} === 'one-platform') args.splice(p, args[p].includes('=') ? 1 : 2);
   process.exit(real(args));
 }
 const code = real(args);
