@@ -11,6 +11,8 @@ import { istioctlPath } from './istio-release.js';
 import { stateForContext, type LocalClusterState } from '../kind/state.js';
 import { kindForState } from '../kind/binary.js';
 import { kindClusters } from '../exec/kind.js';
+import { normalizeReference, uniqueImages, workloadImages } from '../images/cluster-images.js';
+import type { KubeReader } from '../kube/reads.js';
 
 export interface Status {
   context: string;
@@ -28,6 +30,27 @@ export interface Status {
   gatewayHttpsUrl: string | null;
   /** A kind cluster (context kind-<name>): whether meshdemo created it, and its ports mapped to 127.0.0.1. */
   localCluster: { name: string; exists: boolean; createdByMeshdemo: boolean; createdAt?: string; nodeImage?: string; ports: Array<{ name: string; nodePort: number; hostPort: number }> } | null;
+  /**
+   * The images the demo's Deployments (Istio's, the addons', the app's) run, and how many of the nodes hold each, as
+   * their kubelets list them (Node .status.images): what kind or minikube loaded into the nodes, not the host's Docker.
+   */
+  nodeImages: { nodes: number; images: Array<{ ref: string; usedBy: string; onNodes: number }> };
+}
+
+/** Each image the Deployments in `namespaces` run, with the number of nodes whose runtime holds it. */
+async function nodeImages(reads: KubeReader, namespaces: string[]): Promise<Status['nodeImages']> {
+  const nodes = await reads.list('v1', 'Node');
+  const held = nodes.map((n) => new Set<string>((n.status?.images ?? []).flatMap((i: any) => (i.names ?? []) as string[]).map(normalizeReference)));
+  const deployments = (await Promise.all(namespaces.map((namespace) => reads.list('apps/v1', 'Deployment', { namespace })))).flat();
+  const images = uniqueImages(deployments.flatMap((d) => workloadImages([d], d.metadata.name)));
+  return { nodes: nodes.length, images: images.map((i) => ({ ref: i.ref, usedBy: i.usedBy, onNodes: held.filter((h) => h.has(normalizeReference(i.ref))).length })) };
+}
+
+function formatNodeImages(n: Status['nodeImages']): string {
+  if (!n.images.length) return 'no demo Deployments';
+  const missing = n.images.filter((i) => i.onNodes < n.nodes);
+  const all = `${n.images.length - missing.length} of ${n.images.length} the demo runs are on ${n.nodes === 1 ? 'the node' : `all ${n.nodes} nodes`}`;
+  return missing.length ? `${all}; not on ${n.nodes === 1 ? 'it' : 'every node'}: ${missing.map((i) => `${i.ref} (${i.usedBy}${n.nodes > 1 ? `, ${i.onNodes}/${n.nodes}` : ''})`).join(', ')}` : all;
 }
 
 function localClusterStatus(cacheDir: string, contextName: string): Status['localCluster'] {
@@ -78,6 +101,7 @@ export async function gatherStatus(ctx: Context<{ nodeAddress?: string }>): Prom
     gatewayHttpsUrl: secure ?? null,
     scenarios,
     localCluster: localClusterStatus(ctx.options.cacheDir, kube.contextName),
+    nodeImages: await nodeImages(reads, [ISTIO_NAMESPACE, namespace]),
   };
 }
 
@@ -93,6 +117,7 @@ export function formatStatus(s: Status): string {
     `app         ${s.app.deployed ? 'deployed' : 'not deployed'} (deployments ${s.app.services.map((a) => `${a.deployment} ${a.present ? (a.ready ? 'ready' : 'not ready') : 'absent'}`).join(', ')})`,
     `scenarios   ${s.scenarios.length ? s.scenarios.join('; ') : 'none'}`,
     `gateway     ${s.gatewayUrl ?? 'unknown (istio-ingressgateway not found)'}${s.gatewayHttpsUrl ? `; https ${s.gatewayHttpsUrl}` : ''}`,
+    `images      ${formatNodeImages(s.nodeImages)}`,
   ];
   if (s.localCluster) {
     const c = s.localCluster;

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { ExternalCommandError, PreflightError } from '../core/errors.js';
 import { runCommand, type RunOptions, type RunResult } from './run.js';
 
@@ -157,9 +160,59 @@ export async function pull(ref: string, platform: string | undefined, opts: Dock
   }
 }
 
-/** `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). */
-export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions & { kind?: string } = {}): Promise<void> {
-  await run(opts.kind ?? 'kind', ['load', 'docker-image', ref, '--name', cluster], opts);
+/**
+ * kind v0.17.0 imports `docker save`'s archive into each node with `ctr images import --all-platforms`, which needs every
+ * manifest the archive's index names (pkg/cluster/nodeutils/util.go LoadImageArchive). Docker's containerd image store
+ * (Docker Desktop; new Docker 29 installs) saves an image's whole index while holding only the pulled platform's
+ * content, or an attestation manifest it never stores: the import fails with ctr's "content digest … not found"
+ * (kubernetes-sigs/kind#3795, #4066).
+ */
+const MISSING_CONTENT = /ctr: content digest (sha256:[0-9a-f]{64}): not found/;
+
+const CONTAINERD_STORE = "Docker's containerd image store, kubernetes-sigs/kind#3795";
+
+/** Is `err` kindLoad's own account of a failed fallback (which callers pass on as it is, hint included)? */
+export function kindLoadFallbackFailed(err: unknown): boolean {
+  return err instanceof ExternalCommandError && err.message.startsWith('kind load docker-image ') && err.message.includes(CONTAINERD_STORE);
+}
+
+/** How an image went into the nodes: kind load docker-image, or (after the failure above) one platform's archive. */
+export type KindLoadWay = 'docker-image' | 'image-archive';
+
+/**
+ * `kind load docker-image <ref> --name <cluster>` (kind skips nodes that already have that image id). When kind's import
+ * fails on a content digest missing from the archive, `docker save --platform <platform>` (Docker 28+) writes only the
+ * nodes' platform, and `kind load image-archive` imports that.
+ */
+export async function kindLoad(ref: string, cluster: string, opts: DockerCallOptions & { kind?: string; platform?: string } = {}): Promise<KindLoadWay> {
+  const kind = opts.kind ?? 'kind';
+  let missing: string | undefined;
+  try {
+    await run(kind, ['load', 'docker-image', ref, '--name', cluster], opts);
+    return 'docker-image';
+  } catch (err) {
+    missing = err instanceof ExternalCommandError ? err.details.map((d) => MISSING_CONTENT.exec(d)?.[1]).find(Boolean) : undefined;
+    if (!missing || !opts.platform) throw err;
+    opts.onLine?.(`kind could not import ${ref}: the archive docker save wrote lacks content digest ${missing}; saving ${opts.platform} only`, 'stderr');
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshdemo-image-'));
+  try {
+    const archive = path.join(dir, 'image.tar');
+    try {
+      await run(DOCKER, ['save', '--platform', opts.platform, '-o', archive, ref], opts);
+      await run(kind, ['load', 'image-archive', archive, '--name', cluster], opts);
+    } catch (err) {
+      if (!(err instanceof ExternalCommandError)) throw err;
+      throw new ExternalCommandError(`kind load docker-image ${ref} failed: docker save's archive lacks content digest ${missing} (${CONTAINERD_STORE}), and loading ${opts.platform} alone failed too (${err.message})`, {
+        hint: 'Docker 28 or later saves one platform (docker save --platform); or switch off the containerd image store ("containerd-snapshotter": false under "features" in daemon.json) and restart Docker',
+        details: err.details,
+        cause: err,
+      });
+    }
+    return 'image-archive';
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** `minikube image load <ref> -p <profile>` (minikube >= 1.18). */

@@ -71,15 +71,21 @@ export const clusterImages: Step<Settings> = {
       }
       ctx.log.info(`${step} loading ${image.ref} into kind cluster "${cluster}"`);
       try {
-        await docker.kindLoad(image.ref, cluster, { ...callOpts, kind });
+        const way = await docker.kindLoad(image.ref, cluster, { ...callOpts, kind, platform });
+        if (way === 'image-archive') ctx.log.note(ARCHIVE_FALLBACK(image.ref, platform!));
       } catch (err) {
         if (!(err instanceof ExternalCommandError)) throw err;
+        if (docker.kindLoadFallbackFailed(err)) throw err;
         throw new ExternalCommandError(`kind load docker-image ${image.ref} failed`, { details: err.details, hint: `check that kind cluster "${cluster}" is running (kind get clusters)`, cause: err });
       }
     }
     return missing.length ? `${missing.length} loaded into kind cluster "${cluster}" (${pulled} pulled first)` : 'nothing to load';
   },
 };
+
+/** What the fallback of docker.kindLoad did, for the user: the image is on the nodes all the same. */
+const ARCHIVE_FALLBACK = (ref: string, platform: string) =>
+  `${ref}: kind load docker-image failed on a content digest missing from docker save's archive (Docker's containerd image store, kubernetes-sigs/kind#3795); loaded ${platform} alone instead (docker save --platform ${platform}, kind load image-archive)`;
 
 /** `linux/<arch>` of the most nodes (Istio 1.8.4's images exist for amd64 only; preflight refused a cluster without one). */
 function nodePlatform(archs: Array<string | undefined>): string | undefined {

@@ -336,9 +336,10 @@ export const images: Step<UpSettings> = {
         // (pkg/cmd/kind/load/docker-image/docker-image.go), so a node made since the last run gets it too
         await onePublishAtATime(async () => {
           ctx.log.info(`${service}: loading ${ref} into kind cluster "${target.cluster}" (kind load docker-image ${ref} --name ${target.cluster})`);
-          await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
-            docker.kindLoad(ref, target.cluster, { ...callOpts, kind: kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local) }),
+          const way = await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
+            docker.kindLoad(ref, target.cluster, { ...callOpts, kind: kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local), platform }),
           );
+          if (way === 'image-archive') ctx.log.note(`${service}: kind load docker-image failed on a content digest missing from docker save's archive (Docker's containerd image store); loaded ${platform} alone instead (docker save --platform, kind load image-archive)`);
         });
         ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);
       } else {
@@ -403,7 +404,7 @@ async function wrap<T>(message: string, hint: string, fn: () => Promise<T>): Pro
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ExternalCommandError) {
+    if (err instanceof ExternalCommandError && !docker.kindLoadFallbackFailed(err)) {
       const code = /exit code (\d+)/.exec(err.message)?.[1];
       throw new ExternalCommandError(code ? `${message} (exit code ${code})` : `${message}: ${err.message}`, { details: err.details, hint, cause: err });
     }

@@ -110,12 +110,23 @@ describe('kind stand-in: CLI surface of kind v0.17.0', () => {
     };
     let dockerBin: string;
     before(() => {
-      // a docker CLI double that knows two tags of one image (kind asks `docker image inspect -f {{ .Id }} IMAGE` first)
+      // a docker CLI double that knows two tags of one image (kind asks `docker image inspect -f {{ .Id }} IMAGE` first,
+      // then saves what it loads with `docker save -o FILE IMAGE...`: here a legacy archive of that image, no layers)
       dockerBin = path.join(tmp, 'docker-bin');
       fs.mkdirSync(dockerBin);
       fs.writeFileSync(
         path.join(dockerBin, 'docker'),
-        '#!/bin/sh\nif [ "$1 $2 $3 $4" = "image inspect -f {{ .Id }}" ]; then case "$5" in meshdemo/x:1|meshdemo/x:2) echo sha256:aaaa; exit 0;; esac; fi\necho "Error: No such image: $5" >&2\nexit 1\n',
+        [
+          '#!/bin/sh',
+          'if [ "$1 $2 $3 $4" = "image inspect -f {{ .Id }}" ]; then case "$5" in meshdemo/x:1|meshdemo/x:2) echo sha256:aaaa; exit 0;; esac; fi',
+          'if [ "$1 $2" = "save -o" ]; then out="$3"; shift 3; d=$(mktemp -d); echo "{}" > "$d/aaaa.json"',
+          '  tags=""; for t in "$@"; do tags="$tags${tags:+,}\\"$t\\""; done',
+          '  echo "[{\\"Config\\":\\"aaaa.json\\",\\"RepoTags\\":[$tags],\\"Layers\\":[]}]" > "$d/manifest.json"',
+          '  tar -cf "$out" -C "$d" manifest.json aaaa.json; rm -rf "$d"; exit 0; fi',
+          'echo "Error: No such image: $5" >&2',
+          'exit 1',
+          '',
+        ].join('\n'),
         { mode: 0o755 },
       );
       fakeCluster('up', process.pid); // a running node: this process is alive

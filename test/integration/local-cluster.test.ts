@@ -20,7 +20,9 @@ import { snapshotCluster } from '../support/snapshot.js';
 import { kindStandinScript, NODE_ADDRESS, runningClusters, stopStandinClusters } from '../support/kind-standin.js';
 import { writeState } from '../../src/kind/state.js';
 import { writeManifest } from '../../src/download/cache-files.js';
+import { normalizeReference } from '../../src/images/cluster-images.js';
 import { skipUnless } from '../support/requirements.js';
+import { PULL_LIMIT_MESSAGE, startRateLimitedRegistry, type RateLimitedRegistry } from '../support/rate-limited-registry.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
 /** What Istio 1.8.4's demo profile and the default addons run, as their manifests name them; Kiali's pull policy is Always. */
@@ -208,6 +210,14 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.deepEqual(local.ports.find((p: any) => p.name === 'gateway'), { name: 'gateway', nodePort: 31080, hostPort: 31080 });
     const human = await meshdemo(['status']);
     assert.match(human.stdout, /local\s+kind cluster "meshdemo", created by meshdemo .*kiali 127\.0\.0\.1:31001→31001/);
+    // what the node holds (its kubelet's Node .status.images), for every image the demo's Deployments run
+    const nodeImages = s.events().at(-1).status.nodeImages;
+    assert.equal(nodeImages.nodes, 1);
+    const refs = nodeImages.images.map((i: any) => i.ref);
+    for (const ref of [...PRELOADED, KIALI]) assert.ok(refs.some((r: string) => r === ref || `docker.io/${r}` === ref), `${ref} listed: ${refs.join(', ')}`);
+    assert.deepEqual(refs.filter((r: string) => r.startsWith('meshdemo/')).map((r: string) => r.split(':')[0]).sort(), ['meshdemo/micro-api', 'meshdemo/micro-order', 'meshdemo/micro-pay']);
+    assert.deepEqual(nodeImages.images.filter((i: any) => i.onNodes !== 1), [], 'all on the node');
+    assert.match(human.stdout, new RegExp(`^images\\s+${refs.length} of ${refs.length} the demo runs are on the node$`, 'm'));
     const p = await meshdemo(['plan', '--json']);
     assert.equal(p.code, 0, p.stderr);
     const steps = p.events().at(-1).steps;
@@ -367,6 +377,13 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const pod = (await api('/api/v1/namespaces/default/pods?labelSelector=app%3Dmicro-api')).items.find((p: any) => p.spec.containers[0].image === 'meshdemo/micro-api:not-loaded');
     assert.equal(pod.status.phase, 'Pending');
     assert.equal(pod.status.conditions.find((c: any) => c.type === 'Ready').status, 'False');
+    // status names the images the node lacks (not what the host's Docker has: it has none of these either way)
+    const st = await meshdemo(['status', '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    const { nodeImages } = st.events().at(-1).status;
+    assert.deepEqual(nodeImages.images.filter((i: any) => i.onNodes === 0).map((i: any) => `${i.ref} ${i.usedBy}`).sort(), ['meshdemo/micro-api:not-loaded micro-api', 'meshdemo/micro-order:not-loaded micro-order-v1', 'meshdemo/micro-pay:not-loaded micro-pay-v1']);
+    const human = await meshdemo(['status']);
+    assert.match(human.stdout, /^images\s+\d+ of \d+ the demo runs are on the node; not on it: meshdemo\/micro-api:not-loaded \(micro-api\), meshdemo\/micro-order:not-loaded \(micro-order-v1\), meshdemo\/micro-pay:not-loaded \(micro-pay-v1\)$/m);
   });
 
   it('images removed from the node between runs: up loads them again and the app is ready', async () => {
@@ -734,3 +751,173 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     assert.ok(!fs.existsSync(sb.kindLog));
   });
 });
+
+describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit, kind load on the containerd image store', { skip, timeout: 900_000 }, () => {
+  let docker: DockerEnv;
+  let server: ReleaseServer;
+  let hub: RateLimitedRegistry;
+  let sb: Sandbox;
+  let target: ControlPlane;
+  let env: Record<string, string | undefined>;
+
+  before(async () => {
+    sb = sandbox('local-preload');
+    docker = await startDockerEnv();
+    sb.env.DOCKER_HOST = docker.dockerHost;
+    const archive = await buildReleaseArchive({ outDir: path.join(sb.tmp, 'release') });
+    server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path });
+    hub = await startRateLimitedRegistry();
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    env = { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
+    // a kind cluster made outside meshdemo (context kind-preload), as `kind create cluster` leaves it
+    await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'preload', '--image', PINNED_IMAGE], { env: { ...process.env, ...env } as NodeJS.ProcessEnv });
+    const node = JSON.parse(fs.readFileSync(path.join(sb.kindState, 'preload', 'node.json'), 'utf8'));
+    target = { server: node.server, caFile: node.caFile, adminToken: node.adminToken } as ControlPlane;
+  });
+  after(async () => {
+    await stopStandinClusters(sb?.kindState);
+    await hub?.close();
+    await server?.close();
+    await docker?.stop();
+    if (sb) fs.rmSync(sb.tmp, { recursive: true, force: true });
+  });
+
+  it('the registry answers toomanyrequests (429, Docker Hub\'s body): exit 6 naming docker login, nothing loaded, Istio not installed', async () => {
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--context', 'kind-preload', 'up', '--yes', '--no-app', '--istio-mirror', server.url, '--istio-set', `hub=${hub.host}/istio`], { env, timeoutMs: 600_000 });
+    assert.equal(r.code, 6, r.stderr);
+    assert.equal(
+      errorLines(r.stderr)[0],
+      `error: docker pull ${hub.host}/istio/pilot:1.8.4 was refused by the registry's pull rate limit (toomanyrequests) — run \`docker login\` (an account gets a higher limit than anonymous pulls), or wait for the limit to reset, then re-run meshdemo up`,
+    );
+    // docker's own words stay below the line: the registry's message, as Docker Hub sends it
+    assert.ok(r.stderr.includes(`toomanyrequests: ${PULL_LIMIT_MESSAGE}`), r.stderr);
+    // the real dockerd asked the stand-in registry for the manifest (after the anonymous token), and got 429
+    assert.ok(hub.requests.some((q) => q.path === '/token'), JSON.stringify(hub.requests));
+    assert.ok(hub.requests.some((q) => q.path === '/v2/istio/pilot/manifests/1.8.4'), JSON.stringify(hub.requests));
+    assert.ok(!fs.existsSync(path.join(sb.kindState, 'preload', 'images.json')), 'nothing loaded into the node');
+    assert.ok(!readLines(sb.kindLog).some((a) => a[0] === 'load'), 'kind load never ran');
+    // istioctl never ran (the pre-load comes first): no Istio object in the cluster
+    const istio = (await apiRequest(target.server, { ca: fs.readFileSync(target.caFile), token: target.adminToken, path: '/apis/apps/v1/namespaces/istio-system/deployments' })).body;
+    assert.deepEqual(JSON.parse(istio).items ?? [], []);
+  });
+
+  it('kind load docker-image fails on a content digest missing from docker save\'s archive: meshdemo loads the nodes\' platform alone (docker save --platform, kind load image-archive)', async () => {
+    // one image id each (a tag of one image would be re-tagged on the node, not loaded): the base image plus a label
+    for (const ref of PRELOADED) {
+      execFileSync('docker', ['build', '--pull=false', '-t', ref, '-'], { input: `FROM ${docker.baseImage}\nLABEL io.meshdemo.test.ref=${ref}\n`, env: { ...process.env, DOCKER_HOST: docker.dockerHost }, stdio: ['pipe', 'ignore', 'pipe'] });
+    }
+    const shim = withContainerdStoreShim({ ...sb, env });
+    // kind v0.17.0's own words for it (the stand-in's import, as ctr's): exit 1, nothing loaded
+    const kind = await promisify(execFile)('kind', ['load', 'docker-image', PRELOADED[0], '--name', 'preload'], { env: { ...process.env, ...shim.env } as NodeJS.ProcessEnv }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e) => ({ code: e.code as number, stderr: e.stderr as string }),
+    );
+    assert.equal(kind.code, 1);
+    assert.match(
+      kind.stderr,
+      /^Image: "docker\.io\/istio\/pilot:1\.8\.4" with ID "sha256:[0-9a-f]{64}" not yet present on node "preload-control-plane", loading\.\.\.\nERROR: failed to load image: command "docker exec --privileged -i preload-control-plane ctr --namespace=k8s\.io images import --all-platforms --digests --snapshotter=overlayfs -" failed with error: exit status 1\n\nCommand Output: ctr: content digest sha256:[0-9a-f]{64}: not found\n$/,
+    );
+    assert.ok(!fs.existsSync(path.join(sb.kindState, 'preload', 'images.json')));
+
+    const tmpBefore = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('meshdemo-image-'));
+    const kindCallsBefore = readLines(sb.kindLog).length;
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--context', 'kind-preload', 'up', '--yes', '--no-app', '--json', '--istio-mirror', server.url], { env: shim.env, timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    const events = r.events();
+    assert.equal(events.find((e) => e.type === 'step' && e.id === 'cluster-images' && e.status === 'done')?.message, `${PRELOADED.length} loaded into kind cluster "preload" (0 pulled first)`);
+    const loads = readLines(sb.kindLog).slice(kindCallsBefore).filter((a) => a[0] === 'load');
+    const saves = shim.calls().filter((a) => a[0] === 'save' && a[1] === '--platform');
+    for (const ref of PRELOADED) {
+      // kind load docker-image failed, then that image's linux/amd64 alone was saved and loaded as an archive
+      const at = loads.findIndex((a) => a.join(' ') === `load docker-image ${ref} --name preload`);
+      assert.ok(at >= 0, `${ref}: ${JSON.stringify(loads)}`);
+      const save = saves.find((a) => a.at(-1) === ref);
+      assert.deepEqual(save?.slice(0, 3), ['save', '--platform', 'linux/amd64'], ref);
+      assert.deepEqual(loads[at + 1], ['load', 'image-archive', save![4], '--name', 'preload']);
+      assert.ok(events.some((e) => e.type === 'log' && e.level === 'note' && e.message.startsWith(`${ref}: kind load docker-image failed on a content digest missing from docker save's archive`) && e.message.endsWith('loaded linux/amd64 alone instead (docker save --platform linux/amd64, kind load image-archive)')));
+    }
+    // every image is on the node (its kubelet lists them), and the archives are gone
+    const nodeImages = async () =>
+      new Set<string>(JSON.parse((await apiRequest(target.server, { ca: fs.readFileSync(target.caFile), token: target.adminToken, path: '/api/v1/nodes/preload-control-plane' })).body).status.images.flatMap((i: any) => i.names));
+    let listed = await nodeImages();
+    // the kubelet reports its runtime's images with the node status (the simulator's next resync)
+    for (let i = 0; i < 60 && !PRELOADED.every((ref) => listed.has(normalizeReference(ref))); i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      listed = await nodeImages();
+    }
+    for (const ref of PRELOADED) assert.ok(listed.has(normalizeReference(ref)), `${ref} on the node: ${[...listed].join(', ')}`);
+    assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('meshdemo-image-') && !tmpBefore.includes(n)), []);
+  });
+
+  it('the fallback fails too (a Docker whose API has no docker save --platform): exit 6 in one line naming the fix, the image not loaded', async () => {
+    const tag = '1.8.4-fallback';
+    for (const ref of [`docker.io/istio/pilot:${tag}`, `docker.io/istio/proxyv2:${tag}`]) {
+      execFileSync('docker', ['build', '--pull=false', '-t', ref, '-'], { input: `FROM ${docker.baseImage}\nLABEL io.meshdemo.test.ref=${ref}\n`, env: { ...process.env, DOCKER_HOST: docker.dockerHost }, stdio: ['pipe', 'ignore', 'pipe'] });
+    }
+    const shim = withContainerdStoreShim({ ...sb, env }, { platformSave: 'real-cli' });
+    const r = await runMeshdemo(['--cache-dir', sb.cache, '--context', 'kind-preload', 'up', '--yes', '--no-app', '--istio-mirror', server.url, '--istio-set', `tag=${tag}`], { env: shim.env, timeoutMs: 600_000 });
+    assert.equal(r.code, 6, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.match(
+      lines[0],
+      new RegExp(
+        `^error: kind load docker-image docker\\.io/istio/pilot:${tag} failed: docker save's archive lacks content digest sha256:[0-9a-f]{64} \\(Docker's containerd image store, kubernetes-sigs/kind#3795\\), and loading linux/amd64 alone failed too \\(.*docker.* failed with exit code \\d+\\) — Docker 28 or later saves one platform \\(docker save --platform\\); or switch off the containerd image store`,
+      ),
+    );
+    // docker's own reason stays below the line: the CLI refuses --platform against the daemon's older API
+    assert.match(r.stderr.split('\n').slice(1).join('\n'), /"--platform" requires API version 1\.48/, r.stderr);
+    const images = path.join(sb.kindState, 'preload', 'images.json');
+    const onNode = fs.existsSync(images) ? Object.keys(JSON.parse(fs.readFileSync(images, 'utf8'))) : [];
+    assert.ok(!onNode.some((ref) => ref.endsWith(`:${tag}`)), 'not on the node');
+  });
+});
+
+/**
+ * Docker's containerd image store (Docker Desktop, new Docker 29 installs) cannot run here — the tests' dockerd uses the
+ * classic store and nothing can be pulled — so a `docker` first on PATH stands for what it changes: `docker save` without
+ * --platform writes an archive whose index.json also names an attestation manifest the store never held (as a pulled
+ * or buildx-built image's index does, kubernetes-sigs/kind#3795, #4236); with --platform it writes that platform alone,
+ * which the real daemon (one platform per image) does without the flag — or, with platformSave 'real-cli', the flag goes
+ * to the real CLI, which refuses it against this daemon's older API as it does against Docker 24–27. Everything else goes
+ * to the real CLI. Each
+ * call is logged (JSON argv) to `<dir>/docker.log`.
+ */
+function withContainerdStoreShim(sb: Sandbox, opts: { platformSave: 'one-platform' | 'real-cli' } = { platformSave: 'one-platform' }): { env: Record<string, string | undefined>; calls(): string[][] } {
+  const bin = path.join(sb.tmp, 'containerd-store-shim');
+  fs.mkdirSync(bin, { recursive: true });
+  const real = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
+  const log = path.join(bin, 'docker.log');
+  const attestation = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.docker.attestation.manifest.v1+json' });
+  const digest = `sha256:${createHash('sha256').update(attestation).digest('hex')}`;
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: attestation.length, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' }, platform: { architecture: 'unknown', os: 'unknown' } }],
+  });
+  const script = `#!${process.execPath}
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const args = process.argv.slice(2);
+fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify(args) + '\\n');
+const real = (a) => spawnSync(${JSON.stringify(real)}, a, { stdio: 'inherit' }).status ?? 1;
+if (args[0] !== 'save') process.exit(real(args));
+const p = args.findIndex((a) => a === '--platform' || a.startsWith('--platform='));
+if (p >= 0) {
+  if (${JSON.stringify(opts.platformSave)} === 'one-platform') args.splice(p, args[p].includes('=') ? 1 : 2);
+  process.exit(real(args));
+}
+const code = real(args);
+if (code !== 0) process.exit(code);
+const out = args[args.indexOf('-o') + 1];
+const dir = fs.mkdtempSync(path.join(path.dirname(out), 'index-'));
+fs.writeFileSync(path.join(dir, 'index.json'), ${JSON.stringify(index)});
+const tar = spawnSync('tar', ['-rf', out, '-C', dir, 'index.json'], { stdio: 'inherit' });
+fs.rmSync(dir, { recursive: true, force: true });
+process.exit(tar.status ?? 1);
+`;
+  fs.writeFileSync(path.join(bin, 'docker'), script, { mode: 0o755 });
+  return { env: { ...sb.env, PATH: `${bin}${path.delimiter}${sb.env.PATH ?? process.env.PATH}` }, calls: () => readLines(log) };
+}

@@ -21,7 +21,11 @@
  *                                                                                      (pkg/cmd/kind/export/kubeconfig/kubeconfig.go)
  *   kind load docker-image IMAGE... [--name N] [--nodes N,...]  asks the real Docker daemon (DOCKER_HOST) for each image's
  *       ID first ("image: … not present locally"), then needs the cluster's nodes ("no nodes found for cluster …"); an
- *       image whose ID the node has under another tag is re-tagged, not loaded      (pkg/cmd/kind/load/docker-image/docker-image.go)
+ *       image whose ID the node has under another tag is re-tagged, not loaded      (pkg/cmd/kind/load/docker-image/docker-image.go);
+ *       what needs loading is saved with the real `docker save` and imported as ctr does: an archive whose index names
+ *       content it lacks fails with "ctr: content digest … not found"                (pkg/cluster/nodeutils/util.go)
+ *   kind load image-archive FILE [--name N] [--nodes N,...]  the same import of a given archive
+ *                                                                                      (pkg/cmd/kind/load/image-archive/image-archive.go)
  * A cluster whose node process is gone (a stopped container; or kept by --retain after a failed create) still exists
  * for kind: listed, refused by create, deleted by delete; export and load fail on it with kind's `docker exec` error.
  * Global flags -v/--verbosity, -q/--quiet (silences stderr) and --loglevel (deprecated) (pkg/cmd/kind/root.go,
@@ -596,6 +600,55 @@ function sanitizeImage(image: string): string {
   return out;
 }
 
+/**
+ * kind's save (docker-image.go): `docker save -o <TempDir "images-tar">/images.tar <images...>` with the docker on PATH;
+ * a failure is kind's RunError (pkg/exec/local.go: the command's combined output becomes "Command Output").
+ */
+function dockerSave(images: string[], dir: string): string {
+  const tar = path.join(dir, 'images.tar');
+  try {
+    execFileSync('docker', ['save', '-o', tar, ...images], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const output = `${(e as { stdout?: Buffer }).stdout ?? ''}${(e as { stderr?: Buffer }).stderr ?? ''}`.trim();
+    throw new KindError(`command "docker save -o ${tar} ${images.join(' ')}" failed with error: exit status ${(e as { status?: number }).status ?? 1}\n\nCommand Output: ${output}`);
+  }
+  return tar;
+}
+
+const tarEntries = (archive: string) => new Set(execFileSync('tar', ['-tf', archive], { encoding: 'utf8' }).split('\n').map((e) => e.replace(/^\.\//, '')).filter(Boolean));
+const tarJson = (archive: string, entry: string) => JSON.parse(execFileSync('tar', ['-xOf', archive, entry], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+
+/**
+ * nodeutils.LoadImageArchive (pkg/cluster/nodeutils/util.go at v0.17.0): the node's containerd config names the
+ * snapshotter (a stopped node fails there), then `ctr --namespace=k8s.io images import --all-platforms --digests
+ * --snapshotter=<it> -` reads the archive from stdin through `docker exec --privileged -i` (providers/docker/node.go).
+ * With --all-platforms ctr needs the content of every manifest an OCI index.json names, and of each manifest's config
+ * and layers: the first one the archive lacks fails the import with "ctr: content digest <digest>: not found" (what
+ * Docker's containerd image store produces, kubernetes-sigs/kind#3795). Docker's legacy manifest.json names the
+ * images (RepoTags) and their ids (the config's digest). Returns reference → image id.
+ */
+function ctrImport(archive: string, cluster: string, running: boolean): Record<string, string> {
+  if (!running) throw nodeNotRunning(cluster, 'containerd config dump', 'failed to detect containerd snapshotter');
+  const entries = tarEntries(archive);
+  const missing = (digest: string) =>
+    new KindError(
+      `failed to load image: command "docker exec --privileged -i ${cluster}-control-plane ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -" failed with error: exit status 1\n\nCommand Output: ctr: content digest ${digest}: not found`,
+    );
+  const blob = (digest: string) => `blobs/${digest.replace(':', '/')}`;
+  const walk = (d: { mediaType?: string; digest: string }) => {
+    if (!entries.has(blob(d.digest))) throw missing(d.digest);
+    const doc = tarJson(archive, blob(d.digest));
+    if (Array.isArray(doc.manifests)) for (const child of doc.manifests) walk(child);
+    else for (const part of [doc.config, ...(doc.layers ?? [])].filter(Boolean)) if (!entries.has(blob(part.digest))) throw missing(part.digest);
+  };
+  if (entries.has('index.json')) for (const d of tarJson(archive, 'index.json').manifests ?? []) walk(d);
+  const images: Record<string, string> = {};
+  if (entries.has('manifest.json')) {
+    for (const m of tarJson(archive, 'manifest.json')) for (const tag of m.RepoTags ?? []) images[tag] = `sha256:${path.basename(m.Config).replace(/\.json$/, '')}`;
+  }
+  return images;
+}
+
 function loadDockerImage(argv: string[]): void {
   const { flags, args } = parseFlags(argv, ['name', 'nodes'], [], { '-n': 'name' });
   if (!args.length) throw new KindError('a list of image names is required');
@@ -634,9 +687,36 @@ function loadDockerImage(argv: string[]): void {
       loaded[image] = id;
     }
   });
-  // nodeutils.LoadImageArchive first asks the node's containerd for its snapshotter: a stopped node fails here
-  if (needsLoad && !running) throw nodeNotRunning(name, 'containerd config dump', 'failed to detect containerd snapshotter');
+  if (needsLoad) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'images-tar'));
+    try {
+      ctrImport(dockerSave(images, dir), name, running);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
   fs.writeFileSync(file, JSON.stringify(loaded, null, 2));
+}
+
+/**
+ * `kind load image-archive <IMAGE.tar> [--name N] [--nodes N,...]` (pkg/cmd/kind/load/image-archive/image-archive.go):
+ * os.Stat of the file (Go's "stat <file>: no such file or directory"), the cluster's nodes, then the same import into
+ * every selected node, whatever it already holds.
+ */
+function loadImageArchive(argv: string[]): void {
+  const { flags, args } = parseFlags(argv, ['name', 'nodes'], [], { '-n': 'name' });
+  if (!args.length) throw new KindError('name of image archive is required');
+  const archive = args[0];
+  if (!fs.existsSync(archive)) throw new KindError(`stat ${archive}: no such file or directory`);
+  const name = clusterName(flags);
+  if (!existingClusters(stateRoot()).includes(name)) throw new KindError(`no nodes found for cluster "${name}"`);
+  for (const wanted of (flags.get('nodes') ?? '').split(',').filter(Boolean)) {
+    if (wanted !== `${name}-control-plane`) throw new KindError(`unknown node: ${wanted}`);
+  }
+  const imported = ctrImport(archive, name, runningClusters(stateRoot()).includes(name));
+  const file = path.join(clusterDir(name), 'images.json');
+  const loaded: Record<string, string> = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+  fs.writeFileSync(file, JSON.stringify({ ...loaded, ...imported }, null, 2));
 }
 
 /** The "node container": the real control plane, the simulated node, the host port bindings; until SIGTERM. */
@@ -726,6 +806,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (a === 'delete' && b === 'cluster') await deleteCluster(rest);
     else if (a === 'get' && b === 'clusters') getClusters(rest);
     else if (a === 'load' && b === 'docker-image') loadDockerImage(rest);
+    else if (a === 'load' && b === 'image-archive') loadImageArchive(rest);
     else if (a === 'export' && b === 'kubeconfig') exportKubeconfig(rest);
     else throw new KindError(`unknown command "${[a, b].filter(Boolean).join(' ')}" for "kind"`);
     return 0;
