@@ -2,13 +2,13 @@
 // manager, no node: nothing here may get as far as needing one). Every case must give exit 2 (3 where the README
 // documents it), exactly one `error: ` line that names the problem — and the fix after ` — ` where there is one —
 // no stack trace, and leave the cluster as it was.
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import type { ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { skipUnless } from '../support/requirements.js';
@@ -32,23 +32,19 @@ interface Case {
 const STACK = /^\s+at .*(:\d+:\d+\)?|\(node:.*\))$/m;
 
 describe('bad input: one line, the right exit code, no change', { skip }, () => {
+  const demo = withDemoCluster({ name: 'badinput', controlPlane: { controllerManager: false } });
+  const { api } = demo;
   let cp: ControlPlane;
   let tmp: string;
-  const api = (p: string, method = 'GET', body?: unknown) => kubeJson(cp, p, { method, body });
 
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-badinput-'));
-    cp = await startControlPlane({ controllerManager: false });
+    ({ cp, tmp } = demo);
     // A grafana Service as the addon would leave it, and a NodePort Service already holding 31777.
     assert.equal((await api('/api/v1/namespaces', 'POST', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } })).status, 201);
     const svc = (name: string, ns: string, spec: object) =>
       api(`/api/v1/namespaces/${ns}/services`, 'POST', { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec });
     assert.equal((await svc('grafana', 'istio-system', { selector: { app: 'grafana' }, ports: [{ name: 'service', port: 3000, targetPort: 3000 }] })).status, 201);
     assert.equal((await svc('port-holder', 'default', { type: 'NodePort', selector: { app: 'x' }, ports: [{ port: 80, nodePort: 31777 }] })).status, 201);
-  });
-  after(async () => {
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('at least 20 cases across all commands', async () => {

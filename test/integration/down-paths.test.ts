@@ -1,47 +1,29 @@
 // Paths of `meshdemo down` beyond the plain one: --keep-istio (then a later down removes Istio), and down killed
 // with SIGKILL half-way, then down again. Against a REAL Kubernetes 1.20.2 API server and controller manager;
 // simulated: the node and istioctl (the stand-in in the release archive, which purges the real control plane).
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
-import { runMeshdemo, type CliResult } from '../support/cli.js';
+import type { ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import type { ReleaseArchive } from '../support/release-archive.js';
+import type { CliResult } from '../support/cli.js';
 import { killOwned } from '../support/reaper.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { skipUnless } from '../support/requirements.js';
 
 describe('down: --keep-istio, and killed half-way', { skip: skipUnless('control-plane'), timeout: 1_200_000 }, () => {
+  const demo = withDemoCluster({ name: 'down-paths', release: 'archive', meshdemo: { args: ['--timeout', '3m', '--json'], timeoutMs: 300_000 } });
+  const { api, meshdemo } = demo;
   let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let tmp: string;
   let archive: ReleaseArchive;
   let baseline: Record<string, string[]>;
 
-  const api = (p: string) => kubeJson(cp, p);
-  const meshdemo = (args: string[], opts: { onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> =>
-    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--timeout', '3m', '--json', ...args], {
-      timeoutMs: 300_000,
-      onEvent: opts.onEvent,
-    });
   const up = () => meshdemo(['up', '--no-app', '--yes', '--istio-archive', archive.path]);
   const done = (r: CliResult) => r.events().filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
 
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-down-paths-'));
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
+    ({ cp, archive } = demo);
     baseline = await snapshotCluster(cp);
-  });
-  after(async () => {
-    await sim?.stop();
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('down --keep-istio removes the addons and reverts the label, keeps Istio and its record; a later down removes Istio', async () => {

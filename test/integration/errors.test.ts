@@ -1,12 +1,12 @@
 // No error swallowed: what the user is told is what happened. Against a REAL Kubernetes 1.20.2 API server.
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
 import { FIXTURES } from '../support/release-archive.js';
-import { errorLines, runMeshdemo } from '../support/cli.js';
+import { errorLines } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { skipUnless } from '../support/requirements.js';
 
@@ -14,19 +14,11 @@ const STACK = /^\s+at .*(:\d+:\d+\)?|\(node:.*\))$/m;
 const RECORD = '/api/v1/namespaces/default/configmaps/meshdemo-inventory';
 
 describe('errors are reported as what they are', { skip: skipUnless('control-plane'), timeout: 600_000 }, () => {
+  const demo = withDemoCluster({ name: 'errors', controlPlane: { controllerManager: false }, meshdemo: { timeoutMs: 120_000 } });
   let cp: ControlPlane;
   let tmp: string;
-  const meshdemo = (args: string[], cache = path.join(tmp, 'cache')) =>
-    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, ...args], { timeoutMs: 120_000 });
-
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-errors-'));
-    cp = await startControlPlane({ controllerManager: false });
-  });
-  after(async () => {
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  before(() => ({ cp, tmp } = demo));
+  const meshdemo = (args: string[], cacheDir?: string) => demo.meshdemo(args, { cacheDir });
 
   it('a corrupted record: one line naming the ConfigMap and how to recover, exit 3, nothing changed', async () => {
     const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'meshdemo-inventory', namespace: 'default' }, data: { 'inventory.json': '{"version":1,"created":[{"kind":"Deployment"' } };

@@ -3,10 +3,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import type { ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
 import { startVersionProxy, type VersionProxy } from '../support/version-proxy.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
@@ -15,25 +14,17 @@ import { skipUnless } from '../support/requirements.js';
 const skip = skipUnless('control-plane');
 
 describe('foundation on a real API server', { skip }, () => {
+  const demo = withDemoCluster({ name: 'foundation' });
   let cp: ControlPlane;
-  let sim: NodeSimulator;
   let proxy: VersionProxy;
   let tmp: string;
-  const run = (args: string[], env: Record<string, string> = {}) =>
-    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), ...args], { env });
+  const run = (args: string[], env: Record<string, string> = {}) => demo.meshdemo(args, { env });
 
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-foundation-'));
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
+    ({ cp, tmp } = demo);
     proxy = await startVersionProxy(cp, 'v1.22.3');
   });
-  after(async () => {
-    await proxy?.close();
-    await sim?.stop();
-    await cp?.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  after(() => proxy?.close());
 
   it('status on a fresh cluster reports the version verdict and nothing installed', async () => {
     const r = await run(['status', '--json']);

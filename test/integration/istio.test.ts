@@ -2,15 +2,15 @@
 // manager, a REAL local HTTP server serving a release-shaped archive, and the REAL Istio 1.8.4 addon YAML.
 // Simulated: the node (test/support/node-simulator.ts marks pods Ready) and istioctl (a stand-in inside the
 // archive that applies the real rendered control-plane manifests: test/support/istioctl-standin.ts).
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive, FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
+import type { ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import type { NodeSimulator } from '../support/node-simulator.js';
+import { FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
@@ -21,6 +21,8 @@ const skip = skipUnless('control-plane');
 const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 
 describe('Istio half of up on a real API server', { skip }, () => {
+  const demo = withDemoCluster({ name: 'istio', release: 'server', meshdemo: { env: (d) => ({ STANDIN_LOG: path.join(d.tmp, 'istioctl.log') }) } });
+  const { api } = demo;
   let cp: ControlPlane;
   let sim: NodeSimulator;
   let server: ReleaseServer;
@@ -29,27 +31,13 @@ describe('Istio half of up on a real API server', { skip }, () => {
   let cache: string;
   let standinLog: string;
 
-  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
   const up = (args: string[] = [], opts: { cacheDir?: string; env?: Record<string, string> } = {}) =>
-    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', opts.cacheDir ?? cache, 'up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], {
-      env: { STANDIN_LOG: standinLog, ...opts.env },
-    });
+    demo.meshdemo(['up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], opts);
   const istioctlRuns = () => (fs.existsSync(standinLog) ? fs.readFileSync(standinLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
 
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-istio-'));
-    cache = path.join(tmp, 'cache');
+  before(() => {
+    ({ cp, sim, server, archive, tmp, cache } = demo);
     standinLog = path.join(tmp, 'istioctl.log');
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ [ASSET]: archive.path });
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
-  });
-  after(async () => {
-    await server?.close();
-    await sim?.stop();
-    await cp?.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('refuses a wrong checksum: exit 5, nothing extracted, istioctl never run, cluster unchanged', async () => {

@@ -5,8 +5,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { kubeJson, startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import { kubeJson, type ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
 import { startKubeletStandin, type KubeletStandin } from '../support/kubelet-standin.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
@@ -40,17 +40,21 @@ const accessLog = (n: number, pod: string) =>
 
 describe('meshdemo logs through the API server and a kubelet stand-in', { skip, timeout: 300_000 }, () => {
   let cp: ControlPlane;
-  let sim: NodeSimulator;
   let kubelet: KubeletStandin;
   let pods: string[] = [];
-  const meshdemo = (args: string[], opts: Parameters<typeof runMeshdemo>[1] = {}) => runMeshdemo(['--kubeconfig', cp.kubeconfigPath, ...args], { timeoutMs: 60_000, ...opts });
+  const demo = withDemoCluster({
+    name: 'logs',
+    node: async () => {
+      kubelet = await startKubeletStandin();
+      // no Hostname address: the API server prefers it (--kubelet-preferred-address-types starts with Hostname) and
+      // would resolve the node name through DNS; InternalIP 127.0.0.1 keeps every byte on this machine
+      return { nodeName: 'logs-node', kubeletPort: kubelet.port, hostnameAddress: false };
+    },
+  });
+  const meshdemo = (args: string[], opts: Parameters<typeof runMeshdemo>[1] = {}) => demo.meshdemo(args, { timeoutMs: 60_000, ...opts });
 
   before(async () => {
-    cp = await startControlPlane();
-    kubelet = await startKubeletStandin();
-    // no Hostname address: the API server prefers it (--kubelet-preferred-address-types starts with Hostname) and
-    // would resolve the node name through DNS; InternalIP 127.0.0.1 keeps every byte on this machine
-    sim = await startNodeSimulator(cp.kubeconfigPath, { nodeName: 'logs-node', kubeletPort: kubelet.port, hostnameAddress: false });
+    cp = demo.cp;
     const created = await kubeJson(cp, '/apis/apps/v1/namespaces/default/deployments', { method: 'POST', body: deployment });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     for (let i = 0; i < 300 && pods.length < 2; i++) {
@@ -66,11 +70,7 @@ describe('meshdemo logs through the API server and a kubelet stand-in', { skip, 
       });
     }
   });
-  after(async () => {
-    await sim?.stop();
-    await kubelet?.close();
-    await cp?.stop();
-  });
+  after(() => kubelet?.close());
 
   it('logs micro-order --proxy prints both pods\' sidecar lines, each prefixed with its pod', async () => {
     const r = await meshdemo(['logs', 'micro-order', '--proxy']);

@@ -1,16 +1,15 @@
 // Secrets are masked before anything is serialised, and the record (readable with the view role) holds none.
 // Against a REAL Kubernetes 1.20.2 API server; simulated: the node and istioctl (the stand-in in the archive).
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
+import { type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import type { ReleaseArchive } from '../support/release-archive.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import type { ReleaseServer } from '../support/release-server.js';
 import yaml from 'js-yaml';
 
 /** Neither the raw nor the decoded nor the JSON-escaped form of any of these appears in what meshdemo printed. */
@@ -42,18 +41,10 @@ describe('a password holding " and \\ in --json output', () => {
 });
 
 describe('credentials in URLs and from exec plugins are never shown', () => {
+  const demo = withDemoCluster({ name: 'urlmask', controlPlane: false, release: 'server' });
   let tmp: string;
   let server: ReleaseServer;
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-urlmask-'));
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path });
-  });
-  after(async () => {
-    await server?.close();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
-  let archive: ReleaseArchive;
+  before(() => ({ tmp, server } = demo));
   const withCredentials = (url: string, userinfo: string) => url.replace('://', `://${userinfo}@`);
   const noCluster = () => ['--kubeconfig', path.join(tmp, 'no-such-kubeconfig')];
 
@@ -133,21 +124,11 @@ describe('credentials in URLs and from exec plugins are never shown', () => {
 });
 
 describe('the record holds no secret', { skip: skipUnless('control-plane'), timeout: 600_000 }, () => {
+  const demo = withDemoCluster({ name: 'masking', release: 'archive' });
   let cp: ControlPlane;
-  let sim: NodeSimulator;
   let tmp: string;
   let archive: ReleaseArchive;
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-masking-'));
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
-  });
-  after(async () => {
-    await sim?.stop();
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  before(() => ({ cp, tmp, archive } = demo));
 
   it('--istio-set values whose key names a token are recorded masked, and never printed', async () => {
     const token = 'access-token-"9f8e\\7d6c';

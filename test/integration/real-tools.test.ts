@@ -4,22 +4,22 @@
 // WAIT_FOR_RESOURCES_TIMEOUT, prints its real readiness failure and exits 1, progress on stderr).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { kubeJson, startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive } from '../support/release-archive.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import type { ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import type { NodeSimulator } from '../support/node-simulator.js';
+import type { ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
 
 const skip = skipUnless('control-plane');
-const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 
 describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
+  const demo = withDemoCluster({ name: 'real-tools', release: 'server', meshdemo: { env: (d) => ({ STANDIN_ENV_LOG: path.join(d.tmp, 'istioctl-env.log') }) } });
+  const { api } = demo;
   let cp: ControlPlane;
   let sim: NodeSimulator;
   let server: ReleaseServer;
@@ -27,28 +27,15 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
   let cache: string;
   let envLog: string;
 
-  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
-  const meshdemo = (args: string[], env: Record<string, string> = {}) =>
-    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, ...args], { env: { STANDIN_ENV_LOG: envLog, ...env } });
+  const meshdemo = (args: string[], env: Record<string, string> = {}) => demo.meshdemo(args, { env });
   const up = (args: string[] = [], env: Record<string, string> = {}) => meshdemo(['up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], env);
   const istioctlRuns = (): Array<{ argv: string[]; env: Record<string, string> }> =>
     fs.existsSync(envLog) ? fs.readFileSync(envLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
   const installs = () => istioctlRuns().filter((r) => r.argv[0] === 'install');
 
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-real-tools-'));
-    cache = path.join(tmp, 'cache');
+  before(() => {
+    ({ cp, sim, server, tmp, cache } = demo);
     envLog = path.join(tmp, 'istioctl-env.log');
-    const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ [ASSET]: archive.path });
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
-  });
-  after(async () => {
-    await server?.close();
-    await sim?.stop();
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it("istiod kept unready: istioctl's own readiness failure is exit 4 naming istiod and its pod's reason; istioctl got the deadline in its environment", async () => {

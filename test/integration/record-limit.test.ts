@@ -1,13 +1,12 @@
 // A record that would outgrow its ConfigMap (1 MiB of data, the API server's limit) is refused before the change it
 // would record is made. Against a REAL Kubernetes 1.20.2 API server; simulated: istioctl (the stand-in in the
 // archive), never reached here.
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
+import { type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import type { ReleaseArchive } from '../support/release-archive.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
 
@@ -15,18 +14,11 @@ const CONFIGMAPS = '/api/v1/namespaces/default/configmaps';
 const LIMIT = 1024 * 1024;
 
 describe('the record at its size limit', { skip: skipUnless('control-plane'), timeout: 300_000 }, () => {
+  const demo = withDemoCluster({ name: 'record-limit', controlPlane: { controllerManager: false }, release: 'archive' });
   let cp: ControlPlane;
   let tmp: string;
   let archive: ReleaseArchive;
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-record-limit-'));
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    cp = await startControlPlane({ controllerManager: false });
-  });
-  after(async () => {
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  before(() => ({ cp, tmp, archive } = demo));
 
   it('a change whose record would not fit is refused before it is made: exit 3, one line with the way on, nothing changed', async () => {
     // a record (as an earlier up with many images would leave it) a few bytes short of what a ConfigMap holds

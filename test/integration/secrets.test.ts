@@ -4,23 +4,20 @@
 // environment (MESHDEMO_*PASSWORD|TOKEN|SECRET, a proxy URL with credentials). Against a REAL Kubernetes 1.20.2
 // API server + controller manager and a REAL local HTTP server with a release-shaped archive; simulated: the node
 // and istioctl (the stand-in in the archive).
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import yaml from 'js-yaml';
-import { freePorts, startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive } from '../support/release-archive.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { freePorts, type ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import type { ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
 
 const skip = skipUnless('control-plane');
-const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 const MODES: Array<{ name: string; flags: string[] }> = [
   { name: 'plain', flags: [] },
   { name: 'verbose', flags: ['--verbose'] },
@@ -41,8 +38,8 @@ interface Run {
 }
 
 describe('secrets never printed', { skip }, () => {
+  const demo = withDemoCluster({ name: 'secrets', release: 'server' });
   let cp: ControlPlane;
-  let sim: NodeSimulator;
   let server: ReleaseServer;
   let tmp: string;
   let kubeconfig: string;
@@ -60,11 +57,7 @@ describe('secrets never printed', { skip }, () => {
   const secrets: Record<string, string> = {};
 
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-secrets-'));
-    const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ [ASSET]: archive.path });
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
+    ({ cp, server, tmp } = demo);
 
     // a client certificate and key (this API server has no client CA, so they are never used; still secret)
     const key = path.join(tmp, 'client.key');
@@ -95,12 +88,6 @@ describe('secrets never printed', { skip }, () => {
       'MESHDEMO_PULL_TOKEN': env.MESHDEMO_PULL_TOKEN,
       'proxy password': 'hunter2pass',
     });
-  });
-  after(async () => {
-    await server?.close();
-    await sim?.stop();
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('no command prints a secret, succeeding or failing, in any output mode', async () => {

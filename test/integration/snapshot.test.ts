@@ -1,22 +1,19 @@
 // The "prior state" snapshot (test/support/snapshot.ts) that down's tests compare against sees every kind of change
 // the demo can make: Istio custom resources, Secrets, ConfigMaps, ServiceAccounts, Roles and RoleBindings, webhooks,
 // and labels and annotations on objects that existed before. Against a REAL Kubernetes 1.20.2 API server.
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiRequest, startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { apiRequest, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { skipUnless } from '../support/requirements.js';
 
 describe('the prior-state snapshot', { skip: skipUnless('control-plane'), timeout: 300_000 }, () => {
+  const demo = withDemoCluster({ name: 'snapshot', controlPlane: { controllerManager: false } });
   let cp: ControlPlane;
-  before(async () => {
-    cp = await startControlPlane({ controllerManager: false });
-  });
-  after(async () => {
-    await cp?.stop();
-  });
+  before(() => ({ cp } = demo));
 
   it('sees each kind of change the demo can make', async () => {
     const api = async (path: string, method: string, body: unknown, contentType?: string) => {

@@ -2,7 +2,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
 import { skipUnless } from '../support/requirements.js';
 import { loadKubeconfig } from '../../src/kube/kubeconfig.js';
 import { connect, KubeApiError, type KubeClient, type KubeObject } from '../../src/kube/client.js';
@@ -12,17 +13,15 @@ const skip = skipUnless('control-plane');
 const NS = 'writes';
 
 describe('applyAll on a real API server', { skip, timeout: 300_000 }, () => {
+  const demo = withDemoCluster({ name: 'writes', controlPlane: { controllerManager: false } });
   let cp: ControlPlane;
   let kube: KubeClient;
   before(async () => {
-    cp = await startControlPlane({ controllerManager: false });
+    cp = demo.cp;
     kube = await connect(await loadKubeconfig({ kubeconfig: cp.kubeconfigPath }));
     assert.equal((await kubeJson(cp, '/api/v1/namespaces', { method: 'POST', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } })).status, 201);
   });
-  after(async () => {
-    kube?.close();
-    await cp?.stop();
-  });
+  after(() => kube?.close());
 
   it('item 2 rejected: items 3..n are never applied, and the items in flight finish before it rejects', async () => {
     const configMap = (n: number): KubeObject => ({
