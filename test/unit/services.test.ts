@@ -24,7 +24,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TEMPLATES = path.join(ROOT, 'templates', 'services');
 
 type ServiceName = 'micro-api' | 'micro-order' | 'micro-pay';
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any;
 
 const HOSTNAME = os.hostname();
 const TEST_TIMEOUT = 30_000;
