@@ -20,10 +20,14 @@ export function normalizeReference(ref: string): string {
  * each image the runtime lists, pkg/kubelet/nodestatus/setters.go Images — at most 50 per node, the largest first,
  * refreshed with the node status): what kind or minikube loaded into the nodes, not what the host's Docker has.
  */
-export async function imagesOnEveryNode(kube: KubeClient): Promise<{ nodes: number; has(ref: string): boolean }> {
+export async function imagesOnEveryNode(kube: KubeClient): Promise<{ nodes: number; uids: string[]; has(ref: string): boolean }> {
   const nodes = await kube.list('v1', 'Node');
   const perNode = nodes.map((n) => new Set<string>((n.status?.images ?? []).flatMap((i: any) => (i.names ?? []) as string[]).map(normalizeReference)));
-  return { nodes: nodes.length, has: (ref) => perNode.length > 0 && perNode.every((held) => held.has(normalizeReference(ref))) };
+  return {
+    nodes: nodes.length,
+    uids: nodes.map((n) => n.metadata.uid).filter((uid): uid is string => typeof uid === 'string'),
+    has: (ref) => perNode.length > 0 && perNode.every((held) => held.has(normalizeReference(ref))),
+  };
 }
 
 /** An image some workload of the cluster runs, and whether its kubelet pulls it on every start anyway. */

@@ -33,13 +33,26 @@ export function parseRecord(text: string | undefined, namespace: string): Partia
   for (const list of ['createdNamespaces', 'created', 'changed', 'images'] as const) {
     if (record[list] !== undefined && !Array.isArray(record[list])) throw corrupted(`"${list}" is not a list`);
   }
-  if (record.steps !== undefined && (typeof record.steps !== 'object' || record.steps === null || Array.isArray(record.steps))) throw corrupted('"steps" is not an object');
+  for (const map of ['steps', 'nodesLoaded'] as const) {
+    if (record[map] !== undefined && !isPlainObject(record[map])) throw corrupted(`"${map}" is not an object`);
+  }
   const badEntry = ((record.created as unknown[] | undefined) ?? []).find((e: any) => !e || typeof e.apiVersion !== 'string' || typeof e.kind !== 'string' || typeof e.name !== 'string');
   if (badEntry !== undefined) throw corrupted(`an entry of "created" names no apiVersion, kind and name: ${JSON.stringify(badEntry)}`);
   const badChange = ((record.changed as unknown[] | undefined) ?? []).find((e: any) => !e?.ref || typeof e.ref.kind !== 'string' || typeof e.ref.name !== 'string' || typeof e.previous !== 'object');
   if (badChange !== undefined) throw corrupted(`an entry of "changed" names no object or previous values: ${JSON.stringify(badChange)}`);
   return record as Partial<InventoryData>;
 }
+/**
+ * How long a node's Node .status.images may lag behind its runtime: the kubelet lists images from a cache refreshed
+ * every 30 s (kubelet 1.19/1.20 pkg/kubelet/images/image_gc_manager.go Start) and reports node status every 10 s
+ * (nodeStatusUpdateFrequency); with a margin.
+ */
+const KUBELET_IMAGE_LIST_LAG_MS = 60_000;
+
+function isPlainObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'meshdemo' } as const;
 
 /** Whether the object carries meshdemo's label (up labels what it applies or creates). */
@@ -77,6 +90,8 @@ export interface InventoryData {
   created: CreatedEntry[];
   changed: ChangedEntry[];
   images: string[];
+  /** Per image loaded with kind load: the uids of the nodes it went into, and when (their kubelets report it only later). */
+  nodesLoaded?: Record<string, { nodes: string[]; at: string }>;
   steps: Record<string, { completedAt: string; inputs?: Record<string, unknown> }>;
 }
 
@@ -191,6 +206,24 @@ export class Inventory {
     if (!fresh.length) return;
     this.data.images.push(...fresh);
     await this.flush();
+  }
+
+  /** Records that kind load put these images into the nodes with these uids, now. */
+  async recordLoaded(images: string[], nodeUids: string[]): Promise<void> {
+    const at = new Date().toISOString();
+    for (const i of images) (this.data.nodesLoaded ??= {})[i] = { nodes: [...nodeUids].sort(), at };
+    await this.flush();
+  }
+
+  /**
+   * Whether kind load put the image into every one of these nodes (by uid) so recently that their kubelets may not
+   * list it yet. Later, what the kubelets list is the truth: the image may have been removed since (crictl rmi, the
+   * kubelet's image garbage collection).
+   */
+  loadedRecentlyIntoAll(image: string, nodeUids: string[]): boolean {
+    const loaded = this.data.nodesLoaded?.[image];
+    if (!loaded || !Array.isArray(loaded.nodes) || Date.now() - Date.parse(loaded.at) > KUBELET_IMAGE_LIST_LAG_MS) return false;
+    return nodeUids.length > 0 && nodeUids.every((uid) => loaded.nodes.includes(uid));
   }
 
   async completeStep(id: string, inputs?: Record<string, unknown>): Promise<void> {

@@ -48,7 +48,9 @@ export const clusterImages: Step<Settings> = {
       return { satisfied: false, detail: `load Istio's and the addons' images into kind cluster "${cluster}" (listed from the release once it is downloaded)` };
     }
     const onNodes = await imagesOnEveryNode(await ctx.kube());
-    const missing = images.filter((i) => !onNodes.has(i.ref));
+    const inventory = await ctx.inventory();
+    // what was loaded moments ago, before the kubelet lists it, is known from the record
+    const missing = images.filter((i) => !onNodes.has(i.ref) && !inventory.loadedRecentlyIntoAll(i.ref, onNodes.uids));
     if (!missing.length) return { satisfied: true, detail: `all ${images.length} images are on the node(s) of kind cluster "${cluster}"` };
     return { satisfied: false, detail: `load into kind cluster "${cluster}": ${missing.map((i) => i.ref).join(', ')}` };
   },
@@ -57,7 +59,8 @@ export const clusterImages: Step<Settings> = {
     const all = wanted(ctx);
     for (const i of all.filter((x) => x.pullAlways)) ctx.log.note(`${i.ref} (${i.usedBy}) has imagePullPolicy Always: the node pulls it on every start, so it is not pre-loaded`);
     const onNodes = await imagesOnEveryNode(await ctx.kube());
-    const missing = all.filter((i) => !i.pullAlways && !onNodes.has(i.ref));
+    const inventory = await ctx.inventory();
+    const missing = all.filter((i) => !i.pullAlways && !onNodes.has(i.ref) && !inventory.loadedRecentlyIntoAll(i.ref, onNodes.uids));
     const platform = nodePlatform((await (await ctx.kube()).list('v1', 'Node')).map((n) => n.status?.nodeInfo?.architecture));
     const kind = kindBinaryFor(ctx.options.cacheDir, cluster, ctx.settings.local);
     let pulled = 0;
@@ -73,6 +76,7 @@ export const clusterImages: Step<Settings> = {
       try {
         const way = await docker.kindLoad(image.ref, cluster, { ...callOpts, kind, platform });
         if (way === 'image-archive') ctx.log.note(ARCHIVE_FALLBACK(image.ref, platform!));
+        await inventory.recordLoaded([image.ref], onNodes.uids);
       } catch (err) {
         if (!(err instanceof ExternalCommandError)) throw err;
         if (docker.kindLoadFallbackFailed(err)) throw err;

@@ -240,8 +240,10 @@ async function published(ctx: Context<UpSettings>, target: Exclude<ImageTarget, 
     const held = new Set(listed?.map(normalizeReference));
     return planned.map((p) => (listed === undefined ? 'unknown' : held.has(normalizeReference(p.ref)) ? 'present' : 'absent'));
   }
+  // what was loaded moments ago, before the kubelet lists it, is known from the record
   const nodes = await imagesOnEveryNode(await ctx.kube());
-  return planned.map((p) => (nodes.has(p.ref) ? 'present' : 'absent'));
+  const inventory = await ctx.inventory();
+  return planned.map((p) => (nodes.has(p.ref) || inventory.loadedRecentlyIntoAll(p.ref, nodes.uids) ? 'present' : 'absent'));
 }
 
 export const images: Step<UpSettings> = {
@@ -292,6 +294,8 @@ export const images: Step<UpSettings> = {
     // commit). Publishing goes one image at a time: three pushes at once would each upload the shared base
     // layers (the daemon dedups uploads per repository only), while one after the other the later pushes
     // mount them from the first; kind and minikube loads stay sequential too. The first failure stops the others.
+    // kind load puts an image into every node the cluster has when it runs: these, at least
+    const loadedInto = target.kind === 'kind' ? (await imagesOnEveryNode(await ctx.kube())).uids : undefined;
     const siblings = new AbortController();
     const stopSiblings = () => siblings.abort();
     ctx.signal.addEventListener('abort', stopSiblings, { once: true });
@@ -374,7 +378,9 @@ export const images: Step<UpSettings> = {
       throw ctx.signal.aborted ? failures[0] : (failures.find((e) => !(e instanceof InterruptedError)) ?? failures[0]);
     }
     const done = results.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof publishOne>>>).value);
-    await (await ctx.inventory()).recordImages(done.map((d) => d.ref));
+    const inventory = await ctx.inventory();
+    await inventory.recordImages(done.map((d) => d.ref));
+    if (loadedInto) await inventory.recordLoaded(done.map((d) => d.ref), loadedInto);
     const built = done.filter((d) => d.how === 'built').length;
     const pushedOnly = target.kind === 'registry' ? done.filter((d) => d.how === 'present' || d.how === 'retagged').length : 0;
     const unchanged = done.length - built - pushedOnly;

@@ -10,12 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import { createContext } from '../../src/commands/context.js';
 import { ExitCode, ExternalCommandError, PreflightError, UsageError } from '../../src/core/errors.js';
 import type { EventSink, MeshEvent } from '../../src/core/events.js';
-import type { Inventory } from '../../src/record/inventory.js';
+import { Inventory } from '../../src/record/inventory.js';
 import type { GlobalOptions } from '../../src/core/options.js';
 import { createPrompter, type Prompter } from '../../src/core/prompt.js';
 import type { Context } from '../../src/record/context.js';
 import { defaultSourceDirs } from '../../src/images/context.js';
-import type { KubeClient } from '../../src/kube/client.js';
+import type { KubeClient, KubeObject } from '../../src/kube/client.js';
 import { dockerPreflight, images, resolveImages } from '../../src/steps/images.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/settings.js';
 import { freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
@@ -30,18 +30,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Harness {
   ctx: Context<UpSettings>;
   events: MeshEvent[];
-  /** What recordImages received (the in-memory stand-in for the cluster inventory). */
-  recorded: string[];
+  /** The images the record (meshdemo's inventory) lists. */
+  recorded(): Promise<string[]>;
 }
 
-/**
- * A Context for the step alone. No cluster is involved in these tests, so kube() and inventory() are stubs:
- * kube() only names the current context, and the inventory is a tiny in-memory object with recordImages.
- */
 /** Where the steps under test read the services from: a copy of templates/services (the tests edit it). */
 let servicesDir: string | undefined;
 
-function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[]; nodeImages?: () => string[] } = {}): Harness {
+/**
+ * A Context for the step alone. No cluster is involved in these tests: kube() names the current context and lists
+ * the nodes, and the inventory is the real one over an in-memory ConfigMap.
+ */
+function harness(opts: Record<string, unknown>, extra: { contextName?: string; prompt?: Prompter; nodeArchitectures?: string[]; nodeImages?: () => string[]; nodeUid?: () => string } = {}): Harness {
   const events: MeshEvent[] = [];
   const sink: EventSink = { emit: (e) => events.push(e) };
   const options: GlobalOptions = {
@@ -60,22 +60,27 @@ function harness(opts: Record<string, unknown>, extra: { contextName?: string; p
     prompt: extra.prompt ?? createPrompter({ json: false, isTTY: false }),
     secrets: new Set(),
   });
-  const recorded: string[] = [];
-  const inventory = {
-    async recordImages(list: string[]) {
-      for (const i of list) if (!recorded.includes(i)) recorded.push(i);
-    },
-  };
   // Nodes: none unless a test names their architectures (then images are built for linux/<arch>), each listing
-  // in .status.images what nodeImages() says its runtime holds (as a kubelet reports it)
+  // in .status.images what nodeImages() says its runtime holds (as a kubelet reports it); nodeUid() tells one
+  // node from the node of a cluster created again
   const nodes = () =>
     (extra.nodeArchitectures ?? []).map((architecture, i) => ({
-      metadata: { name: `node-${i}` },
+      metadata: { name: `node-${i}`, uid: extra.nodeUid ? `${extra.nodeUid()}-${i}` : undefined },
       status: { nodeInfo: { architecture }, images: (extra.nodeImages?.() ?? []).map((name) => ({ names: [name], sizeBytes: 1 })) },
     }));
-  ctx.kube = async () => ({ contextName: extra.contextName ?? 'prod-cluster', server: 'https://127.0.0.1:1', list: async () => nodes() }) as unknown as KubeClient;
-  ctx.inventory = async () => inventory as unknown as Inventory;
-  return { ctx, events, recorded };
+  // the real Inventory over an in-memory ConfigMap (the namespace exists)
+  const configMaps = new Map<string, KubeObject>();
+  const kube = {
+    contextName: extra.contextName ?? 'prod-cluster',
+    server: 'https://127.0.0.1:1',
+    list: async () => nodes(),
+    get: async (ref: { kind: string; name: string }) => (ref.kind === 'Namespace' ? { metadata: { name: ref.name } } : configMaps.get(ref.name)),
+    apply: async (o: KubeObject) => void configMaps.set(o.metadata.name, o),
+  };
+  const inventory = Inventory.load(kube as unknown as KubeClient, options.namespace);
+  ctx.kube = async () => kube as unknown as KubeClient;
+  ctx.inventory = () => inventory;
+  return { ctx, events, recorded: async () => [...(await inventory).data.images] };
 }
 
 function infoLines(events: MeshEvent[]): string[] {
@@ -165,7 +170,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.deepEqual(await registryTags(env.registry, `meshdemo/${service}`), [tagOf(ref)], `${service} in the registry`);
       assert.ok(infoLines(events).some((l) => l.includes(service) && l.includes('built and pushed')), `summary line for ${service}`);
     }
-    assert.deepEqual([...recorded].sort(), Object.values(firstRefs).sort());
+    assert.deepEqual((await recorded()).sort(), Object.values(firstRefs).sort());
     // the labels are on the images, and cost one LABEL instruction in all (the legacy builder makes one per --label)
     for (const service of SERVICES) {
       const { stdout: labels } = await env.docker(['image', 'inspect', '--format', '{{json .Config.Labels}}', firstRefs[service]]);
@@ -276,7 +281,13 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
     const onNode = () => (fs.existsSync(loadedFile) ? Object.keys(JSON.parse(fs.readFileSync(loadedFile, 'utf8'))).map((ref) => `docker.io/${ref}`) : []);
     const loads = () => fs.readFileSync(path.join(bin, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c[0] === 'load').map((c) => c.join(' '));
     try {
-      const { ctx, events, recorded } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh', nodeArchitectures: ['amd64'], nodeImages: onNode });
+      // a kubelet lists a loaded image only once its image cache refreshes (every 30 s): until then, nothing
+      let kubeletListed = true;
+      let cluster = 1;
+      const { ctx, events, recorded } = harness(
+        { baseImage: env.baseImage },
+        { contextName: 'kind-mesh', nodeArchitectures: ['amd64'], nodeImages: () => (kubeletListed ? onNode() : []), nodeUid: () => `cluster-${cluster}` },
+      );
       await dockerPreflight(ctx);
       const refs = await resolveImages(ctx);
       for (const s of SERVICES) assert.match(refs[s], new RegExp(`^meshdemo/${s}:[0-9a-f]+$`));
@@ -293,13 +304,19 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
         SERVICES.map((s) => `load docker-image ${refs[s]} --name mesh`).sort(),
       );
       assert.ok(infoLines(events).some((l) => l.includes('kind load docker-image') && l.includes('--name mesh')));
-      assert.deepEqual([...recorded].sort(), Object.values(refs).sort());
+      assert.deepEqual((await recorded()).sort(), Object.values(refs).sort());
+      kubeletListed = false;
+      assert.equal((await images.check(ctx)).satisfied, true, 'loaded into this very node moments ago: the record says so before its kubelet does');
+      kubeletListed = true;
       assert.equal((await images.check(ctx)).satisfied, true, 'the node lists them now');
 
       // a new node (the cluster deleted and created again): the host still has every image, the node none
       fs.rmSync(loadedFile);
+      cluster++;
+      kubeletListed = false;
       const again = await images.check(ctx);
-      assert.equal(again.satisfied, false, 'the host\'s images do not count');
+      assert.equal(again.satisfied, false, 'the host\'s images do not count, nor what went into the node of the cluster before');
+      kubeletListed = true;
       tools!.reset();
       assert.equal(await images.run(ctx), '0 built, 3 unchanged');
       assert.equal(tools!.counts().build, 0, 'nothing rebuilt');

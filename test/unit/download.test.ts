@@ -428,12 +428,15 @@ describe('downloadVerified', () => {
         }
         res.end();
       });
-      const waited: number[] = [];
-      const [a, b] = await Promise.all([downloadVerified(opts({ url })), downloadVerified(opts({ url, onLockWait: (pid) => waited.push(pid) }))]);
+      const waited: Array<[string, number]> = [];
+      // which of the two takes the lock first is up to the thread pool (both create their directories first)
+      const [a, b] = await Promise.all(
+        (['a', 'b'] as const).map((who) => downloadVerified(opts({ url, onLockWait: (pid) => waited.push([who, pid]) }))),
+      );
       assert.equal(a.sha256, digest);
       assert.equal(b.sha256, digest);
-      assert.deepEqual([a.fromCache, b.fromCache], [false, true], 'the second waits for the first, then finds the file');
-      assert.deepEqual(waited, [process.pid]);
+      assert.deepEqual([a.fromCache, b.fromCache].sort(), [false, true], 'one transfers; the other waits for it, then finds the file');
+      assert.deepEqual(waited, [[a.fromCache ? 'a' : 'b', process.pid]], 'the one that found the file waited for the holder, once');
       assert.equal(transfers, 1);
       assert.deepEqual(await readFile(join(dir, 'istio.tar.gz')), data);
       assert.deepEqual(await readdir(dir), ['istio.tar.gz']);
