@@ -377,6 +377,35 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.deepEqual(await snapshotCluster(cp), baseline);
   });
 
+  it('chaos timeout --verify: with half the payments delayed 2s, a 1s timeout on micro-order cuts about half (504) and none is answered late; without the timeout enforced, --verify fails (none timed out)', async () => {
+    assert.equal((await meshdemo(['chaos', 'delay', 'micro-pay', '2s', '--percent', '50'])).code, 0);
+    const r = await meshdemo(['chaos', 'timeout', 'micro-order', '1s', '--verify', '--requests', '600', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+    const checks = r.events().at(-1).checks;
+    assert.deepEqual(checks.map((c: any) => [c.label, c.ok]), [['answered within 1s', true], ['timed out (1s)', true]]);
+    assert.equal(checks[1].askedPercent, 50);
+    assert.ok(Math.abs(checks[1].measuredPercent - 50) <= 5, JSON.stringify(checks));
+    // the route's timeout taken out while it measures: the delayed orders come late, none times out
+    let changed: Promise<unknown> | undefined;
+    const bad = await meshdemo(['chaos', 'timeout', 'micro-order', '1s', '--verify', '--requests', '100', '--json'], {
+      onEvent: (e) => {
+        if (!changed && e.type === 'log' && /^configured VirtualService\/default\/micro-order$/.test(e.message)) {
+          changed = (async () => {
+            const vs = (await api(`${NET}/virtualservices/micro-order`)).body;
+            delete vs.spec.http[0].timeout;
+            assert.equal((await api(`${NET}/virtualservices/micro-order`, 'PUT', vs)).status, 200);
+            await orderRoute.synced();
+          })();
+        }
+      },
+    });
+    await changed;
+    assert.equal(bad.code, 1, bad.stderr + bad.stdout.slice(-1500));
+    assert.match(errorLines(bad.stderr)[0], /^error: what --verify measured is not what chaos timeout applied: (answered within 1s, )?timed out \(1s\) — /);
+    assert.equal((await meshdemo(['chaos', 'clear'])).code, 0);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
   it('--dry-run prints the YAML and changes nothing', async () => {
     const r = await meshdemo(['chaos', 'delay', 'micro-order', '3s', '--percent', '50', '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
@@ -386,15 +415,17 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
 
   it('mtls strict --verify: a plaintext call from a pod without a sidecar is reset, the mesh path answers; permissive --verify: both answer; clear removes the PeerAuthentication (snapshot)', async () => {
     const PA = '/apis/security.istio.io/v1beta1/namespaces/default/peerauthentications';
-    const seen = () => apiInbound.flatMap((i) => i.log);
-    const before = seen().length;
+    const marks = () => apiInbound.map((i) => i.log.length);
+    const since = (from: number[]) => apiInbound.flatMap((i, k) => i.log.slice(from[k]));
+    const before = marks();
     const r = await meshdemo(['mtls', 'strict', '--verify', '--requests', '40']);
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-1500));
     assert.deepEqual((await api(`${PA}/default`)).body.spec, { mtls: { mode: 'STRICT' } }); // PeerAuthentication.MutualTLS.mode
     assert.match(r.stdout, /^plaintext, no sidecar\s+expected refused \(connection reset\) {2}measured connection reset \(.*\) \(attempt \d\) {2}ok$/m);
     assert.match(r.stdout, /^mesh path \(gateway\)\s+expected all 40 orders answered {2}measured 40\/40 answered {2}ok$/m);
     // the sidecars refused the plaintext connection and took the gateway's in mutual TLS
-    const strict = seen().slice(before);
+    const strict = since(before);
+    const afterStrict = marks();
     assert.ok(strict.includes('refused') && strict.includes('mtls') && !strict.includes('plaintext'), JSON.stringify(strict));
     // the probe pod lived only while it ran, and is not in the record
     assert.deepEqual((await api('/api/v1/namespaces/default/pods?labelSelector=app%3Dmeshdemo-plaintext-probe')).body.items.filter((p: any) => !p.metadata.deletionTimestamp), []);
@@ -405,7 +436,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     const checks = p.events().at(-1).checks;
     assert.deepEqual(checks.map((c: any) => [c.label, c.ok]), [['plaintext, no sidecar', true], ['mesh path (gateway)', true]]);
     assert.match(checks[0].measured, /^answered HTTP 200 \(attempt \d\)$/);
-    assert.ok(seen().slice(before + strict.length).includes('plaintext'));
+    assert.ok(since(afterStrict).includes('plaintext'));
     assert.equal((await meshdemo(['mtls', 'clear'])).code, 0);
     assert.equal((await api(`${PA}/default`)).status, 404);
     assert.deepEqual(await snapshotCluster(cp), baseline);
