@@ -47,6 +47,7 @@ export function register(program: Command): void {
     .option('--url <url>', 'order endpoint for --verify (default: the gateway URL)')
     .option('--node-address <addr>', 'node address for the gateway URL')
     .option('--dry-run', 'print the objects it would apply, change nothing')
+    .option('--render', 'the same as --dry-run: print the YAML, change nothing')
     .addHelpText('after', '\nExamples:\n  meshdemo canary micro-order --weight v2=20 --verify\n  meshdemo canary micro-api --weight v2=0 --header end-user=jason\n  meshdemo canary micro-order --promote\n  meshdemo canary micro-order --reset')
     .action(
       action<CanarySettings>((opts, args) => parseCanary(opts, args), async (ctx) => {

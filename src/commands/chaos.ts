@@ -24,6 +24,7 @@ export function register(program: Command): void {
     .option('--url <url>', 'order endpoint for --verify (default: the gateway URL)')
     .option('--node-address <addr>', 'node address for the gateway URL')
     .option('--dry-run', 'print the objects it would apply, change nothing')
+    .option('--render', 'the same as --dry-run: print the YAML, change nothing')
     .addHelpText(
       'after',
       '\nExamples:\n  meshdemo chaos delay micro-order 3s --percent 50 --verify\n  meshdemo chaos abort micro-order 500 --percent 50 --verify\n  meshdemo chaos timeout micro-api 1s\n  meshdemo chaos retries micro-order 3 --per-try-timeout 1s\n  meshdemo chaos breaker micro-pay\n  meshdemo chaos clear',

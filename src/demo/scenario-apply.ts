@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import yaml from 'js-yaml';
-import { PreflightError } from '../core/errors.js';
+import { InterruptedError, PreflightError, ReadinessTimeoutError } from '../core/errors.js';
 import type { Context } from '../record/context.js';
 import type { Inventory } from '../record/inventory.js';
 import { describeRef, refOf, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
@@ -10,6 +12,8 @@ import {
   CANARY_VERSION,
   FAILING_PAY,
   NETWORKING,
+  PLAINTEXT_PROBE,
+  PROBE_EXIT,
   SCENARIO_STEP,
   SECURITY,
   isEmpty,
@@ -17,8 +21,10 @@ import {
   renderDestinationRule,
   renderFailingPayDeployment,
   renderPeerAuthentication,
+  renderPlaintextProbe,
   renderVirtualService,
   subsetsOf,
+  type ProbeOutcome,
   type ScenarioState,
   type ServiceScenarios,
 } from './scenarios.js';
@@ -208,4 +214,51 @@ export async function applyMtls(ctx: Context<unknown>, mode: 'STRICT' | 'PERMISS
   await kube.apply(obj, { signal: ctx.signal });
   onChange(`${live ? 'configured' : 'created'} ${describeRef(ref)} (mtls.mode ${mode})`);
   return { applied: [obj], deleted: [] };
+}
+
+/**
+ * Runs the plaintext probe pod (scenarios.ts renderPlaintextProbe) to its end and reads how its call went: the exit
+ * code and the termination message. Recorded before it is created and deleted afterwards, also when waiting fails:
+ * after a kill, `down` removes it.
+ */
+export async function runPlaintextProbe(
+  ctx: Context<unknown>,
+  expect: ProbeOutcome,
+  opts: { deadline: number; onChange: (line: string) => void },
+): Promise<{ outcome: ProbeOutcome; message: string }> {
+  const kube = await ctx.kube();
+  const inventory = await ctx.inventory();
+  const namespace = ctx.options.namespace;
+  const api = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: DEPLOYMENT_OF['micro-api'] });
+  if (!api) throw new PreflightError(`Deployment ${namespace}/${DEPLOYMENT_OF['micro-api']} is gone`, { hint: 'run meshdemo up again' });
+  const pod = renderPlaintextProbe(api, `${PLAINTEXT_PROBE.app}-${randomBytes(3).toString('hex')}`, expect);
+  const ref = refOf(pod);
+  await inventory.recordCreated(SCENARIO_STEP, ref);
+  try {
+    await kube.create(pod, { signal: ctx.signal });
+    opts.onChange(`created ${describeRef(ref)} (no sidecar), calling micro-api in plaintext`);
+    for (;;) {
+      const live = await kube.get(ref);
+      const ended = live?.status?.containerStatuses?.find((c: any) => c.name === PLAINTEXT_PROBE.container)?.state?.terminated;
+      if (ended) return probeResult(ended);
+      if (Date.now() > opts.deadline) throw probeTimeout(live, namespace, pod.metadata.name);
+      if (ctx.signal?.aborted) throw new InterruptedError('interrupted while the plaintext probe ran');
+      await sleep(500);
+    }
+  } finally {
+    if (await kube.delete(ref)) opts.onChange(`deleted ${describeRef(ref)}`);
+    await inventory.forgetCreated(ref);
+  }
+}
+
+function probeResult(ended: { exitCode: number; message?: string }): { outcome: ProbeOutcome; message: string } {
+  const outcome = (Object.keys(PROBE_EXIT) as ProbeOutcome[]).find((k) => PROBE_EXIT[k] === ended.exitCode) ?? 'failed';
+  return { outcome, message: String(ended.message ?? `exit code ${ended.exitCode}`).trim() };
+}
+
+function probeTimeout(live: KubeObject | undefined, namespace: string, name: string): ReadinessTimeoutError {
+  const waiting = live?.status?.containerStatuses?.[0]?.state?.waiting;
+  return new ReadinessTimeoutError(`the plaintext probe pod ${namespace}/${name} did not finish in time (${waiting ? waiting.reason : `phase ${live?.status?.phase ?? 'unknown'}`})`, {
+    hint: `see kubectl describe pod -n ${namespace} ${name} while it runs, or pass a longer --timeout`,
+  });
 }

@@ -4,7 +4,7 @@ import { gatewayUrl, nodePortReach } from './facts.js';
 import { runTraffic, type TrafficSummary } from './traffic.js';
 import { ORDER_PATH } from './scenarios.js';
 
-/** Settings every scenario command shares (--verify, --requests, --url, --node-address, --dry-run). */
+/** Settings every scenario command shares (--verify, --requests, --url, --node-address, --dry-run or --render). */
 export interface ScenarioCommonSettings {
   verify: boolean;
   requests: number;
@@ -19,7 +19,7 @@ export function parseScenarioCommon(opts: Record<string, any>): ScenarioCommonSe
     throw new UsageError(`--requests "${opts.requests}" is not a whole number from 20 to 100000`, { hint: 'e.g. --requests 400 (more requests measure a share more precisely)' });
   }
   if (opts.url !== undefined && !/^https?:\/\/[^/]/.test(opts.url)) throw new UsageError(`--url "${opts.url}" is not an http(s) URL`, { hint: 'e.g. --url http://127.0.0.1:31080/api/order/create' });
-  return { verify: Boolean(opts.verify), requests, url: opts.url, nodeAddress: opts.nodeAddress, dryRun: Boolean(opts.dryRun) };
+  return { verify: Boolean(opts.verify), requests, url: opts.url, nodeAddress: opts.nodeAddress, dryRun: Boolean(opts.dryRun || opts.render) };
 }
 
 /** Orders through the gateway (or --url), as fast as 8 at a time allow, to measure what a scenario does. */

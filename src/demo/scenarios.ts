@@ -206,3 +206,74 @@ export function describeScenarios(state: ScenarioState | undefined): string[] {
   if (state?.mtls) out.push(`mtls ${state.mtls.toLowerCase()}`);
   return out;
 }
+
+/** The pod without a sidecar that `mtls --verify` calls micro-api from, in plaintext. */
+export const PLAINTEXT_PROBE = { app: 'meshdemo-plaintext-probe', container: 'probe', terminationLog: '/dev/termination-log' } as const;
+
+/** What the probe's call came to: its exit code. */
+export const PROBE_EXIT = { answered: 0, reset: 1, failed: 2 } as const;
+export type ProbeOutcome = keyof typeof PROBE_EXIT;
+
+/**
+ * The probe's program (node -e, argv: URL, the outcome expected, the termination log): one order POSTed in plaintext,
+ * as a client without a sidecar sends it. A connection closed before any answer is a reset (Node: ECONNRESET), what
+ * a STRICT sidecar does to plaintext. Sidecars take a changed policy a moment after it is applied, so it calls again,
+ * 1 s apart, up to 5 times, until the outcome is the one expected; it writes the last one to the termination log
+ * (the kubelet reports it in the pod's status) and exits with PROBE_EXIT's code.
+ */
+const PROBE_SCRIPT = `
+const http = require('http');
+const fs = require('fs');
+const [url, expect, out] = process.argv.slice(1);
+const body = JSON.stringify({ businessId: 'meshdemo-plaintext-probe', amount: 100, channel: 1 });
+const call = () => new Promise((resolve) => {
+  const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10000 }, (res) => {
+    res.resume();
+    resolve({ outcome: 'answered', text: 'answered HTTP ' + res.statusCode });
+  });
+  req.on('timeout', () => req.destroy(Object.assign(new Error('no answer within 10s'), { code: 'ETIMEDOUT' })));
+  req.on('error', (e) => resolve(e.code === 'ECONNRESET' ? { outcome: 'reset', text: 'connection reset (' + e.message + ')' } : { outcome: 'failed', text: (e.code || 'error') + ': ' + e.message }));
+  req.end(body);
+});
+(async () => {
+  let r;
+  for (let i = 1; i <= 5; i++) {
+    r = await call();
+    r.text += ' (attempt ' + i + ')';
+    if (r.outcome === expect || i === 5) break;
+    await new Promise((x) => setTimeout(x, 1000));
+  }
+  fs.writeFileSync(out, r.text);
+  console.log(r.text);
+  process.exit(${JSON.stringify(PROBE_EXIT)}[r.outcome]);
+})();
+`;
+
+/**
+ * `meshdemo-plaintext-probe-<suffix>`: runs once (restartPolicy Never) with micro-api's image (Node, already on the
+ * node) and annotation sidecar.istio.io/inject "false", so no sidecar is injected and its call leaves in plaintext,
+ * to micro-api's Service by its cluster DNS name.
+ */
+export function renderPlaintextProbe(apiDeployment: KubeObject, name: string, expect: ProbeOutcome): KubeObject {
+  const namespace = apiDeployment.metadata.namespace!;
+  const app = apiDeployment.spec.template.spec;
+  const url = `http://micro-api.${namespace}.svc.cluster.local:${ROUTE_PORT['micro-api']}${ORDER_PATH}`;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { app: PLAINTEXT_PROBE.app, ...MANAGED_BY }, annotations: { 'sidecar.istio.io/inject': 'false' } },
+    spec: {
+      restartPolicy: 'Never',
+      ...(app.imagePullSecrets ? { imagePullSecrets: app.imagePullSecrets } : {}),
+      containers: [
+        {
+          name: PLAINTEXT_PROBE.container,
+          image: app.containers[0].image,
+          ...(app.containers[0].imagePullPolicy ? { imagePullPolicy: app.containers[0].imagePullPolicy } : {}),
+          command: ['node', '-e', PROBE_SCRIPT, url, expect, PLAINTEXT_PROBE.terminationLog],
+          terminationMessagePath: PLAINTEXT_PROBE.terminationLog,
+        },
+      ],
+    },
+  };
+}

@@ -12,16 +12,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { createImageStore, startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import yaml from 'js-yaml';
+import type { V1Pod } from '@kubernetes/client-node';
+import { createImageStore, startNodeSimulator, type ContainerExit, type NodeSimulator } from '../support/node-simulator.js';
 import { buildReleaseArchive } from '../support/release-archive.js';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { killOwned } from '../support/reaper.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { freePorts } from '../support/local-services.js';
-import { startGrpcMeshRouter, startMeshRouter, watchMesh, type Endpoint, type MeshRouter } from '../support/mesh-router.js';
+import { createMeshIdentity, startGrpcMeshRouter, startInboundSidecar, startMeshRouter, watchMesh, type Endpoint, type InboundSidecar, type MeshRouter } from '../support/mesh-router.js';
 import { skipUnless } from '../support/requirements.js';
 
 const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/services');
@@ -42,6 +45,8 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
   let pristine: Record<string, string[]>;
   let baseVs: any;
   const children: ChildProcess[] = [];
+  /** micro-api's pods' inbound sidecars (their PeerAuthentication mode decides what a plaintext caller gets). */
+  const apiInbound: InboundSidecar[] = [];
   /** Local processes per service and version: one is handed to each Ready pod of that version. */
   const processes: Record<string, string[]> = {};
 
@@ -78,6 +83,37 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     });
   };
 
+  /**
+   * The node's container runtime for pods that run to completion, as meshdemo's plaintext probe: its `node`
+   * command runs as a local process. What cluster DNS and kube-proxy do cannot run here: a URL argument naming a
+   * Service (http://<svc>.default.svc.cluster.local:<port>/…) is pointed at one Ready pod of it — for micro-api, its
+   * inbound sidecar's listener, in plaintext as the call is sent. The kubelet mounts a host file at the container's
+   * terminationMessagePath; the argument naming that path is pointed at such a file.
+   */
+  const runPod = (pod: V1Pod): Promise<ContainerExit> | undefined => {
+    const c = pod.spec?.containers?.[0];
+    if (!c?.command || c.command[0] !== 'node') return undefined;
+    const logFile = path.join(tmp, `termination-${pod.metadata!.uid}`);
+    return (async () => {
+      const args: string[] = [];
+      for (const a of [...c.command!.slice(1), ...(c.args ?? [])]) {
+        const m = /^http:\/\/([a-z0-9-]+)\.default\.svc\.cluster\.local:(\d+)(\/.*)?$/.exec(a);
+        if (a === c.terminationMessagePath) args.push(logFile);
+        else if (m) {
+          const svc = (await api(`/api/v1/namespaces/default/services/${m[1]}`)).body;
+          assert.ok(svc.spec.ports.some((p: any) => p.port === Number(m[2])), `no port ${m[2]} on Service ${m[1]}`);
+          const [endpoint] = await endpointsOf(m[1]);
+          assert.ok(endpoint, `no Ready pod behind Service ${m[1]}`);
+          args.push(`${endpoint.url.replace(/^https:/, 'http:')}${m[3] ?? ''}`);
+        } else args.push(a);
+      }
+      const child = spawn(process.execPath, args, { stdio: 'ignore', env: { PATH: process.env.PATH ?? '' } });
+      children.push(child);
+      const [code] = await once(child, 'exit');
+      return { exitCode: code ?? 137, message: fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : undefined };
+    })();
+  };
+
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-scenarios-'));
     const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
@@ -86,7 +122,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     // The demo's images are already on the node, as after `kind load` (nothing serves 127.0.0.1:5000 here).
     const loadedFile = path.join(tmp, 'node-images.json');
     fs.writeFileSync(loadedFile, JSON.stringify(Object.fromEntries(IMAGES.filter((a) => a !== '--image').map((a) => [a.split('=')[1], {}]))));
-    sim = await startNodeSimulator(cp.kubeconfigPath, { images: createImageStore({ loadedFile }) });
+    sim = await startNodeSimulator(cp.kubeconfigPath, { images: createImageStore({ loadedFile }), run: runPod });
     pristine = await snapshotCluster(cp);
     const u = await meshdemo(['up', '--yes', '--istio-mirror', server.url, '--skip-build', ...IMAGES]);
     assert.equal(u.code, 0, u.stderr);
@@ -114,21 +150,26 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     }
     // micro-api's sidecar: its outbound route to micro-order, by the mesh's VirtualService and DestinationRule
     orderRoute = await startMeshRouter({ get, namespace: 'default', host: 'micro-order', endpoints: () => endpointsOf('micro-order') });
+    // micro-api's pods have sidecars: each is reached through its inbound sidecar, in mutual TLS from the gateway
+    const identity = createMeshIdentity(path.join(tmp, 'mesh-ca'));
     const apiPorts = await freePorts(2);
     for (const [i, version] of ['v1', 'v2'].entries()) {
       run('micro-api', { PORT: apiPorts[i], ORDER_URL: `${orderRoute.url}/order/create`, POD_NAME: `micro-api-${version}-${i}`, VERSION: version });
-      (processes[`micro-api/${version}`] ??= []).push(`http://127.0.0.1:${apiPorts[i]}`);
+      const inbound = await startInboundSidecar({ get, namespace: 'default', labels: { app: 'micro-api', version }, app: `http://127.0.0.1:${apiPorts[i]}`, identity });
+      apiInbound.push(inbound);
+      (processes[`micro-api/${version}`] ??= []).push(inbound.url);
     }
     await Promise.all([payPorts[1], payPorts[3], payPorts[5], ...orderPorts, ...apiPorts].map(ready));
     // the ingress gateway on its http2 nodePort (node address 127.0.0.1), by the VirtualService bound to micro-gateway
     const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
     const http2 = gw.body.spec.ports.find((p: any) => p.name === 'http2').nodePort;
-    gateway = await startMeshRouter({ get, namespace: 'default', host: 'micro-api', gateway: 'micro-gateway', endpoints: () => endpointsOf('micro-api'), port: http2 });
+    gateway = await startMeshRouter({ get, namespace: 'default', host: 'micro-api', gateway: 'micro-gateway', endpoints: () => endpointsOf('micro-api'), port: http2, identity });
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
     await gateway?.close();
     await orderRoute?.close();
+    for (const i of apiInbound) await i.close();
     for (const p of paySidecars) await p.close();
     await stopPayWatch?.();
     await sim?.stop();
@@ -336,6 +377,35 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.deepEqual(await snapshotCluster(cp), baseline);
   });
 
+  it('chaos timeout --verify: with half the payments delayed 2s, a 1s timeout on micro-order cuts about half (504) and none is answered late; without the timeout enforced, --verify fails (none timed out)', async () => {
+    assert.equal((await meshdemo(['chaos', 'delay', 'micro-pay', '2s', '--percent', '50'])).code, 0);
+    const r = await meshdemo(['chaos', 'timeout', 'micro-order', '1s', '--verify', '--requests', '600', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+    const checks = r.events().at(-1).checks;
+    assert.deepEqual(checks.map((c: any) => [c.label, c.ok]), [['answered within 1s', true], ['timed out (1s)', true]]);
+    assert.equal(checks[1].askedPercent, 50);
+    assert.ok(Math.abs(checks[1].measuredPercent - 50) <= 5, JSON.stringify(checks));
+    // the route's timeout taken out while it measures: the delayed orders come late, none times out
+    let changed: Promise<unknown> | undefined;
+    const bad = await meshdemo(['chaos', 'timeout', 'micro-order', '1s', '--verify', '--requests', '100', '--json'], {
+      onEvent: (e) => {
+        if (!changed && e.type === 'log' && /^configured VirtualService\/default\/micro-order$/.test(e.message)) {
+          changed = (async () => {
+            const vs = (await api(`${NET}/virtualservices/micro-order`)).body;
+            delete vs.spec.http[0].timeout;
+            assert.equal((await api(`${NET}/virtualservices/micro-order`, 'PUT', vs)).status, 200);
+            await orderRoute.synced();
+          })();
+        }
+      },
+    });
+    await changed;
+    assert.equal(bad.code, 1, bad.stderr + bad.stdout.slice(-1500));
+    assert.match(errorLines(bad.stderr)[0], /^error: what --verify measured is not what chaos timeout applied: (answered within 1s, )?timed out \(1s\) — /);
+    assert.equal((await meshdemo(['chaos', 'clear'])).code, 0);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
   it('--dry-run prints the YAML and changes nothing', async () => {
     const r = await meshdemo(['chaos', 'delay', 'micro-order', '3s', '--percent', '50', '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
@@ -343,12 +413,66 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.deepEqual(await snapshotCluster(cp), baseline);
   });
 
-  it('mtls strict applies PeerAuthentication default (mtls.mode STRICT); mtls clear removes it', async () => {
-    const r = await meshdemo(['mtls', 'strict']);
-    assert.equal(r.code, 0, r.stderr);
-    const pa = (await api('/apis/security.istio.io/v1beta1/namespaces/default/peerauthentications/default')).body;
-    assert.deepEqual(pa.spec, { mtls: { mode: 'STRICT' } }); // PeerAuthentication.MutualTLS.mode
+  it('mtls strict --verify: a plaintext call from a pod without a sidecar is reset, the mesh path answers; permissive --verify: both answer; clear removes the PeerAuthentication (snapshot)', async () => {
+    const PA = '/apis/security.istio.io/v1beta1/namespaces/default/peerauthentications';
+    const marks = () => apiInbound.map((i) => i.log.length);
+    const since = (from: number[]) => apiInbound.flatMap((i, k) => i.log.slice(from[k]));
+    const before = marks();
+    const r = await meshdemo(['mtls', 'strict', '--verify', '--requests', '40']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-1500));
+    assert.deepEqual((await api(`${PA}/default`)).body.spec, { mtls: { mode: 'STRICT' } }); // PeerAuthentication.MutualTLS.mode
+    assert.match(r.stdout, /^plaintext, no sidecar\s+expected refused \(connection reset\) {2}measured connection reset \(.*\) \(attempt \d\) {2}ok$/m);
+    assert.match(r.stdout, /^mesh path \(gateway\)\s+expected all 40 orders answered {2}measured 40\/40 answered {2}ok$/m);
+    // the sidecars refused the plaintext connection and took the gateway's in mutual TLS
+    const strict = since(before);
+    const afterStrict = marks();
+    // no plaintext passed; the gateway's connections (kept alive across tests) are mutual TLS
+    assert.ok(strict.includes('refused') && !strict.includes('plaintext'), JSON.stringify(strict));
+    assert.ok(apiInbound.some((i) => i.log.includes('mtls')));
+    // the probe pod lived only while it ran, and is not in the record
+    assert.deepEqual((await api('/api/v1/namespaces/default/pods?labelSelector=app%3Dmeshdemo-plaintext-probe')).body.items.filter((p: any) => !p.metadata.deletionTimestamp), []);
+    assert.ok(!(await record()).created.some((c: any) => c.kind === 'Pod'));
+
+    const p = await meshdemo(['mtls', 'permissive', '--verify', '--requests', '40', '--json']);
+    assert.equal(p.code, 0, p.stderr + p.stdout.slice(-1500));
+    const checks = p.events().at(-1).checks;
+    assert.deepEqual(checks.map((c: any) => [c.label, c.ok]), [['plaintext, no sidecar', true], ['mesh path (gateway)', true]]);
+    assert.match(checks[0].measured, /^answered HTTP 200 \(attempt \d\)$/);
+    assert.ok(since(afterStrict).includes('plaintext'));
     assert.equal((await meshdemo(['mtls', 'clear'])).code, 0);
+    assert.equal((await api(`${PA}/default`)).status, 404);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('mtls strict --verify fails (exit 1) while a workload PeerAuthentication keeps micro-api PERMISSIVE: the plaintext call is answered', async () => {
+    const PA = '/apis/security.istio.io/v1beta1/namespaces/default/peerauthentications';
+    const own = { apiVersion: 'security.istio.io/v1beta1', kind: 'PeerAuthentication', metadata: { name: 'micro-api-permissive', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'micro-api' } }, mtls: { mode: 'PERMISSIVE' } } };
+    assert.equal((await api(PA, 'POST', own)).status, 201);
+    try {
+      const r = await meshdemo(['mtls', 'strict', '--verify', '--requests', '20']);
+      assert.equal(r.code, 1, r.stderr + r.stdout.slice(-1500));
+      assert.match(errorLines(r.stderr)[0], /^error: what --verify measured is not what mtls strict does: plaintext, no sidecar — look for another PeerAuthentication/);
+      assert.match(r.stdout + r.stderr, /plaintext, no sidecar\s+expected refused \(connection reset\) {2}measured answered HTTP 200 \(attempt 5\) {2}NOT as expected/);
+    } finally {
+      await api(`${PA}/micro-api-permissive`, 'DELETE');
+    }
+    assert.equal((await meshdemo(['mtls', 'clear'])).code, 0);
+    assert.deepEqual(await snapshotCluster(cp), baseline);
+  });
+
+  it('--render prints the YAML of the Istio objects of canary, chaos and mtls, and creates nothing', async () => {
+    const docs = async (args: string[]) => {
+      const r = await meshdemo([...args, '--render']);
+      assert.equal(r.code, 0, r.stderr);
+      return yaml.loadAll(r.stdout) as any[];
+    };
+    const canary = await docs(['canary', 'micro-order', '--weight', 'v2=20']);
+    assert.deepEqual(canary.map((o) => `${o.kind}/${o.metadata.name}`), ['Deployment/micro-order-v2', 'DestinationRule/micro-order', 'VirtualService/micro-order']);
+    assert.deepEqual(canary[2].spec.http[0].route.map((x: any) => [x.destination.subset, x.weight]), [['v1', 80], ['v2', 20]]);
+    const [vs] = await docs(['chaos', 'abort', 'micro-order', '500', '--percent', '50']);
+    assert.deepEqual(vs.spec.http[0].fault, { abort: { httpStatus: 500, percentage: { value: 50 } } });
+    const [pa] = await docs(['mtls', 'strict']);
+    assert.deepEqual([pa.apiVersion, pa.kind, pa.metadata.name, pa.spec], ['security.istio.io/v1beta1', 'PeerAuthentication', 'default', { mtls: { mode: 'STRICT' } }]);
     assert.deepEqual(await snapshotCluster(cp), baseline);
   });
 

@@ -19,11 +19,17 @@
 // router answers a route whose cluster does not exist (router.cc: no cluster → NoRouteFound, 503); no matching
 // route is a 404 NR; no endpoint is a 503 UH "no healthy upstream". Every answer goes to `log` with its flags,
 // as Envoy's access log has %RESPONSE_FLAGS%.
-// A plain HTTP/1.1 forwarder on 127.0.0.1.
+// A plain HTTP/1.1 forwarder on 127.0.0.1; to an endpoint whose URL is https:// (a pod with a sidecar: its
+// startInboundSidecar) it speaks Istio's mutual TLS with the router's `identity`, as auto mTLS does.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import { once } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
 
 export interface Endpoint {
   /** The pod's labels (app, version): a DR subset selects endpoints by them (DR Subset.labels). */
@@ -59,6 +65,8 @@ export interface MeshRouterOptions {
   random?: () => number;
   /** The config read shared with other routers of the same host (one reader for several sidecars); closing the router leaves it running. */
   watch?: MeshWatch;
+  /** The proxy's workload certificate, for endpoints with a sidecar (https:// URLs). */
+  identity?: MeshIdentity;
 }
 
 export interface MeshRouter {
@@ -341,9 +349,12 @@ export async function startMeshRouter(opts: MeshRouterOptions): Promise<MeshRout
   const clusterFor = clusterTable(watch.ruleFor, 'http');
   const log: AccessLogEntry[] = [];
   const agent = new http.Agent({ keepAlive: true });
+  const mtlsAgent = opts.identity ? new https.Agent({ keepAlive: true, ...mtlsClientOptions(opts.identity) }) : undefined;
   const forward = (target: string, req: http.IncomingMessage, body: Buffer, timeoutMs: number | undefined) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer } | { error: 'timeout' | 'connect' }>((resolve) => {
-      const out = http.request(new URL(req.url ?? '/', target), { method: req.method, headers: { ...req.headers, host: opts.host }, agent }, (up) => {
+      const secure = target.startsWith('https:');
+      if (secure && !mtlsAgent) throw new Error(`stand-in: ${target} has a sidecar, but this router was given no identity for mutual TLS`);
+      const out = (secure ? https : http).request(new URL(req.url ?? '/', target), { method: req.method, headers: { ...req.headers, host: opts.host }, agent: secure ? mtlsAgent : agent }, (up) => {
         const chunks: Buffer[] = [];
         up.on('data', (c) => chunks.push(c));
         up.on('end', () => {
@@ -455,6 +466,7 @@ export async function startMeshRouter(opts: MeshRouterOptions): Promise<MeshRout
     close: async () => {
       if (!opts.watch) await watch.stop();
       agent.destroy();
+      mtlsAgent?.destroy();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     },
@@ -605,6 +617,192 @@ export async function startGrpcMeshRouter(opts: MeshRouterOptions): Promise<Mesh
       for (const s of sessions.values()) s.destroy();
       for (const s of downstream) s.destroy();
       await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * A workload certificate as istiod's CA issues it (SPIFFE URI SAN spiffe://<trust domain>/ns/<ns>/sa/<sa>), signed
+ * by the mesh's root; one identity serves every sidecar of the test mesh. Made with openssl, EC P-256, valid a day.
+ */
+export interface MeshIdentity {
+  key: string;
+  cert: string;
+  /** The mesh root certificate both sides verify the peer against. */
+  ca: string;
+}
+
+export function createMeshIdentity(dir: string, spiffeId = 'spiffe://cluster.local/ns/default/sa/default'): MeshIdentity {
+  fs.mkdirSync(dir, { recursive: true });
+  const f = (n: string) => path.join(dir, n);
+  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(['req', '-x509', ...ec, '-keyout', f('root-key.pem'), '-out', f('root-cert.pem'), '-subj', '/O=cluster.local', '-days', '1']);
+  openssl(['req', ...ec, '-keyout', f('key.pem'), '-out', f('cert.csr'), '-subj', '/O=cluster.local']);
+  fs.writeFileSync(f('san.ext'), `subjectAltName=URI:${spiffeId}\n`);
+  openssl(['x509', '-req', '-in', f('cert.csr'), '-CA', f('root-cert.pem'), '-CAkey', f('root-key.pem'), '-CAcreateserial', '-out', f('cert.pem'), '-days', '1', '-extfile', f('san.ext')]);
+  return { key: fs.readFileSync(f('key.pem'), 'utf8'), cert: fs.readFileSync(f('cert.pem'), 'utf8'), ca: fs.readFileSync(f('root-cert.pem'), 'utf8') };
+}
+
+/**
+ * A client sidecar's TLS to a server sidecar (ISTIO_MUTUAL, chosen by auto mTLS for an endpoint with a sidecar):
+ * its workload certificate, the peer verified against the mesh root by its SPIFFE identity, not a host name, and
+ * ALPN "istio" offered beside the application protocol — the server's filter chain matches on it (istio/istio
+ * 1.8.4 pilot/pkg/security/authn/utils/utils.go BuildInboundFilterChain: "Client sidecar outbound cluster's
+ * TLSContext.ALPN must include istio").
+ */
+function mtlsClientOptions(identity: MeshIdentity): tls.ConnectionOptions {
+  return { key: identity.key, cert: identity.cert, ca: identity.ca, ALPNProtocols: ['istio', 'http/1.1'], checkServerIdentity: () => undefined };
+}
+
+export type MutualTlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+/**
+ * The mTLS mode for a workload from the PeerAuthentications (security.istio.io/v1beta1) in its namespace and the
+ * root namespace (istio-system), as istio/istio 1.8.4 composes them (pilot/pkg/security/authn/v1beta1/
+ * policy_applier.go composePeerAuthentication): the narrowest scope wins — a workload policy (a selector whose
+ * matchLabels the pod has, not in the root namespace) over the namespace's (no selector) over the mesh's (no selector,
+ * in the root namespace); the oldest wins within a scope; UNSET (or no mtls) inherits from the scope above; none at
+ * all: PERMISSIVE. portLevelMtls is not imitated (meshdemo writes none): a policy with it stops the stand-in.
+ */
+export function effectiveMtlsMode(policies: any[], namespace: string, labels: Record<string, string>, rootNamespace = 'istio-system'): MutualTlsMode {
+  const oldest = (list: any[]) => list.sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)))[0];
+  const unscoped = (p: any) => !Object.keys(p.spec?.selector?.matchLabels ?? {}).length;
+  const mesh = oldest(policies.filter((p) => p.metadata.namespace === rootNamespace && unscoped(p)));
+  const ns = oldest(policies.filter((p) => p.metadata.namespace === namespace && namespace !== rootNamespace && unscoped(p)));
+  const workload = oldest(
+    policies.filter((p) => p.metadata.namespace === namespace && namespace !== rootNamespace && !unscoped(p) && Object.entries(p.spec.selector.matchLabels).every(([k, v]) => labels[k] === v)),
+  );
+  if (workload?.spec?.portLevelMtls) throw new Error('stand-in: portLevelMtls is not imitated');
+  let mode: MutualTlsMode = 'PERMISSIVE';
+  for (const p of [mesh, ns, workload]) {
+    const m = p?.spec?.mtls?.mode;
+    if (m && m !== 'UNSET') mode = m;
+  }
+  return mode;
+}
+
+export interface InboundSidecar {
+  /** https://127.0.0.1:port — the pod's address as the mesh reaches it; http:// of the same port is a plaintext caller's way. */
+  url: string;
+  /** Connections as the inbound listener took them: 'mtls' (the mTLS filter chain), 'plaintext' (passed through), 'refused'. */
+  log: Array<'mtls' | 'plaintext' | 'refused'>;
+  synced(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The inbound side of one pod's Envoy (the listener iptables sends every connection to the pod into), in front of
+ * the app at `app` (http://127.0.0.1:port). Its filter chains follow the pod's effective PeerAuthentication mode,
+ * read from the API server every ~50 ms (istio/istio 1.8.4 pilot/pkg/security/authn/utils/utils.go
+ * BuildInboundFilterChain):
+ *   STRICT: one filter chain, with a TLS context that requires a client certificate — every connection must be
+ *     mutual TLS. A plaintext HTTP request is no TLS handshake: Envoy closes the connection, and the caller sees it
+ *     reset (Istio 1.8's mutual TLS migration task: curl from a pod without a sidecar ends with
+ *     "command terminated with exit code 56", curl's "Recv failure: Connection reset by peer").
+ *   PERMISSIVE: the mTLS chain for TLS offering ALPN "istio" (tls_inspector), and a plaintext chain for the rest
+ *     (here every TLS connection takes the mTLS chain: a TLS client outside the mesh is not imitated).
+ *   DISABLE: plaintext only.
+ * The mTLS chain verifies the client certificate against the mesh root (RequireClientCertificate), then the
+ * decrypted stream goes to the app; a TLS client without a mesh certificate fails the handshake.
+ */
+export async function startInboundSidecar(opts: {
+  get: MeshRouterOptions['get'];
+  namespace: string;
+  /** The pod's labels (a workload PeerAuthentication selects by them). */
+  labels: Record<string, string>;
+  app: string;
+  identity: MeshIdentity;
+}): Promise<InboundSidecar> {
+  const appUrl = new URL(opts.app);
+  const log: InboundSidecar['log'] = [];
+  let mode: MutualTlsMode = 'PERMISSIVE';
+  let waiting: Array<() => void> = [];
+  let stopped = false;
+  const refresh = async () => {
+    const list = async (ns: string) => {
+      const r = await opts.get(`/apis/security.istio.io/v1beta1/namespaces/${ns}/peerauthentications`);
+      return r.status === 200 ? (r.body.items as any[]) : [];
+    };
+    mode = effectiveMtlsMode([...(await list(opts.namespace)), ...(await list('istio-system'))], opts.namespace, opts.labels);
+  };
+  await refresh();
+  const poller = (async () => {
+    while (!stopped) {
+      const served = waiting;
+      waiting = [];
+      await refresh().catch(() => {});
+      for (const w of served) w();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+
+  const toApp = (from: net.Socket | tls.TLSSocket, first?: Buffer) => {
+    const upstream = net.connect(Number(appUrl.port), appUrl.hostname);
+    upstream.on('error', () => from.destroy());
+    from.on('error', () => upstream.destroy());
+    if (first) upstream.write(first);
+    from.pipe(upstream).pipe(from);
+  };
+  // the mTLS filter chain: client certificate required and verified, ALPN "istio" offered (the filter chain match);
+  // what the connection carries is negotiated among ALPNHttp (h2, http/1.1), never "istio" itself
+  const mtls = tls.createServer({
+    key: opts.identity.key,
+    cert: opts.identity.cert,
+    ca: opts.identity.ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNCallback: ({ protocols }) => (protocols.includes('istio') ? (protocols.includes('http/1.1') ? 'http/1.1' : protocols.find((p) => p !== 'istio')) : undefined),
+  });
+  mtls.on('secureConnection', (s) => {
+    log.push('mtls');
+    toApp(s);
+  });
+  mtls.on('tlsClientError', (_err, s) => s.destroy());
+  mtls.listen(0, '127.0.0.1');
+  await once(mtls, 'listening');
+  const mtlsPort = (mtls.address() as net.AddressInfo).port;
+
+  const listener = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      const isTls = first[0] === 0x16; // a TLS record of type handshake: what tls_inspector looks for
+      if (isTls && mode !== 'DISABLE') {
+        // the bytes go as they came to the TLS chain's terminator (a listener of its own on loopback)
+        const chain = net.connect(mtlsPort, '127.0.0.1');
+        chain.on('error', () => socket.destroy());
+        socket.on('close', () => chain.destroy());
+        chain.write(first);
+        socket.pipe(chain).pipe(socket);
+        socket.resume();
+        return;
+      }
+      if (mode === 'STRICT') {
+        log.push('refused');
+        socket.resetAndDestroy();
+        return;
+      }
+      log.push('plaintext');
+      toApp(socket, first);
+      socket.resume();
+    });
+  });
+  listener.listen(0, '127.0.0.1');
+  await once(listener, 'listening');
+  const { port } = listener.address() as net.AddressInfo;
+  const sockets = new Set<net.Socket>();
+  for (const srv of [listener, mtls]) srv.on('connection', (s: net.Socket) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
+  return {
+    url: `https://127.0.0.1:${port}`,
+    log,
+    synced: () => new Promise<void>((resolve) => waiting.push(resolve)),
+    close: async () => {
+      stopped = true;
+      for (const w of waiting) w();
+      await poller;
+      for (const s of sockets) s.destroy();
+      await Promise.all([listener, mtls].map((srv) => new Promise((r) => srv.close(r))));
     },
   };
 }

@@ -47,6 +47,17 @@ export interface NodeSimulatorOptions {
   images?: NodeImageStore; // the node's container runtime (default: an empty one, see createImageStore)
   architecture?: string; // default amd64 (nodeInfo.architecture and the kubernetes.io/arch labels)
   nodeReady?: boolean; // default true; false: the Node stays NotReady as a kubelet without a CNI reports it
+  /**
+   * The container runtime for pods that run to completion (restartPolicy Never): started once such a pod is Running,
+   * resolving to how its container ended; undefined leaves the pod Running, as before. See runToCompletion below.
+   */
+  run?: (pod: V1Pod) => Promise<ContainerExit> | undefined;
+}
+
+/** How a container ended: its exit code and the termination message (what it wrote to terminationMessagePath). */
+export interface ContainerExit {
+  exitCode: number;
+  message?: string;
 }
 
 /** A node's container runtime as the kubelet sees it: the images it holds, and pulling one. */
@@ -609,6 +620,39 @@ export async function startNodeSimulator(kubeconfigPath: string, opts: NodeSimul
     }
     const p = await client.request('PATCH', `${podPath(pod)}/status`, { status: want }, 'application/merge-patch+json');
     if (p.status !== 200) log(`patch status ${md.namespace}/${md.name}: ${p.status} ${p.body}`);
+    else if (want.phase === 'Running' && r === true) runToCompletion(pod, want);
+  };
+
+  /**
+   * A restartPolicy Never pod whose container `opts.run` runs: once it ends, the status the kubelet writes
+   * (kubelet 1.20 pkg/kubelet/kubelet_pods.go getPhase: every container terminated, Succeeded when all exited 0,
+   * else Failed; convertToAPIContainerStatuses: state.terminated with exitCode, reason Completed or Error and the
+   * message read from terminationMessagePath, kuberuntime_container.go getTerminationMessage; the Ready condition
+   * False with reason PodCompleted, status/generate.go).
+   */
+  const started = new Set<string>();
+  const runToCompletion = (pod: V1Pod, running: any) => {
+    const uid = pod.metadata?.uid ?? '';
+    if (!opts.run || pod.spec?.restartPolicy !== 'Never' || started.has(uid)) return;
+    const exit = opts.run(pod);
+    if (!exit) return;
+    started.add(uid);
+    void exit.then(async ({ exitCode, message }) => {
+      const finishedAt = new Date().toISOString();
+      const cond = (type: string) => ({ type, status: 'False', reason: 'PodCompleted', lastProbeTime: null, lastTransitionTime: finishedAt });
+      const status = {
+        phase: exitCode === 0 ? 'Succeeded' : 'Failed',
+        conditions: [running.conditions[0], cond('Ready'), cond('ContainersReady'), running.conditions[3]],
+        containerStatuses: running.containerStatuses.map((cs: any) => ({
+          ...cs,
+          ready: false,
+          started: false,
+          state: { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', ...(message ? { message } : {}), startedAt: cs.state.running.startedAt, finishedAt, containerID: cs.containerID } },
+        })),
+      };
+      const p = await client.request('PATCH', `${podPath(pod)}/status`, { status }, 'application/merge-patch+json');
+      if (p.status !== 200) log(`patch status ${pod.metadata?.namespace}/${pod.metadata?.name}: ${p.status} ${p.body}`);
+    }, (err: Error) => log(`run ${pod.metadata?.namespace}/${pod.metadata?.name}: ${err.message}`));
   };
 
   // ---------------------------------------------------------------- loop
