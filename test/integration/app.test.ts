@@ -4,17 +4,15 @@
 // cluster) and istioctl (a stand-in applying the real Istio 1.8.4 manifests). So the gateway URL is computed
 // from the real istio-ingressgateway Service, but no Envoy answers it; `verify` is tested against the real
 // services in test/unit/services.test.ts and below against the real images run on loopback.
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive, FIXTURES } from '../support/release-archive.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
-import { freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
+import { type ControlPlane, kubeJson } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import { FIXTURES } from '../support/release-archive.js';
+import { freePort, type DockerEnv } from '../support/docker-env.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { startLocalChain } from '../support/local-services.js';
@@ -24,34 +22,19 @@ import { skipUnless } from '../support/requirements.js';
 const skip = skipUnless('control-plane', 'docker');
 
 describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000 }, () => {
+  const demo = withDemoCluster({ name: 'app', release: 'server', docker: true, meshdemo: { timeoutMs: 600_000 } });
+  const { api } = demo;
   let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let server: ReleaseServer;
   let docker: DockerEnv;
   let tmp: string;
   let registry: string;
 
-  const api = (p: string, method = 'GET', body?: unknown) => kubeJson(cp, p, { method, body });
   const up = (args: string[]) =>
-    runMeshdemo(
-      ['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), 'up', '--yes', '--istio-mirror', server.url, '--registry', registry, '--base-image', docker.baseImage, ...args],
-      { env: { DOCKER_HOST: docker.dockerHost }, timeoutMs: 600_000 },
-    );
+    demo.meshdemo(['up', '--yes', '--istio-mirror', demo.server.url, '--registry', registry, '--base-image', docker.baseImage, ...args]);
 
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-app-'));
-    const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path });
-    [cp, docker] = await Promise.all([startControlPlane(), startDockerEnv()]);
-    sim = await startNodeSimulator(cp.kubeconfigPath);
+  before(() => {
+    ({ cp, docker, tmp } = demo);
     registry = `${docker.registry}/micro-service`;
-  });
-  after(async () => {
-    await sim?.stop();
-    await cp?.stop();
-    await docker?.stop();
-    await server?.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('a first up builds and pushes the images, deploys the app, and ends with the gateway and dashboard URLs', async () => {

@@ -7,16 +7,15 @@
 // One control plane serves the whole file: every test ends with the cluster back in its starting state — which
 // is what `down` must achieve — and if a test fails before that, the control plane is replaced, so CRDs or
 // namespaces left over from a failure cannot leak into the next test.
-import { after, afterEach, before, describe, it } from 'node:test';
+import { afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
-import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+import type { ControlPlane } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import type { ReleaseArchive } from '../support/release-archive.js';
+import { errorLines, type CliResult } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { skipUnless } from '../support/requirements.js';
 
@@ -79,9 +78,13 @@ function lease(holder: string, renewedSecondsAgo: number, command = 'up') {
 }
 
 describe('meshdemo down on a real API server', { skip }, () => {
+  const demo = withDemoCluster({
+    name: 'down',
+    release: 'archive',
+    meshdemo: { args: ['--timeout', '3m'], env: { MESHDEMO_LOCK_WAIT: '5s' }, timeoutMs: 240_000 },
+  });
+  const { api } = demo;
   let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let tmp: string;
   let cache: string;
   let archive: ReleaseArchive;
   let baseline: Snapshot;
@@ -97,13 +100,8 @@ describe('meshdemo down on a real API server', { skip }, () => {
       }
     });
 
-  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
   const meshdemo = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> =>
-    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, '--timeout', '3m', ...args], {
-      env: { MESHDEMO_LOCK_WAIT: '5s', ...opts.env },
-      onEvent: opts.onEvent,
-      timeoutMs: 240_000,
-    });
+    demo.meshdemo(args, opts);
   const up = (args: string[] = [], opts: Parameters<typeof meshdemo>[1] = {}) =>
     meshdemo(['up', '--no-app', '--yes', '--istio-archive', archive.path, ...args], opts);
   const stepsWith = (r: CliResult, status: string) => r.events().filter((e) => e.type === 'step' && e.status === status).map((e) => e.id);
@@ -114,32 +112,21 @@ describe('meshdemo down on a real API server', { skip }, () => {
     for (let i = 0; i < 300 && (await api(p)).status !== 404; i++) await new Promise((r) => setTimeout(r, 200));
   };
 
-  const startCluster = async () => {
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
+  const clusterStarted = async () => {
+    cp = demo.cp;
     baseline = await snapshotCluster(cp);
-  };
-  const stopCluster = async () => {
-    await sim?.stop();
-    await cp?.stop();
   };
 
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-down-'));
-    cache = path.join(tmp, 'cache');
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    await startCluster();
-  });
-  after(async () => {
-    await stopCluster();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    ({ cache, archive } = demo);
+    await clusterStarted();
   });
   // a test that failed half-way may leave Istio's cluster-scoped objects behind: start the next one afresh
   afterEach(async () => {
     if (!failed) return;
     failed = false;
-    await stopCluster();
-    await startCluster();
+    await demo.restartCluster();
+    await clusterStarted();
   });
 
   describe('up --no-app, then down, on an empty cluster', () => {
