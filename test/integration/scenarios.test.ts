@@ -5,7 +5,7 @@
 // VirtualServices and DestinationRules meshdemo applied to the API server, to the demo services running on
 // loopback — one process per Ready pod of each version, so a v2 answers only once meshdemo's v2 Deployment has a pod;
 // micro-order's sidecars are startGrpcMeshRouter, routing doPay to micro-pay by the DestinationRule's circuit breaker.
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,7 +24,7 @@ import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
 import { killOwned } from '../support/reaper.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { freePorts } from '../support/local-services.js';
-import { createMeshIdentity, startGrpcMeshRouter, startInboundSidecar, startMeshRouter, watchMesh, type Endpoint, type InboundSidecar, type MeshRouter } from '../support/mesh-router.js';
+import { createMeshIdentity, startGrpcMeshRouter, startInboundSidecar, seededRandom, startMeshRouter, watchMesh, type Endpoint, type InboundSidecar, type MeshRouter } from '../support/mesh-router.js';
 import { skipUnless } from '../support/requirements.js';
 
 const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/services');
@@ -137,9 +137,11 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
       run('micro-pay', { GRPC_PORT: payPorts[2 * i], HTTP_PORT: payPorts[2 * i + 1], POD_NAME: `micro-pay-${version}-${i}`, VERSION: version, ...(version === 'failing' ? { PAY_FAIL: 'INTERNAL' } : {}) });
       (processes[`micro-pay/${version}`] ??= []).push(`http://127.0.0.1:${payPorts[2 * i]}`);
     }
+    // the routers' draws for weights and percentages: one reproducible sequence (test/support/mesh-router.ts)
+    const random = seededRandom(20261205);
     // micro-order: two v1 processes and one v2 (VERSION=v2, as meshdemo's canary Deployment sets it), each with its
     // own sidecar for the gRPC hop to micro-pay (its own circuit breaker and outlier detection, as each Envoy has)
-    const payWatch = await watchMesh({ get, namespace: 'default', host: 'micro-pay', endpoints: () => endpointsOf('micro-pay') });
+    const payWatch = await watchMesh({ get, namespace: 'default', host: 'micro-pay', endpoints: () => endpointsOf('micro-pay'), random });
     stopPayWatch = () => payWatch.stop();
     const orderPorts = await freePorts(3);
     for (const [i, version] of ['v1', 'v1', 'v2'].entries()) {
@@ -149,7 +151,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
       (processes[`micro-order/${version}`] ??= []).push(`http://127.0.0.1:${orderPorts[i]}`);
     }
     // micro-api's sidecar: its outbound route to micro-order, by the mesh's VirtualService and DestinationRule
-    orderRoute = await startMeshRouter({ get, namespace: 'default', host: 'micro-order', endpoints: () => endpointsOf('micro-order') });
+    orderRoute = await startMeshRouter({ get, namespace: 'default', host: 'micro-order', endpoints: () => endpointsOf('micro-order'), random });
     // micro-api's pods have sidecars: each is reached through its inbound sidecar, in mutual TLS from the gateway
     const identity = createMeshIdentity(path.join(tmp, 'mesh-ca'));
     const apiPorts = await freePorts(2);
@@ -163,7 +165,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     // the ingress gateway on its http2 nodePort (node address 127.0.0.1), by the VirtualService bound to micro-gateway
     const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
     const http2 = gw.body.spec.ports.find((p: any) => p.name === 'http2').nodePort;
-    gateway = await startMeshRouter({ get, namespace: 'default', host: 'micro-api', gateway: 'micro-gateway', endpoints: () => endpointsOf('micro-api'), port: http2, identity });
+    gateway = await startMeshRouter({ get, namespace: 'default', host: 'micro-api', gateway: 'micro-gateway', endpoints: () => endpointsOf('micro-api'), port: http2, identity, random });
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
@@ -180,6 +182,15 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
 
   /** The record meshdemo keeps (ConfigMap meshdemo-inventory). */
   const record = async () => JSON.parse((await api('/api/v1/namespaces/default/configmaps/meshdemo-inventory')).body.data['inventory.json']);
+
+  // each chaos and mtls test clears what it applied; one that failed half-way would leave it to the next tests
+  afterEach(async () => {
+    const cm = await api('/api/v1/namespaces/default/configmaps/meshdemo-inventory');
+    if (cm.status !== 200) return;
+    const active = JSON.parse(cm.body.data['inventory.json']).steps?.scenarios?.inputs ?? {};
+    if (Object.values(active.services ?? {}).some((sv: any) => sv.chaos)) assert.equal((await meshdemo(['chaos', 'clear'])).code, 0, 'chaos clear after the test');
+    if (active.mtls) assert.equal((await meshdemo(['mtls', 'clear'])).code, 0, 'mtls clear after the test');
+  });
 
   it('a scenario on a namespace without the demo is refused (exit 3) with the way on, and changes nothing', async () => {
     const before = await snapshotCluster(cp);
@@ -296,6 +307,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.equal(d.code, 0, d.stderr + d.stdout.slice(-1500));
     assert.match(d.stdout, /^delayed by 500ms\s+asked +50%\s+measured +\d+\.\d%.*ok$/m);
     assert.match(d.stdout, /^latency without the delay {2}p50 \d+ms {2}p99 \d+ms {2}\(100 orders first\); with it {2}p50 \d+ms {2}p99 \d+ms$/m);
+    assert.equal((await meshdemo(['chaos', 'abort', 'micro-order', '500', '--percent', '50'])).code, 0);
     assert.equal((await meshdemo(['chaos', 'timeout', 'micro-order', '2s'])).code, 0);
     assert.equal((await meshdemo(['chaos', 'retries', 'micro-order', '3', '--per-try-timeout', '1s', '--retry-on', '5xx'])).code, 0);
     const http = (await api(`${NET}/virtualservices/micro-order`)).body.spec.http[0];
