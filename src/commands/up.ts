@@ -61,7 +61,8 @@ The local kind cluster needs an amd64 Docker engine (Istio 1.8.4 has no arm64 im
 Docker 25.0.0 (its docker save breaks kind load) and Podman's docker shim are refused with exit 3 before anything
 is downloaded or created. Istio's and the addons' images are pulled once on the host and loaded into the node;
 on Docker's containerd image store, an image kind cannot import is loaded as the node's platform alone (docker save
---platform, Docker 28+). Docker 27/28 without ip6tables NAT: create the kind network IPv4-only first (see README).`,
+--platform, Docker 28+). On Docker 27+ a missing kind network is created IPv4-only first (kind v0.17.0's IPv6
+network fails without ip6tables NAT); an existing one is reused.`,
     )
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {

@@ -287,3 +287,45 @@ export async function dockerInfo(opts: DockerCallOptions = {}): Promise<DockerIn
     architecture: String(info.Architecture ?? ''),
   };
 }
+
+/**
+ * The ids of the Docker networks named exactly `name`, as kind v0.17.0 asks (`docker network ls
+ * --filter=name=^<name>$ --format={{.ID}}`, pkg/cluster/internal/providers/docker/network.go networksWithName).
+ */
+export async function networkIds(name: string, opts: DockerCallOptions = {}): Promise<string[]> {
+  const anchored = `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+  const r = await run(DOCKER, ['network', 'ls', `--filter=name=${anchored}`, '--format={{.ID}}'], { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 30_000 });
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+/** The MTU of Docker's default `bridge` network, 0 when it has none or no such network (network.go getDefaultNetworkMTU). */
+export async function bridgeMtu(opts: DockerCallOptions = {}): Promise<number> {
+  try {
+    const r = await run(DOCKER, ['network', 'inspect', 'bridge', '-f', '{{ index .Options "com.docker.network.driver.mtu" }}'], { ...opts, onLine: undefined }, { timeoutMs: opts.timeoutMs ?? 30_000 });
+    const lines = r.stdout.split('\n').filter(Boolean);
+    const mtu = lines.length === 1 ? Number(lines[0].trim()) : NaN;
+    return Number.isInteger(mtu) && mtu > 0 ? mtu : 0;
+  } catch (err) {
+    if (err instanceof ExternalCommandError) return 0;
+    throw err;
+  }
+}
+
+/**
+ * The bridge network kind v0.17.0 creates when IPv6 is unavailable: `docker network create -d=bridge -o
+ * com.docker.network.bridge.enable_ip_masquerade=true [-o com.docker.network.driver.mtu=<bridge's>] <name>`, without
+ * `--ipv6 --subnet` (network.go createNetwork; kind sets no label). 'exists' when another process created it meanwhile
+ * (the daemon's "network with name … already exists", which kind takes for success too: isNetworkAlreadyExistsError).
+ */
+export async function createIPv4BridgeNetwork(name: string, mtu: number, opts: DockerCallOptions = {}): Promise<'created' | 'exists'> {
+  const args = ['network', 'create', '-d=bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=true'];
+  if (mtu > 0) args.push('-o', `com.docker.network.driver.mtu=${mtu}`);
+  args.push(name);
+  try {
+    await run(DOCKER, args, opts, { timeoutMs: opts.timeoutMs ?? 60_000 });
+    return 'created';
+  } catch (err) {
+    if (err instanceof ExternalCommandError && err.details.some((d) => /network with name .* already exists/.test(d))) return 'exists';
+    throw err;
+  }
+}

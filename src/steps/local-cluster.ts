@@ -9,6 +9,7 @@ import * as docker from '../exec/docker.js';
 import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } from '../exec/kind.js';
 import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES, kindOnPath, kindSha256 } from '../kind/binary.js';
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
+import { ipv6NetworkMayFail, kindNetworkName } from '../kind/network.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
 import { configPath, lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
 import { allDashboardNodePorts, type LocalCluster, type UpSettings } from '../settings.js';
@@ -189,7 +190,11 @@ export const localCluster: Step<Settings> = {
     const l = local(ctx);
     if (l.kind) l.exists = (await kindClusters(l.kind, { signal: ctx.signal })).includes(l.name);
     else l.exists = false;
-    if (!l.exists) return { satisfied: false, detail: `${l.reason}: kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}` };
+    if (!l.exists) {
+      const network = await kindNetworkToCreate(ctx);
+      const first = network ? `, after creating docker network "${network.name}" IPv4-only (Docker ${network.dockerVersion})` : '';
+      return { satisfied: false, detail: `${l.reason}: kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}${first}` };
+    }
     if (!definesContext(kubeconfigPaths(ctx.options.kubeconfig).paths, l.context)) {
       return { satisfied: false, detail: `kind cluster "${l.name}" exists, but the kubeconfig has no context ${l.context}: kind export kubeconfig --name ${l.name}` };
     }
@@ -226,6 +231,40 @@ export const localCluster: Step<Settings> = {
   },
 };
 
+/**
+ * The network kind would create with IPv6 when none exists, on a Docker where that fails without ip6tables NAT
+ * (src/kind/network.ts); undefined when kind may go ahead (an older Docker, or the network exists: kind reuses it).
+ */
+async function kindNetworkToCreate(ctx: Context<Settings>): Promise<{ name: string; dockerVersion: string } | undefined> {
+  const { server } = await docker.dockerVersion({ signal: ctx.signal });
+  if (!ipv6NetworkMayFail(server)) return undefined;
+  const name = kindNetworkName();
+  return (await docker.networkIds(name, { signal: ctx.signal })).length ? undefined : { name, dockerVersion: server };
+}
+
+/** The kind network, IPv4-only as kind creates it without IPv6 (same driver and options): kind then reuses it. */
+async function createKindNetwork(ctx: Context<Settings>): Promise<void> {
+  const network = await kindNetworkToCreate(ctx);
+  if (!network) return;
+  const onLine = (line: string) => ctx.log.debug(line);
+  let made: 'created' | 'exists';
+  try {
+    made = await docker.createIPv4BridgeNetwork(network.name, await docker.bridgeMtu({ signal: ctx.signal }), { signal: ctx.signal, onLine });
+  } catch (err) {
+    if (!(err instanceof ExternalCommandError)) throw err;
+    throw new ExternalCommandError(`creating the docker network "${network.name}" for kind (IPv4-only) failed`, {
+      hint: `see docker's message below; kind v${KIND_VERSION} cannot create it either on Docker ${network.dockerVersion} without ip6tables NAT — fix what docker reports, then run meshdemo up again`,
+      details: err.details,
+      cause: err,
+    });
+  }
+  if (made === 'created') {
+    ctx.log.info(
+      `created docker network "${network.name}" IPv4-only, as kind v${KIND_VERSION} creates it without IPv6: its IPv6 network fails on Docker ${network.dockerVersion} hosts without ip6tables NAT (kubernetes-sigs/kind#3677); kind reuses it, and it stays after meshdemo down, as kind leaves it`,
+    );
+  }
+}
+
 /** Under the machine-local lock (src/kind/state.ts lockLocalCluster): from before the state file is written until the cluster exists. */
 async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: string): Promise<string> {
     if (l.exists) {
@@ -244,6 +283,7 @@ async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: stri
         hint: 'free them, or choose others with --node-port NAME=PORT and --gateway-node-port PORT',
       });
     }
+    await createKindNetwork(ctx);
     const configFile = configPath(ctx.options.cacheDir, l.name);
     fs.mkdirSync(path.dirname(configFile), { recursive: true });
     fs.writeFileSync(configFile, kindConfigYaml({ name: l.name, image: NODE_IMAGE, mappings }));

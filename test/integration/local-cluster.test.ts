@@ -23,6 +23,7 @@ import { writeManifest } from '../../src/download/cache-files.js';
 import { normalizeReference } from '../../src/images/cluster-images.js';
 import { skipUnless } from '../support/requirements.js';
 import { PULL_LIMIT_MESSAGE, startRateLimitedRegistry, type RateLimitedRegistry } from '../support/rate-limited-registry.js';
+import { installDockerNetworkShim, type DockerNetworkShim } from '../support/docker-network-shim.js';
 
 const PINNED_IMAGE = 'kindest/node:v1.19.16@sha256:476cb3269232888437b61deca013832fee41f9f074f9bed79f57e4280f7c48b7';
 /** What Istio 1.8.4's demo profile and the default addons run, as their manifests name them; Kiali's pull policy is Always. */
@@ -48,9 +49,15 @@ interface Sandbox {
   kindState: string;
   kindLog: string;
   env: Record<string, string | undefined>;
+  /** Docker's networks, stood in (test/support/docker-network-shim.ts): first on env.PATH, so no real network is made. */
+  network: DockerNetworkShim;
 }
 
-function sandbox(name: string, extra: Record<string, string | undefined> = {}): Sandbox {
+/**
+ * A HOME, cache and kind state of their own; `docker network …` answered by the network stand-in, as a Docker 28 host
+ * with ip6tables NAT (kind v0.17.0 creates its IPv6 network there) unless `network` says otherwise.
+ */
+function sandbox(name: string, extra: Record<string, string | undefined> = {}, network: Parameters<typeof installDockerNetworkShim>[1] = { ip6tablesNat: true }): Sandbox {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `meshdemo-${name}-`));
   const home = path.join(tmp, 'home');
   fs.mkdirSync(home);
@@ -68,7 +75,8 @@ function sandbox(name: string, extra: Record<string, string | undefined> = {}): 
     MESHDEMO_TESTENV_BIN: testenvBinDir(), // the stand-in's node finds the control plane binaries whatever HOME is
     ...extra,
   };
-  return { tmp, home, cache: path.join(tmp, 'cache'), kindState, kindLog, env };
+  const shim = installDockerNetworkShim(path.join(tmp, 'docker-network'), network);
+  return { tmp, home, cache: path.join(tmp, 'cache'), kindState, kindLog, env: shim.env(env), network: shim };
 }
 
 describe('up with no cluster creates a local kind cluster and runs the whole demo on it', { skip, timeout: 1_200_000 }, () => {
@@ -84,6 +92,10 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
   /** The tests' own requests use the control plane's admin token, which the stand-in's node keeps (never the kubeconfig). */
   /** What the stand-in's node pulled from a registry itself (its kubelet; test/support/node-simulator.ts), distinct. */
   const registryPulls = () => [...new Set(readLines(path.join(sb.kindState, 'meshdemo', 'pulls.log')).map((l) => l.pulled))].sort();
+  /** The real daemon's major version: from 27 on, meshdemo makes the kind network IPv4-only before kind runs. */
+  let dockerMajor: number;
+  const IPV4_KIND_NETWORK = ['network', 'create', '-d=bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=true', '-o', 'com.docker.network.driver.mtu=1500', 'kind'];
+  const kindNetworkStep = (cluster: string) => JSON.parse(fs.readFileSync(path.join(sb.kindState, cluster, 'network.json'), 'utf8'));
   const nodeAdminToken = () => JSON.parse(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'node.json'), 'utf8')).adminToken;
 
   before(async () => {
@@ -92,6 +104,7 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path, ...kindRelease() });
     docker = await startDockerEnv();
     sb.env.DOCKER_HOST = docker.dockerHost;
+    dockerMajor = Number((await docker.docker(['version', '--format', '{{.Server.Version}}'])).stdout.split('.')[0]);
     // the host already pulled Istio's and the addons' images (nothing can be pulled here): the base image under their names
     for (const ref of PRELOADED) await docker.docker(['tag', docker.baseImage, ref]);
   });
@@ -127,6 +140,19 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     const create = creates[0] as string[];
     assert.deepEqual(create.slice(0, 6), ['create', 'cluster', '--name', 'meshdemo', '--image', PINNED_IMAGE]);
     assert.ok(!create.includes('--kubeconfig'), 'kind merges into ~/.kube/config itself');
+    // the docker network kind puts the node on (stood in: test/support/docker-network-shim.ts)
+    const networkCreates = sb.network.calls().filter((a) => a[1] === 'create');
+    if (dockerMajor >= 27) {
+      // meshdemo made it IPv4-only before kind ran, as kind does without IPv6, and kind reused it
+      assert.deepEqual(networkCreates, [IPV4_KIND_NETWORK]);
+      assert.equal(sb.network.networks().find((n) => n.Name === 'kind')?.EnableIPv6, false);
+      assert.deepEqual(kindNetworkStep('meshdemo'), { name: 'kind', created: false });
+      assert.ok(events.some((e) => e.type === 'log' && e.message.startsWith(`created docker network "kind" IPv4-only, as kind v0.17.0 creates it without IPv6`)));
+    } else {
+      // an older Docker: kind makes its own, with IPv6
+      assert.deepEqual(networkCreates.map((a) => a.includes('--ipv6')), [true]);
+      assert.deepEqual(kindNetworkStep('meshdemo'), { name: 'kind', created: true, ipv6: true });
+    }
 
     // the kubeconfig kind merged: context kind-meshdemo, current, in $HOME/.kube/config
     const kc = yaml.load(fs.readFileSync(path.join(sb.home, '.kube', 'config'), 'utf8')) as any;
@@ -348,6 +374,9 @@ describe('up with no cluster creates a local kind cluster and runs the whole dem
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-4000));
     const events = r.events();
     assert.equal(kindCalls().filter((a) => a[0] === 'create').length, 2);
+    // the kind network outlives down (as kind leaves it): nobody creates it again, kind reuses it untouched
+    assert.equal(sb.network.calls().filter((a) => a[1] === 'create').length, 1);
+    assert.deepEqual(kindNetworkStep('meshdemo'), { name: 'kind', created: false });
     const imagesStep = events.find((e) => e.type === 'step' && e.id === 'images' && e.status === 'done');
     assert.equal(imagesStep?.message, '0 built, 3 unchanged', 'the host still had them: nothing rebuilt');
     assert.equal(kindCalls().filter((a) => a[0] === 'load').length - loadsBefore, 3 + PRELOADED.length, 'each loaded into the new node');
@@ -424,17 +453,18 @@ const SERVICES_FOR_TEST = ['micro-api', 'micro-order', 'micro-pay'];
 function withDockerShim(sb: Sandbox, oneCase: string): Record<string, string | undefined> {
   const bin = path.join(sb.tmp, 'docker-shim');
   fs.mkdirSync(bin, { recursive: true });
-  const real = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
+  // "$REAL" is the docker the sandbox has first on PATH: the network stand-in in front of the real CLI
+  const real = path.join(sb.network.bin, 'docker');
   fs.writeFileSync(path.join(bin, 'docker'), `#!/bin/sh\nREAL='${real}'\n${oneCase}\nexec "$REAL" "$@"\n`, { mode: 0o755 });
-  return { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
+  return { ...sb.env, PATH: `${bin}${path.delimiter}${sb.env.PATH}` };
 }
 
 describe('local cluster: refusals before anything is created', { skip, timeout: 600_000 }, () => {
   let docker: DockerEnv;
   const servers: ReleaseServer[] = [];
   const sandboxes: Sandbox[] = [];
-  const box = (extra: Record<string, string | undefined> = {}) => {
-    const sb = sandbox('local-refuse', { DOCKER_HOST: docker.dockerHost, ...extra });
+  const box = (extra: Record<string, string | undefined> = {}, network?: Parameters<typeof installDockerNetworkShim>[1]) => {
+    const sb = sandbox('local-refuse', { DOCKER_HOST: docker.dockerHost, ...extra }, network);
     sandboxes.push(sb);
     return sb;
   };
@@ -513,7 +543,7 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     fs.mkdirSync(bin);
     fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
     const plan = (env: Record<string, string> = {}) =>
-      runMeshdemo(['--cache-dir', sb.cache, 'plan', '--json', '--no-app', '--kind-mirror', server.url], { env: { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}`, ...env } });
+      runMeshdemo(['--cache-dir', sb.cache, 'plan', '--json', '--no-app', '--kind-mirror', server.url], { env: { ...sb.env, PATH: `${bin}${path.delimiter}${sb.env.PATH}`, ...env } });
     const same = await plan();
     assert.equal(same.code, 0, same.stderr);
     const step = (r: Awaited<ReturnType<typeof plan>>) => r.events().at(-1).steps.find((x: any) => x.id === 'kind-download');
@@ -579,7 +609,7 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     // then someone who could write to that directory put another program there
     const ran = path.join(sb.tmp, 'planted-ran');
     fs.writeFileSync(kindOnPath, `#!/bin/sh\necho "$@" >> ${ran}\n`, { mode: 0o755 });
-    const withBin = { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
+    const withBin = { ...sb.env, PATH: `${bin}${path.delimiter}${sb.env.PATH}` };
 
     const refused = await runMeshdemo(['--cache-dir', sb.cache, 'down', '--yes'], { env: withBin });
     assert.equal(refused.code, 3, refused.stderr);
@@ -663,6 +693,73 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     // kind exited 0 after its warning (else this would be exit 6 naming kind); nothing after the cluster ran
     assert.ok(!r.stderr.includes('failed with exit code'), r.stderr);
     assert.deepEqual(server.requests.map((q) => q.path).filter((p) => !p.startsWith('/v0.17.0/')), []);
+  });
+
+  /** A Docker of that version for meshdemo and kind (`docker version` answered), networks stood in, the rest real. */
+  const dockerOfVersion = (sb: Sandbox, version: string) => withDockerShim(sb, `if [ "$1" = version ]; then echo '${version}|${version}'; exit 0; fi`);
+  /** up until kind has created the cluster: its node never Ready, so meshdemo stops there (exit 4) — the rest is the main flow's. */
+  const upToKindCreate = (sb: Sandbox, env: Record<string, string | undefined>, server: ReleaseServer) =>
+    runMeshdemo(['--cache-dir', sb.cache, '--timeout', '5s', 'up', '--yes', '--no-app', '--json', '--kind-mirror', server.url], { env });
+  const networkStep = (sb: Sandbox) => JSON.parse(fs.readFileSync(path.join(sb.kindState, 'meshdemo', 'network.json'), 'utf8'));
+  const createdNetworkLog = /^created docker network "kind" IPv4-only/;
+
+  it('Docker 28 without ip6tables NAT: kind v0.17.0 alone fails on its IPv6 network; up first creates "kind" IPv4-only as kind would, and kind reuses it', async () => {
+    const server = await serve(kindRelease());
+    const sb = box({ STANDIN_KIND_NODE_NOT_READY: '1' }, { ip6tablesNat: false });
+    const env = dockerOfVersion(sb, '28.2.2');
+    // kind v0.17.0 by itself on such a host (kubernetes-sigs/kind#3748): exit 1, no network, no cluster
+    const bin = path.join(sb.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
+    const alone = await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'alone', '--image', PINNED_IMAGE], { env: { ...process.env, ...env } as NodeJS.ProcessEnv }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e) => ({ code: e.code as number, stderr: e.stderr as string }),
+    );
+    assert.equal(alone.code, 1, alone.stderr);
+    assert.match(
+      alone.stderr,
+      /^ERROR: failed to create cluster: failed to ensure docker network: command "docker network create -d=bridge -o com\.docker\.network\.bridge\.enable_ip_masquerade=true -o com\.docker\.network\.driver\.mtu=1500 --ipv6 --subnet fc00:f853:ccd:e793::\/64 kind" failed with error: exit status 1\n\nCommand Output: Error response from daemon: Failed to Setup IP tables: Unable to enable NAT rule: .*ip6tables --wait -t nat -I POSTROUTING -s fc00:f853:ccd:e793::\/64 /m,
+    );
+    assert.ok(!sb.network.networks().some((n) => n.Name === 'kind'));
+    assert.deepEqual(runningClusters(sb.kindState), []);
+
+    const r = await upToKindCreate(sb, env, server);
+    assert.equal(r.code, 4, r.stderr);
+    // kind's failed IPv6 attempt above, then meshdemo's; kind itself created none for this cluster
+    assert.deepEqual(sb.network.calls().filter((a) => a[1] === 'create'), [
+      ['network', 'create', '-d=bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=true', '-o', 'com.docker.network.driver.mtu=1500', '--ipv6', '--subnet', 'fc00:f853:ccd:e793::/64', 'kind'],
+      ['network', 'create', '-d=bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=true', '-o', 'com.docker.network.driver.mtu=1500', 'kind'],
+    ]);
+    const made = sb.network.networks().find((n) => n.Name === 'kind')!;
+    assert.equal(made.EnableIPv6, false);
+    assert.deepEqual(made.IPAM.Config, []);
+    assert.deepEqual(made.Options, { 'com.docker.network.bridge.enable_ip_masquerade': 'true', 'com.docker.network.driver.mtu': '1500' });
+    assert.deepEqual(networkStep(sb), { name: 'kind', created: false }, 'kind found it and reused it');
+    assert.ok(r.events().some((e) => e.type === 'log' && e.level === 'info' && createdNetworkLog.test(e.message) && e.message.includes('Docker 28.2.2')));
+    assert.deepEqual(runningClusters(sb.kindState), ['meshdemo'], 'kind created the cluster on it');
+  });
+
+  it('a "kind" network that exists (kind made it earlier, with IPv6) is reused untouched; before Docker 27 up leaves the network to kind', async () => {
+    const server = await serve(kindRelease());
+    const existing = box({ STANDIN_KIND_NODE_NOT_READY: '1' }, { ip6tablesNat: false, existing: [{ name: 'kind', ipv6Subnet: 'fc00:f853:ccd:e793::/64' }] });
+    const networks = existing.network.networks();
+    const r = await upToKindCreate(existing, dockerOfVersion(existing, '28.2.2'), server);
+    assert.equal(r.code, 4, r.stderr);
+    assert.deepEqual(existing.network.calls().filter((a) => a[1] !== 'ls' && a[1] !== 'inspect'), [], 'nothing but reads');
+    assert.deepEqual(existing.network.networks(), networks, 'untouched');
+    assert.deepEqual(networkStep(existing), { name: 'kind', created: false });
+    assert.ok(!r.events().some((e) => e.type === 'log' && createdNetworkLog.test(e.message)));
+
+    const older = box({ STANDIN_KIND_NODE_NOT_READY: '1' }, { ip6tablesNat: true });
+    const o = await upToKindCreate(older, dockerOfVersion(older, '26.1.5'), server);
+    assert.equal(o.code, 4, o.stderr);
+    // meshdemo asked nothing about networks; kind v0.17.0 listed, read the bridge's MTU, and made its IPv6 network
+    assert.deepEqual(older.network.calls(), [
+      ['network', 'ls', '--filter=name=^kind$', '--format={{.ID}}'],
+      ['network', 'inspect', 'bridge', '-f', '{{ index .Options "com.docker.network.driver.mtu" }}'],
+      ['network', 'create', '-d=bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=true', '-o', 'com.docker.network.driver.mtu=1500', '--ipv6', '--subnet', 'fc00:f853:ccd:e793::/64', 'kind'],
+    ]);
+    assert.deepEqual(networkStep(older), { name: 'kind', created: true, ipv6: true });
   });
 
   it('an arm64 Docker engine: exit 3 before any download or kind call, naming what works', async () => {
@@ -775,7 +872,7 @@ describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit, kind
     const bin = path.join(sb.tmp, 'bin');
     fs.mkdirSync(bin);
     fs.writeFileSync(path.join(bin, 'kind'), kindStandinScript(), { mode: 0o755 });
-    env = { ...sb.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
+    env = { ...sb.env, PATH: `${bin}${path.delimiter}${sb.env.PATH}` };
     // a kind cluster made outside meshdemo (context kind-preload), as `kind create cluster` leaves it
     await promisify(execFile)(path.join(bin, 'kind'), ['create', 'cluster', '--name', 'preload', '--image', PINNED_IMAGE], { env: { ...process.env, ...env } as NodeJS.ProcessEnv });
     const node = JSON.parse(fs.readFileSync(path.join(sb.kindState, 'preload', 'node.json'), 'utf8'));
@@ -892,7 +989,7 @@ describe('pre-loading images into a kind cluster: Docker Hub\'s pull limit, kind
 function withContainerdStoreShim(sb: Sandbox, opts: { platformSave: 'one-platform' | 'real-cli' } = { platformSave: 'one-platform' }): { env: Record<string, string | undefined>; calls(): string[][] } {
   const bin = path.join(sb.tmp, 'containerd-store-shim');
   fs.mkdirSync(bin, { recursive: true });
-  const real = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
+  const real = path.join(sb.network.bin, 'docker');
   const log = path.join(bin, 'docker.log');
   const attestation = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.docker.attestation.manifest.v1+json' });
   const digest = `sha256:${createHash('sha256').update(attestation).digest('hex')}`;

@@ -14,7 +14,10 @@
  *       kube-controller-manager; test/support/control-plane.ts) and the node simulator with a Node "<N>-control-plane"
  *       whose InternalIP is 127.0.0.2 (standing for the node container's address); binds every extraPortMapping's
  *       hostPort on its listenAddress (as docker-proxy does, so a taken port fails creation as with Docker); keeps the
- *       config it was given; merges cluster/user/context "kind-<N>" into the kubeconfig and makes it current.
+ *       config it was given; merges cluster/user/context "kind-<N>" into the kubeconfig and makes it current. Before
+ *       the nodes, the docker network "kind" as kind v0.17.0 ensures it (reused when listed, else created with IPv6;
+ *       network.go ensureNetwork) — only when `docker` reaches the tests' network stand-in (docker-network-shim.ts),
+ *       recorded in <state>/<N>/network.json; without it no network step is taken (no real network may be made here).
  *   kind delete cluster [--name N] [--kubeconfig K]  stops that process, removes kind-<N> from the kubeconfig(s); exit 0
  *       even when no such cluster exists                                                  (pkg/cluster/internal/delete/delete.go)
  *   kind export kubeconfig [--name N] [--kubeconfig K]   merges kind-<N> again and makes it current; "Set kubectl context to …"
@@ -50,12 +53,14 @@
  *   KIND_CLUSTER_NAME            default cluster name, as kind honours it (pkg/internal/cli/override.go)
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import yaml from 'js-yaml';
+import { NETWORK_SHIM_MARKER } from './docker-network-shim.js';
 
 export const STANDIN_KIND_VERSION = '0.17.0';
 export const KIND_STANDIN_JS = fileURLToPath(import.meta.url);
@@ -453,6 +458,7 @@ async function createCluster(argv: string[]): Promise<void> {
     st.end(false);
     throw new KindError(`failed to create cluster: failed to pull image "${image}": command "docker pull ${image}" failed with error: exit status 1`);
   }
+  const network = ensureNetwork();
   st.start('Preparing nodes 📦 ');
   // providers/docker/provision.go generatePortMappings: TCP, UDP or SCTP, exactly as spelled
   const badProtocol = config.mappings.find((m) => !['TCP', 'UDP', 'SCTP'].includes(m.protocol));
@@ -463,6 +469,7 @@ async function createCluster(argv: string[]): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   if (config.raw) fs.writeFileSync(path.join(dir, 'config.yaml'), config.raw);
+  if (network) fs.writeFileSync(path.join(dir, 'network.json'), JSON.stringify(network));
   fs.writeFileSync(path.join(dir, 'args.json'), JSON.stringify(argv));
   // the "node container": a detached process that outlives this command, like a container outlives `kind create`
   const logFd = fs.openSync(path.join(dir, 'node.log'), 'a');
@@ -515,6 +522,113 @@ async function createCluster(argv: string[]): Promise<void> {
   errLine(`Set kubectl context to "kind-${name}"`);
   errLine(`You can now use your cluster with:\n\n${sample}\n`);
   errLine('Have a nice day! 👋');
+}
+
+/**
+ * Does `docker network …` reach the tests' network stand-in (test/support/docker-network-shim.ts)? Its env names it
+ * (STANDIN_DOCKER_NETWORK_SHIM), and the first `docker` on PATH is it, or a test's script that passes calls on to it.
+ */
+function networkShimOnPath(): boolean {
+  const shim = process.env.STANDIN_DOCKER_NETWORK_SHIM;
+  if (!shim) return false;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const file = path.join(dir, 'docker');
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+    } catch {
+      continue;
+    }
+    const text = fs.statSync(file).size < 65536 ? fs.readFileSync(file, 'utf8') : '';
+    return text.includes(NETWORK_SHIM_MARKER) || text.includes(path.join(shim, 'docker'));
+  }
+  return false;
+}
+
+/** pkg/exec/helpers.go PrettyCommand: the command as kind prints it, each argument shell-quoted when it needs it. */
+function prettyCommand(args: string[]): string {
+  return ['docker', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'"'"'`)}'`)).join(' ');
+}
+
+/** kind's RunError (pkg/exec/types.go): the command, its exit status, and what it printed. */
+class RunError extends KindError {
+  constructor(
+    args: string[],
+    status: number,
+    readonly output: string,
+  ) {
+    super(`command "${prettyCommand(args)}" failed with error: exit status ${status}\n\nCommand Output: ${output.trim()}`);
+  }
+}
+
+/** `docker …` as kind's exec.Command runs it (the docker first on PATH). */
+function dockerRun(args: string[]): string {
+  try {
+    return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch (e) {
+    const err = e as { status?: number; stdout?: string; stderr?: string };
+    throw new RunError(args, err.status ?? 1, `${err.stdout ?? ''}${err.stderr ?? ''}`);
+  }
+}
+
+/** network.go generateULASubnetFromName: fc00::/8 plus bytes 2–7 of sha1(name, attempt as little-endian int32), /64. */
+function ulaSubnet(name: string, attempt: number): string {
+  const le = Buffer.alloc(4);
+  le.writeInt32LE(attempt);
+  const d = createHash('sha1').update(name).update(le).digest();
+  return `${[0xfc00, (d[2] << 8) | d[3], (d[4] << 8) | d[5], (d[6] << 8) | d[7]].map((x) => x.toString(16)).join(':')}::/64`;
+}
+
+/**
+ * providers/docker/provider.go Provision → network.go ensureNetwork at v0.17.0: the network "kind" (or
+ * KIND_EXPERIMENTAL_DOCKER_NETWORK, with kind's two warnings) is reused as it is when `docker network ls
+ * --filter=name=^kind$ --format={{.ID}}` lists one; else created as a bridge with masquerading, the default bridge's
+ * MTU and an IPv6 ULA subnet; only "Cannot read IPv6 setup for bridge" makes kind try once more without IPv6. Any other
+ * failure (Docker 27/28 without ip6tables NAT, kind#3748) fails the cluster: "failed to ensure docker network".
+ * The stand-in takes this step only when the `docker` first on PATH is the tests' network stand-in
+ * (test/support/docker-network-shim.ts): a real bridge network would take a private-range address here. What it did
+ * is recorded in <state>/<cluster>/network.json: {name, created: false} when it reused one (kind looks no further),
+ * else {name, created: true, ipv6}: whether the network it made has IPv6.
+ */
+function ensureNetwork(): { name: string; created: boolean; ipv6?: boolean } | undefined {
+  if (!networkShimOnPath()) return undefined;
+  let name = 'kind';
+  if (process.env.KIND_EXPERIMENTAL_DOCKER_NETWORK) {
+    errLine('WARNING: Overriding docker network due to KIND_EXPERIMENTAL_DOCKER_NETWORK');
+    errLine('WARNING: Here be dragons! This is not supported currently.');
+    name = process.env.KIND_EXPERIMENTAL_DOCKER_NETWORK;
+  }
+  // the node image's status line stays open: create.go returns Provision's error without ending it
+  const fail = (e: unknown): never => {
+    if (e instanceof KindError) throw new KindError(`failed to create cluster: failed to ensure docker network: ${e.message}`);
+    throw e;
+  };
+  try {
+    const ids = dockerRun(['network', 'ls', `--filter=name=^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, '--format={{.ID}}']).trim();
+    if (ids) return { name, created: false };
+  } catch (e) {
+    fail(e);
+  }
+  let mtu = 0;
+  try {
+    const lines = dockerRun(['network', 'inspect', 'bridge', '-f', '{{ index .Options "com.docker.network.driver.mtu" }}']).split('\n').filter(Boolean);
+    mtu = lines.length === 1 ? Number(lines[0]) || 0 : 0;
+  } catch {
+    // getDefaultNetworkMTU: no MTU option then
+  }
+  const args = (ipv6: boolean) => ['network', 'create', '-d=bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=true', ...(mtu > 0 ? ['-o', `com.docker.network.driver.mtu=${mtu}`] : []), ...(ipv6 ? ['--ipv6', '--subnet', ulaSubnet(name, 0)] : []), name];
+  try {
+    dockerRun(args(true));
+    return { name, created: true, ipv6: true };
+  } catch (e) {
+    const output = e instanceof RunError ? e.output : '';
+    if (!output.startsWith('Error response from daemon: Cannot read IPv6 setup for bridge')) fail(e);
+  }
+  try {
+    dockerRun(args(false));
+  } catch (e) {
+    fail(e);
+  }
+  return { name, created: true, ipv6: false };
 }
 
 async function stopNode(name: string): Promise<void> {
@@ -575,9 +689,7 @@ function listClustersOrFail(): string[] {
       execFileSync('docker', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
     } catch (e) {
       const output = `${(e as { stdout?: Buffer }).stdout ?? ''}${(e as { stderr?: Buffer }).stderr ?? ''}`;
-      // pkg/exec/helpers.go PrettyCommand: shellescape.Quote of each argument
-      const pretty = ['docker', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'"'"'`)}'`)).join(' ');
-      throw new KindError(`failed to list clusters: command "${pretty}" failed with error: exit status ${(e as { status?: number }).status ?? 1}\n\nCommand Output: ${output.trim()}`);
+      throw new KindError(`failed to list clusters: command "${prettyCommand(args)}" failed with error: exit status ${(e as { status?: number }).status ?? 1}\n\nCommand Output: ${output.trim()}`);
     }
   }
   return existingClusters(stateRoot());
