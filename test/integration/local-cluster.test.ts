@@ -2,7 +2,7 @@
 // (started by the kind stand-in as its "node"), dockerd and the images built in it, the local release server
 // serving both Istio and kind. Simulated: kind itself (test/support/kind-standin.ts, imitating kind v0.17.0:
 // its node is the real control plane plus the node simulator, InternalIP 127.0.0.2) and istioctl.
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -477,6 +477,10 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
   before(async () => {
     docker = await startDockerEnv();
   });
+  // a cluster a test created holds the mapped ports on 127.0.0.1: the next test's cluster needs them
+  afterEach(async () => {
+    for (const sb of sandboxes) await stopStandinClusters(sb.kindState);
+  });
   after(async () => {
     for (const sb of sandboxes) {
       await stopStandinClusters(sb.kindState);
@@ -749,6 +753,7 @@ describe('local cluster: refusals before anything is created', { skip, timeout: 
     assert.deepEqual(existing.network.networks(), networks, 'untouched');
     assert.deepEqual(networkStep(existing), { name: 'kind', created: false });
     assert.ok(!r.events().some((e) => e.type === 'log' && createdNetworkLog.test(e.message)));
+    await stopStandinClusters(existing.kindState); // its node holds the mapped ports
 
     const older = box({ STANDIN_KIND_NODE_NOT_READY: '1' }, { ip6tablesNat: true });
     const o = await upToKindCreate(older, dockerOfVersion(older, '26.1.5'), server);
