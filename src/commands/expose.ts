@@ -5,6 +5,7 @@ import { parseNodeAddress } from '../core/options.js';
 import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../settings.js';
 import { ISTIO_NAMESPACE, dashboardUrl, nodePortReach } from '../demo/facts.js';
 import { forwardServicePort } from '../kube/port-forward.js';
+import { FORWARD_PORTS } from '../demo/open.js';
 import { stateForContext, requireMapped } from '../kind/state.js';
 import { exposeDashboard } from '../steps/dashboards.js';
 
@@ -51,17 +52,16 @@ export function register(program: Command): void {
         const kube = await ctx.kube();
         if (ctx.settings.portForward) {
           const d = DASHBOARDS[ctx.settings.dashboards[0]];
-          const defaultLocal = { kiali: 20001, grafana: 3000, prometheus: 9090, tracing: 16686, zipkin: 9411 }[d.name] ?? 0;
           const fwd = await forwardServicePort(kube, {
             namespace: ISTIO_NAMESPACE,
             service: d.service,
             portName: d.portName,
-            localPort: ctx.settings.localPort ?? defaultLocal,
+            localPort: ctx.settings.localPort ?? FORWARD_PORTS[d.name] ?? 0,
             signal: ctx.signal,
             onError: (m) => ctx.log.warn(m),
           });
           const url = `http://127.0.0.1:${fwd.port}${d.path}`;
-          ctx.ui.print(`${d.name} ${url}  (Ctrl-C to stop)`);
+          ctx.ui.print(`${d.name} ${url}  (port-forward: Ctrl-C to stop)`);
           ctx.ui.result(true, { dashboards: { [d.name]: url }, portForward: true });
           await fwd.closed;
           return;

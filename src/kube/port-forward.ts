@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { Writable } from 'node:stream';
 import { UsageError } from '../core/errors.js';
 import type { KubeClient } from './client.js';
 
@@ -27,10 +28,26 @@ export async function forwardServicePort(
   const { PortForward } = await import('@kubernetes/client-node');
   const forward = new PortForward(await kube.kubeConfig());
   const server = net.createServer((socket) => {
-    forward.portForward(opts.namespace, pod.metadata.name, [target], socket, null, socket).catch((err: Error) => {
-      opts.onError?.(`port-forward to ${pod.metadata.name}: ${err.message}`);
-      socket.destroy();
+    // the kubelet writes why it could not reach the pod's port on the error stream, then closes the WebSocket;
+    // client-node leaves the local connection open either way: end it, or the browser waits forever
+    const kubeletError = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        opts.onError?.(`port-forward to ${pod.metadata.name}: ${chunk.toString('utf8').trim()}`);
+        done();
+      },
     });
+    forward.portForward(opts.namespace, pod.metadata.name, [target], socket, kubeletError, socket).then(
+      (ws) => {
+        const end = () => socket.end();
+        if (typeof ws === 'function') return; // only with retries, which meshdemo does not ask for
+        if (ws.readyState === ws.CLOSED) end();
+        else ws.addEventListener('close', end);
+      },
+      (err: Error) => {
+        opts.onError?.(`port-forward to ${pod.metadata.name}: ${err.message}`);
+        socket.destroy();
+      },
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
