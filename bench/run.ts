@@ -42,6 +42,7 @@ const BENCHES: Record<string, { title: string; load: () => Promise<{ run: () => 
   download: { title: 'download + verify + extract', load: () => import('./download.js') },
   images: { title: 'image step', load: () => import('./images.js') },
   'up-tutorial': { title: 'up --no-app vs the tutorial\'s commands', load: () => import('./up-tutorial.js') },
+  'local-again': { title: 'up after down on the local kind cluster', load: () => import('./local-again.js') },
 };
 
 async function main(): Promise<void> {
