@@ -5,7 +5,7 @@ import type { Step } from '../record/context.js';
 import { DEFAULT_ISTIO_VERSION, parseDownloadSettings, type DownloadSettings } from '../settings.js';
 import { runSteps } from '../core/runner.js';
 import { istioDownload } from '../steps/istio-download.js';
-import { istioctlPath } from '../demo/istio-release.js';
+import { istioctlPath } from '../core/cache-layout.js';
 import { decideLocalCluster } from '../kind/decide.js';
 
 export function register(program: Command): void {

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { action } from './action.js';
 import { PreflightError, UsageError } from '../core/errors.js';
 import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../settings.js';
-import { cachedReleaseDistrust, istioctlPath, istioctlKubeArgs } from '../demo/istio-release.js';
+import { cachedReleaseDistrust, istioctlKubeArgs } from '../demo/istio-release.js';
+import { istioctlPath } from '../core/cache-layout.js';
 import { runInteractive } from '../exec/run.js';
 
 export function register(program: Command): void {

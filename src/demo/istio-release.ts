@@ -1,25 +1,8 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { manifestMismatch } from '../download/cache-files.js';
+import { extractDir, istioctlPath } from '../core/cache-layout.js';
 import type { Context } from '../record/context.js';
-
-/** <cache>/istio/<v>/: the archive, and the tree it unpacks to (extracted atomically, so present means complete). */
-export function versionCacheDir(cacheDir: string, version: string): string {
-  return path.join(cacheDir, 'istio', version);
-}
-
-export function extractDir(cacheDir: string, version: string): string {
-  return path.join(versionCacheDir(cacheDir, version), 'tree');
-}
-
-/** Where a release lives in the cache: <cache>/istio/<v>/tree/istio-<v>/bin/istioctl. */
-export function releaseDir(cacheDir: string, version: string): string {
-  return path.join(extractDir(cacheDir, version), `istio-${version}`);
-}
-
-export function istioctlPath(cacheDir: string, version: string): string {
-  return path.join(releaseDir(cacheDir, version), 'bin', process.platform === 'win32' ? 'istioctl.exe' : 'istioctl');
-}
 
 /** The release asset for this platform, as published on the Istio releases page. */
 export function assetName(version: string, platform: NodeJS.Platform = process.platform, arch: string = process.arch): { name: string; note?: string } {

@@ -7,7 +7,7 @@ import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from '../settings.js';
 import { DEPLOYMENT_OF } from './app-manifests.js';
 import { describeScenarios } from './scenarios.js';
 import { scenarioState } from './scenario-apply.js';
-import { istioctlPath } from './istio-release.js';
+import { istioctlPath } from '../core/cache-layout.js';
 import { stateForContext, type LocalClusterState } from '../kind/state.js';
 import { kindForState } from '../kind/binary.js';
 import { kindClusters } from '../exec/kind.js';

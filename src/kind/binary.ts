@@ -2,19 +2,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KIND_VERSION } from './pins.js';
 import { manifestMismatch, sha256FileSync } from '../download/cache-files.js';
+import { kindBinaryPath, kindManifestPath } from '../core/cache-layout.js';
 import { PreflightError } from '../core/errors.js';
 
 /** kind's release binaries are 7–10 MB: a server sending more than this is not serving one. */
 export const KIND_MAX_BYTES = 128 * 1024 ** 2;
 
-/** <cache>/kind/v<version>/kind: where meshdemo keeps the kind it downloaded (made executable only once verified). */
+/** The pinned kind in the cache (src/download/cache-layout.ts). */
 export function cachedKindPath(cacheDir: string, platform: NodeJS.Platform = process.platform): string {
-  return path.join(cacheDir, 'kind', `v${KIND_VERSION}`, platform === 'win32' ? 'kind.exe' : 'kind');
+  return kindBinaryPath(cacheDir, KIND_VERSION, platform);
 }
 
-/** Beside the cached kind: the sha256 it had when its download was verified. */
 export function cachedKindManifest(cacheDir: string): string {
-  return `${cachedKindPath(cacheDir)}.manifest.json`;
+  return kindManifestPath(cacheDir, KIND_VERSION);
 }
 
 /** Why the cached kind may not be run, or undefined when it may: it must be the file meshdemo verified (of the pinned sha256, when one is). */

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, PreflightError, UsageError } from '../core/errors.js';
+import { localClusterConfigPath, localClusterLockPath, localClusterStatePath } from '../core/cache-layout.js';
 import { pidNamespace, processGone } from '../core/process.js';
 import { clusterCaSha256 } from '../kube/kubeconfig.js';
 import type { PortMapping } from './config.js';
@@ -36,22 +37,11 @@ export interface LocalClusterState {
   caSha256?: string;
 }
 
-export function stateDir(cacheDir: string): string {
-  return path.join(cacheDir, 'local-clusters');
-}
-
-export function statePath(cacheDir: string, name: string): string {
-  return path.join(stateDir(cacheDir), `${name}.json`);
-}
-
-export function configPath(cacheDir: string, name: string): string {
-  return path.join(stateDir(cacheDir), `${name}.kind.yaml`);
-}
 
 export function readState(cacheDir: string, name: string): LocalClusterState | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(statePath(cacheDir, name), 'utf8');
+    text = fs.readFileSync(localClusterStatePath(cacheDir, name), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -66,7 +56,7 @@ export function readState(cacheDir: string, name: string): LocalClusterState | u
 
 /** Written atomically (temp file + rename), so a killed run never leaves half a record. */
 export function writeState(cacheDir: string, state: LocalClusterState): void {
-  const file = statePath(cacheDir, state.name);
+  const file = localClusterStatePath(cacheDir, state.name);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
@@ -74,8 +64,8 @@ export function writeState(cacheDir: string, state: LocalClusterState): void {
 }
 
 export function removeState(cacheDir: string, name: string): void {
-  fs.rmSync(statePath(cacheDir, name), { force: true });
-  fs.rmSync(configPath(cacheDir, name), { force: true });
+  fs.rmSync(localClusterStatePath(cacheDir, name), { force: true });
+  fs.rmSync(localClusterConfigPath(cacheDir, name), { force: true });
 }
 
 /** The local cluster behind a kubeconfig context, if meshdemo created it: context "kind-<name>" with a record. */
@@ -143,7 +133,7 @@ export async function lockLocalCluster(
   name: string,
   o: { waitMs: number; signal?: AbortSignal; onWait?: (holderPid: number) => void },
 ): Promise<LocalClusterLock> {
-  const file = path.join(stateDir(cacheDir), `${name}.lock`);
+  const file = localClusterLockPath(cacheDir, name);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const me = `${process.pid} ${pidNamespace()}`;
   const deadline = Date.now() + o.waitMs;

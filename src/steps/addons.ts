@@ -9,7 +9,7 @@ import type { ClusterReads } from '../kube/reads.js';
 import { readManifests } from '../kube/manifests.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
-import { releaseDir } from '../demo/istio-release.js';
+import { releaseDir } from '../core/cache-layout.js';
 import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'addons'>;

@@ -3,7 +3,7 @@ import { ExternalCommandError } from '../core/errors.js';
 import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { imagesOnEveryNode, istioImages, uniqueImages, workloadImages, type ClusterImage } from '../images/cluster-images.js';
-import { releaseDir } from '../demo/istio-release.js';
+import { releaseDir } from '../core/cache-layout.js';
 import { readManifests } from '../kube/manifests.js';
 import { kindBinaryFor } from '../kind/state.js';
 import type { UpSettings } from '../settings.js';

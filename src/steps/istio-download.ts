@@ -3,7 +3,8 @@ import path from 'node:path';
 import { DownloadError, ExternalCommandError } from '../core/errors.js';
 import type { Context, Step } from '../record/context.js';
 import { runProbe } from '../exec/run.js';
-import { assetName, cachedReleaseDistrust, extractDir, istioctlPath, versionCacheDir } from '../demo/istio-release.js';
+import { assetName, cachedReleaseDistrust } from '../demo/istio-release.js';
+import { extractDir, istioctlPath, versionCacheDir } from '../core/cache-layout.js';
 import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;

@@ -7,7 +7,8 @@ import { diagnoseDeployment, toState } from '../kube/readiness.js';
 import { describeRef, KubeApiError, type KubeClient } from '../kube/client.js';
 import { INSTALLED_STATE, istioInstallation, ISTIO_NAMESPACE, revisionOf } from '../demo/facts.js';
 import { labelledByMeshdemo, MANAGED_BY } from '../record/inventory.js';
-import { istioctlKubeArgs, istioctlPath } from '../demo/istio-release.js';
+import { istioctlKubeArgs } from '../demo/istio-release.js';
+import { istioctlPath } from '../core/cache-layout.js';
 import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'istioSet' | 'reinstall'>;

@@ -11,7 +11,8 @@ import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES,
 import { kindConfigYaml, localPortMappings } from '../kind/config.js';
 import { ipv6NetworkMayFail, kindNetworkName } from '../kind/network.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
-import { configPath, lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
+import { lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
+import { localClusterConfigPath } from '../core/cache-layout.js';
 import { allDashboardNodePorts, type LocalCluster, type UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'local' | 'nodePorts' | 'gatewayNodePort' | 'kindMirror' | 'kindSha256'>;
@@ -284,7 +285,7 @@ async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: stri
       });
     }
     await createKindNetwork(ctx);
-    const configFile = configPath(ctx.options.cacheDir, l.name);
+    const configFile = localClusterConfigPath(ctx.options.cacheDir, l.name);
     fs.mkdirSync(path.dirname(configFile), { recursive: true });
     fs.writeFileSync(configFile, kindConfigYaml({ name: l.name, image: NODE_IMAGE, mappings }));
     const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PreflightError } from '../../src/core/errors.js';
 import { pidNamespace } from '../../src/core/process.js';
-import { lockLocalCluster, readState, removeState, stateDir, writeState, type LocalClusterState } from '../../src/kind/state.js';
+import { lockLocalCluster, readState, removeState, writeState, type LocalClusterState } from '../../src/kind/state.js';
+import { localClustersDir } from '../../src/core/cache-layout.js';
 
 const state = (name: string): LocalClusterState => ({
   version: 1, name, context: `kind-${name}`, createdAt: new Date().toISOString(), kindVersion: '0.17.0', kind: 'kind', nodeImage: 'img', kubeconfig: '/k', configFile: '/c', mappings: [],
@@ -34,13 +35,13 @@ describe('the machine-local lock of a local cluster', () => {
     await Promise.all([run('first', true), sleep(20).then(() => run('second', false))]);
     assert.deepEqual(order, ['first writes state', 'second waits', 'second finds the cluster']);
     assert.ok(readState(cache, 'mesh'), "the winner's state file is still there");
-    assert.deepEqual(fs.readdirSync(stateDir(cache)), ['mesh.json'], 'the lock is released');
+    assert.deepEqual(fs.readdirSync(localClustersDir(cache)), ['mesh.json'], 'the lock is released');
   });
 
   it('a lock left by a process that is gone is broken; one of a live process, or of another PID namespace, is waited for', async () => {
     const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-llock-'));
-    fs.mkdirSync(stateDir(cache), { recursive: true });
-    const lockFile = path.join(stateDir(cache), 'mesh.lock');
+    fs.mkdirSync(localClustersDir(cache), { recursive: true });
+    const lockFile = path.join(localClustersDir(cache), 'mesh.lock');
     const dead = spawnSync('/bin/true').pid!; // a process that has exited
     fs.writeFileSync(lockFile, `${dead} ${pidNamespace()}\n`);
     const taken = await lockLocalCluster(cache, 'mesh', { waitMs: 2000 });
