@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Context } from '../record/context.js';
 import { deploymentState } from '../kube/readiness.js';
-import { clusterVersion, type VersionVerdict } from '../steps/preflight.js';
+import { clusterVersion, type VersionVerdict } from './cluster-checks.js';
 import { dashboardUrl, gatewayUrl, injectionLabel, istioInstallation, ISTIO_NAMESPACE, nodePortReach } from './facts.js';
 import { DASHBOARDS, DEFAULT_ISTIO_VERSION, SERVICES } from '../settings.js';
 import { DEPLOYMENT_OF } from './app-manifests.js';

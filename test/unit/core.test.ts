@@ -10,7 +10,7 @@ import { runSteps } from '../../src/core/runner.js';
 import { stepLog, type MeshEvent } from '../../src/core/events.js';
 import type { Context, Step } from '../../src/record/context.js';
 import { createRenderer, outputMode } from '../../src/ui/renderer.js';
-import { versionVerdict, requiredPermissions } from '../../src/steps/preflight.js';
+import { versionVerdict, requiredPermissions } from '../../src/demo/cluster-checks.js';
 import { parseImages, parseNodePorts, parseRegistry, parseUpSettings } from '../../src/settings.js';
 import { assetName } from '../../src/demo/istio-release.js';
 import { kubeconfigPaths, loadKubeconfig } from '../../src/kube/kubeconfig.js';
