@@ -5,7 +5,7 @@ import { describeRef, type KubeClient, type KubeObject } from '../kube/client.js
 import type { KubeReader } from '../kube/reads.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
 import { APP_DEPLOYMENTS, legacyAppRefs, renderAppManifests } from '../demo/app-manifests.js';
-import { resolveImages, resolveTarget } from './images.js';
+import { resolveImages, resolveTarget } from '../demo/image-target.js';
 import type { UpSettings } from '../settings.js';
 
 async function desiredObjects(ctx: Parameters<Step<UpSettings>['run']>[0]): Promise<KubeObject[]> {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { CommandContext } from '../commands/action.js';
 import type { Step } from '../record/context.js';
 import { renderAppManifests } from '../demo/app-manifests.js';
-import { resolveImages } from './images.js';
+import { resolveImages } from '../demo/image-target.js';
 import type { UpSettings } from '../settings.js';
 
 /** `up --render [dir]`: the app manifests written to dir/app.yaml (or printed), nothing applied. */
