@@ -69,27 +69,6 @@ const awaitingSplit = {
   rules: { complexity: 'off', 'max-lines-per-function': 'off' },
 };
 
-/**
- * Crossings that wait for files other branches are editing (issue 19), each allowed by name only: `up --render`
- * is to print through the command rather than a cast to CommandContext. Then this list goes.
- */
-const awaitingMove = [
-  { file: 'src/steps/render.ts', room: 'steps', allow: /^\.\.\/commands\/action\.js$/ },
-].map(({ file, room, allow }) => ({
-  files: [file],
-  rules: {
-    'no-restricted-imports': [
-      'error',
-      {
-        patterns: [...layerRule(room), ...(room === 'steps' ? [{ regex: '^\\./', message: 'A step never imports another step.' }] : [])].map((p) => ({
-          ...p,
-          regex: `(?!${allow.source})${p.regex}`,
-        })),
-      },
-    ],
-  },
-}));
-
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'templates/**', 'test/run.mjs', 'eslint.config.js'] },
   {
@@ -116,5 +95,4 @@ export default tseslint.config(
   ...layerConfigs,
   stepsApart,
   awaitingSplit,
-  ...awaitingMove,
 );

@@ -7,7 +7,8 @@ import { collectUrls } from '../demo/urls.js';
 export async function summarize(ctx: CommandContext<UpSettings>, outcomes: StepOutcome[]): Promise<void> {
   const count = (s: StepOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   const urls: Record<string, string> = {};
-  if (!ctx.dryRun) {
+  // --render changes no cluster (it may have none): there is nothing to reach
+  if (!ctx.dryRun && !ctx.settings.render) {
     Object.assign(urls, await collectUrls(ctx));
   }
   const head = ctx.dryRun

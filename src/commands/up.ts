@@ -8,6 +8,7 @@ import { collect, DEFAULT_ISTIO_VERSION, parseUpSettings, type UpSettings } from
 import { runSteps } from '../core/runner.js';
 import { requireWritableCacheDir } from '../core/cache-dir.js';
 import { upSteps, LOCAL_STEP_IDS } from '../steps/index.js';
+import { renderedApp } from '../steps/render.js';
 import { summarize } from './summary.js';
 import { sendTraffic } from './traffic.js';
 import { decideLocalCluster } from '../kind/decide.js';
@@ -67,6 +68,12 @@ network fails without ip6tables NAT); an existing one is reused.`,
     .action(
       action<UpSettings>(buildUpSettings, async (ctx) => {
         for (const value of secretSetValues(ctx.settings.istioSet)) ctx.secrets.add(value);
+        if (ctx.settings.render === true) {
+          // the YAML alone on stdout, so that `up --render > app.yaml` is a manifest file
+          ctx.ui.print(await renderedApp(ctx));
+          ctx.ui.result(true, { rendered: 'stdout' });
+          return;
+        }
         if (!ctx.dryRun && !ctx.settings.render) requireWritableCacheDir(ctx.options.cacheDir);
         const steps = await upSteps(ctx.settings, ctx.settings.local?.context ?? (await contextOrNothing(ctx)));
         const local = ctx.settings.local;

@@ -299,6 +299,21 @@ describe('app half of up: images, deploy, gateway URL', { skip, timeout: 900_000
     assert.deepEqual(await snapshotCluster(cp), before);
   });
 
+  it('--render with no directory prints the manifests alone on stdout, and needs no cluster with --skip-build', async () => {
+    const images = ['micro-api=reg.example/micro-api:1', 'micro-order=reg.example/micro-order:1', 'micro-pay=reg.example/micro-pay:1'];
+    const r = await demo.meshdemo(['up', '--render', '--skip-build', ...images.flatMap((i) => ['--image', i])], { kubeconfig: path.join(tmp, 'no-such-kubeconfig') });
+    assert.equal(r.code, 0, r.stderr);
+    // `> app.yaml` is a manifest file: every document an object, nothing after the YAML
+    const docs = (yaml.loadAll(r.stdout) as any[]).filter((d) => d !== null && d !== undefined);
+    assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort(), [
+      'Deployment/micro-api', 'Deployment/micro-order-v1', 'Deployment/micro-pay-v1', 'Gateway/micro-gateway',
+      'Service/micro-api', 'Service/micro-order', 'Service/micro-pay', 'VirtualService/micro-gateway',
+    ]);
+    for (const d of docs) assert.deepEqual(Object.keys(d).sort(), ['apiVersion', 'kind', 'metadata', 'spec'], `${d.kind}/${d.metadata.name}: no stray key`);
+    assert.ok(docs.every((d) => d.metadata.namespace === 'default'));
+    assert.deepEqual(docs.filter((d) => d.kind === 'Deployment').map((d) => d.spec.template.spec.containers[0].image).sort(), images.map((i) => i.split('=')[1]).sort());
+  });
+
   it('names the failing sidecar-injector webhook when app pods cannot be created (exit 4)', async () => {
     const gen = yaml.loadAll(fs.readFileSync(path.join(FIXTURES, 'manifests/charts/istio-control/istio-discovery/files/gen-istio.yaml'), 'utf8')) as any[];
     const webhook = gen.find((d) => d?.kind === 'MutatingWebhookConfiguration');
