@@ -60,8 +60,6 @@ const awaitingSplit = {
     'src/download/download.ts',
     'src/download/tree-writer.ts',
     'src/demo/traffic.ts',
-    'src/demo/chaos.ts',
-    'src/demo/scenarios.ts',
     'src/steps/images.ts',
     'src/steps/local-cluster.ts',
     'src/record/lock.ts',

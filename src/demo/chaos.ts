@@ -41,27 +41,32 @@ export function parseChaosArgs(kind: string, service: string | undefined, value:
   if (!service || !(SERVICES as readonly string[]).includes(service)) throw new UsageError(`chaos ${k} needs a service: ${SERVICES.join(', ')}${service ? `, not "${service}"` : ''}`, { hint: 'e.g. meshdemo chaos delay micro-order 3s --percent 50' });
   const s = service as ServiceName;
   if (opts.percent !== undefined && k !== 'delay' && k !== 'abort') throw new UsageError(`--percent goes with delay or abort, not ${k}`, { hint: 'e.g. meshdemo chaos abort micro-order 500 --percent 50' });
+  return { kind: k, services: [s], change: chaosChange(k, s, value, opts) };
+}
+
+/** What `chaos <kind> <service> [value]` changes in the service's chaos state. */
+function chaosChange(k: ChaosKind, s: ServiceName, value: string | undefined, opts: Record<string, any>): Partial<ChaosState> {
   switch (k) {
     case 'delay':
-      return { kind: k, services: [s], change: { delay: { fixedDelay: istioDuration(value, 'delay', `delay ${s} 3s --percent 50`), percent: percent(opts.percent) } } };
+      return { delay: { fixedDelay: istioDuration(value, 'delay', `delay ${s} 3s --percent 50`), percent: percent(opts.percent) } };
     case 'abort': {
       const status = Number(value);
       if (!Number.isInteger(status) || status < 200 || status > 599) throw new UsageError(`chaos abort needs an HTTP status from 200 to 599${value ? `, not "${value}"` : ''}`, { hint: `e.g. meshdemo chaos abort ${s} 500 --percent 50` });
-      return { kind: k, services: [s], change: { abort: { httpStatus: status, percent: percent(opts.percent) } } };
+      return { abort: { httpStatus: status, percent: percent(opts.percent) } };
     }
     case 'timeout':
-      return { kind: k, services: [s], change: { timeout: istioDuration(value, 'timeout', `timeout ${s} 1s`) } };
+      return { timeout: istioDuration(value, 'timeout', `timeout ${s} 1s`) };
     case 'retries': {
       const attempts = Number(value);
       if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) throw new UsageError(`chaos retries needs a number of attempts from 1 to 100${value ? `, not "${value}"` : ''}`, { hint: `e.g. meshdemo chaos retries ${s} 3` });
       const perTryTimeout = opts.perTryTimeout !== undefined ? istioDuration(opts.perTryTimeout, 'retries --per-try-timeout', `retries ${s} 3 --per-try-timeout 1s`) : undefined;
-      return { kind: k, services: [s], change: { retries: { attempts, ...(perTryTimeout ? { perTryTimeout } : {}), ...(opts.retryOn ? { retryOn: String(opts.retryOn) } : {}) } } };
+      return { retries: { attempts, ...(perTryTimeout ? { perTryTimeout } : {}), ...(opts.retryOn ? { retryOn: String(opts.retryOn) } : {}) } };
     }
     case 'breaker':
       if (s !== 'micro-pay') throw new UsageError(`the circuit breaker is the tutorial's, on micro-pay, not ${s}`, { hint: 'meshdemo chaos breaker micro-pay' });
-      return { kind: k, services: [s], change: { breaker: true } };
+      return { breaker: true };
     case 'clear':
-      return { kind: k, services: [s], change: {} };
+      return {};
   }
 }
 
@@ -93,7 +98,12 @@ export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Pro
   }
   if (kind === 'clear' && !targets.length) io.print('chaos: nothing to clear');
   if (!verify) return { lines: [], checks: [] };
-  const service = services[0];
+  return verifyChaos(ctx, io, baseline?.summary, delayMs);
+}
+
+/** --verify: orders through the gateway with the change applied, measured against what the change should do. */
+async function verifyChaos(ctx: Context<ChaosSettings>, io: ScenarioIO, baseline: TrafficSummary | undefined, delayMs: number | undefined): Promise<{ lines: string[]; checks: Check[] }> {
+  const { kind, services, change } = ctx.settings;
   const after = scenarioState(await ctx.inventory());
   const timeoutMs = change.timeout ? parseDuration(change.timeout, 'timeout') : undefined;
   const slowerThanMs = delayMs ?? (timeoutMs !== undefined ? timeoutMs + TIMEOUT_SLACK_MS : undefined);
@@ -101,24 +111,37 @@ export async function runChaos(ctx: Context<ChaosSettings>, io: ScenarioIO): Pro
   const run = () => measure(ctx, { slowerThanMs, timeoutMs: clientTimeoutMs });
   const sidecars = kind === 'breaker' ? await readyPods(ctx, 'micro-order') : 0;
   const { url, summary } = kind === 'breaker' ? await withFailingPay(ctx, { deadline: Date.now() + ctx.options.timeoutMs, onChange: io.info }, run) : await run();
-  const checks: Check[] = [];
   const lines = [`verify: ${summary.sent} orders through ${url}`];
+  const checks = chaosChecks(change, services[0], after, summary, baseline, timeoutMs, sidecars, lines);
+  lines.push(...checks.map(formatCheck));
+  for (const l of [...formatSummary(summary), ...lines]) io.print(l);
+  return { lines, checks };
+}
+
+/** The checks of each part of the change; the baseline's figures go to `lines` beside them. */
+function chaosChecks(
+  change: Partial<ChaosState>,
+  service: ServiceName,
+  after: ScenarioState,
+  summary: TrafficSummary,
+  baseline: TrafficSummary | undefined,
+  timeoutMs: number | undefined,
+  sidecars: number,
+  lines: string[],
+): Check[] {
+  const checks: Check[] = [];
   if (change.delay && baseline) {
-    const b = baseline.summary;
-    lines.push(`latency without the delay  p50 ${ms(b.latencyMs.p50)}  p99 ${ms(b.latencyMs.p99)}  (${b.sent} orders first); with it  p50 ${ms(summary.latencyMs.p50)}  p99 ${ms(summary.latencyMs.p99)}`);
-    checks.push(delayedShare(change.delay.fixedDelay, change.delay.percent, { slower: b.slower, sent: b.sent }, { slower: summary.slower, sent: summary.sent }));
+    lines.push(`latency without the delay  p50 ${ms(baseline.latencyMs.p50)}  p99 ${ms(baseline.latencyMs.p99)}  (${baseline.sent} orders first); with it  p50 ${ms(summary.latencyMs.p50)}  p99 ${ms(summary.latencyMs.p99)}`);
+    checks.push(delayedShare(change.delay.fixedDelay, change.delay.percent, { slower: baseline.slower, sent: baseline.sent }, { slower: summary.slower, sent: summary.sent }));
   }
   if (change.abort) checks.push(shareCheck(`failed (abort ${change.abort.httpStatus})`, change.abort.percent, summary.errors, summary.sent));
   if (change.timeout && timeoutMs !== undefined) checks.push(...timeoutChecks(change.timeout, timeoutMs, service, after, summary));
   if (change.retries && baseline) {
-    const b = baseline.summary;
-    lines.push(`failed without these retries  ${b.errors}/${b.sent} (${b.sent} orders first)`);
-    checks.push(retriedShare(change.retries.attempts, after.services[service]?.chaos?.abort?.percent ?? 0, b, summary));
+    lines.push(`failed without these retries  ${baseline.errors}/${baseline.sent} (${baseline.sent} orders first)`);
+    checks.push(retriedShare(change.retries.attempts, after.services[service]?.chaos?.abort?.percent ?? 0, baseline, summary));
   }
   if (change.breaker) checks.push(...breakerChecks(summary, sidecars));
-  lines.push(...checks.map(formatCheck));
-  for (const l of [...formatSummary(summary), ...lines]) io.print(l);
-  return { lines, checks };
+  return checks;
 }
 
 /** The baseline's load: a quarter of --requests (at least 20). */

@@ -191,19 +191,25 @@ export function renderPeerAuthentication(namespace: string, mode: 'STRICT' | 'PE
 export function describeScenarios(state: ScenarioState | undefined): string[] {
   const out: string[] = [];
   for (const [service, s] of Object.entries(state?.services ?? {})) {
-    const c = s?.canary;
-    if (c) {
-      const split = c.promoted ? 'promoted: all to v2' : `v1=${100 - c.weight}% v2=${c.weight}%`;
-      out.push(`canary ${service} ${split}${c.header && !c.promoted ? `, ${c.header.name}=${c.header.value} → v2` : ''}`);
-    }
-    const k = s?.chaos;
-    if (k?.delay) out.push(`chaos ${service} delay ${k.delay.fixedDelay} for ${k.delay.percent}%`);
-    if (k?.abort) out.push(`chaos ${service} abort ${k.abort.httpStatus} for ${k.abort.percent}%`);
-    if (k?.timeout) out.push(`chaos ${service} timeout ${k.timeout}`);
-    if (k?.retries) out.push(`chaos ${service} retries ${k.retries.attempts}${k.retries.perTryTimeout ? ` (${k.retries.perTryTimeout} each)` : ''}${k.retries.retryOn ? ` on ${k.retries.retryOn}` : ''}`);
-    if (k?.breaker) out.push(`chaos ${service} breaker (maxConnections 1, consecutive5xxErrors 1)`);
+    if (s?.canary) out.push(describeCanary(service, s.canary));
+    if (s?.chaos) out.push(...describeChaos(service, s.chaos));
   }
   if (state?.mtls) out.push(`mtls ${state.mtls.toLowerCase()}`);
+  return out;
+}
+
+function describeCanary(service: string, c: CanaryState): string {
+  const split = c.promoted ? 'promoted: all to v2' : `v1=${100 - c.weight}% v2=${c.weight}%`;
+  return `canary ${service} ${split}${c.header && !c.promoted ? `, ${c.header.name}=${c.header.value} → v2` : ''}`;
+}
+
+function describeChaos(service: string, k: ChaosState): string[] {
+  const out: string[] = [];
+  if (k.delay) out.push(`chaos ${service} delay ${k.delay.fixedDelay} for ${k.delay.percent}%`);
+  if (k.abort) out.push(`chaos ${service} abort ${k.abort.httpStatus} for ${k.abort.percent}%`);
+  if (k.timeout) out.push(`chaos ${service} timeout ${k.timeout}`);
+  if (k.retries) out.push(`chaos ${service} retries ${k.retries.attempts}${k.retries.perTryTimeout ? ` (${k.retries.perTryTimeout} each)` : ''}${k.retries.retryOn ? ` on ${k.retries.retryOn}` : ''}`);
+  if (k.breaker) out.push(`chaos ${service} breaker (maxConnections 1, consecutive5xxErrors 1)`);
   return out;
 }
 
