@@ -59,7 +59,6 @@ const awaitingSplit = {
   files: [
     'src/download/download.ts',
     'src/download/tree-writer.ts',
-    'src/demo/traffic.ts',
     'src/steps/images.ts',
     'src/steps/local-cluster.ts',
     'src/record/lock.ts',

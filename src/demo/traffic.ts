@@ -73,6 +73,92 @@ function failureKind(err: unknown): string {
   return e?.cause?.code ?? e?.code ?? e?.name ?? 'error';
 }
 
+/** What the orders came to so far, counted as each is answered or fails. */
+class Tally {
+  sent = 0;
+  ok = 0;
+  errors = 0;
+  slower = 0;
+  traceId: string | undefined;
+  readonly latencies: number[] = [];
+  readonly servedBy: Record<string, number> = {};
+  readonly payServedBy: Record<string, number> = {};
+  readonly apiServedBy: Record<string, number> = {};
+  readonly errorKinds: Record<string, number> = {};
+  readonly errorMessages: Record<string, number> = {};
+  private slowest = -1;
+
+  constructor(private readonly slowerThanMs: number | undefined) {}
+
+  answered(statusCode: number, headers: Record<string, unknown>, body: { code?: unknown; message?: unknown } | undefined, ms: number): void {
+    if (this.slowerThanMs !== undefined && ms >= this.slowerThanMs) this.slower++;
+    if (statusCode !== 200 || body?.code !== 0) {
+      this.errors++;
+      this.countError(typeof body?.code === 'number' && body.code !== 0 ? `code ${body.code}` : `HTTP ${statusCode}`);
+      const message = typeof body?.message === 'string' ? body.message : undefined;
+      if (message !== undefined && (message in this.errorMessages || Object.keys(this.errorMessages).length < 50)) this.errorMessages[message] = (this.errorMessages[message] ?? 0) + 1;
+      return;
+    }
+    this.ok++;
+    this.latencies.push(ms);
+    const count = (into: Record<string, number>, header: string) => {
+      const pod = String(headers[header] ?? 'unknown');
+      into[pod] = (into[pod] ?? 0) + 1;
+    };
+    count(this.servedBy, 'x-order-served-by');
+    count(this.payServedBy, 'x-pay-served-by');
+    count(this.apiServedBy, 'x-served-by');
+    const id = headers['x-b3-traceid'];
+    if (typeof id === 'string' && id && ms > this.slowest) {
+      this.slowest = ms;
+      this.traceId = id;
+    }
+  }
+
+  summary(snapshot: TrafficSnapshot, interrupted: boolean): TrafficSummary {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    return {
+      ...snapshot,
+      interrupted,
+      successRate: this.sent ? this.ok / this.sent : 0,
+      latencyMs: { p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)) },
+      servedBy: this.servedBy,
+      payServedBy: this.payServedBy,
+      apiServedBy: this.apiServedBy,
+      errorKinds: this.errorKinds,
+      errorMessages: this.errorMessages,
+      traceId: this.traceId,
+      slower: this.slower,
+    };
+  }
+
+  failed(err: unknown): void {
+    this.errors++;
+    this.countError(failureKind(err));
+  }
+
+  private countError(kind: string): void {
+    this.errorKinds[kind] = (this.errorKinds[kind] ?? 0) + 1;
+  }
+}
+
+/** Waits until `at` (performance.now() time); false when the signal stopped it first (or had). */
+function waitUntil(at: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const ms = at - performance.now();
+    if (ms <= 0) return resolve(signal?.aborted !== true);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(signal?.aborted !== true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** Runs until `requests` are answered, `durationMs` has passed, or the signal aborts. Uses one undici Pool. */
 export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> {
   const { Pool } = await import('undici');
@@ -81,45 +167,18 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
   const timeoutMs = opts.timeoutMs ?? 5000;
   const started = performance.now();
   const deadline = opts.durationMs !== undefined ? started + opts.durationMs : Number.POSITIVE_INFINITY;
-  const latencies: number[] = [];
-  const servedBy: Record<string, number> = {};
-  const payServedBy: Record<string, number> = {};
-  const apiServedBy: Record<string, number> = {};
-  const errorKinds: Record<string, number> = {};
-  const errorMessages: Record<string, number> = {};
-  let sent = 0;
-  let ok = 0;
-  let errors = 0;
+  const tally = new Tally(opts.slowerThanMs);
   let issued = 0;
-  let slowest = -1;
-  let slower = 0;
-  let traceId: string | undefined;
   const stopped = () => opts.signal?.aborted === true;
 
   const snapshot = (): TrafficSnapshot => {
-    const sorted = [...latencies].sort((a, b) => a - b);
-    return { sent, ok, errors, elapsedMs: Math.round(performance.now() - started), p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)) };
+    const sorted = [...tally.latencies].sort((a, b) => a - b);
+    return { sent: tally.sent, ok: tally.ok, errors: tally.errors, elapsedMs: Math.round(performance.now() - started), p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)) };
   };
-
-  /** Waits until `at` (performance.now() time); false when stopped first. */
-  const waitUntil = (at: number) =>
-    new Promise<boolean>((resolve) => {
-      const ms = at - performance.now();
-      if (ms <= 0) return resolve(!stopped());
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve(false);
-      };
-      const timer = setTimeout(() => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        resolve(!stopped());
-      }, ms);
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-    });
 
   const one = async (i: number) => {
     const t0 = performance.now();
-    sent++;
+    tally.sent++;
     try {
       const res = await pool.request({
         path: target.pathname + target.search,
@@ -130,34 +189,9 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
         bodyTimeout: timeoutMs,
       });
       const body = (await res.body.json().catch(() => undefined)) as { code?: unknown; message?: unknown } | undefined;
-      const ms = performance.now() - t0;
-      if (opts.slowerThanMs !== undefined && ms >= opts.slowerThanMs) slower++;
-      if (res.statusCode === 200 && body?.code === 0) {
-        ok++;
-        latencies.push(ms);
-        const count = (into: Record<string, number>, header: string) => {
-          const pod = String(res.headers[header] ?? 'unknown');
-          into[pod] = (into[pod] ?? 0) + 1;
-        };
-        count(servedBy, 'x-order-served-by');
-        count(payServedBy, 'x-pay-served-by');
-        count(apiServedBy, 'x-served-by');
-        const id = res.headers['x-b3-traceid'];
-        if (typeof id === 'string' && id && ms > slowest) {
-          slowest = ms;
-          traceId = id;
-        }
-      } else {
-        errors++;
-        const kind = typeof body?.code === 'number' && body.code !== 0 ? `code ${body.code}` : `HTTP ${res.statusCode}`;
-        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
-        const message = typeof body?.message === 'string' ? body.message : undefined;
-        if (message !== undefined && (message in errorMessages || Object.keys(errorMessages).length < 50)) errorMessages[message] = (errorMessages[message] ?? 0) + 1;
-      }
+      tally.answered(res.statusCode, res.headers, body, performance.now() - t0);
     } catch (err) {
-      errors++;
-      const kind = failureKind(err);
-      errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+      tally.failed(err);
     }
   };
 
@@ -168,7 +202,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
       const i = issued++;
       const due = opts.rate ? started + (i * 1000) / opts.rate : 0;
       // a request due after --duration is never sent; a stop (Ctrl-C) while waiting sends nothing more
-      if (due >= deadline || (opts.rate && !(await waitUntil(due)))) return;
+      if (due >= deadline || (opts.rate && !(await waitUntil(due, opts.signal)))) return;
       await one(i);
     }
   };
@@ -180,21 +214,7 @@ export async function runTraffic(opts: TrafficOptions): Promise<TrafficSummary> 
     if (ticker) clearInterval(ticker);
     await pool.close().catch(() => {});
   }
-  const sorted = latencies.sort((a, b) => a - b);
-  const snap = snapshot();
-  return {
-    ...snap,
-    interrupted: stopped(),
-    successRate: sent ? ok / sent : 0,
-    latencyMs: { p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)) },
-    servedBy,
-    payServedBy,
-    apiServedBy,
-    errorKinds,
-    errorMessages,
-    traceId,
-    slower,
-  };
+  return tally.summary(snapshot(), stopped());
 }
 
 export function formatSnapshot(s: TrafficSnapshot): string {
