@@ -192,7 +192,11 @@ export const localCluster: Step<Settings> = {
     if (l.kind) l.exists = (await kindClusters(l.kind, { signal: ctx.signal })).includes(l.name);
     else l.exists = false;
     if (!l.exists) {
-      const network = await kindNetworkToCreate(ctx);
+      // plan works without Docker; up's local-preflight refuses before anything when Docker does not answer
+      const network = await kindNetworkToCreate(ctx).catch((err: unknown) => {
+        if (err instanceof PreflightError || err instanceof ExternalCommandError) return undefined;
+        throw err;
+      });
       const first = network ? `, after creating docker network "${network.name}" IPv4-only (Docker ${network.dockerVersion})` : '';
       return { satisfied: false, detail: `${l.reason}: kind create cluster --name ${l.name} (${NODE_IMAGE}), context ${l.context}${first}` };
     }
