@@ -251,8 +251,6 @@ export async function watchMesh(opts: Pick<MeshRouterOptions, 'get' | 'namespace
     return r.status === 200 ? (r.body.items as any[]) : [];
   };
   let config = { virtualservices: [] as any[], destinationrules: [] as any[], endpoints: [] as Endpoint[] };
-  let waiting: Array<() => void> = [];
-  let stopped = false;
   const refresh = async () => {
     const [virtualservices, destinationrules, endpoints] = await Promise.all([
       list('virtualservices'),
@@ -261,16 +259,7 @@ export async function watchMesh(opts: Pick<MeshRouterOptions, 'get' | 'namespace
     ]);
     config = { virtualservices, destinationrules, endpoints };
   };
-  await refresh();
-  const poller = (async () => {
-    while (!stopped) {
-      const served = waiting;
-      waiting = [];
-      await refresh().catch(() => {});
-      for (const w of served) w();
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
+  const poll = await pollConfig(refresh);
   const items = async (kind: 'virtualservices' | 'destinationrules') => config[kind];
 
   /** The rules that apply: the gateway's VS (VS.gateways names it), or a mesh VS (gateways empty or "mesh"). */
@@ -319,12 +308,8 @@ export async function watchMesh(opts: Pick<MeshRouterOptions, 'get' | 'namespace
     hits,
     endpointsFor,
     ruleFor,
-    synced: () => new Promise<void>((resolve) => waiting.push(resolve)),
-    stop: async () => {
-      stopped = true;
-      for (const x of waiting) x();
-      await poller;
-    },
+    synced: poll.synced,
+    stop: poll.stop,
   };
 }
 
@@ -717,8 +702,6 @@ export async function startInboundSidecar(opts: {
   const appUrl = new URL(opts.app);
   const log: InboundSidecar['log'] = [];
   let mode: MutualTlsMode = 'PERMISSIVE';
-  let waiting: Array<() => void> = [];
-  let stopped = false;
   const refresh = async () => {
     const list = async (ns: string) => {
       const r = await opts.get(`/apis/security.istio.io/v1beta1/namespaces/${ns}/peerauthentications`);
@@ -726,16 +709,7 @@ export async function startInboundSidecar(opts: {
     };
     mode = effectiveMtlsMode([...(await list(opts.namespace)), ...(await list('istio-system'))], opts.namespace, opts.labels);
   };
-  await refresh();
-  const poller = (async () => {
-    while (!stopped) {
-      const served = waiting;
-      waiting = [];
-      await refresh().catch(() => {});
-      for (const w of served) w();
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
+  const poll = await pollConfig(refresh);
 
   const toApp = (from: net.Socket | tls.TLSSocket, first?: Buffer) => {
     const upstream = net.connect(Number(appUrl.port), appUrl.hostname);
@@ -796,11 +770,9 @@ export async function startInboundSidecar(opts: {
   return {
     url: `https://127.0.0.1:${port}`,
     log,
-    synced: () => new Promise<void>((resolve) => waiting.push(resolve)),
+    synced: poll.synced,
     close: async () => {
-      stopped = true;
-      for (const w of waiting) w();
-      await poller;
+      await poll.stop();
       for (const s of sockets) s.destroy();
       await Promise.all([listener, mtls].map((srv) => new Promise((r) => srv.close(r))));
     },
@@ -819,5 +791,32 @@ export function seededRandom(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Reads the mesh's config now, then again every 50 ms (as istiod pushes it to the proxies, a moment after a change)
+ * until stopped. synced() resolves once a read that started after the call has finished.
+ */
+async function pollConfig(refresh: () => Promise<void>): Promise<{ synced: () => Promise<void>; stop: () => Promise<void> }> {
+  let waiting: Array<() => void> = [];
+  let stopped = false;
+  await refresh();
+  const poller = (async () => {
+    while (!stopped) {
+      const served = waiting;
+      waiting = [];
+      await refresh().catch(() => {});
+      for (const w of served) w();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    synced: () => new Promise<void>((resolve) => waiting.push(resolve)),
+    stop: async () => {
+      stopped = true;
+      for (const w of waiting) w();
+      await poller;
+    },
   };
 }
