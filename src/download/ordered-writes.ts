@@ -1,7 +1,6 @@
 /**
- * File writes done off the main thread, in the order they were asked for. A download's main thread
- * hashes and parses while gunzip inflates on one libuv thread; writing files synchronously there made
- * inflate wait for every write. Consecutive writes to one file are batched into one writev. The
+ * File writes done off the main thread, in the order they were asked for: the download's .part file is written
+ * while the main thread hashes and unpacks. Consecutive writes to one file are batched into one writev. The
  * caller bounds memory by looking at `bytesInFlight` and waiting for `below()`.
  */
 import { close, writev } from 'node:fs';

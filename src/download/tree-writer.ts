@@ -1,9 +1,10 @@
 /**
  * One streaming pass from .tar.gz bytes to a tree on disk: gunzip → tar headers → files, in a private
  * temporary directory beside the target. Every entry is validated (path, type, links, size) from its
- * header, before any byte of it is written; the unpacked size is capped; memory stays bounded (8 MiB of
- * unpacked bytes waiting to be written, one
- * gunzip window, one partial header, pax/long-name records of at most 1 MiB) whatever the archive.
+ * header, before any byte of it is written; the unpacked size is capped; memory stays bounded (1 MiB of
+ * compressed input, one gunzip window and output buffer, one partial header, pax/long-name records of at most
+ * 1 MiB) whatever the archive. Files are written as they are inflated, on this thread (src/download/inflate.ts
+ * says why), so one file is open at a time.
  * The tree appears at the target only through commit(), a rename, which callers do after verifying
  * the archive's checksum; abort() deletes everything.
  *
@@ -12,12 +13,11 @@
  * base-256.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { chmodSync, fchmodSync, linkSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, linkSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { chmod, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createGunzip, type Gunzip, type ZlibOptions } from 'node:zlib';
 import { DownloadError } from '../core/errors.js';
-import { OrderedWrites } from './ordered-writes.js';
+import { createInflater, type Inflater } from './inflate.js';
 import { isAlive, makeDirs, writeManifest } from './cache-files.js';
 
 export interface ExtractLimits {
@@ -45,23 +45,10 @@ const MAX_META_BYTES = 1 << 20;
  */
 export const MAX_PATH_BYTES = 4096;
 export const MAX_PATH_SEGMENTS = 128;
-/** Files opened and not yet closed: the header of the next entry waits below this (EMFILE at `ulimit -n 1024`). */
-const MAX_OPEN_FILES = 64;
 /** Zeros tar may pad its last record with after the end-of-archive blocks (any blocking factor up to 2048). */
 const MAX_TRAILING_ZEROS = 1 << 20;
-/**
- * gunzip input per call: each call is a round trip between the main thread and a libuv
- * thread, so node's default 16 kB output and the socket's 64 kB reads made inflating 3–4× slower.
- */
+/** gunzip input per call: the socket's reads (64 kB) are gathered, so that inflate runs on fewer, larger inputs. */
 const GUNZIP_CHUNK = 1 << 20;
-/**
- * gunzip output per buffer: node allocates a new one for each. 64 kB (node's default is 16 kB: 4× the round trips)
- * stays under glibc's mmap threshold (128 kB), so memory freed by earlier outputs is reused; 1 MiB outputs were
- * fresh pages every time, whose faults cost a 45 MB download ~100 ms of CPU on a virtual machine.
- */
-const GUNZIP_OUTPUT_CHUNK = 64 << 10;
-/** Unpacked bytes waiting to be written before gunzip is paused (memory stays bounded). */
-const MAX_WRITES_IN_FLIGHT = 8 << 20;
 const REFUSED_HINT = 'the archive is malformed or malicious; nothing was kept';
 
 const TYPES: Record<string, string> = {
@@ -124,24 +111,17 @@ const foldCase = (segment: string) => segment.normalize('NFC').toLowerCase();
 export class TreeWriter {
   readonly tmpDir: string;
   private readonly limits: Required<ExtractLimits>;
-  private readonly gunzip: Gunzip;
+  private readonly gunzip: Inflater;
   private failure: Error | undefined;
   private finished = false;
-  /** Files are written off the main thread, so gunzip keeps inflating while they are. */
-  private readonly writes = new OrderedWrites();
-  private paused = false;
   /**
-   * Compressed bytes gathered until GUNZIP_CHUNK of them are fed at once. One buffer, reused: gunzip is done with it
-   * when it drains (feed waits for that), and a fresh 1 MiB for every feed cost page faults, as the outputs did.
+   * Compressed bytes gathered until GUNZIP_CHUNK of them are fed at once. One buffer, reused (the inflater is done
+   * with it when push returns or its promise resolves): a fresh 1 MiB for every feed cost page faults.
    */
   private readonly input = Buffer.allocUnsafe(GUNZIP_CHUNK);
   private inputBytes = 0;
-  /** Compressed bytes received in all; gunzip's bytesWritten says how many of them were part of the gzip stream. */
+  /** Compressed bytes received in all; the inflater says how many of them were part of the gzip stream. */
   private compressedBytes = 0;
-  private gzipEnded = false;
-  /** Set while the next header waits for files to be closed; what gunzip delivered meanwhile waits in backlog. */
-  private stalled: Promise<void> | undefined;
-  private backlog: Buffer[] = [];
 
   // parser state
   private header = Buffer.alloc(BLOCK);
@@ -172,16 +152,7 @@ export class TreeWriter {
   private constructor(tmpDir: string, private readonly label: string, limits: ExtractLimits) {
     this.tmpDir = tmpDir;
     this.limits = { ...DEFAULT_LIMITS, ...limits };
-    this.gunzip = createGunzip({ chunkSize: GUNZIP_OUTPUT_CHUNK, writableHighWaterMark: GUNZIP_CHUNK } as ZlibOptions);
-    this.gunzip.on('data', (chunk: Buffer) => {
-      if (this.writes.error) this.fail(this.writes.error);
-      if (this.failure) return;
-      if (this.stalled) this.backlog.push(chunk);
-      else this.parseOrFail(chunk);
-    });
-    // gunzip ends by itself when what follows a gzip member is not another member (it ignores such bytes)
-    this.gunzip.on('end', () => (this.gzipEnded = true));
-    this.gunzip.on('error', (err) => this.fail(new Unreadable(err.message)));
+    this.gunzip = createInflater((unpacked) => this.parse(unpacked));
   }
 
   /**
@@ -218,43 +189,30 @@ export class TreeWriter {
 
   private async feed(): Promise<void> {
     const data = this.input.subarray(0, this.inputBytes);
+    // only finish() feeds less than a whole buffer, and nothing is copied into it after that
     this.inputBytes = 0;
-    // a whole GUNZIP_CHUNK fills gunzip's buffer (write says false): its drain says the input was consumed and may be
-    // overwritten; only finish() feeds less, and nothing is copied into the buffer after it
-    if (!this.gunzip.write(data)) {
-      await new Promise<void>((res) => {
-        const done = () => {
-          this.gunzip.off('drain', done);
-          this.gunzip.off('close', done);
-          res();
-        };
-        this.gunzip.on('drain', done);
-        this.gunzip.on('close', done);
-      });
+    await this.inflate(() => this.gunzip.push(data));
+    this.refuseAfterGzipEnd();
+  }
+
+  /** Runs the inflater; its own errors mean the gzip data is unreadable (a failure of the parser comes first). */
+  private async inflate(step: () => Promise<void> | undefined): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      if (!this.failure) this.fail(new Unreadable((err as Error).message));
     }
     this.throwIfFailed();
-    this.refuseAfterGzipEnd();
   }
 
   /** All bytes are in: waits for the last of them to be written, and checks the archive was complete. */
   async finish(): Promise<{ entries: number; bytes: number }> {
     this.throwIfFailed();
     if (this.inputBytes > 0) await this.feed();
-    if (!this.gzipEnded) {
-      await new Promise<void>((res) => {
-        this.gunzip.once('end', res);
-        this.gunzip.once('close', res);
-        this.gunzip.end();
-      });
-    }
-    while (this.stalled) await this.stalled;
-    this.throwIfFailed();
+    await this.inflate(() => this.gunzip.finish());
     this.refuseAfterGzipEnd();
-    this.throwIfFailed();
     this.closeBody();
-    await this.writes.below(0);
-    this.throwIfFailed();
-    if (!this.ended && (this.body !== undefined || this.headerFill !== 0 || this.bodyLeft !== 0 || this.padLeft !== 0)) {
+    if (!this.ended && (this.headerFill !== 0 || this.bodyLeft !== 0 || this.padLeft !== 0)) {
       this.fail(new Unreadable('the archive is truncated'));
       this.throwIfFailed();
     }
@@ -282,14 +240,13 @@ export class TreeWriter {
     if (!this.failure) this.failure = new Error('aborted');
     this.closeBody();
     this.gunzip.destroy();
-    await this.writes.below(0);
     await rm(this.tmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
   }
 
   /** Bytes after the end of the gzip stream are not part of the release: refused, not ignored as gunzip does. */
   private refuseAfterGzipEnd(): void {
-    if (this.gzipEnded && this.compressedBytes > this.gunzip.bytesWritten) {
-      this.fail(new Refusal(`${this.compressedBytes - this.gunzip.bytesWritten} or more bytes follow the end of the gzip stream`));
+    if (this.gunzip.ended && this.compressedBytes > this.gunzip.consumedBytes) {
+      this.fail(new Refusal(`${this.compressedBytes - this.gunzip.consumedBytes} or more bytes follow the end of the gzip stream`));
       this.throwIfFailed();
     }
   }
@@ -302,7 +259,6 @@ export class TreeWriter {
   }
 
   private throwIfFailed(): void {
-    if (this.writes.error) this.fail(this.writes.error);
     const err = this.failure;
     if (!err) return;
     if (err instanceof Refusal) throw new DownloadError(`refusing to extract ${this.label}: ${err.message}`, { hint: REFUSED_HINT });
@@ -312,30 +268,22 @@ export class TreeWriter {
   }
 
   private closeBody(): void {
-    if (this.body?.kind === 'file') this.writes.close(this.body.fd);
+    const body = this.body;
     this.body = undefined;
+    if (body?.kind === 'file') closeSync(body.fd);
   }
 
-  private parseOrFail(buf: Buffer): void {
+  /** Unpacked bytes from the inflater, valid during the call only. A failure stops parsing (and the inflater). */
+  private parse(buf: Buffer): void {
+    if (this.failure) return;
     try {
-      this.parse(buf);
+      this.parseBlocks(buf);
     } catch (err) {
       this.fail(err as Error);
     }
   }
 
-  /** Parsing stops before the next header until enough files are closed; gunzip waits meanwhile. */
-  private stall(rest: Buffer): void {
-    this.backlog.unshift(rest);
-    this.gunzip.pause();
-    this.stalled = this.writes.closesBelow(MAX_OPEN_FILES / 2).then(() => {
-      this.stalled = undefined;
-      while (this.backlog.length > 0 && !this.stalled && !this.failure) this.parseOrFail(this.backlog.shift()!);
-      if (!this.stalled && !this.paused && !this.failure) this.gunzip.resume();
-    });
-  }
-
-  private parse(buf: Buffer): void {
+  private parseBlocks(buf: Buffer): void {
     let off = 0;
     while (off < buf.length) {
       if (this.ended) {
@@ -360,7 +308,6 @@ export class TreeWriter {
         this.padLeft -= n;
         continue;
       }
-      if (this.headerFill === 0 && this.writes.closesPending >= MAX_OPEN_FILES) return this.stall(buf.subarray(off));
       const n = Math.min(BLOCK - this.headerFill, buf.length - off);
       buf.copy(this.header, this.headerFill, off, off + n);
       this.headerFill += n;
@@ -432,15 +379,7 @@ export class TreeWriter {
     const body = this.body;
     if (body?.kind === 'file') {
       body.hash.update(data);
-      this.writes.write(body.fd, data);
-      if (this.writes.bytesInFlight > MAX_WRITES_IN_FLIGHT && !this.paused) {
-        this.paused = true;
-        this.gunzip.pause();
-        void this.writes.below(MAX_WRITES_IN_FLIGHT / 2).then(() => {
-          this.paused = false;
-          if (!this.failure) this.gunzip.resume();
-        });
-      }
+      for (let at = 0; at < data.length; ) at += writeSync(body.fd, data, at);
     } else if (body?.kind === 'meta') {
       body.chunks.push(Buffer.from(data));
     }
