@@ -2,7 +2,7 @@
  * Verified, resumable downloads. Nothing here logs: progress and retries are reported through callbacks.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { constants, createReadStream, fchmodSync, openSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fchmodSync, openSync, writeSync } from 'node:fs';
 import { lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,7 +10,6 @@ import type { Dispatcher } from 'undici';
 import { httpGet, IdleTimeoutError } from './http-get.js';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
 import { extractArchiveSafely } from './extract.js';
-import { OrderedWrites } from './ordered-writes.js';
 import { TreeWriter, type ExtractLimits } from './tree-writer.js';
 import { makeDirs, withFileLock } from './cache-files.js';
 
@@ -79,8 +78,6 @@ export const MAX_TEXT_BYTES = 64 * 1024;
 /** The .part file: never through a symbolic link someone put there. */
 const PART_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
 const PROGRESS_INTERVAL_MS = 250;
-/** Received bytes waiting to be written to the .part file before the socket is read further. */
-const PART_WRITES_IN_FLIGHT = 8 << 20;
 const NETWORK_HINT = 'check the network connection and proxy settings (HTTPS_PROXY, NO_PROXY), then run again';
 const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
@@ -207,29 +204,22 @@ async function downloadLocked(o: DownloadOptions, expected: string | undefined):
       }
       // A network error ends the body gracefully instead of throwing, so every byte received so far
       // is in the .part file and the retry can resume from it.
-      let bodyError: unknown;
       const fd = openSync(part, PART_FLAGS | (fed > 0 ? constants.O_APPEND : constants.O_TRUNC), 0o644);
-      fchmodSync(fd, 0o644);
-      // written off the main thread, which hashes and unpacks meanwhile; all of it is on disk before a retry
-      const partWrites = new OrderedWrites();
-      const take = (chunk: Buffer): Promise<void> | undefined => {
-        if (fed + chunk.length > maxBytes) throw tooLarge(url, maxBytes, 'the server sent more');
-        partWrites.write(fd, chunk);
-        hash.update(chunk);
-        fed += chunk.length;
-        progress(fed, total);
-        const unpacked = writer?.write(chunk);
-        if (partWrites.bytesInFlight <= PART_WRITES_IN_FLIGHT) return unpacked;
-        return Promise.resolve(unpacked).then(() => partWrites.below(PART_WRITES_IN_FLIGHT / 2));
-      };
+      let bodyError: unknown;
       try {
-        // e.g. the disk is full: reported below, without reading the rest
-        bodyError = await receive(res.body, take, () => partWrites.error !== undefined);
+        fchmodSync(fd, 0o644);
+        // each piece is hashed, written (a full disk stops the download at once) and unpacked before the next is read
+        bodyError = await res.receive((piece) => {
+          if (fed + piece.length > maxBytes) throw tooLarge(url, maxBytes, 'the server sent more');
+          hash.update(piece);
+          for (let at = 0; at < piece.length; ) at += writeSync(fd, piece, at);
+          fed += piece.length;
+          progress(fed, total);
+          return writer?.write(piece);
+        });
       } finally {
-        partWrites.close(fd);
-        await partWrites.below(0);
+        closeSync(fd);
       }
-      if (partWrites.error) throw partWrites.error;
       if (bodyError !== undefined) throw bodyError;
       // an interruption may look like the end of a body without Content-Length: it is not the whole file
       if (signal?.aborted) throw new InterruptedError(`download of ${url} interrupted`);
@@ -282,11 +272,13 @@ export async function fetchText(url: string, o: FetchTextOptions = {}): Promise<
     }
     const chunks: Buffer[] = [];
     let received = 0;
-    for await (const chunk of res.body) {
-      received += chunk.length;
+    const bodyError = await res.receive((piece) => {
+      received += piece.length;
       if (received > MAX_TEXT_BYTES) throw tooLarge(url, MAX_TEXT_BYTES, 'the server sent more');
-      chunks.push(chunk);
-    }
+      chunks.push(Buffer.from(piece));
+      return undefined;
+    });
+    if (bodyError !== undefined) throw bodyError;
     return Buffer.concat(chunks).toString('utf8');
   });
 }
@@ -373,35 +365,6 @@ function describe(err: unknown, idleTimeoutMs: number): string {
   if (err instanceof IdleTimeoutError) return `stalled: no data for ${idleTimeoutMs} ms`;
   const message = err instanceof Error ? err.message : String(err);
   return typeof code === 'string' ? `${code}: ${message}` : message;
-}
-
-/**
- * Hands every chunk of body to take, waiting when it returns a promise, until the body ends or stop() says so. A
- * network error ends the body gracefully: it is returned, not thrown. (A small function of its own: V8 optimises
- * the loop that runs for every chunk, and optimising it inside the whole attempt cost more CPU than it saved.)
- */
-async function receive(body: AsyncIterable<Buffer>, take: (chunk: Buffer) => Promise<void> | undefined, stop: () => boolean): Promise<unknown> {
-  const chunks = body[Symbol.asyncIterator]();
-  for (;;) {
-    let next: IteratorResult<Buffer>;
-    try {
-      next = await chunks.next();
-    } catch (err) {
-      return err;
-    }
-    if (next.done) return undefined;
-    try {
-      const pending = take(next.value);
-      if (pending !== undefined) await pending;
-    } catch (err) {
-      await chunks.return?.();
-      throw err;
-    }
-    if (stop()) {
-      await chunks.return?.();
-      return undefined;
-    }
-  }
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {
