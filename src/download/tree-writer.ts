@@ -73,6 +73,16 @@ type Body =
   | { kind: 'meta'; type: string; chunks: Buffer[] }
   | { kind: 'skip' };
 
+/** Where an entry goes: its path (as segments, and its parent directories), its node, and what was written there before. */
+interface EntryPlace {
+  segments: string[];
+  dirs: string[];
+  rel: string;
+  abs: string;
+  id: number;
+  existing: 'dir' | 'file' | 'symlink' | undefined;
+}
+
 /** Thrown inside the parser; becomes the DownloadError the caller sees. */
 class Refusal extends Error {}
 class Unreadable extends Error {}
@@ -400,10 +410,26 @@ export class TreeWriter {
   /** Validates an entry from its header, then creates it; returns where its data goes. */
   private startEntry(h: Header): Body {
     const name = JSON.stringify(h.path);
+    this.checkTypeAndLimits(h, name);
+    const segments = entrySegments(h.path, name);
+    if (segments.length === 0) return { kind: 'skip' }; // the archive root itself ("./")
+    const place = this.placeEntry(h, name, segments);
+    if (DIR_TYPES.has(h.type)) {
+      if (place.existing === undefined) makeDir(place.abs);
+      this.written.set(place.id, 'dir');
+      return { kind: 'skip' };
+    }
+    if (h.type === 'SymbolicLink' || h.type === 'Link') {
+      this.writeLink(h, name, place);
+      return { kind: 'skip' };
+    }
+    return this.openFile(h, place);
+  }
+
+  /** Counts the entry and its bytes against the limits; refuses anything but files, directories and links. */
+  private checkTypeAndLimits(h: Header, name: string): void {
     if (++this.entries > this.limits.maxEntries) throw new Refusal(`it has more than ${this.limits.maxEntries} entries`);
-    const isFile = FILE_TYPES.has(h.type);
-    const isDir = DIR_TYPES.has(h.type);
-    if (!isFile && !isDir && h.type !== 'SymbolicLink' && h.type !== 'Link') throw new Refusal(`entry ${name} is a ${h.type}`);
+    if (!FILE_TYPES.has(h.type) && !DIR_TYPES.has(h.type) && h.type !== 'SymbolicLink' && h.type !== 'Link') throw new Refusal(`entry ${name} is a ${h.type}`);
     if (h.size > this.limits.maxEntryBytes) {
       throw new Refusal(`entry ${name} unpacks to ${h.size} bytes, more than the limit of ${this.limits.maxEntryBytes} for one file`);
     }
@@ -411,10 +437,13 @@ export class TreeWriter {
     if (this.total > this.limits.maxTotalBytes) {
       throw new Refusal(`it unpacks to more than the limit of ${this.limits.maxTotalBytes} bytes (at entry ${name})`);
     }
-    if (isAbsolute(h.path)) throw new Refusal(`entry ${name} has an absolute path`);
-    const segments = splitPath(h.path);
-    if (segments.includes('..')) throw new Refusal(`entry ${name} contains a '..' path segment`);
-    if (segments.length === 0) return { kind: 'skip' }; // the archive root itself ("./")
+  }
+
+  /**
+   * Where the entry goes, with its parent directories created: refused if it would be written through a symbolic
+   * link, replace an earlier entry of another type, or (as a symbolic link) redirect an earlier link's target.
+   */
+  private placeEntry(h: Header, name: string, segments: string[]): EntryPlace {
     const dirs = segments.slice(0, -1);
     const foldedIds = this.folded.prefixes(segments, false);
     for (let i = 0; i < dirs.length; i++) {
@@ -425,7 +454,8 @@ export class TreeWriter {
     const parentIds = this.makeParents(dirs);
     const id = this.exact.child(parentIds.length === 0 ? ROOT : parentIds[parentIds.length - 1], segments[segments.length - 1], true)!;
     const existing = this.written.get(id);
-    const kind = isDir ? 'dir' : isFile || h.type === 'Link' ? 'file' : 'symlink';
+    const isDir = DIR_TYPES.has(h.type);
+    const kind = isDir ? 'dir' : FILE_TYPES.has(h.type) || h.type === 'Link' ? 'file' : 'symlink';
     if (existing !== undefined && (existing === 'dir') !== (kind === 'dir')) {
       throw new Refusal(`entry ${name} replaces an earlier entry of another type`);
     }
@@ -433,45 +463,50 @@ export class TreeWriter {
     if (kind === 'symlink' && foldedId !== undefined && this.traversed.has(foldedId)) {
       throw new Refusal(`symbolic link ${name} would redirect an earlier link through it`);
     }
+    return { segments, dirs, rel, abs, id, existing };
+  }
 
-    if (isDir) {
-      if (existing === undefined) makeDir(abs);
-      this.written.set(id, 'dir');
-      return { kind: 'skip' };
+  /** A symbolic or hard link whose target stays inside the target directory, in place of any earlier entry there. */
+  private writeLink(h: Header, name: string, place: EntryPlace): void {
+    // a symlink target is relative to the link's directory, a hardlink target to the archive root
+    const base = h.type === 'SymbolicLink' ? place.dirs : [];
+    const walked = this.walkInside(base, h.linkpath, false);
+    if (isAbsolute(h.linkpath) || walked === undefined) {
+      throw new Refusal(`${h.type === 'Link' ? 'hard' : 'symbolic'} link ${name} points outside the target directory (${JSON.stringify(h.linkpath)})`);
     }
-    if (h.type === 'SymbolicLink' || h.type === 'Link') {
-      // a symlink target is relative to the link's directory, a hardlink target to the archive root
-      const base = h.type === 'SymbolicLink' ? dirs : [];
-      const walked = this.walkInside(base, h.linkpath, false);
-      if (isAbsolute(h.linkpath) || walked === undefined) {
-        throw new Refusal(`${h.type === 'Link' ? 'hard' : 'symbolic'} link ${name} points outside the target directory (${JSON.stringify(h.linkpath)})`);
-      }
-      if (existing !== undefined) unlinkSync(abs);
-      this.fileHashes.delete(rel);
-      if (h.type === 'SymbolicLink') {
-        for (const k of this.walkInside(base, h.linkpath, true)!) this.traversed.add(k!);
-        symlinkSync(h.linkpath, abs);
-        this.symlinks.add(this.folded.prefixes(segments, true)[segments.length - 1]!);
-        this.written.set(id, 'symlink');
-      } else {
-        const target = walked.at.join('/');
-        const targetId = this.exact.prefixes(walked.at, false)[walked.at.length - 1];
-        if (targetId === undefined || this.written.get(targetId) !== 'file' || !this.fileHashes.has(target)) {
-          throw new Refusal(`hard link ${name} points to ${JSON.stringify(h.linkpath)}, which is not a file earlier in the archive`);
-        }
-        linkSync(join(this.tmpDir, ...walked.at), abs);
-        this.written.set(id, 'file');
-        this.fileHashes.set(rel, this.fileHashes.get(target)!);
-      }
-      return { kind: 'skip' };
+    if (place.existing !== undefined) unlinkSync(place.abs);
+    this.fileHashes.delete(place.rel);
+    if (h.type === 'SymbolicLink') {
+      for (const k of this.walkInside(base, h.linkpath, true)!) this.traversed.add(k!);
+      symlinkSync(h.linkpath, place.abs);
+      this.symlinks.add(this.folded.prefixes(place.segments, true)[place.segments.length - 1]!);
+      this.written.set(place.id, 'symlink');
+    } else {
+      this.writeHardLink(h, name, place, walked.at);
     }
-    if (existing !== undefined) unlinkSync(abs);
+  }
+
+  /** A hard link to a regular file written earlier in the archive (`at`, from the archive root). */
+  private writeHardLink(h: Header, name: string, place: EntryPlace, at: string[]): void {
+    const target = at.join('/');
+    const targetId = this.exact.prefixes(at, false)[at.length - 1];
+    if (targetId === undefined || this.written.get(targetId) !== 'file' || !this.fileHashes.has(target)) {
+      throw new Refusal(`hard link ${name} points to ${JSON.stringify(h.linkpath)}, which is not a file earlier in the archive`);
+    }
+    linkSync(join(this.tmpDir, ...at), place.abs);
+    this.written.set(place.id, 'file');
+    this.fileHashes.set(place.rel, this.fileHashes.get(target)!);
+  }
+
+  /** A regular file, created new (in place of any earlier one): its data follows the header. */
+  private openFile(h: Header, place: EntryPlace): Body {
+    if (place.existing !== undefined) unlinkSync(place.abs);
     // O_EXCL: never follows a symlink, never appends to something already there
-    const fd = openSync(abs, 'wx', 0o600);
+    const fd = openSync(place.abs, 'wx', 0o600);
     // 0755 or 0644 whatever the umask and the archive say: nothing in the cache is writable by others
     fchmodSync(fd, h.mode & 0o111 ? 0o755 : 0o644);
-    this.written.set(id, 'file');
-    return { kind: 'file', fd, rel, hash: createHash('sha256') };
+    this.written.set(place.id, 'file');
+    return { kind: 'file', fd, rel: place.rel, hash: createHash('sha256') };
   }
 
   /** Creates the missing directories of dirs (0755); returns the node of each. */
@@ -535,6 +570,14 @@ function checkPathBounds(what: string, p: string): void {
 
 function splitPath(p: string): string[] {
   return p.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
+}
+
+/** The entry's path as segments (none for the archive root): refused if absolute or if any segment is '..'. */
+function entrySegments(path: string, name: string): string[] {
+  if (isAbsolute(path)) throw new Refusal(`entry ${name} has an absolute path`);
+  const segments = splitPath(path);
+  if (segments.includes('..')) throw new Refusal(`entry ${name} contains a '..' path segment`);
+  return segments;
 }
 
 /** Where the manifest of a tree unpacked to dir is kept. */

@@ -107,6 +107,26 @@ function recordOf(lease: KubeObject | undefined): string {
   return JSON.stringify([spec.holderIdentity ?? '', spec.renewTime ?? '', spec.acquireTime ?? '', spec.leaseDurationSeconds ?? '', spec.leaseTransitions ?? '']);
 }
 
+/** One look at the Lease while acquiring: who holds it and whether it is free for this run. */
+interface LeaseSighting {
+  live: KubeObject | undefined;
+  holder: LeaseHolder | undefined;
+  /** How long this run has seen the Lease unchanged. */
+  unchangedMs: number;
+  durationMs: number;
+  /** The holder was a process on this machine that no longer runs. */
+  deadLocal: boolean;
+  free: boolean;
+}
+
+/** The refusal once MESHDEMO_LOCK_WAIT has passed with the lock still held by another run. */
+function heldByAnother(holder: LeaseHolder, durationMs: number): PreflightError {
+  const what = `meshdemo ${holder.command ?? 'up/down'}`;
+  return new PreflightError(`another ${what} (holder ${holder.identity}) is running against this cluster`, {
+    hint: `wait for it to finish and re-run; if it died, its lock (Lease ${LOCK_NAMESPACE}/${LOCK_NAME}) is taken over once it has gone unrenewed for ${Math.round(durationMs / 1000)}s while a run waits for it (MESHDEMO_LOCK_WAIT)`,
+  });
+}
+
 export class ClusterLock {
   readonly identity = newHolderIdentity();
   private held = false;
@@ -150,68 +170,81 @@ export class ClusterLock {
     let announced = false;
     for (let attempt = 0; ; attempt++) {
       if (this.opts.signal?.aborted) throw new InterruptedError();
-      const live = await this.guard(() => kube.get(LEASE_REF));
-      const holder = describeHolder(live);
-      const unchangedMs = this.observe(live);
-      const durationMs = Number(live?.spec?.leaseDurationSeconds ?? LEASE_DURATION_SECONDS) * 1000;
-      const deadLocal = holder !== undefined && holderIsDeadLocalProcess(holder.identity);
-      const expired = holder !== undefined && unchangedMs >= durationMs;
-      const free = !holder || holder.identity === this.identity || expired || deadLocal;
-      if (free) {
-        const sentAt = monotonicMs();
-        const now = new Date();
-        const spec = {
-          holderIdentity: this.identity,
-          leaseDurationSeconds: LEASE_DURATION_SECONDS,
-          acquireTime: microTime(now),
-          renewTime: microTime(now),
-        };
-        const annotations = { [COMMAND_ANNOTATION]: this.opts.command };
-        try {
-          if (!live) {
-            await this.guard(() =>
-              kube.create({ ...LEASE_REF, metadata: { name: LOCK_NAME, namespace: LOCK_NAMESPACE, labels: { ...MANAGED_BY }, annotations }, spec: { ...spec, leaseTransitions: 0 } }),
-            );
-          } else {
-            // resourceVersion in the patch makes it conditional: a concurrent taker gets 409 and looks again
-            await this.guard(() =>
-              kube.mergePatch(LEASE_REF, {
-                metadata: { resourceVersion: live.metadata.resourceVersion, annotations },
-                spec: { ...spec, leaseTransitions: Number(live.spec?.leaseTransitions ?? 0) + (holder ? 1 : 0) },
-              }),
-            );
-            if (holder && holder.identity !== this.identity) {
-              this.opts.log.note(`took over the lock of ${holder.identity}, which ${deadLocal ? 'is no longer running' : `had not renewed it for ${Math.round(unchangedMs / 1000)}s`}`);
-            }
-          }
-          this.held = true;
-          this.renewedAt = sentAt;
-          this.stopRenewing = new AbortController();
-          this.renewal = this.keepRenewing(kube, this.stopRenewing.signal);
-          this.opts.log.debug(`holding Lease ${LOCK_NAMESPACE}/${LOCK_NAME} as ${this.identity}`);
-          return;
-        } catch (err) {
-          if (err instanceof KubeApiError && !live && err.status === 404) {
-            throw new PreflightError(`cannot take meshdemo's lock: namespace ${LOCK_NAMESPACE} does not exist`, { hint: `create it (kubectl create namespace ${LOCK_NAMESPACE})` });
-          }
-          if (!(err instanceof KubeApiError && (err.status === 409 || err.status === 404))) throw err;
-          continue; // someone else was faster (or it just vanished): look again
-        }
+      const sighting = await this.lookAtLease(kube);
+      if (!sighting.holder || sighting.free) {
+        if (await this.take(kube, sighting)) return;
+        continue; // someone else was faster (or it just vanished): look again
       }
-      if (Date.now() >= deadline) {
-        const what = `meshdemo ${holder!.command ?? 'up/down'}`;
-        throw new PreflightError(`another ${what} (holder ${holder!.identity}) is running against this cluster`, {
-          hint: `wait for it to finish and re-run; if it died, its lock (Lease ${LOCK_NAMESPACE}/${LOCK_NAME}) is taken over once it has gone unrenewed for ${Math.round(durationMs / 1000)}s while a run waits for it (MESHDEMO_LOCK_WAIT)`,
-        });
-      }
+      const holder = sighting.holder;
+      if (Date.now() >= deadline) throw heldByAnother(holder, sighting.durationMs);
       if (!announced) {
         announced = true;
-        this.opts.log.info(`waiting up to ${Math.round(waitMs / 1000)}s for another meshdemo ${holder!.command ?? 'run'} (holder ${holder!.identity}) to finish`);
+        this.opts.log.info(`waiting up to ${Math.round(waitMs / 1000)}s for another meshdemo ${holder.command ?? 'run'} (holder ${holder.identity}) to finish`);
       }
       const pause = Math.min(1000, 200 * 2 ** attempt, Math.max(50, deadline - Date.now()));
       await sleep(pause, undefined, { signal: this.opts.signal }).catch(() => {
         throw new InterruptedError();
       });
+    }
+  }
+
+  /** Reads the Lease and judges whether this run may take it now. */
+  private async lookAtLease(kube: KubeClient): Promise<LeaseSighting> {
+    const live = await this.guard(() => kube.get(LEASE_REF));
+    const holder = describeHolder(live);
+    const unchangedMs = this.observe(live);
+    const durationMs = Number(live?.spec?.leaseDurationSeconds ?? LEASE_DURATION_SECONDS) * 1000;
+    const deadLocal = holder !== undefined && holderIsDeadLocalProcess(holder.identity);
+    const expired = holder !== undefined && unchangedMs >= durationMs;
+    const free = !holder || holder.identity === this.identity || expired || deadLocal;
+    return { live, holder, unchangedMs, durationMs, deadLocal, free };
+  }
+
+  /** Writes the Lease as ours and starts renewing it; false when someone else changed it first (look again). */
+  private async take(kube: KubeClient, sighting: LeaseSighting): Promise<boolean> {
+    const sentAt = monotonicMs();
+    try {
+      await this.writeLease(kube, sighting);
+    } catch (err) {
+      if (err instanceof KubeApiError && !sighting.live && err.status === 404) {
+        throw new PreflightError(`cannot take meshdemo's lock: namespace ${LOCK_NAMESPACE} does not exist`, { hint: `create it (kubectl create namespace ${LOCK_NAMESPACE})` });
+      }
+      if (!(err instanceof KubeApiError && (err.status === 409 || err.status === 404))) throw err;
+      return false;
+    }
+    this.held = true;
+    this.renewedAt = sentAt;
+    this.stopRenewing = new AbortController();
+    this.renewal = this.keepRenewing(kube, this.stopRenewing.signal);
+    this.opts.log.debug(`holding Lease ${LOCK_NAMESPACE}/${LOCK_NAME} as ${this.identity}`);
+    return true;
+  }
+
+  /** Creates the Lease, or takes over the one seen (conditionally on its resourceVersion). */
+  private async writeLease(kube: KubeClient, { live, holder, unchangedMs, deadLocal }: LeaseSighting): Promise<void> {
+    const now = new Date();
+    const spec = {
+      holderIdentity: this.identity,
+      leaseDurationSeconds: LEASE_DURATION_SECONDS,
+      acquireTime: microTime(now),
+      renewTime: microTime(now),
+    };
+    const annotations = { [COMMAND_ANNOTATION]: this.opts.command };
+    if (!live) {
+      await this.guard(() =>
+        kube.create({ ...LEASE_REF, metadata: { name: LOCK_NAME, namespace: LOCK_NAMESPACE, labels: { ...MANAGED_BY }, annotations }, spec: { ...spec, leaseTransitions: 0 } }),
+      );
+      return;
+    }
+    // resourceVersion in the patch makes it conditional: a concurrent taker gets 409 and looks again
+    await this.guard(() =>
+      kube.mergePatch(LEASE_REF, {
+        metadata: { resourceVersion: live.metadata.resourceVersion, annotations },
+        spec: { ...spec, leaseTransitions: Number(live.spec?.leaseTransitions ?? 0) + (holder ? 1 : 0) },
+      }),
+    );
+    if (holder && holder.identity !== this.identity) {
+      this.opts.log.note(`took over the lock of ${holder.identity}, which ${deadLocal ? 'is no longer running' : `had not renewed it for ${Math.round(unchangedMs / 1000)}s`}`);
     }
   }
 

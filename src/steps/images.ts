@@ -110,6 +110,8 @@ export async function registryHas(ref: string, opts: { timeoutMs?: number; signa
 // ---------------------------------------------------------------------------------------------------------
 // the step
 
+/** Where built images go: a registry, or the nodes of a kind or minikube cluster. */
+type PublishTarget = Exclude<ImageTarget, { kind: 'prebuilt' }>;
 
 interface Planned {
   service: ServiceName;
@@ -117,7 +119,7 @@ interface Planned {
   ref: string;
 }
 
-async function planAll(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>, platform: string | undefined): Promise<Planned[]> {
+async function planAll(ctx: Context<UpSettings>, target: PublishTarget, platform: string | undefined): Promise<Planned[]> {
   const out: Planned[] = [];
   for (const service of SERVICES) {
     const { tag } = await planFor(ctx, service, platform);
@@ -127,7 +129,7 @@ async function planAll(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { 
 }
 
 /** Read-only: in the registry (HTTP API); for kind and minikube, on the cluster's node(s) (best effort). */
-async function published(ctx: Context<UpSettings>, target: Exclude<ImageTarget, { kind: 'prebuilt' }>, planned: Planned[]): Promise<Presence[]> {
+async function published(ctx: Context<UpSettings>, target: PublishTarget, planned: Planned[]): Promise<Presence[]> {
   if (target.kind === 'registry') return Promise.all(planned.map((p) => registryHas(p.ref, { signal: ctx.signal })));
   if (target.kind === 'minikube') {
     const listed = await docker.minikubeImages({ signal: ctx.signal, profile: target.profile });
@@ -184,94 +186,9 @@ export const images: Step<UpSettings> = {
     const { platform, mixed } = await nodePlatforms(ctx);
     if (mixed) ctx.log.warn(`the nodes have several architectures (${mixed}): building for ${platform}`);
     ctx.log.info(`images go to ${describeTarget(target)}, built on base image ${s.baseImage}${platform ? ` for ${platform} (the nodes' platform)` : ''}`);
-    // The three services are built at the same time (the daemon overlaps one build's COPY with another's
-    // commit). Publishing goes one image at a time: three pushes at once would each upload the shared base
-    // layers (the daemon dedups uploads per repository only), while one after the other the later pushes
-    // mount them from the first; kind and minikube loads stay sequential too. The first failure stops the others.
     // kind load puts an image into every node the cluster has when it runs: these, at least
     const loadedInto = target.kind === 'kind' ? (await imagesOnEveryNode(await ctx.kube())).uids : undefined;
-    const siblings = new AbortController();
-    const stopSiblings = () => siblings.abort();
-    ctx.signal.addEventListener('abort', stopSiblings, { once: true });
-    const signal = siblings.signal;
-    let publishQueue: Promise<unknown> = Promise.resolve();
-    const onePublishAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
-      const turn = publishQueue.then(fn);
-      publishQueue = turn.catch(() => undefined);
-      return turn;
-    };
-
-    const publishOne = async (service: ServiceName): Promise<{ ref: string; how: 'built' | 'present' | 'retagged' | 'unchanged' }> => {
-      const callOpts: docker.DockerCallOptions = { signal, onLine: (line) => ctx.log.debug(`${service}: ${line}`) };
-      const plan = await planFor(ctx, service, platform);
-      const ref = refFor(target, service, plan.tag);
-      const local = `${LOCAL_REPO}/${service}:${plan.tag}`;
-
-      if (target.kind === 'registry' && (await registryHas(ref, { signal })) === 'present') {
-        ctx.log.info(`${service}: ${ref} unchanged (already in the registry)`);
-        return { ref, how: 'unchanged' };
-      }
-
-      let how: 'built' | 'present' | 'retagged';
-      if (await docker.imageExists(ref, callOpts)) {
-        how = 'present';
-      } else if (ref !== local && (await docker.imageExists(local, callOpts))) {
-        await docker.tag(local, ref, callOpts);
-        how = 'retagged';
-      } else {
-        await buildOne(ctx, service, ref, local, plan, callOpts);
-        how = 'built';
-      }
-
-      if (target.kind === 'registry') {
-        ctx.log.debug(`docker push ${ref}`);
-        await onePublishAtATime(() =>
-          wrap(`pushing ${ref} failed`, 'check `docker login` for that registry and that it accepts pushes; --verbose shows docker\'s output', () => docker.push(ref, callOpts)),
-        );
-        ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and pushed' : 'pushed (already built)'}`);
-      } else if (target.kind === 'kind') {
-        // always: kind asks each node for the image id and loads it only into nodes that lack it
-        // (pkg/cmd/kind/load/docker-image/docker-image.go), so a node made since the last run gets it too
-        await onePublishAtATime(async () => {
-          ctx.log.info(`${service}: loading ${ref} into kind cluster "${target.cluster}" (kind load docker-image ${ref} --name ${target.cluster})`);
-          const way = await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${target.cluster}" is running (kind get clusters)`, () =>
-            docker.kindLoad(ref, target.cluster, { ...callOpts, kind: kindBinaryFor(ctx.options.cacheDir, target.cluster, ctx.settings.local), platform }),
-          );
-          if (way === 'image-archive') ctx.log.note(`${service}: kind load docker-image failed on a content digest missing from docker save's archive (Docker's containerd image store); loaded ${platform} alone instead (docker save --platform, kind load image-archive)`);
-        });
-        ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);
-      } else {
-        await onePublishAtATime(async () => {
-          const held = how === 'built' ? undefined : await docker.minikubeImages({ signal, profile: target.profile });
-          if (!held?.some((listed) => normalizeReference(listed) === normalizeReference(ref))) {
-            ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref} -p ${target.profile})`);
-            await wrap(`minikube image load ${ref} failed`, `check that minikube is running (minikube status -p ${target.profile})`, () => docker.minikubeLoad(ref, { ...callOpts, profile: target.profile }));
-          }
-        });
-        ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged'}`);
-      }
-      return { ref, how };
-    };
-
-    let results: Array<PromiseSettledResult<Awaited<ReturnType<typeof publishOne>>>>;
-    try {
-      results = await Promise.allSettled(
-        SERVICES.map((service) =>
-          publishOne(service).catch((err) => {
-            siblings.abort();
-            throw err;
-          }),
-        ),
-      );
-    } finally {
-      ctx.signal.removeEventListener('abort', stopSiblings);
-    }
-    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
-    if (failures.length) {
-      // the first real failure, not the interruptions it caused in the other builds
-      throw ctx.signal.aborted ? failures[0] : (failures.find((e) => !(e instanceof InterruptedError)) ?? failures[0]);
-    }
-    const done = results.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof publishOne>>>).value);
+    const done = await publishAll(ctx, target, platform);
     const inventory = await ctx.inventory();
     await inventory.recordImages(done.map((d) => d.ref));
     if (loadedInto) await inventory.recordLoaded(done.map((d) => d.ref), loadedInto);
@@ -281,6 +198,135 @@ export const images: Step<UpSettings> = {
     return `${built} built, ${unchanged} unchanged${pushedOnly ? `, ${pushedOnly} pushed without rebuilding` : ''}`;
   },
 };
+
+/** How a service's image came to be where it goes. */
+type ImageOutcome = 'built' | 'present' | 'retagged' | 'unchanged';
+
+interface Published {
+  ref: string;
+  how: ImageOutcome;
+}
+
+/** What the publishing of every service shares in one run of the step. */
+interface PublishRun {
+  ctx: Context<UpSettings>;
+  target: PublishTarget;
+  platform: string | undefined;
+  /** Aborted on Ctrl-C and by the first failure among the services. */
+  signal: AbortSignal;
+  oneAtATime: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/** A service's image, in the local Docker daemon under the reference it is published as. */
+interface LocalImage {
+  service: ServiceName;
+  ref: string;
+  how: Exclude<ImageOutcome, 'unchanged'>;
+  callOpts: docker.DockerCallOptions;
+}
+
+/**
+ * The three services are built at the same time (the daemon overlaps one build's COPY with another's commit).
+ * Publishing goes one image at a time: three pushes at once would each upload the shared base layers (the daemon
+ * dedups uploads per repository only), while one after the other the later pushes mount them from the first; kind
+ * and minikube loads stay sequential too. The first failure stops the others, and is the one thrown.
+ */
+async function publishAll(ctx: Context<UpSettings>, target: PublishTarget, platform: string | undefined): Promise<Published[]> {
+  const siblings = new AbortController();
+  const stopSiblings = () => siblings.abort();
+  ctx.signal.addEventListener('abort', stopSiblings, { once: true });
+  const run: PublishRun = { ctx, target, platform, signal: siblings.signal, oneAtATime: oneAfterAnother() };
+  let results: Array<PromiseSettledResult<Published>>;
+  try {
+    results = await Promise.allSettled(
+      SERVICES.map((service) =>
+        publishOne(run, service).catch((err) => {
+          siblings.abort();
+          throw err;
+        }),
+      ),
+    );
+  } finally {
+    ctx.signal.removeEventListener('abort', stopSiblings);
+  }
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+  if (failures.length) {
+    // the first real failure, not the interruptions it caused in the other builds
+    throw ctx.signal.aborted ? failures[0] : (failures.find((e) => !(e instanceof InterruptedError)) ?? failures[0]);
+  }
+  return results.map((r) => (r as PromiseFulfilledResult<Published>).value);
+}
+
+/** Runs the functions given to it one after the other, in the order given; a failure does not stop the later ones. */
+function oneAfterAnother(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let queue: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const turn = queue.then(fn);
+    queue = turn.catch(() => undefined);
+    return turn;
+  };
+}
+
+async function publishOne(run: PublishRun, service: ServiceName): Promise<Published> {
+  const { ctx, target, signal } = run;
+  const callOpts: docker.DockerCallOptions = { signal, onLine: (line) => ctx.log.debug(`${service}: ${line}`) };
+  const plan = await planFor(ctx, service, run.platform);
+  const ref = refFor(target, service, plan.tag);
+  if (target.kind === 'registry' && (await registryHas(ref, { signal })) === 'present') {
+    ctx.log.info(`${service}: ${ref} unchanged (already in the registry)`);
+    return { ref, how: 'unchanged' };
+  }
+  const how = await ensureInDocker(ctx, service, ref, plan, callOpts);
+  const image: LocalImage = { service, ref, how, callOpts };
+  if (target.kind === 'registry') await pushToRegistry(run, image);
+  else if (target.kind === 'kind') await loadIntoKind(run, target.cluster, image);
+  else await loadIntoMinikube(run, target.profile, image);
+  return { ref, how };
+}
+
+/** The image under `ref` in the local daemon: already there, re-tagged from its local name, or built. */
+async function ensureInDocker(ctx: Context<UpSettings>, service: ServiceName, ref: string, plan: ContextPlan, callOpts: docker.DockerCallOptions): Promise<LocalImage['how']> {
+  const local = `${LOCAL_REPO}/${service}:${plan.tag}`;
+  if (await docker.imageExists(ref, callOpts)) return 'present';
+  if (ref !== local && (await docker.imageExists(local, callOpts))) {
+    await docker.tag(local, ref, callOpts);
+    return 'retagged';
+  }
+  await buildOne(ctx, service, ref, local, plan, callOpts);
+  return 'built';
+}
+
+async function pushToRegistry({ ctx, oneAtATime }: PublishRun, { service, ref, how, callOpts }: LocalImage): Promise<void> {
+  ctx.log.debug(`docker push ${ref}`);
+  await oneAtATime(() =>
+    wrap(`pushing ${ref} failed`, 'check `docker login` for that registry and that it accepts pushes; --verbose shows docker\'s output', () => docker.push(ref, callOpts)),
+  );
+  ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and pushed' : 'pushed (already built)'}`);
+}
+
+async function loadIntoKind({ ctx, oneAtATime, platform }: PublishRun, cluster: string, { service, ref, how, callOpts }: LocalImage): Promise<void> {
+  // always: kind asks each node for the image id and loads it only into nodes that lack it
+  // (pkg/cmd/kind/load/docker-image/docker-image.go), so a node made since the last run gets it too
+  await oneAtATime(async () => {
+    ctx.log.info(`${service}: loading ${ref} into kind cluster "${cluster}" (kind load docker-image ${ref} --name ${cluster})`);
+    const way = await wrap(`kind load docker-image ${ref} failed`, `check that kind cluster "${cluster}" is running (kind get clusters)`, () =>
+      docker.kindLoad(ref, cluster, { ...callOpts, kind: kindBinaryFor(ctx.options.cacheDir, cluster, ctx.settings.local), platform }),
+    );
+    if (way === 'image-archive') ctx.log.note(`${service}: kind load docker-image failed on a content digest missing from docker save's archive (Docker's containerd image store); loaded ${platform} alone instead (docker save --platform, kind load image-archive)`);
+  });
+  ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged, loaded'}`);
+}
+
+async function loadIntoMinikube({ ctx, oneAtATime, signal }: PublishRun, profile: string, { service, ref, how, callOpts }: LocalImage): Promise<void> {
+  await oneAtATime(async () => {
+    const held = how === 'built' ? undefined : await docker.minikubeImages({ signal, profile });
+    if (!held?.some((listed) => normalizeReference(listed) === normalizeReference(ref))) {
+      ctx.log.info(`${service}: loading ${ref} into minikube (minikube image load ${ref} -p ${profile})`);
+      await wrap(`minikube image load ${ref} failed`, `check that minikube is running (minikube status -p ${profile})`, () => docker.minikubeLoad(ref, { ...callOpts, profile }));
+    }
+  });
+  ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and loaded' : 'unchanged'}`);
+}
 
 async function buildOne(ctx: Context<UpSettings>, service: ServiceName, ref: string, local: string, planned: ContextPlan, callOpts: docker.DockerCallOptions): Promise<void> {
   const started = Date.now();

@@ -8,7 +8,7 @@ import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { kindClusters, kindCreateCluster, kindExportKubeconfig, kindVersion } from '../exec/kind.js';
 import { cachedKindDistrust, cachedKindManifest, cachedKindPath, KIND_MAX_BYTES, kindOnPath, kindSha256 } from '../kind/binary.js';
-import { kindConfigYaml, localPortMappings } from '../kind/config.js';
+import { kindConfigYaml, localPortMappings, type PortMapping } from '../kind/config.js';
 import { ipv6NetworkMayFail, kindNetworkName } from '../kind/network.js';
 import { KIND_VERSION, kindAssetName, kindDownloadUrl, NODE_IMAGE, NODE_KUBERNETES_VERSION } from '../kind/pins.js';
 import { lockLocalCluster, readState, removeState, requireMapped, writeState } from '../kind/state.js';
@@ -272,81 +272,102 @@ async function createKindNetwork(ctx: Context<Settings>): Promise<void> {
 
 /** Under the machine-local lock (src/kind/state.ts lockLocalCluster): from before the state file is written until the cluster exists. */
 async function createOrReuse(ctx: Context<Settings>, l: LocalCluster, kind: string): Promise<string> {
-    if (l.exists) {
-      // the cluster is there, its context is not (e.g. the kubeconfig was replaced): have kind write it again
-      const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
-      await kindExportKubeconfig(kind, l.name, ctx.options.kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
-      recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
-      ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
-      return `kind cluster "${l.name}" already existed; context ${l.context} written again into ${kubeconfig}`;
-    }
-    const mappings = localPortMappings({ dashboardNodePorts: allDashboardNodePorts(ctx.settings.nodePorts), gatewayHttp2NodePort: ctx.settings.gatewayNodePort });
-    const busy: number[] = [];
-    for (const m of mappings) if (!(await portFree(m.hostPort))) busy.push(m.hostPort);
-    if (busy.length) {
-      throw new PreflightError(`port(s) ${busy.join(', ')} on 127.0.0.1 are in use; the local cluster maps its dashboards and gateway there`, {
-        hint: 'free them, or choose others with --node-port NAME=PORT and --gateway-node-port PORT',
-      });
-    }
-    await createKindNetwork(ctx);
-    const configFile = localClusterConfigPath(ctx.options.cacheDir, l.name);
-    fs.mkdirSync(path.dirname(configFile), { recursive: true });
-    fs.writeFileSync(configFile, kindConfigYaml({ name: l.name, image: NODE_IMAGE, mappings }));
-    const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
-    // recorded before kind starts, so a run killed mid-creation still leaves down a record to delete by
-    writeState(ctx.options.cacheDir, {
-      version: 1,
-      name: l.name,
-      context: l.context,
-      createdAt: new Date().toISOString(),
-      kindVersion: KIND_VERSION,
+  if (l.exists) return exportContextAgain(ctx, l, kind);
+  const mappings = localPortMappings({ dashboardNodePorts: allDashboardNodePorts(ctx.settings.nodePorts), gatewayHttp2NodePort: ctx.settings.gatewayNodePort });
+  await requirePortsFree(mappings);
+  await createKindNetwork(ctx);
+  const { configFile, kubeconfig } = recordBeforeCreating(ctx, l, kind, mappings);
+  ctx.log.info(`kind create cluster --name ${l.name} --image ${NODE_IMAGE} --config ${configFile}`);
+  try {
+    await kindCreateCluster(
       kind,
-      kindSha256: kindSha256(kind),
-      nodeImage: NODE_IMAGE,
-      kubeconfig,
-      configFile,
-      mappings,
+      { name: l.name, image: NODE_IMAGE, configFile, kubeconfig: ctx.options.kubeconfig, waitSeconds: Math.max(1, Math.round(ctx.options.timeoutMs / 1000)) },
+      { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) },
+    );
+  } catch (err) {
+    if (!(err instanceof ExternalCommandError)) throw err;
+    throw await createFailure(ctx, l, kind, err);
+  }
+  l.exists = true;
+  recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
+  ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
+  await waitForReadyNodes(ctx, l.name);
+  return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
+}
+
+/** The cluster is there, its context is not (e.g. the kubeconfig was replaced): have kind write it again. */
+async function exportContextAgain(ctx: Context<Settings>, l: LocalCluster, kind: string): Promise<string> {
+  const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
+  await kindExportKubeconfig(kind, l.name, ctx.options.kubeconfig, { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) });
+  recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
+  ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
+  return `kind cluster "${l.name}" already existed; context ${l.context} written again into ${kubeconfig}`;
+}
+
+async function requirePortsFree(mappings: PortMapping[]): Promise<void> {
+  const busy: number[] = [];
+  for (const m of mappings) if (!(await portFree(m.hostPort))) busy.push(m.hostPort);
+  if (busy.length) {
+    throw new PreflightError(`port(s) ${busy.join(', ')} on 127.0.0.1 are in use; the local cluster maps its dashboards and gateway there`, {
+      hint: 'free them, or choose others with --node-port NAME=PORT and --gateway-node-port PORT',
     });
-    ctx.log.info(`kind create cluster --name ${l.name} --image ${NODE_IMAGE} --config ${configFile}`);
-    try {
-      await kindCreateCluster(
-        kind,
-        { name: l.name, image: NODE_IMAGE, configFile, kubeconfig: ctx.options.kubeconfig, waitSeconds: Math.max(1, Math.round(ctx.options.timeoutMs / 1000)) },
-        { signal: ctx.signal, onLine: (line) => ctx.log.debug(line) },
-      );
-    } catch (err) {
-      if (!(err instanceof ExternalCommandError)) throw err;
-      if (err.details.some((d) => /already exist/.test(d))) {
-        removeState(ctx.options.cacheDir, l.name);
-        throw new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
-      }
-      // kind deletes what it made when provisioning or an action fails, but not when writing the kubeconfig fails
-      // afterwards (pkg/cluster/internal/create/create.go): such a cluster is meshdemo's, and stays recorded — as it
-      // does when kind cannot even list the clusters (Docker gone): only a listing without it drops the record
-      let left: string[];
-      try {
-        left = await kindClusters(kind, { signal: ctx.signal });
-      } catch (listErr) {
-        if (!(listErr instanceof ExternalCommandError)) throw listErr;
-        throw new ExternalCommandError(`${err.message}; whether it left cluster "${l.name}" behind is unknown (${listErr.message})`, {
-          details: [...err.details, ...listErr.details],
-          hint: `meshdemo keeps its record of cluster "${l.name}": once Docker answers, run meshdemo up again (it continues on the cluster or creates it), or meshdemo down to delete it`,
-        });
-      }
-      if (!left.includes(l.name)) {
-        removeState(ctx.options.cacheDir, l.name);
-        throw err;
-      }
-      throw new ExternalCommandError(`${err.message}, after it created cluster "${l.name}"`, {
-        details: err.details,
-        hint: `fix what kind reports, then run meshdemo up again (it continues on this cluster), or meshdemo down to delete it`,
-      });
-    }
-    l.exists = true;
-    recordCa(ctx.options.cacheDir, l.name, l.context, kubeconfig);
-    ctx.log.info(`kind merged context "${l.context}" into ${kubeconfig} and made it the current context`);
-    await waitForReadyNodes(ctx, l.name);
-    return `kind cluster "${l.name}" (Kubernetes ${NODE_KUBERNETES_VERSION}), context ${l.context} in ${kubeconfig}; ports ${mappings.map((m) => `${m.name} 127.0.0.1:${m.hostPort}`).join(', ')}`;
+  }
+}
+
+/**
+ * Writes kind's config file and meshdemo's state file, before kind starts, so a run killed mid-creation still
+ * leaves down a record to delete by.
+ */
+function recordBeforeCreating(ctx: Context<Settings>, l: LocalCluster, kind: string, mappings: PortMapping[]): { configFile: string; kubeconfig: string } {
+  const configFile = localClusterConfigPath(ctx.options.cacheDir, l.name);
+  fs.mkdirSync(path.dirname(configFile), { recursive: true });
+  fs.writeFileSync(configFile, kindConfigYaml({ name: l.name, image: NODE_IMAGE, mappings }));
+  const kubeconfig = kubeconfigKindWrites(ctx.options.kubeconfig);
+  writeState(ctx.options.cacheDir, {
+    version: 1,
+    name: l.name,
+    context: l.context,
+    createdAt: new Date().toISOString(),
+    kindVersion: KIND_VERSION,
+    kind,
+    kindSha256: kindSha256(kind),
+    nodeImage: NODE_IMAGE,
+    kubeconfig,
+    configFile,
+    mappings,
+  });
+  return { configFile, kubeconfig };
+}
+
+/**
+ * After kind create cluster failed: the error to throw, and the record dropped unless kind left the cluster behind.
+ * kind deletes what it made when provisioning or an action fails, but not when writing the kubeconfig fails
+ * afterwards (pkg/cluster/internal/create/create.go): such a cluster is meshdemo's, and stays recorded — as it
+ * does when kind cannot even list the clusters (Docker gone): only a listing without it drops the record.
+ */
+async function createFailure(ctx: Context<Settings>, l: LocalCluster, kind: string, err: ExternalCommandError): Promise<Error> {
+  if (err.details.some((d) => /already exist/.test(d))) {
+    removeState(ctx.options.cacheDir, l.name);
+    return new ExternalCommandError(`kind cluster "${l.name}" already exists, but kind get clusters did not list it`, { details: err.details, hint: `delete it with kind delete cluster --name ${l.name}, or choose another --cluster-name` });
+  }
+  let left: string[];
+  try {
+    left = await kindClusters(kind, { signal: ctx.signal });
+  } catch (listErr) {
+    if (!(listErr instanceof ExternalCommandError)) throw listErr;
+    return new ExternalCommandError(`${err.message}; whether it left cluster "${l.name}" behind is unknown (${listErr.message})`, {
+      details: [...err.details, ...listErr.details],
+      hint: `meshdemo keeps its record of cluster "${l.name}": once Docker answers, run meshdemo up again (it continues on the cluster or creates it), or meshdemo down to delete it`,
+    });
+  }
+  if (!left.includes(l.name)) {
+    removeState(ctx.options.cacheDir, l.name);
+    return err;
+  }
+  return new ExternalCommandError(`${err.message}, after it created cluster "${l.name}"`, {
+    details: err.details,
+    hint: `fix what kind reports, then run meshdemo up again (it continues on this cluster), or meshdemo down to delete it`,
+  });
 }
 
 export const LOCAL_CLUSTER_STEPS: Step<Settings>[] = [localPreflight, kindDownload, localCluster];
