@@ -51,17 +51,6 @@ const stepsApart = {
   },
 };
 
-/**
- * Functions that exceed the limits today and live in files other branches are editing (issue 19): they are split
- * once those branches are merged, then this list goes.
- */
-const awaitingSplit = {
-  files: [
-    'src/download/download.ts',
-  ],
-  rules: { complexity: 'off', 'max-lines-per-function': 'off' },
-};
-
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'templates/**', 'test/run.mjs', 'eslint.config.js'] },
   {
@@ -87,5 +76,4 @@ export default tseslint.config(
   },
   ...layerConfigs,
   stepsApart,
-  awaitingSplit,
 );

@@ -7,7 +7,7 @@ import { lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import { httpGet, IdleTimeoutError } from './http-get.js';
+import { httpGet, IdleTimeoutError, type GetResponse } from './http-get.js';
 import { DownloadError, InterruptedError, MeshdemoError, UsageError } from '../core/errors.js';
 import { extractArchiveSafely } from './extract.js';
 import { TreeWriter, type ExtractLimits } from './tree-writer.js';
@@ -103,152 +103,182 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
 }
 
 async function downloadLocked(o: DownloadOptions, expected: string | undefined): Promise<DownloadResult> {
-  const { url, dest, signal, extractTo, maxBytes } = o;
-  const part = `${dest}.part`;
-  const idle = o.idleTimeoutMs ?? 30_000;
-  const { dispatcher } = o;
+  return (await fromCache(o, expected)) ?? new Transfer(o).run(expected);
+}
 
-  if ((await sizeOf(dest)) !== undefined) {
-    if (extractTo) {
-      // one local pass: hash and unpack together; a stale or corrupt cached archive is downloaded again
-      try {
-        const { sha256 } = await extractArchiveSafely(dest, extractTo.dir, { signal, expectedSha256: expected, limits: extractTo.limits });
-        return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
-      } catch (err) {
-        if (err instanceof InterruptedError) throw err;
-        await rm(dest, { force: true });
+/** The cached file when it is there and verifies (with extractTo: unpacked again in one local pass); else undefined. */
+async function fromCache(o: DownloadOptions, expected: string | undefined): Promise<DownloadResult | undefined> {
+  const { dest, extractTo, signal } = o;
+  if ((await sizeOf(dest)) === undefined) return undefined;
+  if (extractTo) {
+    // one local pass: hash and unpack together; a stale or corrupt cached archive is downloaded again
+    try {
+      const { sha256 } = await extractArchiveSafely(dest, extractTo.dir, { signal, expectedSha256: expected, limits: extractTo.limits });
+      return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
+    } catch (err) {
+      if (err instanceof InterruptedError) throw err;
+      await rm(dest, { force: true });
+      return undefined;
+    }
+  }
+  const sha256 = await sha256File(dest);
+  if (expected !== undefined && sha256 !== expected) return undefined;
+  return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
+}
+
+/**
+ * One download of o.url into o.dest. Every byte received goes, in order, to the hash, to the .part file (kept for a
+ * resume by a later run) and, with extractTo, to the tree writer. A retry in this process continues all three from
+ * where they stopped; a fresh start (server ignores Range, 416) restarts all three.
+ */
+class Transfer {
+  private readonly part: string;
+  private readonly idleMs: number;
+  private hash = createHash('sha256');
+  private fed = 0;
+  private writer: TreeWriter | undefined;
+  private lastProgress = 0;
+
+  constructor(private readonly o: DownloadOptions) {
+    this.part = `${o.dest}.part`;
+    this.idleMs = o.idleTimeoutMs ?? 30_000;
+  }
+
+  async run(expected: string | undefined): Promise<DownloadResult> {
+    const { url, dest, extractTo } = this.o;
+    try {
+      await this.restart();
+      await this.replayPart();
+      const got = await withRetries(url, this.o, this.idleMs, () => this.attempt());
+      if (expected !== undefined && got.sha256 !== expected) {
+        throw new DownloadError(`${url} served a file with sha256 ${got.sha256}, but ${expected} was expected`, {
+          hint: 'the download is corrupt or was tampered with; run again, and report it if it persists',
+        });
       }
-    } else {
-      const sha256 = await sha256File(dest);
-      if (expected === undefined || sha256 === expected) {
-        return { path: dest, sha256, bytes: (await sizeOf(dest)) ?? 0, resumed: false, fromCache: true };
-      }
+      const entries = this.writer ? (await this.writer.finish()).entries : undefined;
+      await rename(this.part, dest);
+      if (this.writer && extractTo) await this.writer.commit(extractTo.dir, got.sha256);
+      return { path: dest, ...got, fromCache: false, ...(entries === undefined ? {} : { entries }) };
+    } catch (err) {
+      await this.writer?.abort();
+      // a refused or unverified archive leaves nothing; an interrupted or failed transfer keeps its .part for a resume
+      if (err instanceof DownloadError && !(err.cause !== undefined && isTransient(err.cause))) await rm(this.part, { force: true });
+      throw err;
     }
   }
 
-  let lastProgress = 0;
-  const progress = (received: number, total: number | undefined, force = false) => {
-    const now = Date.now();
-    if (!o.onProgress || (!force && now - lastProgress < PROGRESS_INTERVAL_MS)) return;
-    lastProgress = now;
-    o.onProgress({ received, total, url });
-  };
+  private async restart(): Promise<void> {
+    const { extractTo, url } = this.o;
+    await this.writer?.abort();
+    this.writer = extractTo ? await TreeWriter.open(extractTo.dir, url, extractTo.limits) : undefined;
+    this.hash = createHash('sha256');
+    this.fed = 0;
+  }
 
-  // Every byte received goes, in order, to the hash, to the .part file (kept for a resume by a later
-  // run) and, with extractTo, to the tree writer. A retry in this process continues all three from
-  // where they stopped; a fresh start (server ignores Range, 416) restarts all three.
-  let hash = createHash('sha256');
-  let fed = 0;
-  let writer: TreeWriter | undefined;
-  const restart = async () => {
-    await writer?.abort();
-    writer = extractTo ? await TreeWriter.open(extractTo.dir, url, extractTo.limits) : undefined;
-    hash = createHash('sha256');
-    fed = 0;
-  };
-  const replayPart = async () => {
-    const st = await lstat(part).catch(() => undefined);
+  /** What an earlier run left in the .part file, through the hash and the tree writer as if just received. */
+  private async replayPart(): Promise<void> {
+    const st = await lstat(this.part).catch(() => undefined);
     // a symbolic link (or anything else) put in its place is not a partial download of ours
-    if (st !== undefined && !st.isFile()) await rm(part, { force: true });
+    if (st !== undefined && !st.isFile()) await rm(this.part, { force: true });
     if (!st?.isFile() || st.size === 0) return;
     try {
-      const handle = await open(part, constants.O_RDONLY | constants.O_NOFOLLOW);
-      for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20, signal })) {
-        hash.update(chunk as Buffer);
-        fed += (chunk as Buffer).length;
-        await writer?.write(chunk as Buffer);
+      const handle = await open(this.part, constants.O_RDONLY | constants.O_NOFOLLOW);
+      for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20, signal: this.o.signal })) {
+        this.hash.update(chunk as Buffer);
+        this.fed += (chunk as Buffer).length;
+        await this.writer?.write(chunk as Buffer);
       }
     } catch (err) {
-      if (signal?.aborted) throw err;
+      if (this.o.signal?.aborted) throw err;
       // a .part that does not unpack is not worth resuming
-      await rm(part, { force: true });
-      await restart();
+      await rm(this.part, { force: true });
+      await this.restart();
     }
-  };
+  }
 
-  const attempt = async () => {
+  private async attempt(): Promise<{ sha256: string; bytes: number; resumed: boolean }> {
+    const { url, signal, dispatcher, maxBytes } = this.o;
     for (;;) {
-      const res = await httpGet(url, { dispatcher, signal, headers: fed > 0 ? { range: `bytes=${fed}-` } : {}, idleTimeoutMs: idle });
-      const status = res.statusCode;
-      if (status === 416 && fed > 0) {
-        // Our .part is not a prefix the server recognises (e.g. already complete or from another file).
-        await res.discard();
-        await rm(part, { force: true });
-        await restart();
-        continue;
-      }
-      if (status >= 500) {
-        await res.discard();
-        throw new TransientError(`HTTP ${status}`);
-      }
-      if (status !== 200 && status !== 206) {
-        await res.discard();
-        throw new DownloadError(`${url} answered HTTP ${status}`, {
-          hint: status === 404 ? 'the release asset does not exist; check the version and platform' : NETWORK_HINT,
-        });
-      }
-      const resumed = status === 206;
-      if (resumed && rangeStart(res.headers['content-range']) !== fed) {
-        await res.discard();
-        await rm(part, { force: true });
-        await restart();
-        throw new TransientError(`server answered range ${String(res.headers['content-range'])} to a request from byte ${fed}`);
-      }
-      if (!resumed && fed > 0) await restart();
-
+      const res = await httpGet(url, { dispatcher, signal, headers: this.fed > 0 ? { range: `bytes=${this.fed}-` } : {}, idleTimeoutMs: this.idleMs });
+      if (await this.startsOver(res)) continue;
+      const resumed = res.statusCode === 206;
+      if (!resumed && this.fed > 0) await this.restart();
       const length = Number(res.headers['content-length']);
-      const total = Number.isFinite(length) ? fed + length : undefined;
+      const total = Number.isFinite(length) ? this.fed + length : undefined;
       if (total !== undefined && total > maxBytes) {
         await res.discard();
         throw tooLarge(url, maxBytes, `the server announces ${total}`);
       }
-      // A network error ends the body gracefully instead of throwing, so every byte received so far
-      // is in the .part file and the retry can resume from it.
-      const fd = openSync(part, PART_FLAGS | (fed > 0 ? constants.O_APPEND : constants.O_TRUNC), 0o644);
-      let bodyError: unknown;
-      try {
-        fchmodSync(fd, 0o644);
-        // each piece is hashed, written (a full disk stops the download at once) and unpacked before the next is read
-        bodyError = await res.receive((piece) => {
-          if (fed + piece.length > maxBytes) throw tooLarge(url, maxBytes, 'the server sent more');
-          hash.update(piece);
-          for (let at = 0; at < piece.length; ) at += writeSync(fd, piece, at);
-          fed += piece.length;
-          progress(fed, total);
-          return writer?.write(piece);
-        });
-      } finally {
-        closeSync(fd);
-      }
-      if (bodyError !== undefined) throw bodyError;
+      await this.receiveBody(res, total);
       // an interruption may look like the end of a body without Content-Length: it is not the whole file
       if (signal?.aborted) throw new InterruptedError(`download of ${url} interrupted`);
-      if (total !== undefined && fed !== total) {
-        throw new TransientError(`connection closed after ${fed} of ${total} bytes`);
+      if (total !== undefined && this.fed !== total) {
+        throw new TransientError(`connection closed after ${this.fed} of ${total} bytes`);
       }
-      progress(fed, total, true);
-      return { sha256: hash.digest('hex'), bytes: fed, resumed };
+      this.progress(total, true);
+      return { sha256: this.hash.digest('hex'), bytes: this.fed, resumed };
     }
-  };
+  }
 
-  try {
-    await restart();
-    await replayPart();
-    const got = await withRetries(url, o, idle, attempt);
-    if (expected !== undefined && got.sha256 !== expected) {
-      throw new DownloadError(`${url} served a file with sha256 ${got.sha256}, but ${expected} was expected`, {
-        hint: 'the download is corrupt or was tampered with; run again, and report it if it persists',
+  /**
+   * True when the answer says to start again from byte 0 at once (416: our .part is not a prefix the server
+   * recognises, e.g. already complete or from another file); throws when it is no body to take.
+   */
+  private async startsOver(res: GetResponse): Promise<boolean> {
+    const status = res.statusCode;
+    const { url } = this.o;
+    if (status === 200) return false;
+    const continues = status === 206 && rangeStart(res.headers['content-range']) === this.fed;
+    if (continues) return false;
+    await res.discard();
+    if (status === 416 && this.fed > 0) {
+      await rm(this.part, { force: true });
+      await this.restart();
+      return true;
+    }
+    if (status >= 500) throw new TransientError(`HTTP ${status}`);
+    if (status !== 206) {
+      throw new DownloadError(`${url} answered HTTP ${status}`, {
+        hint: status === 404 ? 'the release asset does not exist; check the version and platform' : NETWORK_HINT,
       });
     }
-    const entries = writer ? (await writer.finish()).entries : undefined;
-    await rename(part, dest);
-    if (writer && extractTo) await writer.commit(extractTo.dir, got.sha256);
-    return { path: dest, ...got, fromCache: false, ...(entries === undefined ? {} : { entries }) };
-  } catch (err) {
-    await writer?.abort();
-    // a refused or unverified archive leaves nothing; an interrupted or failed transfer keeps its .part for a resume
-    if (err instanceof DownloadError && !(err.cause !== undefined && isTransient(err.cause))) await rm(part, { force: true });
-    throw err;
+    const from = this.fed;
+    await rm(this.part, { force: true });
+    await this.restart();
+    throw new TransientError(`server answered range ${String(res.headers['content-range'])} to a request from byte ${from}`);
+  }
+
+  /**
+   * The body into the .part file. A network error ends the body gracefully instead of throwing, so every byte
+   * received so far is in the .part file and the retry can resume from it.
+   */
+  private async receiveBody(res: GetResponse, total: number | undefined): Promise<void> {
+    const { url, maxBytes } = this.o;
+    const fd = openSync(this.part, PART_FLAGS | (this.fed > 0 ? constants.O_APPEND : constants.O_TRUNC), 0o644);
+    let bodyError: unknown;
+    try {
+      fchmodSync(fd, 0o644);
+      // each piece is hashed, written (a full disk stops the download at once) and unpacked before the next is read
+      bodyError = await res.receive((piece) => {
+        if (this.fed + piece.length > maxBytes) throw tooLarge(url, maxBytes, 'the server sent more');
+        this.hash.update(piece);
+        for (let at = 0; at < piece.length; ) at += writeSync(fd, piece, at);
+        this.fed += piece.length;
+        this.progress(total);
+        return this.writer?.write(piece);
+      });
+    } finally {
+      closeSync(fd);
+    }
+    if (bodyError !== undefined) throw bodyError;
+  }
+
+  /** At most every PROGRESS_INTERVAL_MS, and once at the end (force). */
+  private progress(total: number | undefined, force = false): void {
+    const now = Date.now();
+    if (!this.o.onProgress || (!force && now - this.lastProgress < PROGRESS_INTERVAL_MS)) return;
+    this.lastProgress = now;
+    this.o.onProgress({ received: this.fed, total, url: this.o.url });
   }
 }
 
