@@ -3,8 +3,10 @@ import { ExitCode } from './core/errors.js';
 import { makeRedactor, processSecrets } from './core/secrets.js';
 
 /**
- * The one lazy-load boundary: every command is listed here with its term and description (enough for `--help` and
- * for "did you mean"), and its module — with everything it imports — is loaded only when the command line names it.
+ * The first lazy-load boundary: every command is listed here with its term and description (enough for `--help` and
+ * for "did you mean"), and its definition (src/commands/<name>.ts: arguments, options, help text) is loaded only when
+ * the command line names it. The second is in each definition: its body (<name>.run.ts, with the plumbing of
+ * action.ts) is loaded only when the action runs (src/commands/lazy-action.ts), so `<command> --help` loads neither.
  */
 const COMMANDS: Array<{ name: string; term: string; description: string; load: () => Promise<{ register(program: Command): void }> }> = [
   { name: 'up', term: 'up [options]', description: 'install Istio 1.8.4 (demo profile), the addons, the dashboards and the demo app; safe to re-run', load: () => import('./commands/up.js') },

@@ -18,7 +18,7 @@ export type CommandContext<S> = Context<S> & { ui: Renderer; lock: ClusterLock }
  * turned into cancellation, and every error turned into one line and its exit code (src/core/errors.ts).
  */
 export function action<S>(
-  buildSettings: (opts: Record<string, any>, args: string[], global: GlobalOptions) => S | Promise<S>,
+  buildSettings: (opts: Record<string, any>, args: string[], global: GlobalOptions, command: Command) => S | Promise<S>,
   handler: (ctx: CommandContext<S>) => Promise<void>,
   extra: {
     dryRun?: (opts: Record<string, any>) => boolean;
@@ -41,7 +41,7 @@ export function action<S>(
     try {
       const global = globalOptions(opts);
       checkCacheDir(global.cacheDir, Boolean(global.trustCacheDir));
-      const settings = await buildSettings(opts, command.args, global);
+      const settings = await buildSettings(opts, command.args, global, command);
       const context = extra.context?.(settings);
       ctx = createContext({
         options: context ? { ...global, context } : global,

@@ -1,12 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { action } from './action.js';
-import { PreflightError, UsageError } from '../core/errors.js';
-import { DEFAULT_ISTIO_VERSION, parseIstioVersion } from '../settings.js';
-import { cachedReleaseDistrust, istioctlKubeArgs } from '../demo/istio-release.js';
-import { istioctlPath } from '../core/cache-layout.js';
-import { runInteractive } from '../exec/run.js';
+import { DEFAULT_ISTIO_VERSION } from '../settings.js';
+import { lazyAction } from './lazy-action.js';
 
 export function register(program: Command): void {
   program
@@ -16,30 +10,5 @@ export function register(program: Command): void {
     .option('--istio-version <v>', 'which cached release', DEFAULT_ISTIO_VERSION)
     .allowUnknownOption()
     .addHelpText('after', '\nExamples:\n  meshdemo istioctl -- analyze -n default\n  meshdemo istioctl -- proxy-status\n  export PATH="$(meshdemo istioctl --print-path):$PATH"')
-    .action(
-      action(
-        (opts, args) => ({ args: (args ?? []) as string[], printPath: Boolean(opts.printPath), version: parseIstioVersion(opts.istioVersion) }),
-        async (ctx) => {
-          const binary = istioctlPath(ctx.options.cacheDir, ctx.settings.version);
-          if (!fs.existsSync(binary)) {
-            throw new UsageError(`istioctl ${ctx.settings.version} is not in the cache (${binary})`, { hint: 'run meshdemo up (or meshdemo up --no-app) first' });
-          }
-          // what runs is what was verified: the manifest recorded when the release's archive was checked
-          const distrust = cachedReleaseDistrust(ctx.options.cacheDir, ctx.settings.version);
-          if (distrust) {
-            throw new PreflightError(`the cached istioctl ${ctx.settings.version} is not the one meshdemo verified (${distrust}); not running it`, {
-              hint: `run meshdemo download --istio-version ${ctx.settings.version} to verify and unpack the release again`,
-            });
-          }
-          if (ctx.settings.printPath) {
-            ctx.ui.print(path.dirname(binary));
-            return;
-          }
-          const kubeArgs = ctx.settings.args.some((a) => a === '--context' || a.startsWith('--context=')) ? [] : await istioctlKubeArgs(ctx);
-          // istioctl has printed its own messages; its exit code is passed through unchanged
-          process.exitCode = await runInteractive(binary, [...ctx.settings.args, ...kubeArgs], { signal: ctx.signal });
-        },
-      ),
-    );
+    .action(lazyAction(() => import('./istioctl.run.js')));
 }
-

@@ -1,36 +1,7 @@
 import { Argument, type Command } from 'commander';
-import { action } from './action.js';
-import { UsageError } from '../core/errors.js';
-import { dashboardFor, nodePortPage, openInBrowser, pagePath, FORWARD_PORTS } from '../demo/open.js';
-import { ISTIO_NAMESPACE, nodePortReach } from '../demo/facts.js';
-import { forwardServicePort } from '../kube/port-forward.js';
+import { lazyAction } from './lazy-action.js';
 
-interface OpenSettings {
-  target: string;
-  traceId?: string;
-  browser: boolean;
-  nodeAddress?: string;
-  localPort?: number;
-}
-
-const TARGETS = ['kiali', 'grafana', 'jaeger', 'tracing', 'prometheus', 'zipkin'];
-
-function parseOpen(opts: Record<string, any>, args: string[]): OpenSettings {
-  const traceId = opts.trace as string | undefined;
-  if (traceId !== undefined && !/^[0-9a-f]{16}([0-9a-f]{16})?$/i.test(traceId)) {
-    throw new UsageError(`--trace "${traceId}" is not a trace id`, { hint: 'pass the 32 (or 16) hex digits meshdemo traffic printed as "trace"' });
-  }
-  const target = args[0] ?? (traceId ? 'jaeger' : undefined);
-  if (!target) throw new UsageError('open needs a dashboard', { hint: `e.g. meshdemo open kiali (one of ${TARGETS.join(', ')}), or meshdemo open --trace <id>` });
-  if (!TARGETS.includes(target)) throw new UsageError(`unknown dashboard "${target}"`, { hint: `choose one of ${TARGETS.join(', ')}` });
-  if (traceId && target !== 'jaeger' && target !== 'tracing') throw new UsageError(`--trace opens a trace in Jaeger, not in ${target}`, { hint: `meshdemo open jaeger --trace ${traceId}` });
-  let localPort: number | undefined;
-  if (opts.localPort !== undefined) {
-    localPort = Number(opts.localPort);
-    if (!Number.isInteger(localPort) || localPort < 1 || localPort > 65535) throw new UsageError(`--local-port "${opts.localPort}" is not a port number`, { hint: 'e.g. --local-port 20001' });
-  }
-  return { target, traceId: traceId?.toLowerCase(), browser: opts.browser !== false, nodeAddress: opts.nodeAddress, localPort };
-}
+export const TARGETS = ['kiali', 'grafana', 'jaeger', 'tracing', 'prometheus', 'zipkin'];
 
 export function register(program: Command): void {
   const arg = new Argument('[dashboard]', 'kiali, grafana, jaeger (tracing), prometheus or zipkin');
@@ -43,33 +14,5 @@ export function register(program: Command): void {
     .option('--node-address <addr>', 'node address for the NodePort URL')
     .option('--local-port <port>', 'local port of the port-forward (default: istioctl dashboard\'s, e.g. kiali 20001)')
     .addHelpText('after', '\nExamples:\n  meshdemo open kiali                   http://<node>:31001/kiali\n  meshdemo open jaeger --trace 4bf92f3577b34da6a3ce929d0e0e4736\n  meshdemo open grafana --no-browser\n\nWith a port-forward, open keeps running until Ctrl-C.')
-    .action(
-      action<OpenSettings>((opts, args) => parseOpen(opts, args), async (ctx) => {
-        const kube = await ctx.kube();
-        const d = dashboardFor(ctx.settings.target);
-        const page = await nodePortPage(kube, d, await nodePortReach(kube, ctx.options.cacheDir, ctx.settings.nodeAddress), ctx.settings.traceId);
-        let url = page.url;
-        let forward: Promise<void> | undefined;
-        if (!url) {
-          ctx.log.info(`${page.why}: forwarding a local port through the API server`);
-          const fwd = await forwardServicePort(kube, {
-            namespace: ISTIO_NAMESPACE,
-            service: d.service,
-            portName: d.portName,
-            localPort: ctx.settings.localPort ?? FORWARD_PORTS[d.name] ?? 0,
-            signal: ctx.signal,
-            onError: (m) => ctx.log.warn(m),
-          });
-          url = `http://127.0.0.1:${fwd.port}${pagePath(d, ctx.settings.traceId)}`;
-          forward = fwd.closed;
-        }
-        ctx.ui.print(forward ? `${url}  (port-forward: Ctrl-C to stop)` : url);
-        if (ctx.settings.browser) {
-          const failed = await openInBrowser(url);
-          if (failed) ctx.log.warn(`could not open a browser (${failed}): open ${url} yourself`);
-        }
-        ctx.ui.result(true, { dashboard: d.name, url, portForward: Boolean(forward), browser: ctx.settings.browser });
-        await forward;
-      }),
-    );
+    .action(lazyAction(() => import('./open.run.js')));
 }
