@@ -8,30 +8,13 @@ import { displayUrlArgument, rememberUrlCredentials } from './core/secrets.js';
 import { defaultSourceDirs, type SourceDirs } from './images/context.js';
 import { SERVICES, type ServiceName } from './images/services.js';
 
-export const DEFAULT_ISTIO_VERSION = '1.8.4';
+import { DASHBOARDS, DEFAULT_ISTIO_VERSION } from './core/names.js';
+
+export { DASHBOARDS, DEFAULT_ISTIO_VERSION, type Dashboard } from './core/names.js';
 export const DEFAULT_ISTIO_MIRROR = 'https://github.com/istio/istio/releases/download';
 export const DEFAULT_ADDONS = ['prometheus', 'grafana', 'jaeger', 'kiali'] as const;
 export const KNOWN_ADDONS = ['prometheus', 'grafana', 'jaeger', 'kiali', 'zipkin', 'prometheus-operator'] as const;
 
-export interface Dashboard {
-  name: string;
-  service: string;
-  /** The Service port that gets the node port: by name, else the first port. */
-  portName?: string;
-  path: string;
-  defaultNodePort: number;
-  addon: string;
-}
-
-/** kiali 31001 as in the tutorial; the others follow it. */
-export const DASHBOARDS: Record<string, Dashboard> = {
-  kiali: { name: 'kiali', service: 'kiali', portName: 'http', path: '/kiali', defaultNodePort: 31001, addon: 'kiali' },
-  grafana: { name: 'grafana', service: 'grafana', path: '/', defaultNodePort: 31002, addon: 'grafana' },
-  prometheus: { name: 'prometheus', service: 'prometheus', portName: 'http', path: '/', defaultNodePort: 31003, addon: 'prometheus' },
-  // the 1.8.4 Jaeger addon serves its UI under QUERY_BASE_PATH=/jaeger (samples/addons/jaeger.yaml): / is a 404
-  tracing: { name: 'tracing', service: 'tracing', portName: 'http-query', path: '/jaeger', defaultNodePort: 31004, addon: 'jaeger' },
-  zipkin: { name: 'zipkin', service: 'zipkin', portName: 'http-query', path: '/zipkin/', defaultNodePort: 31005, addon: 'zipkin' },
-};
 export const DEFAULT_DASHBOARDS = ['kiali', 'grafana', 'prometheus', 'tracing'];
 
 export { SERVICES, type ServiceName } from './images/services.js';
@@ -295,9 +278,6 @@ function parseLocalClusterOptions(o: Record<string, any>): Pick<UpSettings, 'clu
   };
 }
 
-export function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
 
 /** What `meshdemo download` needs: the Istio release options of up, nothing about a cluster. */
 export type ReleaseSettings = Pick<UpSettings, 'istioVersion' | 'istioMirror' | 'istioSha256' | 'istioArchive'>;

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { DEFAULT_ISTIO_VERSION } from '../settings.js';
+import { DEFAULT_ISTIO_VERSION } from '../core/names.js';
 import { lazyAction } from './lazy-action.js';
 
 export function register(program: Command): void {

@@ -1,5 +1,5 @@
 import { Argument, type Command } from 'commander';
-import { DASHBOARDS } from '../settings.js';
+import { DASHBOARDS } from '../core/names.js';
 import { lazyAction } from './lazy-action.js';
 
 /** The names are offered by shell completion and help (argChoices); parseExpose (expose.run.ts) checks them with a one-line error. */

@@ -1,5 +1,5 @@
 import { Argument, type Command } from 'commander';
-import { LOG_TARGETS as TARGETS } from '../demo/logs.js';
+import { LOG_TARGETS as TARGETS } from '../core/names.js';
 import { lazyAction } from './lazy-action.js';
 
 export function register(program: Command): void {

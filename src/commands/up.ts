@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { collect, DEFAULT_ISTIO_VERSION } from '../settings.js';
+import { DEFAULT_ISTIO_VERSION } from '../core/names.js';
+import { collect } from '../core/options.js';
 import { lazyAction } from './lazy-action.js';
 
 /** The options `up` and `plan` share: everything that decides what up does. */

@@ -3,6 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from './errors.js';
 
+/** commander's value parser for an option given more than once: every value, in order. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 /** Options every command shares (see src/cli.ts for the flags and MESHDEMO_* variables). */
 export interface GlobalOptions {
   kubeconfig?: string;

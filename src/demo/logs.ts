@@ -4,8 +4,9 @@ import type { KubeClient, KubeObject } from '../kube/client.js';
 import { podLogStream } from '../kube/logs.js';
 import { ISTIO_NAMESPACE } from './facts.js';
 
-export const LOG_TARGETS = ['micro-api', 'micro-order', 'micro-pay', 'gateway'] as const;
-export type LogTarget = (typeof LOG_TARGETS)[number];
+import { LOG_TARGETS, type LogTarget } from '../core/names.js';
+
+export { LOG_TARGETS, type LogTarget };
 export const PROXY_CONTAINER = 'istio-proxy';
 
 export interface LogsRequest {
