@@ -5,6 +5,7 @@ import path from 'node:path';
 //   istio/<v>/tree/istio-<v>/       the release, extracted atomically (tree.tmp-* while it is extracted)
 //   kind/v<k>/kind                  the kind binary, executable once verified; kind.manifest.json: its verified sha256
 //   local-clusters/<name>.json      the local cluster meshdemo created; <name>.kind.yaml its kind config, <name>.lock
+//   parsed-manifests/<sha256>.json  YAML manifests (the addons) parsed once, by the sha256 of their text
 
 /** <cache>/istio/<v>/: the archive, and the tree it unpacks to (extracted atomically, so present means complete). */
 export function versionCacheDir(cacheDir: string, version: string): string {
@@ -32,6 +33,11 @@ export function kindBinaryPath(cacheDir: string, kindVersion: string, platform: 
 /** Beside the cached kind: the sha256 it had when its download was verified. */
 export function kindManifestPath(cacheDir: string, kindVersion: string): string {
   return `${kindBinaryPath(cacheDir, kindVersion)}.manifest.json`;
+}
+
+/** Parsed YAML manifests, as JSON, by the sha256 of the YAML (src/kube/manifests.ts readManifestsCached). */
+export function parsedManifestsDir(cacheDir: string): string {
+  return path.join(cacheDir, 'parsed-manifests');
 }
 
 export function localClustersDir(cacheDir: string): string {

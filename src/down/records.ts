@@ -3,10 +3,10 @@ import path from 'node:path';
 import { Inventory, INVENTORY_NAME, labelledByMeshdemo, MANAGED_BY, type ChangedEntry, type CreatedEntry } from '../record/inventory.js';
 import type { Context } from '../record/context.js';
 import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '../kube/client.js';
-import { readManifests } from '../kube/manifests.js';
+import { readManifestsCached } from '../kube/manifests.js';
 import { istioInstallation, ISTIO_NAMESPACE } from '../demo/facts.js';
 import { cachedReleaseDistrust } from '../demo/istio-release.js';
-import { istioctlPath, releaseDir } from '../core/cache-layout.js';
+import { istioctlPath, parsedManifestsDir, releaseDir } from '../core/cache-layout.js';
 import { DEFAULT_ISTIO_VERSION } from '../settings.js';
 import type { Work } from './phase.js';
 import { appRefs as currentAppRefs, legacyAppRefs } from '../demo/app-manifests.js';
@@ -121,7 +121,7 @@ export async function scanForForce(kube: KubeClient, namespace: string, cacheDir
   const dir = path.join(releaseDir(cacheDir, version), 'samples', 'addons');
   if (fs.existsSync(dir)) {
     const files = ADDON_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
-    for (const o of files.flatMap((f) => readManifests(path.join(dir, f)))) {
+    for (const o of files.flatMap((f) => readManifestsCached(path.join(dir, f), parsedManifestsDir(cacheDir)))) {
       if (!(await kube.serves(o.apiVersion, o.kind))) continue;
       const { namespaced } = await kube.resourceFor(o.apiVersion, o.kind);
       const ref = { apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, namespace: namespaced ? (o.metadata.namespace ?? ISTIO_NAMESPACE) : undefined };

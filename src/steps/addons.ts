@@ -6,10 +6,10 @@ import type { Context, Step } from '../record/context.js';
 import { applyAll } from '../kube/apply.js';
 import { KubeApiError, refOf, type KubeObject } from '../kube/client.js';
 import type { ClusterReads } from '../kube/reads.js';
-import { readManifests } from '../kube/manifests.js';
+import { readManifestsCached } from '../kube/manifests.js';
 import { deploymentState, waitForDeployments } from '../kube/readiness.js';
 import { ISTIO_NAMESPACE } from '../demo/facts.js';
-import { releaseDir } from '../core/cache-layout.js';
+import { parsedManifestsDir, releaseDir } from '../core/cache-layout.js';
 import type { UpSettings } from '../settings.js';
 
 type Settings = Pick<UpSettings, 'istioVersion' | 'addons'>;
@@ -34,7 +34,7 @@ export function addonObjects(cacheDir: string, settings: Settings): KubeObject[]
     let objects = parsed.get(file);
     if (!objects) {
       try {
-        objects = readManifests(file);
+        objects = readManifestsCached(file, parsedManifestsDir(cacheDir));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         const why = code ? `${file} ${code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`}` : (err as Error).message;

@@ -3,8 +3,8 @@ import { ExternalCommandError } from '../core/errors.js';
 import type { Context, Step } from '../record/context.js';
 import * as docker from '../exec/docker.js';
 import { imagesOnEveryNode, istioImages, uniqueImages, workloadImages, type ClusterImage } from '../images/cluster-images.js';
-import { releaseDir } from '../core/cache-layout.js';
-import { readManifests } from '../kube/manifests.js';
+import { parsedManifestsDir, releaseDir } from '../core/cache-layout.js';
+import { readManifestsCached } from '../kube/manifests.js';
 import { kindBinaryFor } from '../kind/state.js';
 import type { UpSettings } from '../settings.js';
 
@@ -23,7 +23,8 @@ async function kindCluster(ctx: Context<Settings>): Promise<string | undefined> 
 /** Every image Istio's demo profile and the chosen addons run (the app's own are the images step's). */
 function wanted(ctx: Context<Settings>): ClusterImage[] {
   const s = ctx.settings;
-  const addons = s.addons.flatMap((a) => workloadImages(readManifests(path.join(releaseDir(ctx.options.cacheDir, s.istioVersion), 'samples', 'addons', addonFile(a))), `addon ${a}`));
+  const { cacheDir } = ctx.options;
+  const addons = s.addons.flatMap((a) => workloadImages(readManifestsCached(path.join(releaseDir(cacheDir, s.istioVersion), 'samples', 'addons', addonFile(a)), parsedManifestsDir(cacheDir)), `addon ${a}`));
   return uniqueImages([...istioImages(s.istioVersion, s.istioSet), ...addons]);
 }
 
