@@ -1,6 +1,5 @@
 import { PreflightError } from '../core/errors.js';
 import type { Context, Step } from '../record/context.js';
-import type { KubeClient } from '../kube/client.js';
 import { clusterVersion, describePermission, missingPermissions } from '../demo/cluster-checks.js';
 
 /**
@@ -8,10 +7,11 @@ import { clusterVersion, describePermission, missingPermissions } from '../demo/
  * amd64 only — Istio published arm64 images first with 1.15 — so a cluster needs at least one amd64 node. Nodes
  * that cannot be listed (no permission) or none at all are no reason to refuse.
  */
-async function amd64Refusal(ctx: Context, kube: KubeClient): Promise<PreflightError | undefined> {
+async function amd64Refusal(ctx: Context): Promise<PreflightError | undefined> {
   let nodes;
   try {
-    nodes = await kube.list('v1', 'Node');
+    // through the run's shared reads: the summary's node address reads the same list
+    nodes = await (await ctx.reads()).list('v1', 'Node');
   } catch (err) {
     ctx.log.debug(`cannot list the nodes to check their architecture: ${(err as Error).message}`);
     return undefined;
@@ -37,7 +37,7 @@ export const preflight: Step = {
     const verdict = await clusterVersion(kube);
     if (verdict.verdict === 'refused') throw new PreflightError(verdict.message);
     if (verdict.verdict === 'untested') ctx.log.warn(verdict.message);
-    const architecture = await amd64Refusal(ctx, kube);
+    const architecture = await amd64Refusal(ctx);
     if (architecture) throw architecture;
     const missing = await missingPermissions(kube, ctx.options.namespace);
     if (missing.length) {
