@@ -2,9 +2,8 @@ import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
 import { parseNodeAddress } from '../core/options.js';
 import { DASHBOARDS, DEFAULT_DASHBOARDS, parseDashboardName, parseNodePort } from '../settings.js';
-import { ISTIO_NAMESPACE, dashboardUrl, nodePortReach } from '../demo/facts.js';
-import { forwardServicePort } from '../kube/port-forward.js';
-import { FORWARD_PORTS } from '../demo/open.js';
+import { dashboardUrl, nodePortReach } from '../demo/facts.js';
+import { forwardDashboard } from '../demo/open.js';
 import { stateForContext, requireMapped } from '../kind/state.js';
 import { exposeDashboard } from '../steps/dashboards.js';
 
@@ -34,14 +33,7 @@ export const run = action<ExposeSettings>((opts, args) => parseExpose(opts, args
   const kube = await ctx.kube();
   if (ctx.settings.portForward) {
     const d = DASHBOARDS[ctx.settings.dashboards[0]];
-    const fwd = await forwardServicePort(kube, {
-      namespace: ISTIO_NAMESPACE,
-      service: d.service,
-      portName: d.portName,
-      localPort: ctx.settings.localPort ?? FORWARD_PORTS[d.name] ?? 0,
-      signal: ctx.signal,
-      onError: (m) => ctx.log.warn(m),
-    });
+    const fwd = await forwardDashboard(kube, d, { localPort: ctx.settings.localPort, signal: ctx.signal, onError: (m) => ctx.log.warn(m) });
     const url = `http://127.0.0.1:${fwd.port}${d.path}`;
     ctx.ui.print(`${d.name} ${url}  (port-forward: Ctrl-C to stop)`);
     ctx.ui.result(true, { dashboards: { [d.name]: url }, portForward: true });

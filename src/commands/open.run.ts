@@ -1,8 +1,7 @@
 import { action } from './action.js';
 import { UsageError } from '../core/errors.js';
-import { dashboardFor, nodePortPage, openInBrowser, pagePath, FORWARD_PORTS } from '../demo/open.js';
-import { ISTIO_NAMESPACE, nodePortReach } from '../demo/facts.js';
-import { forwardServicePort } from '../kube/port-forward.js';
+import { dashboardFor, forwardDashboard, nodePortPage, openInBrowser, pagePath } from '../demo/open.js';
+import { nodePortReach } from '../demo/facts.js';
 import { TARGETS } from './open.js';
 
 interface OpenSettings {
@@ -38,14 +37,7 @@ export const run = action<OpenSettings>((opts, args) => parseOpen(opts, args), a
   let forward: Promise<void> | undefined;
   if (!url) {
     ctx.log.info(`${page.why}: forwarding a local port through the API server`);
-    const fwd = await forwardServicePort(kube, {
-      namespace: ISTIO_NAMESPACE,
-      service: d.service,
-      portName: d.portName,
-      localPort: ctx.settings.localPort ?? FORWARD_PORTS[d.name] ?? 0,
-      signal: ctx.signal,
-      onError: (m) => ctx.log.warn(m),
-    });
+    const fwd = await forwardDashboard(kube, d, { localPort: ctx.settings.localPort, signal: ctx.signal, onError: (m) => ctx.log.warn(m) });
     url = `http://127.0.0.1:${fwd.port}${pagePath(d, ctx.settings.traceId)}`;
     forward = fwd.closed;
   }

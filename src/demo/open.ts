@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import type { KubeClient } from '../kube/client.js';
+import { forwardServicePort } from '../kube/port-forward.js';
 import { DASHBOARDS, type Dashboard } from '../settings.js';
-import { dashboardUrl, type NodePortReach } from './facts.js';
+import { dashboardUrl, ISTIO_NAMESPACE, type NodePortReach } from './facts.js';
 
 /** `meshdemo open`'s names are the dashboards', and jaeger for the tracing dashboard (Jaeger's UI). */
 export function dashboardFor(target: string): Dashboard {
@@ -16,6 +17,11 @@ export function pagePath(d: Dashboard, traceId?: string): string {
 
 /** The default local port of a port-forward, as `istioctl dashboard` uses it (istioctl/cmd/dashboard.go, 1.8). */
 export const FORWARD_PORTS: Record<string, number> = { kiali: 20001, grafana: 3000, prometheus: 9090, tracing: 16686, zipkin: 9411 };
+
+/** A port-forward to a dashboard (open and expose --port-forward): on localPort, else istioctl's port for it. */
+export function forwardDashboard(kube: KubeClient, d: Dashboard, o: { localPort?: number; signal: AbortSignal; onError: (message: string) => void }): ReturnType<typeof forwardServicePort> {
+  return forwardServicePort(kube, { namespace: ISTIO_NAMESPACE, service: d.service, portName: d.portName, localPort: o.localPort ?? FORWARD_PORTS[d.name] ?? 0, signal: o.signal, onError: o.onError });
+}
 
 /** Whether a TCP connection to the URL's host and port succeeds within `timeoutMs`. */
 export function reachable(url: string, timeoutMs = 1500): Promise<boolean> {
