@@ -199,23 +199,29 @@ class Exchange {
   private onHeadBytes(buf: Buffer, n: number): boolean {
     this.head.push(Buffer.from(buf.subarray(0, n)));
     this.headBytes += n;
-    const all = Buffer.concat(this.head, this.headBytes);
-    const end = all.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (this.headBytes > MAX_HEAD) throw new Error(`response head larger than ${MAX_HEAD} bytes`);
-      this.head = [all];
-      return true;
+    let all = Buffer.concat(this.head, this.headBytes);
+    for (;;) {
+      const end = all.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (all.length > MAX_HEAD) throw new Error(`response head larger than ${MAX_HEAD} bytes`);
+        this.head = [all];
+        this.headBytes = all.length;
+        return true;
+      }
+      const { statusCode, headers, framing } = parseHead(all.toString('latin1', 0, end));
+      all = all.subarray(end + 4);
+      // an interim response (103 Early Hints, a stray 100 Continue) precedes the real one, as node:http skips it
+      if (statusCode >= 100 && statusCode < 200) continue;
+      this.head = [];
+      this.framing = framing;
+      if (framing.kind === 'chunked') this.chunked = new ChunkedDecoder();
+      if (all.length > 0) this.early = all;
+      if (framing.kind === 'length' && framing.left === 0) this.finish();
+      this.settledHead = true;
+      this.resolveHead({ statusCode, headers, receive: (take, stop) => this.receive(take, stop), discard: async () => this.close() });
+      // nothing more is read until the body is asked for
+      return false;
     }
-    this.head = [];
-    const { statusCode, headers, framing } = parseHead(all.toString('latin1', 0, end));
-    this.framing = framing;
-    if (framing.kind === 'chunked') this.chunked = new ChunkedDecoder();
-    if (end + 4 < all.length) this.early = all.subarray(end + 4);
-    if (framing.kind === 'length' && framing.left === 0) this.finish();
-    this.settledHead = true;
-    this.resolveHead({ statusCode, headers, receive: (take, stop) => this.receive(take, stop), discard: async () => this.close() });
-    // nothing more is read until the body is asked for
-    return false;
   }
 
   private receive(take: Take, stop: () => boolean = () => false): Promise<unknown> {

@@ -193,6 +193,17 @@ describe('rawGet: one HTTP/1.1 GET over a socket, the body as views of one reuse
     }
   });
 
+  it('skips an interim response (103 Early Hints) before the real one, as node:http does', async () => {
+    const server = await rawServer('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+    try {
+      const r = await readAll(server.url);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), 'hello');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a body cut short of its Content-Length is a reset, not the end', async () => {
     const server = await rawServer('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly forty bytes of the hundred promised.');
     try {
