@@ -2,7 +2,7 @@
 // serving a release-shaped archive. No cluster: the kubeconfig given does not exist. Also the two archives
 // of issue 13 that only a capped, streaming extraction survives: a 48 MB archive whose .sha256 matches,
 // with an 8 GiB file of zeros after 40 MB of random bytes, and a small archive inflating to 3 GiB.
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -74,9 +74,23 @@ describe('meshdemo download', () => {
   const kindSum = `${createHash('sha256').update(kind).digest('hex')}  kind-linux-amd64\n`;
   // no cluster: meshdemo gets a kubeconfig that does not exist
   const demo = withDemoCluster({ name: 'download', controlPlane: false, release: 'server', assets: { [KIND_ASSET]: kind, [`${KIND_ASSET}.sha256sum`]: Buffer.from(kindSum) } });
-  const noCluster = () => ['--kubeconfig', demo.kubeconfig];
   const download = (cache: string, args: string[] = [], mirror = demo.server.url) =>
     demo.meshdemo(['download', '--istio-mirror', mirror, ...args], { cacheDir: cache, env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
+  /** meshdemo download of `archive`, served alone, into `<tmp>/<cacheName>`, its peak RSS watched (and shown). */
+  const downloadWatchingRss = async (t: TestContext, archive: Buffer, cacheName: string) => {
+    const archiveServer = await startReleaseServer({ [ASSET]: archive });
+    try {
+      const cache = path.join(demo.tmp, cacheName);
+      let watch: ReturnType<typeof watchPeakRss> | undefined;
+      const r = await demo.meshdemo(['download', '--istio-mirror', archiveServer.url], { cacheDir: cache, onSpawn: (child) => (watch = watchPeakRss(child.pid!)) });
+      watch?.stop();
+      const peak = watch!.peak();
+      t.diagnostic(`peak RSS of meshdemo download: ${(peak / MiB).toFixed(0)} MiB`);
+      return { r, cache, peak };
+    } finally {
+      await archiveServer.close();
+    }
+  };
 
   it('downloads and verifies once, without a cluster; a second run downloads nothing', async () => {
     const cache = path.join(demo.tmp, 'cache-once');
@@ -196,23 +210,12 @@ describe('meshdemo download', () => {
     ];
     const bomb = Buffer.concat(parts);
     t.diagnostic(`archive: ${(bomb.length / MiB).toFixed(1)} MiB, inflating to ${((40 * MiB + 8 * GiB) / GiB).toFixed(2)} GiB`);
-    const bombServer = await startReleaseServer({ [ASSET]: bomb });
-    try {
-      const cache = path.join(demo.tmp, 'cache-8g');
-      let watch: ReturnType<typeof watchPeakRss> | undefined;
-      const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', bombServer.url], {
-        onSpawn: (child) => (watch = watchPeakRss(child.pid!)),
-      });
-      watch?.stop();
-      t.diagnostic(`peak RSS of meshdemo download: ${(watch!.peak() / MiB).toFixed(0)} MiB`);
-      assert.equal(r.code, 5, r.stderr);
-      const lines = errorLines(r.stderr);
-      assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0], /refusing to extract .*"istio-1\.8\.4\/zeros\.bin" unpacks to 8589934592 bytes, more than the limit of 1073741824/);
-      assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
-    } finally {
-      await bombServer.close();
-    }
+    const { r, cache } = await downloadWatchingRss(t, bomb, 'cache-8g');
+    assert.equal(r.code, 5, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /refusing to extract .*"istio-1\.8\.4\/zeros\.bin" unpacks to 8589934592 bytes, more than the limit of 1073741824/);
+    assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
   });
 
   it('refuses a small archive inflating to 3 GiB at the 1 GiB cap, in bounded memory', async (t) => {
@@ -222,24 +225,12 @@ describe('meshdemo download', () => {
     parts.push(gzipSync(Buffer.alloc(1024)));
     const bomb = Buffer.concat(parts);
     t.diagnostic(`archive: ${(bomb.length / MiB).toFixed(1)} MiB, inflating to 3 GiB`);
-    const bombServer = await startReleaseServer({ [ASSET]: bomb });
-    try {
-      const cache = path.join(demo.tmp, 'cache-3g');
-      let watch: ReturnType<typeof watchPeakRss> | undefined;
-      const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', bombServer.url], {
-        onSpawn: (child) => (watch = watchPeakRss(child.pid!)),
-      });
-      watch?.stop();
-      const peak = watch!.peak();
-      t.diagnostic(`peak RSS of meshdemo download: ${(peak / MiB).toFixed(0)} MiB`);
-      assert.equal(r.code, 5, r.stderr);
-      assert.match(errorLines(r.stderr)[0], /refusing to extract .*unpacks to more than the limit of 1073741824 bytes \(at entry "istio-1\.8\.4\/zeros-3\.bin"\)/);
-      assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
-      // a hard bound far above normal (~100 MiB), far below what buffering the inflated data would take
-      assert.ok(peak > 0 && peak < 512 * MiB, `peak RSS ${peak}`);
-    } finally {
-      await bombServer.close();
-    }
+    const { r, cache, peak } = await downloadWatchingRss(t, bomb, 'cache-3g');
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(errorLines(r.stderr)[0], /refusing to extract .*unpacks to more than the limit of 1073741824 bytes \(at entry "istio-1\.8\.4\/zeros-3\.bin"\)/);
+    assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
+    // a hard bound far above normal (~100 MiB), far below what buffering the inflated data would take
+    assert.ok(peak > 0 && peak < 512 * MiB, `peak RSS ${peak}`);
   });
   describe('the review of issue 21', () => {
     const versionDir = (cache: string) => path.join(cache, 'istio', '1.8.4');
@@ -270,7 +261,8 @@ describe('meshdemo download', () => {
       demo.server.setMode({ stallAfterBytes: 4096 });
       try {
         let poll: NodeJS.Timeout | undefined;
-        const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', demo.server.url], {
+        const r = await demo.meshdemo(['download', '--istio-mirror', demo.server.url], {
+          cacheDir: cache,
           env: { KUBECONFIG: path.join(demo.tmp, 'nope') },
           onSpawn: (child) => {
             poll = setInterval(() => {
@@ -305,7 +297,7 @@ describe('meshdemo download', () => {
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0], /the cache dir .*cache-shared is writable by its group \(mode 775\).* — chmod go-w .*--trust-cache-dir/);
       assert.deepEqual(demo.server.requests, []);
-      const trusted = await runMeshdemo([...noCluster(), '--cache-dir', cache, '--trust-cache-dir', 'download', '--istio-mirror', demo.server.url], { env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
+      const trusted = await demo.meshdemo(['--trust-cache-dir', 'download', '--istio-mirror', demo.server.url], { cacheDir: cache, env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
       assert.equal(trusted.code, 0, trusted.stderr);
     });
 
@@ -318,7 +310,7 @@ describe('meshdemo download', () => {
       const plant = () => fs.writeFileSync(istioctl, `#!/bin/sh\ntouch '${marker}'\necho 1.8.4\n`);
 
       plant();
-      const run = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'istioctl', '--', 'version', '--remote=false'], { env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
+      const run = await demo.meshdemo(['istioctl', '--', 'version', '--remote=false'], { cacheDir: cache, env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
       assert.equal(run.code, 3, run.stderr);
       assert.match(errorLines(run.stderr)[0], /the cached istioctl 1\.8\.4 is not the one meshdemo verified \(tree\/istio-1\.8\.4\/bin\/istioctl has changed since it was verified\); not running it — run meshdemo download/);
       assert.equal(fs.existsSync(marker), false, 'the planted istioctl did not run');
