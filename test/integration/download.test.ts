@@ -76,6 +76,18 @@ describe('meshdemo download', () => {
   const demo = withDemoCluster({ name: 'download', controlPlane: false, release: 'server', assets: { [KIND_ASSET]: kind, [`${KIND_ASSET}.sha256sum`]: Buffer.from(kindSum) } });
   const download = (cache: string, args: string[] = [], mirror = demo.server.url) =>
     demo.meshdemo(['download', '--istio-mirror', mirror, ...args], { cacheDir: cache, env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
+  /**
+   * meshdemo download (with `args`) into `<tmp>/<cacheName>` from the release server, as run with no cluster
+   * configured at all: no --kubeconfig, no KUBECONFIG, and a HOME of its own without ~/.kube.
+   */
+  const withoutKubeconfig = (cacheName: string, args: string[]) => {
+    const home = fs.mkdtempSync(path.join(demo.tmp, 'home-'));
+    const run = () =>
+      runMeshdemo(['--cache-dir', path.join(demo.tmp, cacheName), 'download', ...args, '--istio-mirror', demo.server.url, '--kind-mirror', demo.server.url], {
+        env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
+      });
+    return { home, run };
+  };
   /** meshdemo download of `archive`, served alone, into `<tmp>/<cacheName>`, its peak RSS watched (and shown). */
   const downloadWatchingRss = async (t: TestContext, archive: Buffer, cacheName: string) => {
     const archiveServer = await startReleaseServer({ [ASSET]: archive });
@@ -114,12 +126,8 @@ describe('meshdemo download', () => {
   });
 
   it('with no cluster configured (no kubeconfig at all), fetches kind too, as up would need it; a second run downloads nothing', async () => {
-    const home = fs.mkdtempSync(path.join(demo.tmp, 'home-'));
+    const { home, run } = withoutKubeconfig('cache-kind', ['--json']);
     const cache = path.join(demo.tmp, 'cache-kind');
-    const run = () =>
-      runMeshdemo(['--cache-dir', cache, 'download', '--json', '--istio-mirror', demo.server.url, '--kind-mirror', demo.server.url], {
-        env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
-      });
     demo.server.requests.length = 0;
     const first = await run();
     assert.equal(first.code, 0, first.stderr);
@@ -335,12 +343,8 @@ describe('meshdemo download', () => {
     });
 
     it('a cached kind that changed since it was verified is downloaded again, not run', async () => {
-      const home = fs.mkdtempSync(path.join(demo.tmp, 'home-'));
+      const { run } = withoutKubeconfig('cache-kind-planted', ['--kind']);
       const cache = path.join(demo.tmp, 'cache-kind-planted');
-      const run = () =>
-        runMeshdemo(['--cache-dir', cache, 'download', '--kind', '--istio-mirror', demo.server.url, '--kind-mirror', demo.server.url], {
-          env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
-        });
       assert.equal((await run()).code, 0);
       const kind = path.join(cache, 'kind', 'v0.17.0', 'kind');
       const genuine = fs.readFileSync(kind);
