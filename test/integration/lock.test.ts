@@ -60,6 +60,19 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
       }
     };
   };
+  /**
+   * After an up during whose addons step the test acted on the lock (`acted`: the API request it sent): kiali is
+   * released, the request succeeded, up exited 3 with one error line — which is returned.
+   */
+  const lockLost = async (r: CliResult, acted: Promise<unknown> | undefined): Promise<string> => {
+    releaseKiali();
+    assert.ok(acted, 'up waited in its addons step');
+    assert.equal(((await acted) as { status: number }).status, 200);
+    assert.equal(r.code, 3, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    return lines[0];
+  };
   const lockWarnings = (r: CliResult) => r.events().filter((e) => e.type === 'log' && /lock/.test(e.message) && e.level === 'warn');
 
   it('a renewal that fails while the API server restarts is retried: the run keeps its lock and completes', async () => {
@@ -93,13 +106,8 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
         taken = api(LOCK, 'PATCH', { spec: { holderIdentity: 'thief.example/1/beef', renewTime: microTime(Date.now()) } }, 'application/merge-patch+json');
       }),
     });
-    releaseKiali();
-    assert.ok(taken, 'up waited in its addons step');
-    assert.equal(((await taken) as { status: number }).status, 200);
-    assert.equal(r.code, 3, r.stderr);
-    const lines = errorLines(r.stderr);
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): it was taken by thief\.example\/1\/beef; stopped so that no two runs change this cluster at once — /);
+    const line = await lockLost(r, taken);
+    assert.match(line, /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): it was taken by thief\.example\/1\/beef; stopped so that no two runs change this cluster at once — /);
     assert.doesNotMatch(r.stderr, STACK);
     assert.equal(r.events().find((e) => e.type === 'step' && e.id === 'addons' && e.status !== 'start')?.status, 'failed');
     assert.equal(r.events().at(-1).exitCode, 3);
@@ -145,13 +153,8 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
         }
       },
     });
-    releaseKiali();
-    assert.ok(revoked, 'up waited in its addons step');
-    assert.equal(((await revoked) as { status: number }).status, 200);
-    assert.equal(r.code, 3, r.stderr);
-    const lines = errorLines(r.stderr);
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): could not renew it for 27s \(last error: forbidden: .*leases/);
+    const line = await lockLost(r, revoked);
+    assert.match(line, /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): could not renew it for 27s \(last error: forbidden: .*leases/);
     assert.ok(Date.now() - revokedAt >= 17_000, 'the refused renewals were retried until the lease was about to expire');
     assert.doesNotMatch(r.stderr, STACK);
     // nobody deleted the lease: it was left to expire. Its holder (a process on this machine) is gone: the next run
