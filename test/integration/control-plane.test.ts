@@ -69,6 +69,16 @@ describe('test control plane', { skip, timeout: 300_000 }, () => {
     await cp?.stop();
   });
 
+  /** A pod in default with one container; its label sim-readiness tells the simulator how to treat it (readiness above). */
+  const createPod = (name: string, simReadiness: 'false' | 'pending', image: string) =>
+    core.createNamespacedPod({
+      namespace: 'default',
+      body: {
+        metadata: { name, labels: { 'sim-readiness': simReadiness } },
+        spec: { containers: [{ name: 'app', image }] },
+      },
+    });
+
   it('listens on loopback only, with a loopback service range', async () => {
     assert.match(cp.server, /^https:\/\/127\.0\.0\.1:\d+$/);
     const svc = await core.readNamespacedService({ name: 'kubernetes', namespace: 'default' });
@@ -121,13 +131,7 @@ describe('test control plane', { skip, timeout: 300_000 }, () => {
   });
 
   it('keeps a pod unready under readiness=false, and can make it ready at runtime', async () => {
-    await core.createNamespacedPod({
-      namespace: 'default',
-      body: {
-        metadata: { name: 'broken', labels: { 'sim-readiness': 'false' } },
-        spec: { containers: [{ name: 'app', image: 'does-not-exist:1' }] },
-      },
-    });
+    await createPod('broken', 'false', 'does-not-exist:1');
     await eventually('pod broken running', async () => {
       const p = await core.readNamespacedPod({ name: 'broken', namespace: 'default' });
       return p.status?.phase === 'Running' && p.spec?.nodeName === sim.nodeName;
@@ -147,13 +151,7 @@ describe('test control plane', { skip, timeout: 300_000 }, () => {
   });
 
   it("leaves a pod unscheduled under readiness='pending'", async () => {
-    await core.createNamespacedPod({
-      namespace: 'default',
-      body: {
-        metadata: { name: 'waiting', labels: { 'sim-readiness': 'pending' } },
-        spec: { containers: [{ name: 'app', image: 'nginx:1.19' }] },
-      },
-    });
+    await createPod('waiting', 'pending', 'nginx:1.19');
     const p = await eventually('pod waiting unschedulable', async () => {
       const p = await core.readNamespacedPod({ name: 'waiting', namespace: 'default' });
       return p.status?.conditions?.find((c) => c.type === 'PodScheduled')?.reason === 'Unschedulable' ? p : undefined;

@@ -2,17 +2,16 @@
 // serving a release-shaped archive. No cluster: the kubeconfig given does not exist. Also the two archives
 // of issue 13 that only a capped, streaming extraction survives: a 48 MB archive whose .sha256 matches,
 // with an 8 GiB file of zeros after 40 MB of random bytes, and a small archive inflating to 3 GiB.
-import { after, before, describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import { startReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { rawTar } from '../support/raw-tar.js';
 import { kindStandinScript } from '../support/kind-standin.js';
@@ -70,32 +69,47 @@ function watchPeakRss(pid: number): { peak: () => number; stop: () => void } {
 }
 
 describe('meshdemo download', () => {
-  let server: ReleaseServer;
-  let archive: ReleaseArchive;
-  let tmp: string;
-  const noCluster = () => ['--kubeconfig', path.join(tmp, 'no-such-kubeconfig')];
-  const download = (cache: string, args: string[] = [], mirror = server.url) =>
-    runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', mirror, ...args], { env: { KUBECONFIG: path.join(tmp, 'nope') } });
-
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-download-'));
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    // kind's release assets as GitHub serves them (the binary is the kind stand-in, test/support/kind-standin.ts)
-    const kind = Buffer.from(kindStandinScript());
-    const kindSum = `${createHash('sha256').update(kind).digest('hex')}  kind-linux-amd64\n`;
-    server = await startReleaseServer({ [ASSET]: archive.path, [KIND_ASSET]: kind, [`${KIND_ASSET}.sha256sum`]: Buffer.from(kindSum) });
-  });
-  after(async () => {
-    await server?.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  // kind's release assets as GitHub serves them (the binary is the kind stand-in, test/support/kind-standin.ts)
+  const kind = Buffer.from(kindStandinScript());
+  const kindSum = `${createHash('sha256').update(kind).digest('hex')}  kind-linux-amd64\n`;
+  // no cluster: meshdemo gets a kubeconfig that does not exist
+  const demo = withDemoCluster({ name: 'download', controlPlane: false, release: 'server', assets: { [KIND_ASSET]: kind, [`${KIND_ASSET}.sha256sum`]: Buffer.from(kindSum) } });
+  const download = (cache: string, args: string[] = [], mirror = demo.server.url) =>
+    demo.meshdemo(['download', '--istio-mirror', mirror, ...args], { cacheDir: cache, env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
+  /**
+   * meshdemo download (with `args`) into `<tmp>/<cacheName>` from the release server, as run with no cluster
+   * configured at all: no --kubeconfig, no KUBECONFIG, and a HOME of its own without ~/.kube.
+   */
+  const withoutKubeconfig = (cacheName: string, args: string[]) => {
+    const home = fs.mkdtempSync(path.join(demo.tmp, 'home-'));
+    const run = () =>
+      runMeshdemo(['--cache-dir', path.join(demo.tmp, cacheName), 'download', ...args, '--istio-mirror', demo.server.url, '--kind-mirror', demo.server.url], {
+        env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
+      });
+    return { home, run };
+  };
+  /** meshdemo download of `archive`, served alone, into `<tmp>/<cacheName>`, its peak RSS watched (and shown). */
+  const downloadWatchingRss = async (t: TestContext, archive: Buffer, cacheName: string) => {
+    const archiveServer = await startReleaseServer({ [ASSET]: archive });
+    try {
+      const cache = path.join(demo.tmp, cacheName);
+      let watch: ReturnType<typeof watchPeakRss> | undefined;
+      const r = await demo.meshdemo(['download', '--istio-mirror', archiveServer.url], { cacheDir: cache, onSpawn: (child) => (watch = watchPeakRss(child.pid!)) });
+      watch?.stop();
+      const peak = watch!.peak();
+      t.diagnostic(`peak RSS of meshdemo download: ${(peak / MiB).toFixed(0)} MiB`);
+      return { r, cache, peak };
+    } finally {
+      await archiveServer.close();
+    }
+  };
 
   it('downloads and verifies once, without a cluster; a second run downloads nothing', async () => {
-    const cache = path.join(tmp, 'cache-once');
-    server.requests.length = 0;
+    const cache = path.join(demo.tmp, 'cache-once');
+    demo.server.requests.length = 0;
     const first = await download(cache, ['--json']);
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual(server.requests.map((r) => r.path), [`/${ASSET}.sha256`, `/${ASSET}`]);
+    assert.deepEqual(demo.server.requests.map((r) => r.path), [`/${ASSET}.sha256`, `/${ASSET}`]);
     const result = first.events().find((e) => e.type === 'result');
     const istioctl = path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl');
     assert.deepEqual(result, { type: 'result', ok: true, istioVersion: '1.8.4', istioctl, downloaded: true });
@@ -104,24 +118,20 @@ describe('meshdemo download', () => {
     // the cache holds the archive, the tree and its manifest, and no temporary leftovers (no .part, no lock)
     assert.deepEqual(fs.readdirSync(path.join(cache, 'istio', '1.8.4')).sort(), ['istio-1.8.4-linux-amd64.tar.gz', 'tree', 'tree.manifest.json']);
 
-    server.requests.length = 0;
+    demo.server.requests.length = 0;
     const second = await download(cache);
     assert.equal(second.code, 0, second.stderr);
-    assert.deepEqual(server.requests, [], 'second run sends no request');
+    assert.deepEqual(demo.server.requests, [], 'second run sends no request');
     assert.match(second.stdout, /istioctl 1\.8\.4: .*bin\/istioctl/);
   });
 
   it('with no cluster configured (no kubeconfig at all), fetches kind too, as up would need it; a second run downloads nothing', async () => {
-    const home = fs.mkdtempSync(path.join(tmp, 'home-'));
-    const cache = path.join(tmp, 'cache-kind');
-    const run = () =>
-      runMeshdemo(['--cache-dir', cache, 'download', '--json', '--istio-mirror', server.url, '--kind-mirror', server.url], {
-        env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
-      });
-    server.requests.length = 0;
+    const { home, run } = withoutKubeconfig('cache-kind', ['--json']);
+    const cache = path.join(demo.tmp, 'cache-kind');
+    demo.server.requests.length = 0;
     const first = await run();
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual(server.requests.map((r) => r.path).sort(), [`/${ASSET}`, `/${ASSET}.sha256`, `/${KIND_ASSET}`, `/${KIND_ASSET}.sha256sum`].sort());
+    assert.deepEqual(demo.server.requests.map((r) => r.path).sort(), [`/${ASSET}`, `/${ASSET}.sha256`, `/${KIND_ASSET}`, `/${KIND_ASSET}.sha256sum`].sort());
     const kind = path.join(cache, 'kind', 'v0.17.0', 'kind');
     const result = first.events().find((e) => e.type === 'result');
     assert.equal(result.kind, kind);
@@ -129,16 +139,16 @@ describe('meshdemo download', () => {
     assert.ok(fs.statSync(kind).mode & 0o100, 'kind is executable');
     assert.ok(!fs.existsSync(path.join(home, '.kube')), 'no kubeconfig is written: no cluster is created');
 
-    server.requests.length = 0;
+    demo.server.requests.length = 0;
     const second = await run();
     assert.equal(second.code, 0, second.stderr);
-    assert.deepEqual(server.requests, [], 'second run sends no request');
+    assert.deepEqual(demo.server.requests, [], 'second run sends no request');
     assert.equal(second.events().find((e) => e.type === 'result').kindDownloaded, false);
   });
 
   it('--kind with a wrong --kind-sha256: exit 5, kind is neither kept nor run', async () => {
-    const cache = path.join(tmp, 'cache-kind-bad');
-    const r = await download(cache, ['--kind', '--kind-mirror', server.url, '--kind-sha256', 'e'.repeat(64)]);
+    const cache = path.join(demo.tmp, 'cache-kind-bad');
+    const r = await download(cache, ['--kind', '--kind-mirror', demo.server.url, '--kind-sha256', 'e'.repeat(64)]);
     assert.equal(r.code, 5, r.stderr);
     assert.equal(errorLines(r.stderr).length, 1, r.stderr);
     assert.ok(!fs.existsSync(path.join(cache, 'kind', 'v0.17.0', 'kind')));
@@ -159,7 +169,7 @@ describe('meshdemo download', () => {
     });
     await new Promise<void>((resolve) => mirror.listen(0, '127.0.0.1', resolve));
     try {
-      const cache = path.join(tmp, 'cache-kind-large');
+      const cache = path.join(demo.tmp, 'cache-kind-large');
       const r = await download(cache, ['--kind', '--kind-mirror', `http://127.0.0.1:${(mirror.address() as AddressInfo).port}`]);
       assert.equal(r.code, 5, r.stderr);
       const lines = errorLines(r.stderr);
@@ -173,8 +183,8 @@ describe('meshdemo download', () => {
   });
 
   it('refuses a wrong checksum: exit 5, one error line, nothing kept', async () => {
-    const cache = path.join(tmp, 'cache-bad');
-    server.setMode({ wrongChecksum: true });
+    const cache = path.join(demo.tmp, 'cache-bad');
+    demo.server.setMode({ wrongChecksum: true });
     try {
       const r = await download(cache);
       assert.equal(r.code, 5, r.stderr);
@@ -183,17 +193,17 @@ describe('meshdemo download', () => {
       assert.match(lines[0], /sha256 .* but 0{64} was expected/);
       assert.deepEqual(filesUnder(cache), []);
     } finally {
-      server.setMode({ wrongChecksum: false });
+      demo.server.setMode({ wrongChecksum: false });
     }
   });
 
   it('a local --istio-archive is verified against --istio-sha256 in the same pass', async () => {
-    const cache = path.join(tmp, 'cache-local');
-    const wrong = await download(cache, ['--istio-archive', archive.path, '--istio-sha256', 'f'.repeat(64)]);
+    const cache = path.join(demo.tmp, 'cache-local');
+    const wrong = await download(cache, ['--istio-archive', demo.archive.path, '--istio-sha256', 'f'.repeat(64)]);
     assert.equal(wrong.code, 5, wrong.stderr);
     assert.match(errorLines(wrong.stderr)[0], /has sha256 [0-9a-f]{64}, expected f{64}/);
     assert.deepEqual(filesUnder(cache), []);
-    const ok = await download(cache, ['--istio-archive', archive.path, '--istio-sha256', archive.sha256]);
+    const ok = await download(cache, ['--istio-archive', demo.archive.path, '--istio-sha256', demo.archive.sha256]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok(fs.existsSync(path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl')));
   });
@@ -208,23 +218,12 @@ describe('meshdemo download', () => {
     ];
     const bomb = Buffer.concat(parts);
     t.diagnostic(`archive: ${(bomb.length / MiB).toFixed(1)} MiB, inflating to ${((40 * MiB + 8 * GiB) / GiB).toFixed(2)} GiB`);
-    const bombServer = await startReleaseServer({ [ASSET]: bomb });
-    try {
-      const cache = path.join(tmp, 'cache-8g');
-      let watch: ReturnType<typeof watchPeakRss> | undefined;
-      const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', bombServer.url], {
-        onSpawn: (child) => (watch = watchPeakRss(child.pid!)),
-      });
-      watch?.stop();
-      t.diagnostic(`peak RSS of meshdemo download: ${(watch!.peak() / MiB).toFixed(0)} MiB`);
-      assert.equal(r.code, 5, r.stderr);
-      const lines = errorLines(r.stderr);
-      assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0], /refusing to extract .*"istio-1\.8\.4\/zeros\.bin" unpacks to 8589934592 bytes, more than the limit of 1073741824/);
-      assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
-    } finally {
-      await bombServer.close();
-    }
+    const { r, cache } = await downloadWatchingRss(t, bomb, 'cache-8g');
+    assert.equal(r.code, 5, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /refusing to extract .*"istio-1\.8\.4\/zeros\.bin" unpacks to 8589934592 bytes, more than the limit of 1073741824/);
+    assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
   });
 
   it('refuses a small archive inflating to 3 GiB at the 1 GiB cap, in bounded memory', async (t) => {
@@ -234,24 +233,12 @@ describe('meshdemo download', () => {
     parts.push(gzipSync(Buffer.alloc(1024)));
     const bomb = Buffer.concat(parts);
     t.diagnostic(`archive: ${(bomb.length / MiB).toFixed(1)} MiB, inflating to 3 GiB`);
-    const bombServer = await startReleaseServer({ [ASSET]: bomb });
-    try {
-      const cache = path.join(tmp, 'cache-3g');
-      let watch: ReturnType<typeof watchPeakRss> | undefined;
-      const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', bombServer.url], {
-        onSpawn: (child) => (watch = watchPeakRss(child.pid!)),
-      });
-      watch?.stop();
-      const peak = watch!.peak();
-      t.diagnostic(`peak RSS of meshdemo download: ${(peak / MiB).toFixed(0)} MiB`);
-      assert.equal(r.code, 5, r.stderr);
-      assert.match(errorLines(r.stderr)[0], /refusing to extract .*unpacks to more than the limit of 1073741824 bytes \(at entry "istio-1\.8\.4\/zeros-3\.bin"\)/);
-      assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
-      // a hard bound far above normal (~100 MiB), far below what buffering the inflated data would take
-      assert.ok(peak > 0 && peak < 512 * MiB, `peak RSS ${peak}`);
-    } finally {
-      await bombServer.close();
-    }
+    const { r, cache, peak } = await downloadWatchingRss(t, bomb, 'cache-3g');
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(errorLines(r.stderr)[0], /refusing to extract .*unpacks to more than the limit of 1073741824 bytes \(at entry "istio-1\.8\.4\/zeros-3\.bin"\)/);
+    assert.deepEqual(filesUnder(cache), [], 'no archive, no partial tree');
+    // a hard bound far above normal (~100 MiB), far below what buffering the inflated data would take
+    assert.ok(peak > 0 && peak < 512 * MiB, `peak RSS ${peak}`);
   });
   describe('the review of issue 21', () => {
     const versionDir = (cache: string) => path.join(cache, 'istio', '1.8.4');
@@ -265,7 +252,7 @@ describe('meshdemo download', () => {
       t.diagnostic(`archive: ${tiny.length} bytes`);
       const tinyServer = await startReleaseServer({ [ASSET]: tiny });
       try {
-        const cache = path.join(tmp, 'cache-241');
+        const cache = path.join(demo.tmp, 'cache-241');
         const r = await download(cache, [], tinyServer.url);
         assert.equal(r.code, 5, r.stderr);
         const lines = errorLines(r.stderr);
@@ -278,12 +265,13 @@ describe('meshdemo download', () => {
     });
 
     it('a tree.tmp-* left by a killed download (SIGKILL) is removed by the next run', async () => {
-      const cache = path.join(tmp, 'cache-killed');
-      server.setMode({ stallAfterBytes: 4096 });
+      const cache = path.join(demo.tmp, 'cache-killed');
+      demo.server.setMode({ stallAfterBytes: 4096 });
       try {
         let poll: NodeJS.Timeout | undefined;
-        const r = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'download', '--istio-mirror', server.url], {
-          env: { KUBECONFIG: path.join(tmp, 'nope') },
+        const r = await demo.meshdemo(['download', '--istio-mirror', demo.server.url], {
+          cacheDir: cache,
+          env: { KUBECONFIG: path.join(demo.tmp, 'nope') },
           onSpawn: (child) => {
             poll = setInterval(() => {
               const names = fs.existsSync(versionDir(cache)) ? fs.readdirSync(versionDir(cache)) : [];
@@ -299,7 +287,7 @@ describe('meshdemo download', () => {
         const left = fs.readdirSync(versionDir(cache));
         assert.ok(left.some((n) => /^tree\.tmp-\d+-[0-9a-f]{12}$/.test(n)), `a temporary tree is left: ${left}`);
       } finally {
-        server.setMode({ stallAfterBytes: undefined });
+        demo.server.setMode({ stallAfterBytes: undefined });
       }
       const again = await download(cache);
       assert.equal(again.code, 0, again.stderr);
@@ -307,35 +295,35 @@ describe('meshdemo download', () => {
     });
 
     it('refuses a cache dir its group can write to (exit 3, nothing fetched) unless --trust-cache-dir', async () => {
-      const cache = path.join(tmp, 'cache-shared');
+      const cache = path.join(demo.tmp, 'cache-shared');
       fs.mkdirSync(cache);
       fs.chmodSync(cache, 0o775);
-      server.requests.length = 0;
+      demo.server.requests.length = 0;
       const r = await download(cache);
       assert.equal(r.code, 3, r.stderr);
       const lines = errorLines(r.stderr);
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0], /the cache dir .*cache-shared is writable by its group \(mode 775\).* — chmod go-w .*--trust-cache-dir/);
-      assert.deepEqual(server.requests, []);
-      const trusted = await runMeshdemo([...noCluster(), '--cache-dir', cache, '--trust-cache-dir', 'download', '--istio-mirror', server.url], { env: { KUBECONFIG: path.join(tmp, 'nope') } });
+      assert.deepEqual(demo.server.requests, []);
+      const trusted = await demo.meshdemo(['--trust-cache-dir', 'download', '--istio-mirror', demo.server.url], { cacheDir: cache, env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
       assert.equal(trusted.code, 0, trusted.stderr);
     });
 
     it('never runs a planted istioctl: `meshdemo istioctl` refuses it (exit 3), download verifies and unpacks again, pinned or not', async () => {
-      const cache = path.join(tmp, 'cache-planted');
+      const cache = path.join(demo.tmp, 'cache-planted');
       assert.equal((await download(cache)).code, 0);
       const istioctl = path.join(versionDir(cache), 'tree', 'istio-1.8.4', 'bin', 'istioctl');
       const genuine = fs.readFileSync(istioctl);
-      const marker = path.join(tmp, 'planted-istioctl-ran');
+      const marker = path.join(demo.tmp, 'planted-istioctl-ran');
       const plant = () => fs.writeFileSync(istioctl, `#!/bin/sh\ntouch '${marker}'\necho 1.8.4\n`);
 
       plant();
-      const run = await runMeshdemo([...noCluster(), '--cache-dir', cache, 'istioctl', '--', 'version', '--remote=false'], { env: { KUBECONFIG: path.join(tmp, 'nope') } });
+      const run = await demo.meshdemo(['istioctl', '--', 'version', '--remote=false'], { cacheDir: cache, env: { KUBECONFIG: path.join(demo.tmp, 'nope') } });
       assert.equal(run.code, 3, run.stderr);
       assert.match(errorLines(run.stderr)[0], /the cached istioctl 1\.8\.4 is not the one meshdemo verified \(tree\/istio-1\.8\.4\/bin\/istioctl has changed since it was verified\); not running it — run meshdemo download/);
       assert.equal(fs.existsSync(marker), false, 'the planted istioctl did not run');
 
-      for (const pin of [[], ['--istio-sha256', archive.sha256]]) {
+      for (const pin of [[], ['--istio-sha256', demo.archive.sha256]]) {
         plant();
         const again = await download(cache, pin);
         assert.equal(again.code, 0, again.stderr);
@@ -347,40 +335,36 @@ describe('meshdemo download', () => {
       const kiali = path.join(versionDir(cache), 'tree', 'istio-1.8.4', 'samples', 'addons', 'kiali.yaml');
       const kialiYaml = fs.readFileSync(kiali);
       fs.appendFileSync(kiali, '\n# planted\n');
-      server.requests.length = 0;
-      const pinned = await download(cache, ['--istio-sha256', archive.sha256]);
+      demo.server.requests.length = 0;
+      const pinned = await download(cache, ['--istio-sha256', demo.archive.sha256]);
       assert.equal(pinned.code, 0, pinned.stderr);
       assert.deepEqual(fs.readFileSync(kiali), kialiYaml);
-      assert.deepEqual(server.requests, [], 'from the cached archive, checked against the pin: no request');
+      assert.deepEqual(demo.server.requests, [], 'from the cached archive, checked against the pin: no request');
     });
 
     it('a cached kind that changed since it was verified is downloaded again, not run', async () => {
-      const home = fs.mkdtempSync(path.join(tmp, 'home-'));
-      const cache = path.join(tmp, 'cache-kind-planted');
-      const run = () =>
-        runMeshdemo(['--cache-dir', cache, 'download', '--kind', '--istio-mirror', server.url, '--kind-mirror', server.url], {
-          env: { HOME: home, KUBECONFIG: undefined, MESHDEMO_KUBECONFIG: undefined, MESHDEMO_CONTEXT: undefined },
-        });
+      const { run } = withoutKubeconfig('cache-kind-planted', ['--kind']);
+      const cache = path.join(demo.tmp, 'cache-kind-planted');
       assert.equal((await run()).code, 0);
       const kind = path.join(cache, 'kind', 'v0.17.0', 'kind');
       const genuine = fs.readFileSync(kind);
-      const marker = path.join(tmp, 'planted-kind-ran');
+      const marker = path.join(demo.tmp, 'planted-kind-ran');
       fs.writeFileSync(kind, `#!/bin/sh\ntouch '${marker}'\necho 'kind v0.17.0 go1.19.2 linux/amd64'\n`);
-      server.requests.length = 0;
+      demo.server.requests.length = 0;
       const again = await run();
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stderr, /--kind-mirror uses plain http and no --kind-sha256 is pinned: the checksum comes from the same unauthenticated server as kind/);
-      assert.deepEqual(server.requests.map((r) => r.path).filter((p) => p.includes('kind')), [`/${KIND_ASSET}.sha256sum`, `/${KIND_ASSET}`]);
+      assert.deepEqual(demo.server.requests.map((r) => r.path).filter((p) => p.includes('kind')), [`/${KIND_ASSET}.sha256sum`, `/${KIND_ASSET}`]);
       assert.deepEqual(fs.readFileSync(kind), genuine);
       assert.equal(fs.existsSync(marker), false);
     });
 
     it('warns that an http:// mirror without a pinned sha256 cannot detect tampering; not with the pin', async () => {
       const warning = /--istio-mirror uses plain http and no --istio-sha256 is pinned: the checksum comes from the same unauthenticated server/;
-      const unpinned = await download(path.join(tmp, 'cache-http-1'));
+      const unpinned = await download(path.join(demo.tmp, 'cache-http-1'));
       assert.equal(unpinned.code, 0, unpinned.stderr);
       assert.match(unpinned.stderr, warning);
-      const pinned = await download(path.join(tmp, 'cache-http-2'), ['--istio-sha256', archive.sha256]);
+      const pinned = await download(path.join(demo.tmp, 'cache-http-2'), ['--istio-sha256', demo.archive.sha256]);
       assert.equal(pinned.code, 0, pinned.stderr);
       assert.doesNotMatch(pinned.stderr, /plain http/);
     });

@@ -9,34 +9,17 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import yaml from 'js-yaml';
-import { startControlPlane, type ControlPlane, kubeJson, serviceAccountToken } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
-import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+import { serviceAccountToken } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import { errorLines, type CliResult } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
 
 const skip = skipUnless('control-plane');
-const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 const ADDON_DEPLOYMENTS = ['prometheus', 'grafana', 'jaeger', 'kiali'];
 const STACK = /^\s+at .*(:\d+:\d+\)?|\(node:.*\))$/m;
-
-/** Calls onEvent for each NDJSON line of a --json run's stdout as it arrives. */
-function ndjson(onEvent: (e: any) => void): (chunk: string) => void {
-  let buffered = '';
-  return (chunk) => {
-    buffered += chunk;
-    for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
-      const line = buffered.slice(0, i).trim();
-      buffered = buffered.slice(i + 1);
-      if (line) onEvent(JSON.parse(line));
-    }
-  };
-}
 
 /** PIDs of live processes whose command line contains every marker. */
 function processesWith(...markers: string[]): number[] {
@@ -59,25 +42,13 @@ const stepsStarted = (r: CliResult) => r.events().filter((e) => e.type === 'step
 const stepStatus = (r: CliResult, id: string) => r.events().find((e) => e.type === 'step' && e.id === id && e.status !== 'start')?.status;
 
 describe('faults during up', { skip }, () => {
-  let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let server: ReleaseServer;
-  let archive: ReleaseArchive;
-  let tmp: string;
-  let cache: string;
+  const demo = withDemoCluster({ name: 'faults', release: 'server', meshdemo: { env: (d) => ({ STANDIN_LOG: path.join(d.tmp, 'istioctl.log') }), timeoutMs: 240_000 } });
+  const { api } = demo;
+  /** The control plane's kubeconfig (kept for after(), which runs once the demo cluster is stopped). */
   let kubeconfig: string;
-  let standinLog: string;
 
-  const api = (p: string, method = 'GET', body?: unknown, token = cp.adminToken) => kubeJson(cp, p, { method, body, token });
-  const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any, child: ChildProcess) => void; kubeconfig?: string } = {}) => {
-    let child: ChildProcess;
-    return runMeshdemo(['--kubeconfig', opts.kubeconfig ?? kubeconfig, '--cache-dir', cache, '--json', 'up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], {
-      env: { STANDIN_LOG: standinLog, ...opts.env },
-      timeoutMs: 240_000,
-      onSpawn: (c) => (child = c),
-      onStdout: opts.onEvent ? ndjson((e) => opts.onEvent!(e, child)) : undefined,
-    });
-  };
+  const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any, child: ChildProcess) => void; kubeconfig?: string } = {}) =>
+    demo.meshdemo(['--json', 'up', '--no-app', '--yes', '--istio-mirror', demo.server.url, ...args], opts);
   /** The stand-in istioctl install processes of this file's runs (its kubeconfig path is unique to this file). */
   const istioctlInstalls = () => processesWith('istioctl-standin.js', 'install', kubeconfig);
   const waitNoIstioctl = async () => {
@@ -104,23 +75,11 @@ describe('faults during up', { skip }, () => {
     return out;
   };
 
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-faults-'));
-    cache = path.join(tmp, 'cache');
-    standinLog = path.join(tmp, 'istioctl.log');
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ [ASSET]: archive.path });
-    cp = await startControlPlane();
-    kubeconfig = path.join(tmp, 'kubeconfig');
-    await cp.writeKubeconfig(kubeconfig);
-    sim = await startNodeSimulator(cp.kubeconfigPath);
+  before(() => {
+    kubeconfig = demo.kubeconfig;
   });
-  after(async () => {
+  after(() => {
     for (const pid of istioctlInstalls()) process.kill(pid, 'SIGKILL'); // only if a test failed half-way
-    await server?.close();
-    await sim?.stop();
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('istioctl fails: exit 6 with its last output; what ran beside it is stopped and recorded; nothing after it runs', async () => {
@@ -184,10 +143,10 @@ describe('faults during up', { skip }, () => {
   });
 
   it('the next up resumes (no download) and completes; one that lives through an API server restart during the addons too; a re-run has nothing to do', async (tc) => {
-    const downloadsBefore = server.requests.length;
+    const downloadsBefore = demo.server.requests.length;
     const resumed = await up([]);
     assert.equal(resumed.code, 0, resumed.stderr);
-    assert.equal(server.requests.length, downloadsBefore, 'nothing downloaded');
+    assert.equal(demo.server.requests.length, downloadsBefore, 'nothing downloaded');
     assert.equal(stepStatus(resumed, 'istio-download'), 'skipped');
     assert.equal(stepStatus(resumed, 'istio-install'), 'done');
 
@@ -203,10 +162,10 @@ describe('faults during up', { skip }, () => {
         if (e.type === 'step' && (e.id === 'istio-install' ? e.status !== 'start' : e.id === 'addons' && e.status === 'start')) seen.add(e.id);
         if (seen.has('istio-install') && seen.has('addons') && !restart) {
           restart = (async () => {
-            await cp.stopApiServer();
+            await demo.cp.stopApiServer();
             t.stopped = Date.now();
             await sleep(2000);
-            await cp.startApiServer();
+            await demo.cp.startApiServer();
             t.started = Date.now();
           })();
         }
@@ -258,12 +217,12 @@ describe('faults during up', { skip }, () => {
       const rb = await api(`${rbac}/namespaces/${where}/rolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'meshdemo-create-deployments' }, roleRef: roleRef('meshdemo-create-deployments'), subjects: [sa] });
       assert.equal(rb.status, 201);
     }
-    const token = await serviceAccountToken(cp, 'kube-system', sa.name);
+    const token = await serviceAccountToken(demo.cp, 'kube-system', sa.name);
     const doc = yaml.load(fs.readFileSync(kubeconfig, 'utf8')) as any;
     doc.users.push({ name: 'limited', user: { token } });
     doc.contexts.push({ name: 'limited', context: { cluster: doc.clusters[0].name, user: 'limited' } });
     doc['current-context'] = 'limited';
-    const limitedKubeconfig = path.join(tmp, 'limited.kubeconfig');
+    const limitedKubeconfig = path.join(demo.tmp, 'limited.kubeconfig');
     fs.writeFileSync(limitedKubeconfig, yaml.dump(doc), { mode: 0o600 });
 
     // something for the addons step to do: kiali's ServiceAccount, ConfigMap and Deployment are gone

@@ -20,7 +20,7 @@ import { dockerPreflight, images } from '../../src/steps/images.js';
 import { resolveImages } from '../../src/demo/image-target.js';
 import { parseUpSettings, SERVICES, type ServiceName, type UpSettings } from '../../src/settings.js';
 import { freePort, startDockerEnv, type DockerEnv } from '../support/docker-env.js';
-import { installKindStandin, registerIdleCluster, stopStandinClusters } from '../support/kind-standin.js';
+import { kindStandinOnPath } from '../support/kind-standin.js';
 import { skipUnless } from '../support/requirements.js';
 import { recordToolCalls, type ToolCalls } from '../support/tool-calls.js';
 
@@ -269,14 +269,8 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
 
   it('kind context: loads meshdemo/<service>:<hash> with kind load (no rebuild when present locally); the check asks the node, not the host', async () => {
     // the kind stand-in (test/support/kind-standin.ts, as strict as kind v0.17.0) on PATH, with a cluster "mesh"
-    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kind-standin-'));
-    const state = path.join(bin, 'clusters');
-    installKindStandin(bin);
-    registerIdleCluster(state, 'mesh');
-    const pathBefore = process.env.PATH;
-    process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
-    process.env.STANDIN_KIND_STATE = state;
-    process.env.STANDIN_KIND_LOG = path.join(bin, 'calls.log');
+    const kind = kindStandinOnPath('mesh', { log: true });
+    const { bin, state } = kind;
     // the node's runtime: what kind load put into it (the stand-in's images.json), named as containerd names it
     const loadedFile = path.join(state, 'mesh', 'images.json');
     const onNode = () => (fs.existsSync(loadedFile) ? Object.keys(JSON.parse(fs.readFileSync(loadedFile, 'utf8'))).map((ref) => `docker.io/${ref}`) : []);
@@ -324,11 +318,7 @@ describe('images step with a real dockerd and registry', { skip, timeout: 900_00
       assert.equal(loads().length, 6, 'loaded into the new node');
       assert.equal((await images.check(ctx)).satisfied, true);
     } finally {
-      process.env.PATH = pathBefore;
-      await stopStandinClusters(state);
-      delete process.env.STANDIN_KIND_STATE;
-      delete process.env.STANDIN_KIND_LOG;
-      fs.rmSync(bin, { recursive: true, force: true });
+      await kind.restore();
     }
   });
 

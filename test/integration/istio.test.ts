@@ -7,11 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import type { ControlPlane } from '../support/control-plane.js';
 import { withDemoCluster } from '../support/demo-cluster.js';
-import type { NodeSimulator } from '../support/node-simulator.js';
-import { FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
+import { FIXTURES } from '../support/release-archive.js';
+import { startReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { snapshotCluster } from '../support/snapshot.js';
 import { rawTarGz } from '../support/raw-tar.js';
@@ -23,40 +21,33 @@ const ASSET = '1.8.4/istio-1.8.4-linux-amd64.tar.gz';
 describe('Istio half of up on a real API server', { skip }, () => {
   const demo = withDemoCluster({ name: 'istio', release: 'server', meshdemo: { env: (d) => ({ STANDIN_LOG: path.join(d.tmp, 'istioctl.log') }) } });
   const { api } = demo;
-  let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let server: ReleaseServer;
-  let archive: ReleaseArchive;
-  let tmp: string;
-  let cache: string;
   let standinLog: string;
 
   const up = (args: string[] = [], opts: { cacheDir?: string; env?: Record<string, string> } = {}) =>
-    demo.meshdemo(['up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], opts);
+    demo.meshdemo(['up', '--no-app', '--yes', '--istio-mirror', demo.server.url, ...args], opts);
   const istioctlRuns = () => (fs.existsSync(standinLog) ? fs.readFileSync(standinLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
 
   before(() => {
-    ({ cp, sim, server, archive, tmp, cache } = demo);
-    standinLog = path.join(tmp, 'istioctl.log');
+    standinLog = path.join(demo.tmp, 'istioctl.log');
   });
 
   it('refuses a wrong checksum: exit 5, nothing extracted, istioctl never run, cluster unchanged', async () => {
-    const before = await snapshotCluster(cp);
-    server.setMode({ wrongChecksum: true });
-    const badCache = path.join(tmp, 'bad-cache');
+    const before = await snapshotCluster(demo.cp);
+    demo.server.setMode({ wrongChecksum: true });
+    const badCache = path.join(demo.tmp, 'bad-cache');
     const r = await up([], { cacheDir: badCache });
-    server.setMode({ wrongChecksum: false });
+    demo.server.setMode({ wrongChecksum: false });
     assert.equal(r.code, 5, r.stderr);
     const [line] = errorLines(r.stderr);
-    assert.match(line, new RegExp(`${server.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*sha256`));
+    assert.match(line, new RegExp(`${demo.server.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*sha256`));
     assert.ok(!fs.existsSync(path.join(badCache, 'istio', '1.8.4', 'tree')), 'nothing extracted');
     assert.deepEqual(fs.readdirSync(path.join(badCache, 'istio', '1.8.4')), [], 'no partial archive kept');
     assert.deepEqual(istioctlRuns(), []);
-    assert.deepEqual(await snapshotCluster(cp), before);
+    assert.deepEqual(await snapshotCluster(demo.cp), before);
   });
 
   it('refuses a malicious archive: nothing written outside the cache, exit 5', async () => {
-    const evilDir = path.join(tmp, 'evil');
+    const evilDir = path.join(demo.tmp, 'evil');
     fs.mkdirSync(evilDir);
     const evil = rawTarGz([
       { path: 'istio-1.8.4/bin/istioctl', mode: 0o755, body: '#!/bin/sh\necho 1.8.4\n' },
@@ -65,7 +56,7 @@ describe('Istio half of up on a real API server', { skip }, () => {
     const evilServer = await startReleaseServer({ [ASSET]: evil });
     try {
       const evilCache = path.join(evilDir, 'a', 'b', 'cache');
-      const r = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', evilCache, 'up', '--no-app', '--yes', '--istio-mirror', evilServer.url]);
+      const r = await runMeshdemo(['--kubeconfig', demo.kubeconfig, '--cache-dir', evilCache, 'up', '--no-app', '--yes', '--istio-mirror', evilServer.url]);
       assert.equal(r.code, 5, r.stderr);
       assert.match(errorLines(r.stderr)[0], /escaped\.txt|\.\./);
       const everything = fs.readdirSync(evilDir, { recursive: true }).map(String);
@@ -77,23 +68,23 @@ describe('Istio half of up on a real API server', { skip }, () => {
   });
 
   it('a full up --no-app from an empty cluster: resumed download, install, label, addons, dashboards', async () => {
-    server.requests.length = 0;
-    server.setMode({ dropAfterBytes: Math.floor(archive.bytes / 2), dropOnce: true });
+    demo.server.requests.length = 0;
+    demo.server.setMode({ dropAfterBytes: Math.floor(demo.archive.bytes / 2), dropOnce: true });
     const r = await up(['--json']);
-    server.setMode({ dropAfterBytes: undefined, dropOnce: false });
+    demo.server.setMode({ dropAfterBytes: undefined, dropOnce: false });
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const events = r.events();
     const done = events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => e.id);
     // the addons, the label and the dashboards run beside the install (src/core/runner.ts `after`): finished in any order
     assert.deepEqual([...done].sort(), ['preflight', 'istio-download', 'istio-namespace', 'istio-install', 'namespace-label', 'addons', 'dashboards'].sort());
-    assert.ok(server.requests.some((q) => q.path.endsWith('.tar.gz') && q.range?.startsWith('bytes=')), 'download resumed with a Range request');
+    assert.ok(demo.server.requests.some((q) => q.path.endsWith('.tar.gz') && q.range?.startsWith('bytes=')), 'download resumed with a Range request');
 
     // istioctl ran once, with the profile, our kubeconfig and context
     const runs = istioctlRuns().filter((a) => a[0] === 'install');
     assert.equal(runs.length, 1);
     assert.deepEqual(runs[0].slice(0, 3), ['install', '--set', 'profile=demo']);
     assert.ok(runs[0].includes('-y') && runs[0].includes('--readiness-timeout'));
-    assert.equal(runs[0][runs[0].indexOf('--kubeconfig') + 1], cp.kubeconfigPath);
+    assert.equal(runs[0][runs[0].indexOf('--kubeconfig') + 1], demo.kubeconfig);
     assert.equal(runs[0][runs[0].indexOf('--context') + 1], 'admin');
     // this API server serves serviceaccounts/token: istioctl 1.8.4 uses third-party JWT and prints no fallback note
     assert.ok(!events.some((e) => e.type === 'log' && /third party JWT/.test(e.message)), 'no JWT fallback on a cluster with TokenRequest');
@@ -140,7 +131,7 @@ describe('Istio half of up on a real API server', { skip }, () => {
       return out;
     };
     const before = await rv();
-    server.requests.length = 0;
+    demo.server.requests.length = 0;
     const installsBefore = istioctlRuns().filter((a) => a[0] === 'install').length;
     const r = await up(['--json', '--verbose']);
     assert.equal(r.code, 0, r.stderr);
@@ -151,13 +142,13 @@ describe('Istio half of up on a real API server', { skip }, () => {
     assert.ok(requests.length >= 5 && requests.length <= 15, `at most 15 API requests, got ${requests.length}:\n${requests.join('\n')}`);
     const writes = requests.filter((m) => !m.startsWith('GET ') && !m.startsWith('POST /apis/authorization.k8s.io/'));
     assert.deepEqual(writes, [], 'nothing but reads and access reviews');
-    assert.equal(server.requests.length, 0, 'no download request');
+    assert.equal(demo.server.requests.length, 0, 'no download request');
     assert.equal(istioctlRuns().filter((a) => a[0] === 'install').length, installsBefore, 'istioctl install not run again');
     assert.deepEqual(await rv(), before, 'no resourceVersion changed');
   });
 
   it('expose kiali prints the URL; a taken node port names the Service holding it; out of range is refused before any change', async () => {
-    const r = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, 'expose', 'kiali']);
+    const r = await runMeshdemo(['--kubeconfig', demo.kubeconfig, 'expose', 'kiali']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /kiali\s+http:\/\/127\.0\.0\.1:31001\/kiali/);
 
@@ -168,23 +159,23 @@ describe('Istio half of up on a real API server', { skip }, () => {
       spec: { type: 'NodePort', selector: { app: 'x' }, ports: [{ port: 80, nodePort: 31777 }] },
     });
     assert.equal(holder.status, 201);
-    const before = await snapshotCluster(cp);
-    const taken = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, 'expose', 'grafana', '--node-port', '31777']);
+    const before = await snapshotCluster(demo.cp);
+    const taken = await runMeshdemo(['--kubeconfig', demo.kubeconfig, 'expose', 'grafana', '--node-port', '31777']);
     assert.equal(taken.code, 2, taken.stderr);
     assert.match(errorLines(taken.stderr)[0], /node port 31777 for grafana is already used by Service default\/port-holder — choose another port/);
-    const outside = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, 'expose', 'grafana', '--node-port', '8080']);
+    const outside = await runMeshdemo(['--kubeconfig', demo.kubeconfig, 'expose', 'grafana', '--node-port', '8080']);
     assert.equal(outside.code, 2, outside.stderr);
     assert.match(errorLines(outside.stderr)[0], /outside the cluster's NodePort range 30000-32767/);
-    assert.deepEqual(await snapshotCluster(cp), before);
+    assert.deepEqual(await snapshotCluster(demo.cp), before);
     await api('/api/v1/namespaces/default/services/port-holder', 'DELETE');
 
-    const moved = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, 'expose', 'grafana', '--node-port', '32000', '--node-address', 'demo.example']);
+    const moved = await runMeshdemo(['--kubeconfig', demo.kubeconfig, 'expose', 'grafana', '--node-port', '32000', '--node-address', 'demo.example']);
     assert.equal(moved.code, 0, moved.stderr);
     assert.match(moved.stdout, /grafana\s+http:\/\/demo\.example:32000\//);
   });
 
   it('a readiness timeout names the unready Deployment and its pod\'s reason (exit 4)', async () => {
-    sim.setPodReadiness((pod) => pod.metadata?.labels?.app !== 'kiali');
+    demo.sim.setPodReadiness((pod) => pod.metadata?.labels?.app !== 'kiali');
     try {
       await api('/apis/apps/v1/namespaces/istio-system/deployments/kiali', 'DELETE');
       const r = await up(['--timeout', '8s']);
@@ -193,27 +184,27 @@ describe('Istio half of up on a real API server', { skip }, () => {
       assert.match(r.stderr, /Deployment istio-system\/kiali: 0\/1 available/);
       assert.match(r.stderr, /pod kiali-[a-z0-9-]+: Running — container kiali: ImagePullBackOff/);
     } finally {
-      sim.setPodReadiness(() => true);
+      demo.sim.setPodReadiness(() => true);
     }
     const again = await up();
     assert.equal(again.code, 0, again.stderr);
   });
 
   it('status shows what up did', async () => {
-    const r = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, 'status', '--json']);
+    const r = await runMeshdemo(['--kubeconfig', demo.kubeconfig, '--cache-dir', demo.cache, 'status', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!r.events().some((e) => e.type === 'log' && e.level === 'debug'), 'no request trace without --verbose');
     const { status } = r.events()[0];
     assert.equal(status.istio.installed, true);
     assert.equal(status.istio.version, '1.8.4');
     assert.equal(status.istio.profile, 'demo');
-    assert.equal(status.istio.istioctl, path.join(cache, 'istio/1.8.4/tree/istio-1.8.4/bin/istioctl'));
+    assert.equal(status.istio.istioctl, path.join(demo.cache, 'istio/1.8.4/tree/istio-1.8.4/bin/istioctl'));
     assert.equal(status.namespace.injection, 'enabled');
     assert.deepEqual(status.addons.filter((a: any) => a.ready).map((a: any) => a.name).sort(), ['grafana', 'jaeger', 'kiali', 'prometheus']);
     assert.ok(status.dashboards.some((d: any) => d.name === 'kiali' && d.url === 'http://127.0.0.1:31001/kiali'));
     assert.match(status.gatewayUrl, /^http:\/\/127\.0\.0\.1:\d+\/api\/order\/create$/);
     // --verbose in a terminal-less run: each API request on stderr, one list per kind and namespace
-    const verbose = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, 'status', '--verbose']);
+    const verbose = await runMeshdemo(['--kubeconfig', demo.kubeconfig, '--cache-dir', demo.cache, 'status', '--verbose']);
     assert.equal(verbose.code, 0, verbose.stderr);
     const traced = verbose.stderr.split('\n').filter((l) => /\b(GET|POST) \/\S* \d{3} \d+ms$/.test(l));
     assert.ok(traced.some((l) => /GET \/version 200 \d+ms$/.test(l)), verbose.stderr);
@@ -222,13 +213,13 @@ describe('Istio half of up on a real API server', { skip }, () => {
   });
 
   it('meshdemo istioctl passes arguments, kubeconfig and exit code through', async () => {
-    const base = ['--kubeconfig', cp.kubeconfigPath, '--cache-dir', cache, 'istioctl'];
+    const base = ['--kubeconfig', demo.kubeconfig, '--cache-dir', demo.cache, 'istioctl'];
     const printed = await runMeshdemo([...base, '--print-path']);
-    assert.equal(printed.stdout.trim(), path.join(cache, 'istio/1.8.4/tree/istio-1.8.4/bin'));
+    assert.equal(printed.stdout.trim(), path.join(demo.cache, 'istio/1.8.4/tree/istio-1.8.4/bin'));
     const version = await runMeshdemo([...base, '--', 'version', '--remote=false'], { env: { STANDIN_LOG: standinLog } });
     assert.equal(version.code, 0);
     assert.match(version.stdout, /1\.8\.4/);
-    assert.deepEqual(istioctlRuns().at(-1), ['version', '--remote=false', '--kubeconfig', cp.kubeconfigPath, '--context', 'admin']);
+    assert.deepEqual(istioctlRuns().at(-1), ['version', '--remote=false', '--kubeconfig', demo.kubeconfig, '--context', 'admin']);
     const unknown = await runMeshdemo([...base, '--', 'frobnicate']);
     assert.equal(unknown.code, 64, 'istioctl usage error code passed through');
   });

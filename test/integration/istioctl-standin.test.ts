@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { list } from 'tar';
 import type { V1Pod } from '@kubernetes/client-node';
 import { extractArchiveSafely } from '../../src/download/extract.js';
-import { apiRequest, startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
+import { apiRequest } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
 import { buildReleaseArchive, FIXTURES, type ReleaseArchive } from '../support/release-archive.js';
 import { JWT_WARNING, planInstall, waitTimeoutMs } from '../support/istioctl-standin.js';
 import { skipUnless } from '../support/requirements.js';
@@ -201,25 +201,15 @@ describe('istioctl stand-in (no cluster)', () => {
 });
 
 describe('istioctl stand-in against a real control plane', { skip: skipCluster, timeout: 600_000 }, () => {
-  let cp: ControlPlane;
-  let sim: NodeSimulator;
+  const demo = withDemoCluster({ name: 'standin-cluster' });
   let ca: Buffer;
   const gatewayPod = (pod: V1Pod) => /^istio-(ingress|egress)gateway$/.test(pod.metadata?.labels?.app ?? '');
 
-  const get = (p: string) => apiRequest(cp.server, { ca, token: cp.adminToken, path: p });
-  const kubeArgs = () => ['--kubeconfig', cp.kubeconfigPath, '--context', 'admin'];
+  const get = (p: string) => apiRequest(demo.cp.server, { ca, token: demo.cp.adminToken, path: p });
+  const kubeArgs = () => ['--kubeconfig', demo.kubeconfig, '--context', 'admin'];
 
   before(async () => {
-    const t0 = Date.now();
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
-    ca = await readFile(cp.caFile);
-    console.log(`# control plane + node simulator ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  });
-
-  after(async () => {
-    await sim?.stop();
-    await cp?.stop();
+    ca = await readFile(demo.cp.caFile);
   });
 
   it('install --set profile=demo -y installs the control plane and reports success', async () => {
@@ -288,7 +278,7 @@ describe('istioctl stand-in against a real control plane', { skip: skipCluster, 
   });
 
   it('times out like istioctl when gateway pods never become ready', async () => {
-    sim.setPodReadiness((pod) => !gatewayPod(pod));
+    demo.sim.setPodReadiness((pod) => !gatewayPod(pod));
     try {
       // wait until the simulator has marked the gateway pods unready
       const deadline = Date.now() + 30_000;
@@ -313,13 +303,13 @@ describe('istioctl stand-in against a real control plane', { skip: skipCluster, 
       // pb never ends its last message with a newline: cobra's error lands on the same line
       assert.ok(r.stderr.endsWith('\n- Pruning removed resourcesError: failed to install manifests: errors occurred during operation\n'), show(r));
     } finally {
-      sim.setPodReadiness(() => true);
+      demo.sim.setPodReadiness(() => true);
     }
   });
 
   it('x uninstall --purge -y removes everything install created, and anything else labelled as Istio, cluster-wide', async () => {
     for (const [name, labels] of [['other-istio', { 'operator.istio.io/component': 'Pilot' }], ['unrelated', {}]] as const) {
-      const c = await apiRequest(cp.server, { ca, token: cp.adminToken, path: '/api/v1/namespaces/default/configmaps', method: 'POST', body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels } } });
+      const c = await apiRequest(demo.cp.server, { ca, token: demo.cp.adminToken, path: '/api/v1/namespaces/default/configmaps', method: 'POST', body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels } } });
       assert.equal(c.status, 201, c.body);
     }
     const r = await run(istioctl, ['x', 'uninstall', '--purge', '-y', ...kubeArgs()]);
@@ -359,9 +349,9 @@ describe('istioctl stand-in against a real control plane', { skip: skipCluster, 
   });
 
   it('uses KUBECONFIG when --kubeconfig is not given, and rejects an unknown --context', async () => {
-    const r = await run(istioctl, ['install', '--set', 'profile=demo', '-y', '--context', 'nope'], { KUBECONFIG: cp.kubeconfigPath });
+    const r = await run(istioctl, ['install', '--set', 'profile=demo', '-y', '--context', 'nope'], { KUBECONFIG: demo.kubeconfig });
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /context "nope" does not exist/);
-    assert.ok(existsSync(cp.kubeconfigPath));
+    assert.ok(existsSync(demo.kubeconfig));
   });
 });

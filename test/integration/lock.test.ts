@@ -4,7 +4,7 @@
 // comparing another machine's clock with ours; the lease timed from when a renewal was sent (a proxy delays the
 // answer). Simulated: the node (kiali's pod is held Pending to keep up in its
 // addons step while the test acts) and istioctl (the stand-in in the release archive).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,10 +12,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startControlPlane, type ControlPlane, kubeJson, serviceAccountToken } from '../support/control-plane.js';
-import { startNodeSimulator, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive, type ReleaseArchive } from '../support/release-archive.js';
-import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+import { serviceAccountToken } from '../support/control-plane.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import { errorLines, type CliResult } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
 import { startVersionProxy } from '../support/version-proxy.js';
 
@@ -36,21 +35,13 @@ function lease(holder: string, renewTimeMs: number) {
 }
 
 describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, () => {
-  let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let tmp: string;
-  let archive: ReleaseArchive;
-
-  const api = (p: string, method = 'GET', body?: unknown, contentType?: string) => kubeJson(cp, p, { method, body, contentType });
+  const demo = withDemoCluster({ name: 'lock', release: 'archive' });
+  const { api } = demo;
   /** Holds kiali's pod Pending (so up waits in its addons step) until release() is called. */
-  const holdKiali = () => sim.setPodReadiness((pod) => (pod.metadata?.labels?.app === 'kiali' ? 'pending' : true));
-  const releaseKiali = () => sim.setPodReadiness(() => true);
+  const holdKiali = () => demo.sim.setPodReadiness((pod) => (pod.metadata?.labels?.app === 'kiali' ? 'pending' : true));
+  const releaseKiali = () => demo.sim.setPodReadiness(() => true);
   const up = (args: string[], opts: { env?: Record<string, string>; onEvent?: (e: any) => void; kubeconfig?: string } = {}): Promise<CliResult> =>
-    runMeshdemo(['--kubeconfig', opts.kubeconfig ?? cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--json', 'up', '--no-app', '--yes', '--istio-archive', archive.path, ...args], {
-      env: opts.env,
-      timeoutMs: 300_000,
-      onEvent: opts.onEvent,
-    });
+    demo.meshdemo(['--json', 'up', '--no-app', '--yes', '--istio-archive', demo.archive.path, ...args], { ...opts, timeoutMs: 300_000 });
   const waitingInAddons = (e: any) => e.type === 'log' && e.step === 'addons' && /^waiting for /.test(e.message);
   /**
    * An onEvent that calls fn once up waits in its addons step with nothing running beside it: the addons run beside
@@ -69,19 +60,20 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
       }
     };
   };
+  /**
+   * After an up during whose addons step the test acted on the lock (`acted`: the API request it sent): kiali is
+   * released, the request succeeded, up exited 3 with one error line — which is returned.
+   */
+  const lockLost = async (r: CliResult, acted: Promise<unknown> | undefined): Promise<string> => {
+    releaseKiali();
+    assert.ok(acted, 'up waited in its addons step');
+    assert.equal(((await acted) as { status: number }).status, 200);
+    assert.equal(r.code, 3, r.stderr);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    return lines[0];
+  };
   const lockWarnings = (r: CliResult) => r.events().filter((e) => e.type === 'log' && /lock/.test(e.message) && e.level === 'warn');
-
-  before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-lock-'));
-    archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    cp = await startControlPlane();
-    sim = await startNodeSimulator(cp.kubeconfigPath);
-  });
-  after(async () => {
-    await sim?.stop();
-    await cp?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
 
   it('a renewal that fails while the API server restarts is retried: the run keeps its lock and completes', async () => {
     holdKiali();
@@ -91,9 +83,9 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
         outage = (async () => {
           // down for 11 s (and a few more while it starts): longer than the 10 s between renewals, shorter than
           // the 30 s lease and than the 20 s for which meshdemo retries any request
-          await cp.stopApiServer();
+          await demo.cp.stopApiServer();
           await sleep(11_000);
-          await cp.startApiServer();
+          await demo.cp.startApiServer();
           releaseKiali();
         })();
       }),
@@ -114,13 +106,8 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
         taken = api(LOCK, 'PATCH', { spec: { holderIdentity: 'thief.example/1/beef', renewTime: microTime(Date.now()) } }, 'application/merge-patch+json');
       }),
     });
-    releaseKiali();
-    assert.ok(taken, 'up waited in its addons step');
-    assert.equal(((await taken) as { status: number }).status, 200);
-    assert.equal(r.code, 3, r.stderr);
-    const lines = errorLines(r.stderr);
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): it was taken by thief\.example\/1\/beef; stopped so that no two runs change this cluster at once — /);
+    const line = await lockLost(r, taken);
+    assert.match(line, /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): it was taken by thief\.example\/1\/beef; stopped so that no two runs change this cluster at once — /);
     assert.doesNotMatch(r.stderr, STACK);
     assert.equal(r.events().find((e) => e.type === 'step' && e.id === 'addons' && e.status !== 'start')?.status, 'failed');
     assert.equal(r.events().at(-1).exitCode, 3);
@@ -145,11 +132,11 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
     assert.equal((await api(`${rbac}/namespaces/default/roles`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'leases' }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] }] })).status, 201);
     const binding = `${rbac}/namespaces/default/rolebindings/leases`;
     assert.equal((await api(`${rbac}/namespaces/default/rolebindings`, 'POST', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'leases' }, roleRef: roleRef('Role', 'leases'), subjects: [sa] })).status, 201);
-    const token = await serviceAccountToken(cp, 'kube-system', sa.name);
-    const kubeconfig = path.join(tmp, 'lockless.kubeconfig');
+    const token = await serviceAccountToken(demo.cp, 'kube-system', sa.name);
+    const kubeconfig = path.join(demo.tmp, 'lockless.kubeconfig');
     fs.writeFileSync(
       kubeconfig,
-      fs.readFileSync(cp.kubeconfigPath, 'utf8').replace(/token: .*/g, `token: ${token}`),
+      fs.readFileSync(demo.kubeconfig, 'utf8').replace(/token: .*/g, `token: ${token}`),
       { mode: 0o600 },
     );
 
@@ -166,13 +153,8 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
         }
       },
     });
-    releaseKiali();
-    assert.ok(revoked, 'up waited in its addons step');
-    assert.equal(((await revoked) as { status: number }).status, 200);
-    assert.equal(r.code, 3, r.stderr);
-    const lines = errorLines(r.stderr);
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): could not renew it for 27s \(last error: forbidden: .*leases/);
+    const line = await lockLost(r, revoked);
+    assert.match(line, /^error: lost meshdemo's lock \(Lease default\/meshdemo-lock\): could not renew it for 27s \(last error: forbidden: .*leases/);
     assert.ok(Date.now() - revokedAt >= 17_000, 'the refused renewals were retried until the lease was about to expire');
     assert.doesNotMatch(r.stderr, STACK);
     // nobody deleted the lease: it was left to expire. Its holder (a process on this machine) is gone: the next run
@@ -194,7 +176,7 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
     const t: { patchArrived?: number; patchAnswered?: number; renewTime?: string; stopped?: number } = {};
     let mode: 'pass' | 'delay-next-renewal' | 'hold' = 'pass';
     const held: Array<() => void> = [];
-    const proxy = await startVersionProxy(cp, 'v1.20.2', {
+    const proxy = await startVersionProxy(demo.cp, 'v1.20.2', {
       holdAnswer: ({ method, path: p }) => {
         if (p !== LOCK || mode === 'pass') return undefined;
         if (mode === 'hold') return new Promise<void>((resolve) => held.push(resolve));
@@ -298,7 +280,7 @@ describe('the cluster lock on a real API server', { skip, timeout: 900_000 }, ()
       assert.equal((await api(LEASES, 'POST', lease(identity, Date.now()))).status, 201);
 
       // down with nothing recorded clears only stale locks: this one is not stale
-      const down = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '-n', 'nothing-recorded-here', 'down', '--yes']);
+      const down = await demo.meshdemo(['-n', 'nothing-recorded-here', 'down', '--yes']);
       assert.equal(down.code, 0, down.stderr);
       assert.doesNotMatch(down.stdout, /removed the lock/);
       assert.equal((await api(LOCK)).body?.spec?.holderIdentity, identity, "down left the other namespace's Lease alone");

@@ -17,7 +17,7 @@ import { dockerPreflight, images } from '../../src/steps/images.js';
 import { resolveImages } from '../../src/demo/image-target.js';
 import { parseUpSettings, SERVICES } from '../../src/settings.js';
 import { startDockerEnv, type DockerEnv } from '../support/docker-env.js';
-import { installKindStandin, registerIdleCluster, stopStandinClusters } from '../support/kind-standin.js';
+import { kindStandinOnPath } from '../support/kind-standin.js';
 import { installMinikubeStandin } from '../support/minikube-standin.js';
 import { skipUnless } from '../support/requirements.js';
 
@@ -154,13 +154,7 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
   });
 
   it('kind (stand-in as strict as kind v0.17.0): a cluster that does not exist is an error naming it, with kind\'s own line', async () => {
-    const kindBin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kind-bin-'));
-    const clusters = path.join(kindBin, 'clusters');
-    installKindStandin(kindBin);
-    registerIdleCluster(clusters, 'kind');
-    const savedPath = process.env.PATH;
-    process.env.PATH = `${kindBin}${path.delimiter}${process.env.PATH}`;
-    process.env.STANDIN_KIND_STATE = clusters;
+    const kind = kindStandinOnPath('kind');
     try {
       const { ctx } = harness({ baseImage: env.baseImage }, { contextName: 'kind-mesh', architectures: ['amd64'] });
       await dockerPreflight(ctx);
@@ -172,10 +166,7 @@ describe('images for the real cluster: platform and minikube', { skip, timeout: 
         return true;
       });
     } finally {
-      process.env.PATH = savedPath;
-      await stopStandinClusters(clusters);
-      delete process.env.STANDIN_KIND_STATE;
-      fs.rmSync(kindBin, { recursive: true, force: true });
+      await kind.restore();
     }
   });
 });

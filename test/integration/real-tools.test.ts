@@ -8,10 +8,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ControlPlane } from '../support/control-plane.js';
 import { withDemoCluster } from '../support/demo-cluster.js';
-import type { NodeSimulator } from '../support/node-simulator.js';
-import type { ReleaseServer } from '../support/release-server.js';
 import { errorLines, runMeshdemo } from '../support/cli.js';
 import { skipUnless } from '../support/requirements.js';
 
@@ -20,31 +17,25 @@ const skip = skipUnless('control-plane');
 describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
   const demo = withDemoCluster({ name: 'real-tools', release: 'server', meshdemo: { env: (d) => ({ STANDIN_ENV_LOG: path.join(d.tmp, 'istioctl-env.log') }) } });
   const { api } = demo;
-  let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let server: ReleaseServer;
-  let tmp: string;
-  let cache: string;
   let envLog: string;
 
   const meshdemo = (args: string[], env: Record<string, string> = {}) => demo.meshdemo(args, { env });
-  const up = (args: string[] = [], env: Record<string, string> = {}) => meshdemo(['up', '--no-app', '--yes', '--istio-mirror', server.url, ...args], env);
+  const up = (args: string[] = [], env: Record<string, string> = {}) => meshdemo(['up', '--no-app', '--yes', '--istio-mirror', demo.server.url, ...args], env);
   const istioctlRuns = (): Array<{ argv: string[]; env: Record<string, string> }> =>
     fs.existsSync(envLog) ? fs.readFileSync(envLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
   const installs = () => istioctlRuns().filter((r) => r.argv[0] === 'install');
 
   before(() => {
-    ({ cp, sim, server, tmp, cache } = demo);
-    envLog = path.join(tmp, 'istioctl-env.log');
+    envLog = path.join(demo.tmp, 'istioctl-env.log');
   });
 
   it("istiod kept unready: istioctl's own readiness failure is exit 4 naming istiod and its pod's reason; istioctl got the deadline in its environment", async () => {
-    sim.setPodReadiness((pod) => pod.metadata?.labels?.app !== 'istiod');
+    demo.sim.setPodReadiness((pod) => pod.metadata?.labels?.app !== 'istiod');
     let r;
     try {
       r = await up(['--timeout', '40s']);
     } finally {
-      sim.setPodReadiness(() => true);
+      demo.sim.setPodReadiness(() => true);
     }
     assert.equal(r.code, 4, r.stderr);
     const lines = errorLines(r.stderr);
@@ -66,18 +57,18 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
   });
 
   it('a kubeconfig with relative certificate-authority and tokenFile works from another directory, for status and up (istioctl too)', async () => {
-    const kdir = path.join(tmp, 'kube');
-    const elsewhere = path.join(tmp, 'elsewhere');
+    const kdir = path.join(demo.tmp, 'kube');
+    const elsewhere = path.join(demo.tmp, 'elsewhere');
     fs.mkdirSync(path.join(kdir, 'pki'), { recursive: true });
     fs.mkdirSync(elsewhere);
-    fs.copyFileSync(cp.caFile, path.join(kdir, 'pki', 'ca.crt'));
-    fs.writeFileSync(path.join(kdir, 'admin.token'), `${cp.adminToken}\n`);
+    fs.copyFileSync(demo.cp.caFile, path.join(kdir, 'pki', 'ca.crt'));
+    fs.writeFileSync(path.join(kdir, 'admin.token'), `${demo.cp.adminToken}\n`);
     fs.writeFileSync(
       path.join(kdir, 'config'),
       [
         'apiVersion: v1',
         'kind: Config',
-        `clusters: [{name: local, cluster: {server: "${cp.server}", certificate-authority: pki/ca.crt}}]`,
+        `clusters: [{name: local, cluster: {server: "${demo.cp.server}", certificate-authority: pki/ca.crt}}]`,
         'users: [{name: admin, user: {tokenFile: admin.token}}]',
         'contexts: [{name: relative, context: {cluster: local, user: admin}}]',
         'current-context: relative',
@@ -86,10 +77,10 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
     );
     // the kubeconfig named relative to the working directory, its references relative to itself
     const kubeconfig = path.join('..', 'kube', 'config');
-    const status = await runMeshdemo(['--kubeconfig', kubeconfig, '--cache-dir', cache, 'status', '--json'], { cwd: elsewhere });
+    const status = await runMeshdemo(['--kubeconfig', kubeconfig, '--cache-dir', demo.cache, 'status', '--json'], { cwd: elsewhere });
     assert.equal(status.code, 0, status.stderr);
     assert.equal(status.events()[0].status.istio.installed, true);
-    const again = await runMeshdemo(['--kubeconfig', kubeconfig, '--cache-dir', cache, 'up', '--no-app', '--yes', '--reinstall', '--istio-mirror', server.url], {
+    const again = await runMeshdemo(['--kubeconfig', kubeconfig, '--cache-dir', demo.cache, 'up', '--no-app', '--yes', '--reinstall', '--istio-mirror', demo.server.url], {
       cwd: elsewhere,
       env: { STANDIN_ENV_LOG: envLog },
     });
@@ -164,8 +155,8 @@ describe('istioctl 1.8.4 as it really behaves', { skip }, () => {
     assert.equal((await api('/apis/apps/v1/namespaces/istio-system/deployments/istiod')).status, 404, 'meshdemo removed the Istio it installed');
 
     // someone installs Istio with istioctl themselves; there is no meshdemo record
-    const istioctl = path.join(cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl');
-    await promisify(execFile)(istioctl, ['install', '--set', 'profile=demo', '-y', '--kubeconfig', cp.kubeconfigPath, '--context', 'admin'], { env: { ...process.env, WAIT_FOR_RESOURCES_TIMEOUT: '120s' } });
+    const istioctl = path.join(demo.cache, 'istio', '1.8.4', 'tree', 'istio-1.8.4', 'bin', 'istioctl');
+    await promisify(execFile)(istioctl, ['install', '--set', 'profile=demo', '-y', '--kubeconfig', demo.kubeconfig, '--context', 'admin'], { env: { ...process.env, WAIT_FOR_RESOURCES_TIMEOUT: '120s' } });
     assert.equal((await api('/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state')).status, 200);
 
     const runsBefore = istioctlRuns().length;

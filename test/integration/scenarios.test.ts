@@ -9,33 +9,24 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { startControlPlane, type ControlPlane, kubeJson } from '../support/control-plane.js';
 import yaml from 'js-yaml';
 import type { V1Pod } from '@kubernetes/client-node';
-import { createImageStore, startNodeSimulator, type ContainerExit, type NodeSimulator } from '../support/node-simulator.js';
-import { buildReleaseArchive } from '../support/release-archive.js';
-import { startReleaseServer, type ReleaseServer } from '../support/release-server.js';
-import { errorLines, runMeshdemo, type CliResult } from '../support/cli.js';
+import { withDemoCluster } from '../support/demo-cluster.js';
+import { createImageStore, type ContainerExit } from '../support/node-simulator.js';
+import { errorLines, type CliResult } from '../support/cli.js';
 import { killOwned } from '../support/reaper.js';
 import { snapshotCluster } from '../support/snapshot.js';
-import { freePorts } from '../support/local-services.js';
+import { freePorts, serviceReady, spawnService } from '../support/local-services.js';
 import { createMeshIdentity, startGrpcMeshRouter, startInboundSidecar, seededRandom, startMeshRouter, watchMesh, type Endpoint, type InboundSidecar, type MeshRouter } from '../support/mesh-router.js';
 import { skipUnless } from '../support/requirements.js';
 
-const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/services');
 const NET = '/apis/networking.istio.io/v1alpha3/namespaces/default';
 const IMAGES = ['micro-api', 'micro-order', 'micro-pay'].flatMap((s) => ['--image', `${s}=127.0.0.1:5000/micro-service/${s}:1`]);
 
 describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-plane'), timeout: 900_000 }, () => {
-  let cp: ControlPlane;
-  let sim: NodeSimulator;
-  let server: ReleaseServer;
-  let tmp: string;
   let gateway: MeshRouter;
   let orderRoute: MeshRouter;
   const paySidecars: MeshRouter[] = [];
@@ -50,24 +41,30 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
   /** Local processes per service and version: one is handed to each Ready pod of that version. */
   const processes: Record<string, string[]> = {};
 
-  const api = (p: string, method = 'GET', body?: unknown) => kubeJson(cp, p, { method, body });
+  // registered before the demo cluster's own after(): the processes and routers stop before the API server they poll
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await gateway?.close();
+    await orderRoute?.close();
+    for (const i of apiInbound) await i.close();
+    for (const p of paySidecars) await p.close();
+    await stopPayWatch?.();
+  });
+  const demo = withDemoCluster({
+    name: 'scenarios',
+    release: 'server',
+    // The demo's images are already on the node, as after `kind load` (nothing serves 127.0.0.1:5000 here).
+    node: (tmp) => {
+      const loadedFile = path.join(tmp, 'node-images.json');
+      fs.writeFileSync(loadedFile, JSON.stringify(Object.fromEntries(IMAGES.filter((a) => a !== '--image').map((a) => [a.split('=')[1], {}]))));
+      return { images: createImageStore({ loadedFile }), run: runPod };
+    },
+  });
+  const { api } = demo;
   const meshdemo = (args: string[], opts: { onEvent?: (e: any, child: ChildProcess) => void } = {}): Promise<CliResult> =>
-    runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), '--timeout', '2m', ...args], { timeoutMs: 300_000, onEvent: opts.onEvent });
+    demo.meshdemo(['--timeout', '2m', ...args], { timeoutMs: 300_000, onEvent: opts.onEvent });
 
-  const run = (name: string, env: Record<string, string | number>) => {
-    const child = spawn(process.execPath, [path.join(TEMPLATES, name, 'server.mjs')], {
-      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0', LOG_LEVEL: 'warn', ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    children.push(child);
-  };
-  const ready = async (port: number) => {
-    for (let i = 0; i < 300; i++) {
-      if (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`nothing became ready on 127.0.0.1:${port}`);
-  };
+  const run = (name: string, env: Record<string, string | number>) => children.push(spawnService(name, env));
 
   /** The endpoints of a Service as kube-proxy/Envoy would see them: its Ready pods, each answered by a local process of its version. */
   const endpointsOf = async (app: string): Promise<Endpoint[]> => {
@@ -93,7 +90,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
   const runPod = (pod: V1Pod): Promise<ContainerExit> | undefined => {
     const c = pod.spec?.containers?.[0];
     if (!c?.command || c.command[0] !== 'node') return undefined;
-    const logFile = path.join(tmp, `termination-${pod.metadata!.uid}`);
+    const logFile = path.join(demo.tmp, `termination-${pod.metadata!.uid}`);
     return (async () => {
       const args: string[] = [];
       for (const a of [...c.command!.slice(1), ...(c.args ?? [])]) {
@@ -115,19 +112,11 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
   };
 
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-scenarios-'));
-    const archive = await buildReleaseArchive({ outDir: path.join(tmp, 'release') });
-    server = await startReleaseServer({ '1.8.4/istio-1.8.4-linux-amd64.tar.gz': archive.path });
-    cp = await startControlPlane();
-    // The demo's images are already on the node, as after `kind load` (nothing serves 127.0.0.1:5000 here).
-    const loadedFile = path.join(tmp, 'node-images.json');
-    fs.writeFileSync(loadedFile, JSON.stringify(Object.fromEntries(IMAGES.filter((a) => a !== '--image').map((a) => [a.split('=')[1], {}]))));
-    sim = await startNodeSimulator(cp.kubeconfigPath, { images: createImageStore({ loadedFile }), run: runPod });
-    pristine = await snapshotCluster(cp);
-    const u = await meshdemo(['up', '--yes', '--istio-mirror', server.url, '--skip-build', ...IMAGES]);
+    pristine = await snapshotCluster(demo.cp);
+    const u = await meshdemo(['up', '--yes', '--istio-mirror', demo.server.url, '--skip-build', ...IMAGES]);
     assert.equal(u.code, 0, u.stderr);
     baseVs = (await api(`${NET}/virtualservices/micro-gateway`)).body.spec;
-    baseline = await snapshotCluster(cp);
+    baseline = await snapshotCluster(demo.cp);
 
     const get = (p: string) => api(p);
     // micro-pay: a process for each of micro-pay-v1's two pods, and one failing every payment for the breaker's
@@ -153,7 +142,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     // micro-api's sidecar: its outbound route to micro-order, by the mesh's VirtualService and DestinationRule
     orderRoute = await startMeshRouter({ get, namespace: 'default', host: 'micro-order', endpoints: () => endpointsOf('micro-order'), random });
     // micro-api's pods have sidecars: each is reached through its inbound sidecar, in mutual TLS from the gateway
-    const identity = createMeshIdentity(path.join(tmp, 'mesh-ca'));
+    const identity = createMeshIdentity(path.join(demo.tmp, 'mesh-ca'));
     const apiPorts = await freePorts(2);
     for (const [i, version] of ['v1', 'v2'].entries()) {
       run('micro-api', { PORT: apiPorts[i], ORDER_URL: `${orderRoute.url}/order/create`, POD_NAME: `micro-api-${version}-${i}`, VERSION: version });
@@ -161,23 +150,11 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
       apiInbound.push(inbound);
       (processes[`micro-api/${version}`] ??= []).push(inbound.url);
     }
-    await Promise.all([payPorts[1], payPorts[3], payPorts[5], ...orderPorts, ...apiPorts].map(ready));
+    await Promise.all([payPorts[1], payPorts[3], payPorts[5], ...orderPorts, ...apiPorts].map(serviceReady));
     // the ingress gateway on its http2 nodePort (node address 127.0.0.1), by the VirtualService bound to micro-gateway
     const gw = await api('/api/v1/namespaces/istio-system/services/istio-ingressgateway');
     const http2 = gw.body.spec.ports.find((p: any) => p.name === 'http2').nodePort;
     gateway = await startMeshRouter({ get, namespace: 'default', host: 'micro-api', gateway: 'micro-gateway', endpoints: () => endpointsOf('micro-api'), port: http2, identity, random });
-  });
-  after(async () => {
-    for (const c of children) c.kill('SIGKILL');
-    await gateway?.close();
-    await orderRoute?.close();
-    for (const i of apiInbound) await i.close();
-    for (const p of paySidecars) await p.close();
-    await stopPayWatch?.();
-    await sim?.stop();
-    await cp?.stop();
-    await server?.close();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   /** The record meshdemo keeps (ConfigMap meshdemo-inventory). */
@@ -193,13 +170,13 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
   });
 
   it('a scenario on a namespace without the demo is refused (exit 3) with the way on, and changes nothing', async () => {
-    const before = await snapshotCluster(cp);
+    const before = await snapshotCluster(demo.cp);
     for (const args of [['canary', 'micro-order', '--weight', 'v2=20'], ['chaos', 'delay', 'micro-order', '3s'], ['mtls', 'strict']]) {
       const r = await meshdemo(['--namespace', 'elsewhere', ...args]);
       assert.equal(r.code, 3, r.stderr);
       assert.match(errorLines(r.stderr)[0], /^error: the demo is not deployed in namespace elsewhere \(missing .*\) — run meshdemo up first --namespace elsewhere/);
     }
-    assert.deepEqual(await snapshotCluster(cp), before);
+    assert.deepEqual(await snapshotCluster(demo.cp), before);
   });
 
   it('canary micro-order --weight v2=20 --verify: v2 deployed, DestinationRule subsets and a weighted VirtualService, 15–25% measured on v2', async () => {
@@ -276,7 +253,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.deepEqual((await api(`${NET}/destinationrules/micro-order`)).body.spec.subsets, [{ name: 'v2', labels: { version: 'v2' } }]);
     const r = await meshdemo(['canary', 'micro-order', '--reset']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('canary micro-api weights the gateway\'s own VirtualService; --reset gives it back as up applied it', async () => {
@@ -289,7 +266,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     const reset = await meshdemo(['canary', 'micro-api', '--reset']);
     assert.equal(reset.code, 0, reset.stderr);
     assert.deepEqual((await api(`${NET}/virtualservices/micro-gateway`)).body.spec, baseVs);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('chaos abort micro-order 500 --percent 50 --verify: about half fail, and the caller sees the tutorial\'s 9999', async () => {
@@ -323,7 +300,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.match(status.stdout, /^scenarios {3}chaos micro-order delay 500ms for 50%; chaos micro-order abort 500 for 50%; chaos micro-order timeout 2s; chaos micro-order retries 3 \(1s each\) on 5xx; chaos micro-pay breaker/m);
     const c = await meshdemo(['chaos', 'clear']);
     assert.equal(c.code, 0, c.stderr);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('chaos breaker micro-pay --verify: the failing pod is ejected after its first failure, the pool overflows (UO); nothing is left after chaos clear', async () => {
@@ -350,7 +327,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.equal((await api('/apis/apps/v1/namespaces/default/deployments/micro-pay-failing')).status, 404);
     assert.ok(!(await record()).created.some((c: any) => c.name === 'micro-pay-failing'));
     assert.equal((await meshdemo(['chaos', 'clear', 'micro-pay'])).code, 0);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('chaos breaker --verify fails (exit 1) when the failing pod is not ejected: outlierDetection taken out while it measures', async () => {
@@ -372,7 +349,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.match(r.stdout + r.stderr, /micro-pay-failing ejected\s+expected reached, then ejected: 1 to 4 of 300 orders fail there {2}measured \d+ {2}NOT as expected/);
     assert.equal((await api('/apis/apps/v1/namespaces/default/deployments/micro-pay-failing')).status, 404);
     assert.equal((await meshdemo(['chaos', 'clear', 'micro-pay'])).code, 0);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('chaos retries --verify: with half the payments aborted, 3 retries on 5xx leave about 0.5^4 failing; retries that do not cover 5xx fail --verify', async () => {
@@ -386,7 +363,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.equal(check.label, 'failed (retries 3)');
     assert.ok(check.ok && check.askedPercent < 20 && check.measuredPercent < 20, JSON.stringify(check));
     assert.equal((await meshdemo(['chaos', 'clear'])).code, 0);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('chaos timeout --verify: with half the payments delayed 2s, a 1s timeout on micro-order cuts about half (504) and none is answered late; without the timeout enforced, --verify fails (none timed out)', async () => {
@@ -415,14 +392,14 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.equal(bad.code, 1, bad.stderr + bad.stdout.slice(-1500));
     assert.match(errorLines(bad.stderr)[0], /^error: what --verify measured is not what chaos timeout applied: (answered within 1s, )?timed out \(1s\) — /);
     assert.equal((await meshdemo(['chaos', 'clear'])).code, 0);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('--dry-run prints the YAML and changes nothing', async () => {
     const r = await meshdemo(['chaos', 'delay', 'micro-order', '3s', '--percent', '50', '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /kind: VirtualService[\s\S]*fixedDelay: 3s[\s\S]*value: 50/);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('mtls strict --verify: a plaintext call from a pod without a sidecar is reset, the mesh path answers; permissive --verify: both answer; clear removes the PeerAuthentication (snapshot)', async () => {
@@ -453,7 +430,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.ok(since(afterStrict).includes('plaintext'));
     assert.equal((await meshdemo(['mtls', 'clear'])).code, 0);
     assert.equal((await api(`${PA}/default`)).status, 404);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('mtls strict --verify fails (exit 1) while a workload PeerAuthentication keeps micro-api PERMISSIVE: the plaintext call is answered', async () => {
@@ -469,7 +446,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
       await api(`${PA}/micro-api-permissive`, 'DELETE');
     }
     assert.equal((await meshdemo(['mtls', 'clear'])).code, 0);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('--render prints the YAML of the Istio objects of canary, chaos and mtls, and creates nothing', async () => {
@@ -485,7 +462,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.deepEqual(vs.spec.http[0].fault, { abort: { httpStatus: 500, percentage: { value: 50 } } });
     const [pa] = await docs(['mtls', 'strict']);
     assert.deepEqual([pa.apiVersion, pa.kind, pa.metadata.name, pa.spec], ['security.istio.io/v1beta1', 'PeerAuthentication', 'default', { mtls: { mode: 'STRICT' } }]);
-    assert.deepEqual(await snapshotCluster(cp), baseline);
+    assert.deepEqual(await snapshotCluster(demo.cp), baseline);
   });
 
   it('open prints the dashboard\'s page on its node port (--no-browser), opens it with xdg-open, and --trace opens Jaeger\'s trace page', async () => {
@@ -496,9 +473,9 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
       s.once('error', reject);
     })));
     // xdg-open's stand-in (xdg-utils: `xdg-open {file|URL}`, exit 0 when the browser was started): records its argument
-    const bin = path.join(tmp, 'bin');
+    const bin = path.join(demo.tmp, 'bin');
     fs.mkdirSync(bin, { recursive: true });
-    const opened = path.join(tmp, 'opened.txt');
+    const opened = path.join(demo.tmp, 'opened.txt');
     fs.writeFileSync(path.join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" >> '${opened}'\n`, { mode: 0o755 });
     try {
       const k = await meshdemo(['open', 'kiali', '--no-browser', '--node-address', '127.0.0.5']);
@@ -509,7 +486,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
       assert.equal(t.code, 0, t.stderr);
       assert.equal(t.stdout.trim(), `http://127.0.0.5:31004/jaeger/trace/${id}`);
       assert.ok(!fs.existsSync(opened), '--no-browser opened nothing');
-      const g = await runMeshdemo(['--kubeconfig', cp.kubeconfigPath, '--cache-dir', path.join(tmp, 'cache'), 'open', 'jaeger', '--node-address', '127.0.0.5'], { env: { PATH: `${bin}:${process.env.PATH}` } });
+      const g = await demo.meshdemo(['open', 'jaeger', '--node-address', '127.0.0.5'], { env: { PATH: `${bin}:${process.env.PATH}` } });
       assert.equal(g.code, 0, g.stderr);
       assert.equal(fs.readFileSync(opened, 'utf8'), 'http://127.0.0.5:31004/jaeger\n');
     } finally {
@@ -533,7 +510,7 @@ describe('scenarios: canary, chaos, mtls, open', { skip: skipUnless('control-pla
     assert.equal((await meshdemo(['chaos', 'breaker'])).code, 0);
     const down = await meshdemo(['down', '--yes']);
     assert.equal(down.code, 0, down.stderr);
-    assert.deepEqual(await snapshotCluster(cp), pristine);
+    assert.deepEqual(await snapshotCluster(demo.cp), pristine);
   });
 });
 

@@ -966,3 +966,39 @@ export function registerIdleCluster(root: string, name: string): void {
   child.unref();
   fs.writeFileSync(path.join(dir, 'pid'), String(child.pid));
 }
+
+export interface KindOnPath {
+  /** The temporary directory holding `kind` (first on PATH) and, with `log`, `calls.log`. */
+  bin: string;
+  /** The stand-in's state (STANDIN_KIND_STATE): `<bin>/clusters`. */
+  state: string;
+  /** Puts PATH and the stand-in's variables back, stops the clusters under state and removes bin. */
+  restore(): Promise<void>;
+}
+
+/**
+ * For tests that run steps in this process: the stand-in first on this process's PATH, with an idle cluster
+ * `cluster` (registerIdleCluster); with `log`, every call is logged to `<bin>/calls.log` (STANDIN_KIND_LOG).
+ */
+export function kindStandinOnPath(cluster: string, opts: { log?: boolean } = {}): KindOnPath {
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'meshdemo-kind-standin-'));
+  const state = path.join(bin, 'clusters');
+  installKindStandin(bin);
+  registerIdleCluster(state, cluster);
+  const saved = { PATH: process.env.PATH, STANDIN_KIND_STATE: process.env.STANDIN_KIND_STATE, STANDIN_KIND_LOG: process.env.STANDIN_KIND_LOG };
+  process.env.PATH = `${bin}${path.delimiter}${process.env.PATH}`;
+  process.env.STANDIN_KIND_STATE = state;
+  if (opts.log) process.env.STANDIN_KIND_LOG = path.join(bin, 'calls.log');
+  return {
+    bin,
+    state,
+    async restore() {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+      await stopStandinClusters(state);
+      fs.rmSync(bin, { recursive: true, force: true });
+    },
+  };
+}

@@ -27,6 +27,23 @@ export async function freePorts(n: number): Promise<number[]> {
 
 const freePort = async () => (await freePorts(1))[0];
 
+/** One demo service (templates/services/<name>/server.mjs) as a process on 127.0.0.1, configured by env as its Deployment configures it. */
+export function spawnService(name: string, env: Record<string, string | number>): ChildProcess {
+  return spawn(process.execPath, [path.join(TEMPLATES, name, 'server.mjs')], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0', LOG_LEVEL: 'warn', ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Resolves once a demo service answers /ready on 127.0.0.1:port (tries for about 15 s). */
+export async function serviceReady(port: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing became ready on 127.0.0.1:${port}`);
+}
+
 export interface LocalChain {
   /** micro-api's order endpoint */
   url: string;
@@ -41,20 +58,7 @@ export interface LocalChain {
 
 export async function startLocalChain(opts: { orderInstances?: number; payInstances?: number; env?: Partial<Record<'micro-api' | 'micro-order' | 'micro-pay', Record<string, string>>> } = {}): Promise<LocalChain> {
   const children: ChildProcess[] = [];
-  const run = (name: string, env: Record<string, string | number>) => {
-    const child = spawn(process.execPath, [path.join(TEMPLATES, name, 'server.mjs')], {
-      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0', LOG_LEVEL: 'warn', ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    children.push(child);
-  };
-  const ready = async (port: number) => {
-    for (let i = 0; i < 300; i++) {
-      if (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`nothing became ready on 127.0.0.1:${port}`);
-  };
+  const run = (name: string, env: Record<string, string | number>) => children.push(spawnService(name, env));
   const apiPort = await freePort();
   const payPods: string[] = [];
   const payGrpcPorts: number[] = [];
@@ -85,7 +89,7 @@ export async function startLocalChain(opts: { orderInstances?: number; payInstan
     await payBalancer.close();
   };
   try {
-    await Promise.all([...payHttpPorts, ...orderPorts, apiPort].map(ready));
+    await Promise.all([...payHttpPorts, ...orderPorts, apiPort].map(serviceReady));
   } catch (err) {
     await stop();
     throw err;
