@@ -5,8 +5,8 @@
  * runs (its `_handle.writeSync`, what node's own `gunzipSync` calls), without the stream around it. A zlib stream
  * hands every output chunk over from a libuv thread in a freshly allocated buffer: for a 45 MB release that was
  * ~700 thread round trips and 45 MB of fresh pages, about 250 ms of CPU on a 2-core VM, more than inflating itself.
- * The handle is not public API, so it is used only when it has the shape SyncInflater needs (node 20 has it; checked at run time); otherwise
- * StreamInflater, the public stream, does the same work.
+ * The handle is not public API, so it is used only when it has the shape SyncInflater needs (node 20's has; it is
+ * checked at run time); otherwise StreamInflater, the public stream, does the same work.
  *
  * Both hand each output to `onOutput` as a view that is valid only during the call: the consumer copies what it
  * keeps. Both report the gzip stream's end as node's Gunzip does: what follows a member that is not another member
