@@ -218,7 +218,7 @@ class Exchange {
       if (all.length > 0) this.early = all;
       if (framing.kind === 'length' && framing.left === 0) this.finish();
       this.settledHead = true;
-      this.resolveHead({ statusCode, headers, receive: (take, stop) => this.receive(take, stop), discard: async () => this.close() });
+      this.resolveHead({ statusCode, headers, receive: (take, stop) => this.receive(take, stop), discard: async () => this.finish() });
       // nothing more is read until the body is asked for
       return false;
     }
@@ -272,7 +272,7 @@ class Exchange {
     }
     if (this.settleIfOver()) return false;
     if (this.stop()) {
-      this.close();
+      this.finish();
       this.settleIfOver();
       return false;
     }
@@ -336,9 +336,5 @@ class Exchange {
     if (this.finished) return;
     this.finished = true;
     this.socket.destroy();
-  }
-
-  private close(): void {
-    this.finish();
   }
 }
