@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PreflightError } from '../core/errors.js';
+import { packageRoot } from '../core/package-root.js';
 import type { ServiceName } from './services.js';
 
 /**
@@ -22,9 +22,6 @@ import type { ServiceName } from './services.js';
  * bytes, and the base image name: unchanged sources give the same tag, so nothing is rebuilt or re-pushed.
  */
 
-/** dist/src/images/context.js → the project root (the folder holding package.json, templates/, node_modules/). */
-export const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
 export interface SourceDirs {
   /** templates/services: one folder per service, plus common/ and *.proto. */
   servicesDir: string;
@@ -34,7 +31,8 @@ export interface SourceDirs {
 
 /** The demo services' sources of this installation: templates/services, dependencies from its node_modules. */
 export function defaultSourceDirs(): SourceDirs {
-  return { servicesDir: path.join(PROJECT_ROOT, 'templates', 'services'), projectRoot: PROJECT_ROOT };
+  const root = packageRoot();
+  return { servicesDir: path.join(root, 'templates', 'services'), projectRoot: root };
 }
 
 /** Bump when the layout changes, so old tags are not mistaken for new contents. */
