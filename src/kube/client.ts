@@ -38,9 +38,13 @@ const ACCESS_REVIEWS = '/apis/authorization.k8s.io/';
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|EPROTO|SSL/;
 
+const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json;q=0.9';
+
 export interface RequestOptions {
   body?: unknown;
   contentType?: string;
+  /** The Accept header; application/json when not given. */
+  accept?: string;
   query?: Record<string, string | number | boolean | undefined>;
   /** How long transient failures (connection refused/reset, 5xx, 429) are retried. */
   retryMs?: number;
@@ -132,7 +136,7 @@ export class KubeClient {
   private async once<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const reqOpts: https.RequestOptions = { method, headers: { Accept: 'application/json' }, agent: this.agent };
+    const reqOpts: https.RequestOptions = { method, headers: { Accept: opts.accept ?? 'application/json' }, agent: this.agent };
     await this.config.applyToHTTPSOptions(reqOpts);
     // client-node puts a new agent without keep-alive on every call, so each request would be a new TLS
     // connection: keep ours (the TLS options stay on the request, and key its socket pool). A cluster with
@@ -294,6 +298,18 @@ export class KubeClient {
       query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector },
     });
     return list.items.map((item) => ({ ...item, apiVersion, kind }));
+  }
+
+  /**
+   * The names of a kind's objects, from a list of their metadata alone (PartialObjectMetadataList, served since
+   * Kubernetes 1.15): an existence check then reads a few kB instead of every object's data. A server that cannot
+   * answer in that form answers with the full list, which the Accept header allows too.
+   */
+  async listNames(apiVersion: string, kind: string, opts: { namespace?: string } = {}): Promise<string[]> {
+    const r = await this.resourceFor(apiVersion, kind);
+    const ns = r.namespaced && opts.namespace ? `/namespaces/${opts.namespace}` : '';
+    const list = await this.request<{ items: Array<{ metadata: { name: string } }> }>('GET', `${this.groupVersionPath(apiVersion)}${ns}/${r.plural}`, { accept: METADATA_LIST });
+    return list.items.map((item) => item.metadata.name);
   }
 
   /** Server-side apply with field manager "meshdemo" (conflicts forced, as a single owner of these fields). */

@@ -18,6 +18,7 @@ const LISTED = new Set(['v1/Namespace', 'v1/Service', 'v1/Node', 'apps/v1/Deploy
  */
 export class ClusterReads implements KubeReader {
   private lists = new Map<string, Promise<KubeObject[]>>();
+  private names = new Map<string, Promise<string[]>>();
   private gets = new Map<string, Promise<KubeObject | undefined>>();
   private readAt = -1;
 
@@ -30,6 +31,7 @@ export class ClusterReads implements KubeReader {
   private fresh(): void {
     if (this.readAt === this.kube.changeCount) return;
     this.lists.clear();
+    this.names.clear();
     this.gets.clear();
     this.readAt = this.kube.changeCount;
   }
@@ -44,6 +46,23 @@ export class ClusterReads implements KubeReader {
       entry.catch(() => this.lists.delete(key));
     }
     return entry as Promise<T[]>;
+  }
+
+  /**
+   * The names of a kind's objects in a namespace, for existence checks: from the full list when this run reads that
+   * anyway (a LISTED kind, or a list already asked), otherwise from a list of their metadata alone.
+   */
+  namesOf(apiVersion: string, kind: string, opts: { namespace?: string } = {}): Promise<string[]> {
+    this.fresh();
+    const key = [apiVersion, kind, opts.namespace ?? '', '', ''].join('|');
+    if (LISTED.has(`${apiVersion}/${kind}`) || this.lists.has(key)) return this.list(apiVersion, kind, opts).then((items) => items.map((o) => o.metadata.name));
+    let entry = this.names.get(key);
+    if (!entry) {
+      entry = this.kube.listNames(apiVersion, kind, opts);
+      this.names.set(key, entry);
+      entry.catch(() => this.names.delete(key));
+    }
+    return entry;
   }
 
   /** The object, or undefined; from its kind's list when that kind is LISTED (a get when the list is forbidden). */

@@ -73,7 +73,7 @@ async function missingObjects(reads: ClusterReads, objects: KubeObject[]): Promi
           if (!(await reads.get({ apiVersion, kind, namespace, name: metadata.name }))) missing.push(group[0]);
           return;
         }
-        const names = new Set((await reads.list(apiVersion, kind, { namespace })).map((o) => o.metadata.name));
+        const names = new Set(await reads.namesOf(apiVersion, kind, { namespace }));
         missing.push(...group.filter((o) => !names.has(o.metadata.name)));
       } catch (err) {
         if (!(err instanceof KubeApiError && err.status === 404)) throw err;
