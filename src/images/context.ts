@@ -173,12 +173,17 @@ function unreadable(file: string, err: unknown): PreflightError {
   });
 }
 
-/** Regular files under `dir` (following symlinks, skipping nested node_modules when asked). */
-async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: boolean; skipDotFiles: boolean; cacheable?: boolean }, out: ContextEntry[], seen = new Set<string>()): Promise<void> {
-  const realDir = await fsp.realpath(dir);
+/** Regular files under `dir` (following symlinks, skipping nested node_modules when asked); synchronous, like contextArchive's reads. */
+function listFiles(dir: string, relBase: string, opts: { skipNodeModules: boolean; skipDotFiles: boolean; cacheable?: boolean }, out: ContextEntry[], seen = new Set<string>()): void {
+  const realDir = fs.realpathSync(dir);
   if (seen.has(realDir)) return;
   seen.add(realDir);
-  const names = (await fsp.readdir(dir).catch((err) => Promise.reject(unreadable(dir, err)))).sort();
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch (err) {
+    throw unreadable(dir, err);
+  }
   for (const name of names) {
     if (opts.skipNodeModules && name === 'node_modules') continue;
     if (opts.skipDotFiles && name.startsWith('.')) continue;
@@ -186,13 +191,13 @@ async function listFiles(dir: string, relBase: string, opts: { skipNodeModules: 
     const rel = relBase ? `${relBase}/${name}` : name;
     let st: fs.Stats;
     try {
-      st = await fsp.stat(abs);
+      st = fs.statSync(abs);
     } catch (err) {
       // a dangling symlink is no file to copy; anything else unreadable would silently change the image and its tag
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (await fsp.lstat(abs)).isSymbolicLink()) continue;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && fs.lstatSync(abs).isSymbolicLink()) continue;
       throw unreadable(abs, err);
     }
-    if (st.isDirectory()) await listFiles(abs, rel, opts, out, seen);
+    if (st.isDirectory()) listFiles(abs, rel, opts, out, seen);
     else if (st.isFile()) {
       const cacheKey = opts.cacheable ? `${abs}\0${st.size}\0${st.mtimeMs}\0${st.ino}` : undefined;
       out.push({ rel, src: abs, executable: (st.mode & 0o111) !== 0, size: st.size, cacheKey });
@@ -224,12 +229,12 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
     });
   }
   const entries: ContextEntry[] = [];
-  await listFiles(serviceDir, service, { skipNodeModules: true, skipDotFiles: true }, entries);
+  listFiles(serviceDir, service, { skipNodeModules: true, skipDotFiles: true }, entries);
   const dockerfile = entries.find((e) => e.rel === `${service}/Dockerfile`);
   if (dockerfile) entries.push({ ...dockerfile, rel: 'Dockerfile' });
 
   const commonDir = path.join(dirs.servicesDir, 'common');
-  if (fs.existsSync(commonDir)) await listFiles(commonDir, 'common', { skipNodeModules: true, skipDotFiles: true }, entries);
+  if (fs.existsSync(commonDir)) listFiles(commonDir, 'common', { skipNodeModules: true, skipDotFiles: true }, entries);
 
   const pkg = await readJson(path.join(serviceDir, 'package.json'));
   const deps = depNames(pkg).map((d) => d.name);
@@ -247,7 +252,7 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   for (const [logical, real] of placed) {
     const version = (await readJson(path.join(real, 'package.json'))).version ?? '?';
     packages.push(`${logical}@${version}`);
-    await listFiles(real, logical, { skipNodeModules: true, skipDotFiles: false, cacheable: true }, entries);
+    listFiles(real, logical, { skipNodeModules: true, skipDotFiles: false, cacheable: true }, entries);
   }
 
   const byRel = new Map<string, ContextEntry>();
@@ -260,7 +265,12 @@ export async function planContext(service: ServiceName, baseImage: string, dirs:
   for (const e of sorted) {
     let digest = e.cacheKey ? digestCache.get(e.cacheKey) : undefined;
     if (!digest) {
-      const data = await fsp.readFile(e.src).catch((err) => Promise.reject(unreadable(e.src, err)));
+      let data: Buffer;
+      try {
+        data = fs.readFileSync(e.src);
+      } catch (err) {
+        throw unreadable(e.src, err);
+      }
       e.size = data.length;
       digest = fileDigest(data);
       if (e.cacheKey) digestCache.set(e.cacheKey, digest);
@@ -297,15 +307,8 @@ export async function contextArchive(service: ServiceName, baseImage: string, op
   const { Header, Pax } = await import('tar');
   // a plan made moments ago is reused: the bytes read below are checked against its hash all the same
   const plan = opts.plan ?? (await planContext(service, baseImage, opts.dirs, opts.platform));
-  const datas: Buffer[] = new Array(plan.entries.length);
-  let next = 0;
-  const reader = async () => {
-    while (next < plan.entries.length) {
-      const i = next++;
-      datas[i] = await fsp.readFile(plan.entries[i].src);
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, reader));
+  // read synchronously: a thousand small files cost a few ms this way, and ten times that through the thread pool
+  const datas = plan.entries.map((e) => fs.readFileSync(e.src));
 
   const verify = createHash('sha256');
   verify.update(`${LAYOUT_VERSION}\0`);

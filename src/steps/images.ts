@@ -214,7 +214,10 @@ interface PublishRun {
   platform: string | undefined;
   /** Aborted on Ctrl-C and by the first failure among the services. */
   signal: AbortSignal;
+  /** For kind and minikube loads. */
   oneAtATime: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** For pushes. */
+  firstAlone: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 /** A service's image, in the local Docker daemon under the reference it is published as. */
@@ -227,15 +230,15 @@ interface LocalImage {
 
 /**
  * The three services are built at the same time (the daemon overlaps one build's COPY with another's commit).
- * Publishing goes one image at a time: three pushes at once would each upload the shared base layers (the daemon
- * dedups uploads per repository only), while one after the other the later pushes mount them from the first; kind
- * and minikube loads stay sequential too. The first failure stops the others, and is the one thrown.
+ * The first push goes alone: pushes at once would each upload the shared base layers (the daemon dedups uploads
+ * per repository only), while after it the others mount them from the first, so they then go together. kind and
+ * minikube loads stay sequential. The first failure stops the others, and is the one thrown.
  */
 async function publishAll(ctx: Context<UpSettings>, target: PublishTarget, platform: string | undefined): Promise<Published[]> {
   const siblings = new AbortController();
   const stopSiblings = () => siblings.abort();
   ctx.signal.addEventListener('abort', stopSiblings, { once: true });
-  const run: PublishRun = { ctx, target, platform, signal: siblings.signal, oneAtATime: oneAfterAnother() };
+  const run: PublishRun = { ctx, target, platform, signal: siblings.signal, oneAtATime: oneAfterAnother(), firstAlone: firstAlone() };
   let results: Array<PromiseSettledResult<Published>>;
   try {
     results = await Promise.allSettled(
@@ -264,6 +267,19 @@ function oneAfterAnother(): <T>(fn: () => Promise<T>) => Promise<T> {
     const turn = queue.then(fn);
     queue = turn.catch(() => undefined);
     return turn;
+  };
+}
+
+/** Runs the first function given to it alone; the later ones wait until it has settled, then run at the same time. */
+function firstAlone(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let first: Promise<unknown> | undefined;
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    if (!first) {
+      const turn = fn();
+      first = turn.catch(() => undefined);
+      return turn;
+    }
+    return first.then(fn);
   };
 }
 
@@ -296,9 +312,9 @@ async function ensureInDocker(ctx: Context<UpSettings>, service: ServiceName, re
   return 'built';
 }
 
-async function pushToRegistry({ ctx, oneAtATime }: PublishRun, { service, ref, how, callOpts }: LocalImage): Promise<void> {
+async function pushToRegistry({ ctx, firstAlone }: PublishRun, { service, ref, how, callOpts }: LocalImage): Promise<void> {
   ctx.log.debug(`docker push ${ref}`);
-  await oneAtATime(() =>
+  await firstAlone(() =>
     wrap(`pushing ${ref} failed`, 'check `docker login` for that registry and that it accepts pushes; --verbose shows docker\'s output', () => docker.push(ref, callOpts)),
   );
   ctx.log.info(`${service}: ${ref} ${how === 'built' ? 'built and pushed' : 'pushed (already built)'}`);
