@@ -147,6 +147,21 @@ describe('Istio half of up on a real API server', { skip }, () => {
     assert.deepEqual(await rv(), before, 'no resourceVersion changed');
   });
 
+  it('plan sees a deleted addon ConfigMap as missing (its check lists configmaps by name alone), and up puts it back', async () => {
+    const dashboards = '/api/v1/namespaces/istio-system/configmaps/istio-grafana-dashboards';
+    assert.equal((await api(dashboards, 'DELETE')).status, 200);
+    const plan = await demo.meshdemo(['plan', '--no-app', '--json']);
+    assert.equal(plan.code, 0, plan.stderr);
+    const addons = plan.events().at(-1).steps.find((s: { id: string }) => s.id === 'addons');
+    assert.equal(addons.satisfied, false);
+    assert.match(addons.detail, /^1 of \d+ addon objects missing$/);
+    const r = await up();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await api(dashboards)).status, 200, 'the ConfigMap is back');
+    const again = await demo.meshdemo(['plan', '--no-app', '--json']);
+    assert.equal(again.events().at(-1).steps.find((s: { id: string }) => s.id === 'addons').satisfied, true);
+  });
+
   it('expose kiali prints the URL; a taken node port names the Service holding it; out of range is refused before any change', async () => {
     const r = await runMeshdemo(['--kubeconfig', demo.kubeconfig, 'expose', 'kiali']);
     assert.equal(r.code, 0, r.stderr);

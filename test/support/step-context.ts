@@ -40,7 +40,15 @@ export class InMemoryKube extends KubeClient {
   }
 
   override async list<T extends KubeObject = KubeObject>(apiVersion: string, kind: string, opts: { namespace?: string } = {}): Promise<T[]> {
-    return this.objects.filter((o): o is T => o.apiVersion === apiVersion && o.kind === kind && (!opts.namespace || o.metadata.namespace === opts.namespace));
+    return this.listed(apiVersion, kind, opts) as T[];
+  }
+
+  override async listNames(apiVersion: string, kind: string, opts: { namespace?: string } = {}): Promise<string[]> {
+    return this.listed(apiVersion, kind, opts).map((o) => o.metadata.name);
+  }
+
+  private listed(apiVersion: string, kind: string, opts: { namespace?: string }): KubeObject[] {
+    return this.objects.filter((o) => o.apiVersion === apiVersion && o.kind === kind && (!opts.namespace || o.metadata.namespace === opts.namespace));
   }
 
   override async create<T extends KubeObject = KubeObject>(obj: KubeObject): Promise<T> {
