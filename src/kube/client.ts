@@ -308,8 +308,9 @@ export class KubeClient {
   async listNames(apiVersion: string, kind: string, opts: { namespace?: string } = {}): Promise<string[]> {
     const r = await this.resourceFor(apiVersion, kind);
     const ns = r.namespaced && opts.namespace ? `/namespaces/${opts.namespace}` : '';
-    const list = await this.request<{ items: Array<{ metadata: { name: string } }> }>('GET', `${this.groupVersionPath(apiVersion)}${ns}/${r.plural}`, { accept: METADATA_LIST });
-    return list.items.map((item) => item.metadata.name);
+    const list = await this.request<{ items: Array<{ metadata: { name: string } }> | null }>('GET', `${this.groupVersionPath(apiVersion)}${ns}/${r.plural}`, { accept: METADATA_LIST });
+    // an empty PartialObjectMetadataList comes with "items": null
+    return (list.items ?? []).map((item) => item.metadata.name);
   }
 
   /** Server-side apply with field manager "meshdemo" (conflicts forced, as a single owner of these fields). */

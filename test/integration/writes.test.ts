@@ -54,4 +54,12 @@ describe('applyAll on a real API server', { skip, timeout: 300_000 }, () => {
     assert.deepEqual(recordedAtRejection, ['cm-1'], 'item 1, in flight, was applied and recorded before applyAll rejected');
     assert.deepEqual(recorded, ['cm-1'], 'nothing was applied or recorded after applyAll rejected');
   });
+
+  it('listNames: the names a full list has, and none (not a crash) for a kind with no objects', async () => {
+    // an empty PartialObjectMetadataList comes as "items": null; no PodTemplate exists here
+    assert.deepEqual(await kube.listNames('v1', 'PodTemplate', { namespace: NS }), []);
+    const full = (await kube.list('v1', 'ConfigMap', { namespace: NS })).map((o) => o.metadata.name).sort();
+    assert.ok(full.length > 0, 'the first test left ConfigMaps here');
+    assert.deepEqual((await kube.listNames('v1', 'ConfigMap', { namespace: NS })).sort(), full);
+  });
 });
