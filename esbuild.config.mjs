@@ -2,13 +2,14 @@
 // `npm run build`). Node 20 loads an ES module graph one file at a time (resolve, read, compile, link), and a no-op
 // `up` loaded about 70 of meshdemo's files: about 40 ms of its 330 ms on the bench machine (bench/RESULTS.md).
 //
-// Two bundles, so that `--help` stays as light as the lazy boundaries of src/cli.ts and src/commands/ made it:
+// So that `--help` stays as light as the lazy boundaries of src/cli.ts and src/commands/ made it:
 //   meshdemo.js     src/cli.ts and every command's definition (arguments, options, help text)
-//   bodies.js       every command's body (src/commands/<name>.run.ts) with all it imports, in one file
-//   <name>.run.js   one line each: the body that a definition's lazyAction(() => import('./<name>.run.js')) loads
+//   <name>.run.js   each command's body (src/commands/<name>.run.ts) with all it imports, in one file: what the
+//                   definition's lazyAction(() => import('./<name>.run.js')) loads
 // The packages stay in node_modules: they load as before (commander at start, the others lazily where imported).
-// The few modules both bundles hold (core/errors, core/names, core/options, core/secrets) have no state that a
-// definition and a body share: a body's errors are caught and reported by its own action() (commands/action.ts).
+// The few modules both meshdemo.js and a body hold (core/errors, core/names, core/options, core/secrets) have no
+// state that a definition and a body share: a body's errors are caught and reported by its own action()
+// (commands/action.ts).
 import fs from 'node:fs';
 import { build } from 'esbuild';
 
