@@ -292,9 +292,7 @@ export class KubeClient {
     kind: string,
     opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
   ): Promise<T[]> {
-    const r = await this.resourceFor(apiVersion, kind);
-    const ns = r.namespaced && opts.namespace ? `/namespaces/${opts.namespace}` : '';
-    const list = await this.request<{ items: T[] }>('GET', `${this.groupVersionPath(apiVersion)}${ns}/${r.plural}`, {
+    const list = await this.request<{ items: T[] }>('GET', await this.listPath(apiVersion, kind, opts.namespace), {
       query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector },
     });
     return list.items.map((item) => ({ ...item, apiVersion, kind }));
@@ -306,11 +304,15 @@ export class KubeClient {
    * answer in that form answers with the full list, which the Accept header allows too.
    */
   async listNames(apiVersion: string, kind: string, opts: { namespace?: string } = {}): Promise<string[]> {
-    const r = await this.resourceFor(apiVersion, kind);
-    const ns = r.namespaced && opts.namespace ? `/namespaces/${opts.namespace}` : '';
-    const list = await this.request<{ items: Array<{ metadata: { name: string } }> | null }>('GET', `${this.groupVersionPath(apiVersion)}${ns}/${r.plural}`, { accept: METADATA_LIST });
+    const list = await this.request<{ items: Array<{ metadata: { name: string } }> | null }>('GET', await this.listPath(apiVersion, kind, opts.namespace), { accept: METADATA_LIST });
     // an empty PartialObjectMetadataList comes with "items": null
     return (list.items ?? []).map((item) => item.metadata.name);
+  }
+
+  /** A kind's collection: in one namespace, or across all of them (or cluster-scoped) without one. */
+  private async listPath(apiVersion: string, kind: string, namespace: string | undefined): Promise<string> {
+    const r = await this.resourceFor(apiVersion, kind);
+    return `${this.groupVersionPath(apiVersion)}${r.namespaced && namespace ? `/namespaces/${namespace}` : ''}/${r.plural}`;
   }
 
   /** Server-side apply with field manager "meshdemo" (conflicts forced, as a single owner of these fields). */
