@@ -20,13 +20,15 @@ export interface DockerEnv {
   dockerHost: string;
   /** 127.0.0.1:<port> */
   registry: string;
+  /** Starts one more registry, empty (none of the blobs pushed to the others), stopped with the rest: 127.0.0.1:<port>. */
+  freshRegistry(): Promise<string>;
   /** e.g. meshdemo-test/node-base:20 (present in the private daemon). */
   baseImage: string;
   /** How long the parts took to come up. */
   timings: { dockerdMs: number; registryMs: number; baseImageMs: number };
   /** Runs the docker CLI against the private daemon. */
   docker(args: string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
-  /** The temp dir holding everything (logs: dockerd.log, registry.log). */
+  /** The temp dir holding everything (logs: dockerd.log, registry.log, registry-N.log). */
   dir: string;
   stop(): Promise<void>;
 }
@@ -152,10 +154,43 @@ export async function startDockerEnv(opts: { baseImage?: string } = {}): Promise
   const sock = path.join(dir, 'docker.sock');
   const dockerHost = `unix://${sock}`;
   const dockerdLog = path.join(dir, 'dockerd.log');
-  const registryLog = path.join(dir, 'registry.log');
   const namespace = `meshdemo-test-${path.basename(dir).slice(4).toLowerCase()}`;
   let dockerd: ChildProcess | undefined;
-  let registry: ChildProcess | undefined;
+  const registries: ChildProcess[] = [];
+
+  /** docker-registry with its own storage under `dir/<name>`, on a free loopback port; answers `127.0.0.1:<port>`. */
+  const startRegistry = async (name: string): Promise<string> => {
+    const port = await freePort();
+    const storage = path.join(dir, name);
+    fs.mkdirSync(storage, { recursive: true });
+    const config = path.join(dir, `${name}.yml`);
+    fs.writeFileSync(
+      config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: warn',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${storage}`,
+        '  delete:',
+        '    enabled: true',
+        'http:',
+        `  addr: 127.0.0.1:${port}`,
+        '',
+      ].join('\n'),
+    );
+    const logFile = path.join(dir, `${name}.log`);
+    const rlog = fs.openSync(logFile, 'a');
+    const child = spawnOwned('docker-registry', ['serve', config], { stdio: ['ignore', rlog, rlog] });
+    registries.push(child);
+    fs.closeSync(rlog);
+    await waitFor('docker-registry', child, logFile, async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(2000) });
+      return res.status === 200;
+    }, 30_000);
+    return `127.0.0.1:${port}`;
+  };
 
   const docker: DockerEnv['docker'] = async (args, o = {}) => {
     const { stdout, stderr } = await pexec('docker', args, {
@@ -179,7 +214,7 @@ export async function startDockerEnv(opts: { baseImage?: string } = {}): Promise
         // the daemon is going away anyway
       }
     }
-    await stopChild(registry, 5000);
+    for (const child of registries) await stopChild(child, 5000);
     await stopChild(dockerd, 20_000);
     // anything dockerd left mounted under the temp dir (overlay layers, shm) must go before rm -rf
     try {
@@ -247,33 +282,7 @@ export async function startDockerEnv(opts: { baseImage?: string } = {}): Promise
     }, 90_000);
     const t1 = Date.now();
 
-    const port = await freePort();
-    const storage = path.join(dir, 'registry');
-    fs.mkdirSync(storage, { recursive: true });
-    const config = path.join(dir, 'registry.yml');
-    fs.writeFileSync(
-      config,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: warn',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: ${storage}`,
-        '  delete:',
-        '    enabled: true',
-        'http:',
-        `  addr: 127.0.0.1:${port}`,
-        '',
-      ].join('\n'),
-    );
-    const rlog = fs.openSync(registryLog, 'a');
-    registry = spawnOwned('docker-registry', ['serve', config], { stdio: ['ignore', rlog, rlog] });
-    fs.closeSync(rlog);
-    await waitFor('docker-registry', registry, registryLog, async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(2000) });
-      return res.status === 200;
-    }, 30_000);
+    const registry = await startRegistry('registry');
     const t2 = Date.now();
 
     const baseImage = opts.baseImage ?? 'meshdemo-test/node-base:20';
@@ -282,7 +291,8 @@ export async function startDockerEnv(opts: { baseImage?: string } = {}): Promise
 
     return {
       dockerHost,
-      registry: `127.0.0.1:${port}`,
+      registry,
+      freshRegistry: () => startRegistry(`registry-${registries.length + 1}`),
       baseImage,
       timings: { dockerdMs: t1 - t0, registryMs: t2 - t1, baseImageMs: t3 - t2 },
       docker,
