@@ -320,7 +320,7 @@ export class ClusterLock {
           const outcome = await Promise.race([this.renewOnce(kube, limit), sleep(limit, 'no answer' as const, { signal: timer.signal })]);
           if (stop.aborted) return;
           if (outcome === 'no answer') {
-            lastError = new Error(`a renewal got no answer within ${Math.round(limit / 1000)}s`);
+            lastError = new Error(`a renewal got no answer within ${limit >= 1000 ? `${Math.round(limit / 1000)}s` : `${Math.round(limit)}ms`}`);
             this.opts.log.debug(`renewing the lock: ${(lastError as Error).message} (retrying)`);
             continue;
           }
