@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
 import type net from 'node:net';
-import { renderDestinationRule, renderVirtualService, renderPeerAuthentication, describeScenarios, baseGatewayVirtualService } from '../../src/demo/scenarios.js';
-import { parseChaosArgs, delayedShare } from '../../src/demo/chaos.js';
+import { renderDestinationRule, renderVirtualService, renderPeerAuthentication, describeScenarios, baseGatewayVirtualService, type ScenarioState } from '../../src/demo/scenarios.js';
+import { parseChaosArgs, delayedShare, timeoutChecks } from '../../src/demo/chaos.js';
 import { shareCheck, versionCounts } from '../../src/demo/scenario-verify.js';
 import { versionShares } from '../../src/demo/traffic.js';
 import { UsageError } from '../../src/core/errors.js';
@@ -85,6 +85,16 @@ describe('scenario objects', () => {
     assert.equal(shareCheck('v2', 20, 0, 0).ok, false);
     // 10% are that slow anyway: 55% slow with the delay means 50% delayed
     assert.equal(delayedShare('1s', 50, { slower: 10, sent: 100 }, { slower: 550, sent: 1000 }).measuredPercent, 50);
+  });
+
+  it('timeout checks: one order answered later than the timeout fails; with a longer delay behind the route, the 504 share is checked against it', () => {
+    const delayed: ScenarioState = { services: { 'micro-pay': { chaos: { delay: { fixedDelay: '2s', percent: 50 } } } } };
+    const cut = { slower: 0, sent: 100, errorKinds: { 'HTTP 504': 2 }, errorMessages: { 'micro-order answered HTTP 504': 48 } };
+    assert.deepEqual(timeoutChecks('1s', 1000, 'micro-order', delayed, cut).map((c) => [c.label, c.ok]), [['answered within 1s', true], ['timed out (1s)', true]]);
+    const late = { slower: 1, sent: 100, errorKinds: {}, errorMessages: {} };
+    assert.deepEqual(timeoutChecks('1s', 1000, 'micro-order', delayed, late).map((c) => [c.label, c.ok]), [['answered within 1s', false], ['timed out (1s)', false]]);
+    // a delay shorter than the timeout is not cut: only the first check applies
+    assert.deepEqual(timeoutChecks('3s', 3000, 'micro-order', delayed, late).map((c) => c.label), ['answered within 3s']);
   });
 });
 
